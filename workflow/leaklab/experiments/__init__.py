@@ -1,0 +1,72 @@
+"""The leak reproductions: one module per experiment, each run as its own process.
+
+Every experiment module defines ``VARIANTS``, ``BASELINE`` (the variant others are
+compared with), ``UNIT`` (what one unit of work is), ``KEY_METRICS`` (what its
+figures show besides RSS) and ``run(variant, params, workdir)``, and ends with
+``main = cli(run, VARIANTS)`` so ``python -m leaklab.experiments.<name>`` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from leaklab import marks
+
+NAMES = ("rocksdb_merge", "dict_shrink", "duckdb_load", "fd_leak")
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    module: str
+    variants: tuple[str, ...]
+    baseline: str
+    unit: str
+    key_metrics: tuple[str, ...]
+
+    def check_variant(self, variant: str) -> None:
+        if variant not in self.variants:
+            raise ValueError(
+                f"unknown variant {variant!r} for experiment {self.name!r}; "
+                f"allowed: {', '.join(self.variants)}"
+            )
+
+
+def names() -> tuple[str, ...]:
+    return NAMES
+
+
+def get(name: str) -> Spec:
+    if name not in NAMES:
+        raise ValueError(f"unknown experiment {name!r}; allowed: {', '.join(NAMES)}")
+    module = importlib.import_module(f"leaklab.experiments.{name}")
+    return Spec(
+        name=name,
+        module=module.__name__,
+        variants=tuple(module.VARIANTS),
+        baseline=module.BASELINE,
+        unit=module.UNIT,
+        key_metrics=tuple(module.KEY_METRICS),
+    )
+
+
+def cli(run: Callable[[str, dict, Path], None], variants: tuple[str, ...]) -> Callable[[list[str] | None], None]:
+    """Build the ``main`` of an experiment module: parse args, run, write the end mark."""
+
+    def main(argv: list[str] | None = None) -> None:
+        parser = argparse.ArgumentParser(description=run.__module__ + ": " + (run.__doc__ or "").strip().splitlines()[0])
+        parser.add_argument("--variant", required=True, choices=variants)
+        parser.add_argument("--params", default="{}", help="parameters as JSON (see config.yaml)")
+        parser.add_argument("--workdir", type=Path, default=Path("."))
+        args = parser.parse_args(argv)
+        marks.start_tracing_if_asked()
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        run(args.variant, json.loads(args.params), args.workdir)
+        marks.finish()
+
+    return main

@@ -1,0 +1,134 @@
+"""``duckdb_load``: create, load and drop tables at a fixed rate in an in-memory DuckDB.
+
+After rkennedy-mode/duckdb-leak-reproduction (DuckDB 0.3.2 JDBC, duckdb#3291: old
+catalog entries were never freed; fixed in 0.3.3 by PR #3323).  A pool of worker
+threads takes table tasks submitted at a fixed rate; each task takes its own cursor,
+creates ``T%09d (id BIGINT, message VARCHAR)``, loads ``rows`` rows (``load_on``) or
+none (``load_off``), checks the count and drops the oldest tables beyond
+``resident_tables``.  The original used a JDBC appender; here the rows are generated
+inside DuckDB (``INSERT ... SELECT ... FROM range(n)``), which writes the same data
+through the same storage path without a Python loop per row.
+
+One unit = one second.  Each second's mark records the tables created and dropped,
+the task rate achieved and DuckDB's own memory accounting (``duckdb_memory()``,
+DuckDB >= 0.10) where the version has it.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from leaklab.experiments import cli
+from leaklab.marks import mark
+
+VARIANTS = ("load_on", "load_off")
+BASELINE = "load_off"
+UNIT = "second"
+KEY_METRICS = ("duckdb_memory_bytes", "tables_resident")
+DEFAULTS = {"duration": "PT30S", "tables_per_second": 5, "threads": 4, "rows": 10_000, "resident_tables": 100}
+
+_ISO_DURATION = re.compile(
+    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Seconds from a number or an ISO-8601 duration (``PT1M``, ``PT1H``), as
+    ``java.time.Duration.parse`` accepted in the original."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError(f"duration must be positive, got {value!r}")
+        return float(value)
+    match = _ISO_DURATION.match(str(value).strip().upper())
+    if not match or not any(match.groupdict().values()) or str(value).upper().endswith("T"):
+        raise ValueError(f"duration {value!r} is neither seconds nor ISO-8601 like PT30S, PT1M, PT1H")
+    parts = {k: float(v or 0) for k, v in match.groupdict().items()}
+    seconds = parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
+    if seconds <= 0:
+        raise ValueError(f"duration {value!r} must be longer than zero")
+    return seconds
+
+
+def duckdb_memory_bytes(con) -> int | None:
+    """Sum of ``duckdb_memory()``'s memory_usage_bytes; None before DuckDB 0.10."""
+    try:
+        return int(con.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()[0])
+    except Exception:  # older versions have no such function
+        return None
+
+
+class TableLoader:
+    """The task body and its shared bookkeeping (the oldest-table queue)."""
+
+    def __init__(self, con, rows: int, resident: int):
+        self.con, self.rows, self.resident = con, rows, resident
+        self.lock = threading.Lock()
+        self.live: collections.deque[str] = collections.deque()
+        self.created = self.dropped = self.failed = 0
+
+    def task(self, number: int) -> None:
+        cur = self.con.cursor()
+        try:
+            name = f"T{number:09d}"
+            cur.execute(f"CREATE TABLE {name} (id BIGINT, message VARCHAR)")
+            if self.rows:
+                cur.execute(
+                    f"INSERT INTO {name} SELECT i, printf('Hello, %09d!', i) FROM range({self.rows}) t(i)"
+                )
+            count = cur.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            if count != self.rows:
+                raise RuntimeError(f"{name}: {count} rows, expected {self.rows}")
+            with self.lock:
+                self.live.append(name)
+                self.created += 1
+                doomed = [self.live.popleft() for _ in range(max(0, len(self.live) - self.resident))]
+            for old in doomed:
+                cur.execute(f"DROP TABLE IF EXISTS {old}")
+                with self.lock:
+                    self.dropped += 1
+        except Exception:
+            with self.lock:
+                self.failed += 1
+            raise
+        finally:
+            cur.close()
+
+
+def run(variant: str, params: dict, workdir: Path) -> None:
+    """Submit table tasks at a fixed rate for ``duration``; mark every second."""
+    import duckdb
+
+    p = {**DEFAULTS, **params}
+    duration = parse_duration(p["duration"])
+    rate = float(p["tables_per_second"])
+    con = duckdb.connect(":memory:")
+    loader = TableLoader(con, int(p["rows"]) if variant == "load_on" else 0, int(p["resident_tables"]))
+    mark(0, "start", tables_resident=0, duckdb_memory_bytes=duckdb_memory_bytes(con))
+    start = time.monotonic()
+    submitted, second, last_created = 0, 1, 0
+    with ThreadPoolExecutor(max_workers=int(p["threads"])) as pool:
+        while (now := time.monotonic() - start) < duration:
+            while submitted < rate * now:
+                pool.submit(loader.task, submitted)
+                submitted += 1
+            if now >= second:
+                with loader.lock:
+                    created, dropped, failed, resident = loader.created, loader.dropped, loader.failed, len(loader.live)
+                mark(second, "unit", tables_created=created, tables_dropped=dropped, tasks_failed=failed,
+                     tables_resident=resident, tasks_per_second=created - last_created,
+                     tasks_queued=submitted - created - failed, duckdb_memory_bytes=duckdb_memory_bytes(con))
+                last_created = created
+                second += 1
+            time.sleep(min(1.0 / rate, 0.05))
+    con.close()
+
+
+main = cli(run, VARIANTS)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""Run one experiment variant as its own process, watched by the sampler.
+
+    python -m leaklab.runner --experiment fd_leak --variant leak --outdir /tmp/run
+
+Writes into ``outdir``: ``samples.parquet`` (outside view), ``marks.parquet`` (inside
+view), ``meta.json`` (status, exit code, wall and CPU seconds, peak RSS, versions,
+parameters, host) and ``run.log`` (the process's stdout and stderr).
+
+A run that fails, crashes, hangs past its time limit or grows past its memory cap is
+stopped and recorded with that status; the runner itself still exits 0 with all its
+outputs written, so one bad run never stops the rest of the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from leaklab import experiments, marks, profilers, sampler
+
+LOG_TAIL_LINES = 20
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of what the experiments measure, for ``meta.json`` and the tables."""
+    import ctypes.util
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in ("duckdb", "faust-streaming-rocksdb", "snakemake"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    out["librocksdb"] = ctypes.util.find_library("rocksdb")
+    return out
+
+
+def host_facts() -> dict:
+    with open("/proc/meminfo") as f:
+        mem_total = int(f.readline().split()[1]) * 1024
+    return {
+        "hostname": socket.gethostname(),
+        "kernel": platform.release(),
+        "cpus": os.cpu_count(),
+        "mem_total_bytes": mem_total,
+    }
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Kill the whole process group (profilers and their children included)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _status(returncode: int, stopped_for: str | None) -> str:
+    if stopped_for:
+        return stopped_for
+    if returncode == 0:
+        return "ok"
+    return "crashed" if returncode < 0 else "failed"
+
+
+def _read_marks(path: Path) -> pd.DataFrame:
+    rows = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut short by a kill
+                continue
+    frame = pd.DataFrame(rows)
+    for column in ("t", "unit", "phase"):
+        if column not in frame:
+            frame[column] = pd.Series(dtype="float64" if column != "phase" else "object")
+    frame["unit"] = frame["unit"].astype("Int64")
+    return frame
+
+
+def run(
+    experiment: str,
+    variant: str,
+    outdir: Path,
+    params: dict | None = None,
+    profiler: str = "plain",
+    replicate: int = 1,
+    interval_s: float = 0.05,
+    timeout_s: float = 600.0,
+    mem_cap_bytes: int | None = None,
+    smaps: bool = True,
+    profiler_settings: dict | None = None,
+) -> dict:
+    """Run one variant to completion (or until stopped) and write the run directory."""
+    spec = experiments.get(experiment)
+    spec.check_variant(variant)
+    outdir = Path(outdir).resolve()
+    outdir.mkdir(parents=True, exist_ok=True)
+    workdir = outdir / "work"
+    workdir.mkdir(exist_ok=True)
+    marks_path = outdir / "marks.jsonl"
+    marks_path.unlink(missing_ok=True)
+    params = params or {}
+
+    ready_r, ready_w = os.pipe()
+    release_r, release_w = os.pipe()
+    t0 = time.monotonic()
+    env = dict(os.environ)
+    env.update({
+        marks.MARKS_ENV: str(marks_path),
+        marks.T0_ENV: repr(t0),
+        marks.SYNC_ENV: f"{ready_w},{release_r}",
+        "PYTHONUNBUFFERED": "1",
+    })
+    cmd = [
+        sys.executable, "-m", spec.module, "--variant", variant,
+        "--params", json.dumps(params), "--workdir", str(workdir),
+    ]
+    cmd, env = profilers.load(profiler).wrap(cmd, env, outdir, profiler_settings or {})
+
+    rows: list[dict] = []
+    stopped_for = None
+    cpu_before = _children_cpu_s()
+    with open(outdir / "run.log", "wb") as log:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            pass_fds=(ready_w, release_r), start_new_session=True,
+        )
+        os.close(ready_w)
+        os.close(release_r)
+        deadline = t0 + timeout_s
+        while proc.poll() is None:
+            ready, _, _ = select.select([ready_r], [], [], interval_s)
+            final = bool(ready)
+            row = sampler.sample(proc.pid, time.monotonic() - t0, smaps=smaps, final=final)
+            if row is not None:
+                rows.append(row)
+            if final and os.read(ready_r, 1):
+                try:
+                    os.write(release_w, b"x")
+                except BrokenPipeError:
+                    pass
+            if mem_cap_bytes and row and row["rss_bytes"] > mem_cap_bytes:
+                stopped_for = "capped"
+            elif time.monotonic() > deadline:
+                stopped_for = "timeout"
+            if stopped_for:
+                _stop(proc)
+                proc.wait()
+                break
+        _stop(proc)  # leftovers of the group, if the main process left any
+    os.close(ready_r)
+    os.close(release_w)
+    wall_s = time.monotonic() - t0
+    cpu_s = _children_cpu_s() - cpu_before
+
+    samples = pd.DataFrame(rows, columns=list(sampler.SAMPLE_COLUMNS))
+    samples.to_parquet(outdir / "samples.parquet", index=False)
+    mark_frame = _read_marks(marks_path)
+    mark_frame.to_parquet(outdir / "marks.parquet", index=False)
+
+    status = _status(proc.returncode, stopped_for)
+    log_lines = (outdir / "run.log").read_text(errors="replace").splitlines()
+    meta = {
+        "experiment": experiment,
+        "variant": variant,
+        "profiler": profiler,
+        "replicate": replicate,
+        "status": status,
+        "exit_code": proc.returncode,
+        "wall_s": round(wall_s, 3),
+        "cpu_s": round(cpu_s, 3),
+        "peak_rss_bytes": int(max([0, *samples["rss_bytes"], *samples["vmhwm_bytes"]])),
+        "n_samples": len(samples),
+        "n_units": int(mark_frame["unit"].max()) if mark_frame["unit"].notna().any() else 0,
+        "unit": spec.unit,
+        "interval_s": interval_s,
+        "timeout_s": timeout_s,
+        "mem_cap_bytes": mem_cap_bytes,
+        "params": params,
+        "command": cmd,
+        "versions": library_versions(),
+        "host": host_facts(),
+        "log_tail": log_lines[-LOG_TAIL_LINES:] if status != "ok" else [],
+    }
+    (outdir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m leaklab.runner",
+        description="Run one leak reproduction variant under the sampler and write its run directory.",
+    )
+    parser.add_argument("--experiment", required=True, choices=experiments.names())
+    parser.add_argument("--variant", required=True, help="variant id, e.g. capi-real (see README)")
+    parser.add_argument("--outdir", required=True, type=Path)
+    parser.add_argument("--params", default="{}", help="experiment parameters as JSON")
+    parser.add_argument("--profiler", default="plain", choices=profilers.PROFILERS)
+    parser.add_argument("--replicate", type=int, default=1)
+    parser.add_argument("--interval", type=float, default=0.05, help="sampling interval, seconds")
+    parser.add_argument("--timeout", type=float, default=600.0, help="time limit, seconds")
+    parser.add_argument("--mem-cap", type=int, default=None, help="RSS cap in bytes")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    meta = run(
+        args.experiment, args.variant, args.outdir, json.loads(args.params),
+        profiler=args.profiler, replicate=args.replicate, interval_s=args.interval,
+        timeout_s=args.timeout, mem_cap_bytes=args.mem_cap,
+    )
+    print(f"{args.experiment}/{args.variant}: {meta['status']} in {meta['wall_s']:.1f} s, "
+          f"{meta['n_units']} {meta['unit']}(s), peak RSS {meta['peak_rss_bytes'] / 2**20:.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The outside view: read ``/proc/<pid>`` of a process tree at a fixed interval.
+
+Snakemake's ``benchmark:`` polls every 0.5 s, then every 30 s, and never at exit; a leak
+of a few MB per second needs finer and steadier samples.  The sampler runs in the
+runner, not in the measured process, so all it costs the measured process is the
+kernel work of answering ``/proc`` reads (``smaps_rollup`` briefly takes its mmap lock);
+``leaklab.bench`` measures that cost.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+SAMPLE_COLUMNS = (
+    "t", "pids", "rss_bytes", "pss_bytes", "uss_bytes", "vmhwm_bytes",
+    "threads", "fds", "deleted_fds", "final",
+)
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every live descendant, through ``/proc/<pid>/task/*/children``."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                children = Path(f"/proc/{p}/task/{tid}/children").read_text().split()
+            except OSError:
+                continue
+            todo.extend(int(c) for c in children)
+    return found
+
+
+def _status(pid: int) -> dict[str, int]:
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(rest.split()[0]) * 1024
+            elif key == "Threads":
+                out[key] = int(rest)
+    return out
+
+
+def _smaps_rollup(pid: int) -> dict[str, int]:
+    out = {"Pss": 0, "Private": 0}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key == "Pss":
+                out["Pss"] = int(rest.split()[0]) * 1024
+            elif key in ("Private_Clean", "Private_Dirty"):
+                out["Private"] += int(rest.split()[0]) * 1024
+    return out
+
+
+def fd_counts(pid: int) -> tuple[int, int]:
+    """Open fds and those whose target was deleted (``lsof`` shows ``(deleted)``)."""
+    fd_dir = f"/proc/{pid}/fd"
+    names = os.listdir(fd_dir)
+    deleted = 0
+    for name in names:
+        try:
+            if os.readlink(f"{fd_dir}/{name}").endswith(" (deleted)"):
+                deleted += 1
+        except OSError:
+            pass
+    return len(names), deleted
+
+
+def sample(pid: int, t: float, smaps: bool = True, final: bool = False) -> dict | None:
+    """One sample of the tree rooted at ``pid``: sums over its processes.
+
+    Returns None when the root is gone (a process that exits mid-read is skipped).
+    """
+    row = dict.fromkeys(SAMPLE_COLUMNS, 0)
+    row.update(t=t, final=final)
+    pids = descendants(pid)
+    for p in pids:
+        try:
+            status = _status(p)
+            if "VmRSS" not in status:  # a zombie or kernel thread: nothing mapped
+                continue
+            rollup = _smaps_rollup(p) if smaps else {"Pss": 0, "Private": 0}
+            fds, deleted = fd_counts(p)
+        except OSError:
+            if p == pid:
+                return None
+            continue
+        row["pids"] += 1
+        row["rss_bytes"] += status["VmRSS"]
+        row["vmhwm_bytes"] = max(row["vmhwm_bytes"], status.get("VmHWM", 0))
+        row["threads"] += status.get("Threads", 0)
+        row["pss_bytes"] += rollup["Pss"]
+        row["uss_bytes"] += rollup["Private"]
+        row["fds"] += fds
+        row["deleted_fds"] += deleted
+    return row if row["pids"] else None
