@@ -2,7 +2,8 @@
 
 Every experiment module defines ``VARIANTS``, ``BASELINE`` (the variant others are
 compared with), ``UNIT`` (what one unit of work is), ``KEY_METRICS`` (what its
-figures show besides RSS) and ``run(variant, params, workdir)``, and ends with
+figures show besides RSS), optionally ``RELEASES`` (every unit ends by
+handing its memory back, so what stays is retention) and ``run(variant, params, workdir)``, and ends with
 ``main = cli(run, VARIANTS)`` so ``python -m leaklab.experiments.<name>`` runs it.
 """
 
@@ -28,6 +29,7 @@ class Spec:
     baseline: str
     unit: str
     key_metrics: tuple[str, ...]
+    releases: bool
 
     def check_variant(self, variant: str) -> None:
         if variant not in self.variants:
@@ -52,6 +54,7 @@ def get(name: str) -> Spec:
         baseline=module.BASELINE,
         unit=module.UNIT,
         key_metrics=tuple(module.KEY_METRICS),
+        releases=getattr(module, "RELEASES", False),
     )
 
 

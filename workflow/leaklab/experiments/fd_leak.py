@@ -93,6 +93,7 @@ def run(variant: str, params: dict, workdir: Path) -> None:
     root.mkdir(parents=True)
     store, lock_fd = open_storage(root, 0)
     held: list[int] = []
+    mark(0, "start", open_fds=fd_census()[0], next_fd=next_fd(), **meminfo_slab(), **slab_caches())
     for rotation in range(1, int(p["rotations"]) + 1):
         fds, deleted = fd_census()
         if fds + int(p["fd_headroom"]) >= soft_limit:

@@ -1,0 +1,46 @@
+# leaklab entry points. `make run` and `make test` install what is missing first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+APT_PACKAGES := valgrind heaptrack libjemalloc2 libjemalloc-dev librocksdb-dev lsof
+SNAKEMAKE := $(VENV)/bin/snakemake
+
+.PHONY: help setup apt venv run test bench lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: apt venv  ## install system packages (as root) and the pinned virtualenv
+
+apt:  ## install the Debian packages the profilers and experiments use, when missing
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(VENV)/.installed  ## the virtualenv with pinned Python packages
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: leaklab needs Python 3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.lock
+	$(VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+run: setup  ## run the whole default pipeline (snakemake --cores 4)
+	$(SNAKEMAKE) --cores 4
+
+test: setup  ## run the whole test suite (real profilers, RocksDB, DuckDB, Snakemake)
+	$(VENV)/bin/python -m pytest -v -rs tests
+
+bench: setup  ## sampler overhead and pipeline wall time (figures for the README)
+	$(VENV)/bin/python -m leaklab.bench
+
+lint: setup  ## snakemake --lint
+	$(SNAKEMAKE) --lint
+
+clean:  ## remove generated results (keeps the virtualenv)
+	rm -rf results .snakemake

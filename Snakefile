@@ -1,0 +1,22 @@
+# leaklab: prove, measure and explain memory leaks in long-running processes.
+# Run: snakemake --cores 4   (settings in profiles/default/ load automatically)
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/fixtures.smk"
+include: "workflow/rules/run.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/plots.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,123 @@
+"""Tidy tables from run directories, written to DuckDB and CSV.
+
+Readers (``read_run``) are separate from the analysis (``leaklab.growth``) and from
+the writers (``write_duckdb``, ``write_csv``).  A run directory that cannot be read
+is recorded as a ``parse_error`` run rather than stopping the aggregation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from leaklab import config as leaklab_config
+from leaklab import experiments, growth
+
+TABLES = ("runs", "samples", "marks", "units", "growth", "comparisons")
+RUN_COLUMNS = ["experiment", "variant", "profiler", "replicate", "status", "exit_code",
+               "wall_s", "cpu_s", "peak_rss_bytes", "n_samples", "n_units", "unit"]
+
+
+def read_run(rundir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """A run directory's meta, samples and marks."""
+    rundir = Path(rundir)
+    meta = json.loads((rundir / "meta.json").read_text())
+    samples = pd.read_parquet(rundir / "samples.parquet")
+    marks = pd.read_parquet(rundir / "marks.parquet")
+    return meta, samples, marks
+
+
+def _keyed(frame: pd.DataFrame, meta: dict) -> pd.DataFrame:
+    keys = {k: meta[k] for k in growth.RUN_KEYS}
+    return frame.assign(**keys)[[*growth.RUN_KEYS, *frame.columns]]
+
+
+def _long_marks(marks: pd.DataFrame) -> pd.DataFrame:
+    value_columns = [c for c in marks.columns if c not in ("t", "unit", "phase")
+                     and pd.api.types.is_numeric_dtype(marks[c])]
+    long = marks.melt(id_vars=["t", "unit", "phase"], value_vars=value_columns,
+                      var_name="metric", value_name="value")
+    return long.dropna(subset=["value"])
+
+
+def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
+    """Every table, from the run directories the workflow produced."""
+    runs, samples, marks, units, per_run = [], [], [], [], []
+    for rundir in run_dirs:
+        try:
+            meta, run_samples, run_marks = read_run(rundir)
+        except (OSError, ValueError, KeyError) as err:
+            parts = Path(rundir).parts
+            runs.append({"experiment": parts[-4], "variant": parts[-3], "profiler": parts[-2],
+                         "replicate": int(parts[-1].removeprefix("rep")), "status": "parse_error",
+                         "error": f"{type(err).__name__}: {err}"})
+            continue
+        runs.append({k: meta.get(k) for k in RUN_COLUMNS})
+        samples.append(_keyed(run_samples, meta))
+        marks.append(_keyed(_long_marks(run_marks), meta))
+        spec = experiments.get(meta["experiment"])
+        series = growth.unit_series(run_samples, run_marks)
+        metric_names = [*leaklab_config.thresholds(config, meta["experiment"]), *spec.key_metrics]
+        present = [m for m in metric_names if m in series]
+        units.append(_keyed(series.melt(id_vars=["unit", "t"], value_vars=list(dict.fromkeys(present)),
+                                        var_name="metric", value_name="value").dropna(subset=["value"]), meta))
+        warmup = config["experiments"].get(meta["experiment"], {}).get("warmup_units", 1)
+        judged = [m for m in present if m in leaklab_config.thresholds(config, meta["experiment"])]
+        for row in growth.run_growth(series, judged, warmup, spec.releases):
+            per_run.append({**{k: meta[k] for k in growth.RUN_KEYS}, "unit": spec.unit, **row})
+
+    tables = {
+        "runs": pd.DataFrame(runs),
+        "samples": pd.concat(samples, ignore_index=True) if samples else pd.DataFrame(),
+        "marks": pd.concat(marks, ignore_index=True) if marks else pd.DataFrame(),
+        "units": pd.concat(units, ignore_index=True) if units else pd.DataFrame(),
+    }
+    tables["growth"] = growth_table(pd.DataFrame(per_run), config)
+    baselines = {name: experiments.get(name).baseline for name in config["experiments"]}
+    tables["comparisons"] = growth.comparisons(tables["growth"], baselines) if len(tables["growth"]) else pd.DataFrame()
+    return tables
+
+
+def growth_table(per_run: pd.DataFrame, config: dict) -> pd.DataFrame:
+    """Pooled growth per experiment x variant x profiler x metric, with its first verdict."""
+    if per_run.empty:
+        return pd.DataFrame()
+    pooled = growth.pool(per_run)
+    relative = config["verdict"].get("min_relative_growth", 0.05)
+    pooled["verdict"] = [
+        growth.verdict(row.growth_per_unit, row.retained, row.level, int(row.n_units),
+                       leaklab_config.thresholds(config, row.experiment)[row.metric], relative, row.metric)
+        for row in pooled.itertuples()
+    ]
+    return pooled
+
+
+def write_csv(tables: dict[str, pd.DataFrame], directory: Path) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        frame.to_csv(directory / f"{name}.csv", index=False)
+
+
+def write_duckdb(tables: dict[str, pd.DataFrame], path: Path) -> None:
+    """Write every table into a fresh DuckDB file, replacing the old one only when complete."""
+    import duckdb
+
+    path = Path(path)
+    partial = path.with_suffix(".partial.duckdb")
+    partial.unlink(missing_ok=True)
+    con = duckdb.connect(str(partial))
+    try:
+        for name, frame in tables.items():
+            if frame.empty and not len(frame.columns):
+                con.execute(f"CREATE TABLE {name} (empty BOOLEAN)")
+                continue
+            con.register("frame", frame)
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+            con.unregister("frame")
+    finally:
+        con.close()
+    os.replace(partial, path)

@@ -1,0 +1,20 @@
+rule aggregate:
+    """Tidy tables from every run: results/leaklab.duckdb and results/tables/*.csv."""
+    input:
+        meta=run_outputs("meta.json"),
+        samples=run_outputs("samples.parquet"),
+        marks=run_outputs("marks.parquet"),
+    output:
+        db="results/leaklab.duckdb",
+        tables=report(
+            expand("results/tables/{table}.csv", table=TABLES),
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+    log:
+        "results/logs/aggregate.log",
+    resources:
+        mem_mb=2048,
+        runtime=10,
+    script:
+        "../scripts/aggregate.py"

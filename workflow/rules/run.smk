@@ -1,0 +1,27 @@
+rule run_experiment:
+    """One variant, one profiler, one replicate: samples, marks and meta of the run.
+
+    A failing, crashing, hanging or runaway run is stopped and recorded in meta.json;
+    the job itself succeeds so that the other runs and the aggregation go on.
+    """
+    input:
+        unpack(run_inputs),
+    output:
+        meta=f"{RUN_DIR}/meta.json",
+        samples=f"{RUN_DIR}/samples.parquet",
+        marks=f"{RUN_DIR}/marks.parquet",
+    params:
+        settings=run_params,
+        sampler=config["sampler"],
+        limits=config["limits"],
+    log:
+        # the runner's own messages; the measured process's output is run.log in the run directory
+        "results/logs/run/{experiment}/{variant}/{profiler}/rep{replicate}.log",
+    threads: 2
+    resources:
+        # one measurement at a time (profiles/default sets measure=1) so runs do not disturb each other
+        measure=1,
+        mem_mb=lambda wildcards: config["limits"]["mem_cap_mb"] + 512,
+        runtime=lambda wildcards: int(config["limits"]["timeout_s"] // 60) + 5,
+    script:
+        "../scripts/run_experiment.py"

@@ -1,0 +1,19 @@
+"""Snakemake entry point: run one variant under one profiler (see leaklab.runner)."""
+
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+
+from leaklab import runner  # noqa: E402
+
+w = snakemake.wildcards  # noqa: F821
+params = snakemake.params  # noqa: F821
+meta = runner.run(
+    w.experiment, w.variant, Path(snakemake.output.meta).parent,  # noqa: F821
+    params=params.settings, profiler=w.profiler, replicate=int(w.replicate),
+    interval_s=params.sampler["interval_s"], smaps=params.sampler["smaps"],
+    timeout_s=params.limits["timeout_s"], mem_cap_bytes=params.limits["mem_cap_mb"] * 2**20,
+)
+print(f"{w.experiment}/{w.variant}/{w.profiler}/rep{w.replicate}: {meta['status']}, "
+      f"{meta['wall_s']:.1f} s, {meta['n_units']} {meta['unit']}s", file=sys.stderr)
