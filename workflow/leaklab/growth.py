@@ -24,15 +24,21 @@ MIN_POINTS = 3
 
 
 def unit_series(samples: pd.DataFrame, marks: pd.DataFrame) -> pd.DataFrame:
-    """One row per unit boundary (unit 0 = before the first unit): t, unit and every metric."""
+    """One row per unit boundary (unit 0 = before the first unit): t, unit and every metric.
+
+    A metric the process itself read at the boundary (RSS from ``/proc/self/statm``,
+    its fd census) wins over the sampler's last reading, which can be up to one
+    sampling interval old; the sampler fills in what the process did not record.
+    """
     if marks.empty or "phase" not in marks:
         return pd.DataFrame(columns=["unit", "t"])
-    inside = marks[marks["phase"].isin(BOUNDARY_PHASES) & marks["unit"].notna()]
-    inside = inside.rename(columns={"rss_bytes": "rss_inside_bytes"}).drop(columns="phase")
+    inside = marks[marks["phase"].isin(BOUNDARY_PHASES) & marks["unit"].notna()].drop(columns="phase")
     inside = inside.sort_values("t").drop_duplicates("unit", keep="last")
     if samples.empty:
         return inside.reset_index(drop=True)
-    outside = samples[["t", *OUTSIDE_METRICS]].sort_values("t")
+    outside_only = [m for m in OUTSIDE_METRICS if m not in inside.columns or inside[m].isna().all()]
+    inside = inside.drop(columns=[m for m in outside_only if m in inside.columns])
+    outside = samples[["t", *outside_only]].sort_values("t")
     merged = pd.merge_asof(inside, outside, on="t", direction="backward")
     return merged.sort_values("unit").reset_index(drop=True)
 

@@ -24,9 +24,15 @@ RUN_COLUMNS = ["experiment", "variant", "profiler", "replicate", "status", "exit
 def read_run(rundir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """A run directory's meta, samples and marks."""
     rundir = Path(rundir)
-    meta = json.loads((rundir / "meta.json").read_text())
-    samples = pd.read_parquet(rundir / "samples.parquet")
-    marks = pd.read_parquet(rundir / "marks.parquet")
+    current = rundir / "meta.json"
+    try:
+        meta = json.loads(current.read_text())
+        current = rundir / "samples.parquet"
+        samples = pd.read_parquet(current)
+        current = rundir / "marks.parquet"
+        marks = pd.read_parquet(current)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{current}: {err}") from err
     return meta, samples, marks
 
 
@@ -60,9 +66,9 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
         marks.append(_keyed(_long_marks(run_marks), meta))
         spec = experiments.get(meta["experiment"])
         series = growth.unit_series(run_samples, run_marks)
-        metric_names = [*leaklab_config.thresholds(config, meta["experiment"]), *spec.key_metrics]
+        metric_names = dict.fromkeys([*leaklab_config.thresholds(config, meta["experiment"]), *spec.key_metrics])
         present = [m for m in metric_names if m in series]
-        units.append(_keyed(series.melt(id_vars=["unit", "t"], value_vars=list(dict.fromkeys(present)),
+        units.append(_keyed(series.melt(id_vars=["unit", "t"], value_vars=present,
                                         var_name="metric", value_name="value").dropna(subset=["value"]), meta))
         warmup = config["experiments"].get(meta["experiment"], {}).get("warmup_units", 1)
         judged = [m for m in present if m in leaklab_config.thresholds(config, meta["experiment"])]

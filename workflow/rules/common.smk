@@ -3,11 +3,11 @@ import sys
 
 from snakemake.utils import validate
 
-# The leaklab package lives beside the rules; jobs (local or on a cluster) import it too.
+# The leaklab package lives in workflow/ (installed into the venv by `make setup`, which
+# jobs use); the path lets the workflow be parsed from a bare checkout too.
 PACKAGE_DIR = os.path.abspath(os.path.join(workflow.basedir, "workflow"))
 if PACKAGE_DIR not in sys.path:
     sys.path.insert(0, PACKAGE_DIR)
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_DIR, os.environ.get("PYTHONPATH")]))
 
 import leaklab.config  # noqa: E402
 from leaklab import experiments  # noqa: E402

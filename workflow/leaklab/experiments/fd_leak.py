@@ -93,11 +93,11 @@ def run(variant: str, params: dict, workdir: Path) -> None:
     root.mkdir(parents=True)
     store, lock_fd = open_storage(root, 0)
     held: list[int] = []
-    mark(0, "start", open_fds=fd_census()[0], next_fd=next_fd(), **meminfo_slab(), **slab_caches())
+    mark(0, "start", fds=fd_census()[0], deleted_fds=0, next_fd=next_fd(), **meminfo_slab(), **slab_caches())
     for rotation in range(1, int(p["rotations"]) + 1):
         fds, deleted = fd_census()
         if fds + int(p["fd_headroom"]) >= soft_limit:
-            mark(rotation - 1, "fd_limit", open_fds=fds, fd_soft_limit=soft_limit)
+            mark(rotation - 1, "fd_limit", fds=fds, fd_soft_limit=soft_limit)
             break
         (store / "stats.dat").write_bytes(payload)
         new_store, new_lock_fd = open_storage(root, rotation)
@@ -108,7 +108,7 @@ def run(variant: str, params: dict, workdir: Path) -> None:
         shutil.rmtree(store)
         store, lock_fd = new_store, new_lock_fd
         fds, deleted = fd_census()
-        mark(rotation, "unit", open_fds=fds, deleted_fds_inside=deleted, next_fd=next_fd(),
+        mark(rotation, "unit", fds=fds, deleted_fds=deleted, next_fd=next_fd(),
              **meminfo_slab(), **slab_caches())
         time.sleep(float(p["interval_s"]))
 

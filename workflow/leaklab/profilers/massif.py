@@ -24,6 +24,11 @@ Settings (all optional):
 
 Artifacts: ``massif.out`` (read by :func:`parse_massif`).
 
+Massif takes snapshots only on allocation events, at intervals that widen as the
+run goes on, and none at exit: the ``leaked`` sites come from the last detailed
+snapshot, which can precede exit (and interpreter teardown) by one interval, so
+they can include memory freed at the very end and miss the last few allocations.
+
 This module also holds the frame helpers (:class:`Frame`, :func:`pick_frame`,
 :func:`stack_summary`, :func:`rank_sites`) that ``heaptrack`` and ``jemalloc`` share:
 all three report native stacks and need the same rule for the one frame to show.
@@ -84,16 +89,19 @@ def wrap(cmd: list[str], env: dict[str, str], rundir: Path, settings: dict) -> t
 
 
 def collect(rundir: Path, unit_marks: "pd.DataFrame | None" = None) -> dict[str, "pd.DataFrame"]:
-    """Heap timeline of every snapshot, and the top sites at the peak and at exit."""
+    """Heap timeline of every snapshot; top sites at the peak (the largest snapshot
+    with a tree) and at exit (the last snapshot with a tree)."""
     import pandas as pd
 
     parsed = parse_massif(Path(rundir) / OUT_NAME)
     timeline = massif_timeline(parsed, source="massif", extra_source="massif-extra")
     trees = [snap for snap in parsed["snapshots"] if snap["tree"] is not None]
     frames = []
-    if parsed["peak"] is not None:
-        frames.append(tree_sites(parsed["snapshots"][parsed["peak"]]["tree"], "peak"))
     if trees:
+        # massif refreshes its peak snapshot only when the heap shrinks, so after a
+        # monotonic leak a later detailed snapshot can be larger: take the largest.
+        peak = max(trees, key=lambda snap: (snap["mem_heap_B"], snap["heap_tree"] == "peak"))
+        frames.append(tree_sites(peak["tree"], "peak"))
         frames.append(tree_sites(trees[-1]["tree"], "leaked"))
     top_sites = pd.concat(frames, ignore_index=True) if frames else empty_sites()
     return {"heap_timeline": timeline, "top_sites": top_sites}
@@ -124,6 +132,8 @@ _TREE_LINE = re.compile(r"^( *)n(\d+): (-?\d+) (.*)$")
 _ADDR_FRAME = re.compile(r"^0x[0-9A-Fa-f]+: (.*)$")
 _SEPARATOR = "#-----------"
 _SNAPSHOT_FIELDS = ("time", "mem_heap_B", "mem_heap_extra_B", "mem_stacks_B", "heap_tree")
+_FIELD_KEYS = ("snapshot", *_SNAPSHOT_FIELDS)
+_HEADER_KEYS = ("desc", "cmd", "time_unit")
 
 
 def parse_massif(path: Path | str) -> dict:
@@ -190,13 +200,12 @@ def parse_massif(path: Path | str) -> dict:
             parent.children.append(node)
             stack.append((depth, node))
             continue
-        key, sep, value = line.partition(":") if not line.startswith(("snapshot=",) + tuple(f"{f}=" for f in _SNAPSHOT_FIELDS)) else line.partition("=")
-        if not sep:
-            raise fail(lineno, f"unexpected line {line[:60]!r}")
-        if sep == ":" and key in ("desc", "cmd", "time_unit"):
-            header[key] = value.strip()
-            continue
-        if sep != "=":
+        key, sep, value = line.partition("=")
+        if not sep or key not in _FIELD_KEYS:
+            key, sep, value = line.partition(":")
+            if sep and key in _HEADER_KEYS:
+                header[key] = value.strip()
+                continue
             raise fail(lineno, f"unexpected line {line[:60]!r}")
         try:
             if key == "snapshot":
@@ -286,8 +295,6 @@ def massif_timeline(parsed: dict, source: str, extra_source: str | None = None) 
     Page-level profiles (``--pages-as-heap``) are labelled ``<source>-pages``: those
     bytes are mapped pages, not malloc'd bytes.
     """
-    import pandas as pd
-
     scale = {"ms": 1e-3, "s": 1.0}.get(parsed["time_unit"])
     if scale is None:
         raise ParseError(f"{parsed['path']}: time_unit {parsed['time_unit']!r} cannot be converted "
@@ -314,7 +321,7 @@ def tree_sites(root: Node, kind: str, top_n: int = TOP_N) -> "pd.DataFrame":
     followed until a caller worth naming appears.  Lumps below massif's threshold
     are not sites.
     """
-    sites: list[tuple[list[Frame], int, int | None]] = []
+    sites: list[tuple[list[Frame], int, int | None, int]] = []
     todo: list[tuple[Node, list[Frame]]] = [(child, []) for child in root.children]
     while todo:
         node, path = todo.pop()
@@ -331,7 +338,8 @@ def tree_sites(root: Node, kind: str, top_n: int = TOP_N) -> "pd.DataFrame":
                     break
                 below = max(named, key=lambda c: c.bytes)
                 chain.append(below.frame)
-            sites.append((path + chain, node.bytes, None, len(path) - 1))
+            index = len(path) - 1 if is_informative(node.frame) else pick_frame(path)
+            sites.append((path + chain, node.bytes, None, index))
             continue
         todo.extend((child, path) for child in named_children)
     return rank_sites(sites, kind, top_n)
@@ -372,10 +380,16 @@ _ALLOC_RE = re.compile(
     r"|^_?PyObject_GC_(New|NewVar|Malloc|Calloc|Alloc|Link)$"
     r"|^(pymalloc_\w+|allocate_from_new_pool|new_arena|arena_map_\w+|_PyObject_Arena\w+|gc_alloc"
     r"|PyType_GenericAlloc|_PyType_AllocNoTrack|_PyMem_\w+)$"
+    # glibc malloc's own page requests, seen with --pages-as-heap
+    r"|^(__)?(mmap|mmap64|mremap|munmap|brk|sbrk|__mmap64|__glibc_morecore|sysmalloc\w*|_int_\w+"
+    r"|tcache_init|ptmalloc_init|arena_get2|_int_new_arena|new_heap|alloc_new_heap)$"
 )
 _GLUE_FUNCS = {"_ctypes_callproc", "_call_function_pointer", "PyCFuncPtr_call", "ffi_call_unix64", "ffi_call_int"}
 _GLUE_FILES = {"callproc.c", "_ctypes.c", "ffi64.c", "unix64.S", "ffi.c"}
 _ALLOC_FILES = {"obmalloc.c"}
+_DECORATION = re.compile(
+    r"(<[0-9a-f]{16}>|\[inline\]|@@?[A-Za-z0-9_.]+|\.(localalias|constprop|isra|part|cold|lto_priv)(\.\d+)?)$"
+)
 
 
 def clean_func(name: str) -> str:
@@ -384,12 +398,12 @@ def clean_func(name: str) -> str:
     jeprof appends ``<offset>``, ``[inline]`` and ``@@VERSION``; gcc adds
     ``.constprop.0``/``.isra.0``/``.localalias`` clones.
     """
+    previous = None
     name = name.strip()
-    name = re.sub(r"<[0-9a-f]{16}>$", "", name)
-    name = re.sub(r"\[inline\]$", "", name)
-    name = re.sub(r"@@?[A-Za-z0-9_.]+$", "", name)
-    name = re.sub(r"(\.(localalias|constprop|isra|part|cold|lto_priv)(\.\d+)?)+$", "", name)
-    return name
+    while name != previous:
+        previous = name
+        name = _DECORATION.sub("", name)
+    return name or previous
 
 
 def _file_base(frame: Frame) -> str:

@@ -1,0 +1,78 @@
+"""Configuration errors name the key, the bad value and what is allowed, before any job."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from leaklab import config as leaklab_config
+
+
+@pytest.fixture
+def default_config(root):
+    return yaml.safe_load((root / "config.yaml").read_text())
+
+
+def test_default_config_passes_and_lists_every_run(default_config):
+    leaklab_config.check(default_config)
+    runs = leaklab_config.runs(default_config)
+    assert len(runs) == (5 + 2 + 2 + 2) * default_config["replicates"]
+    assert runs[0].path == "rocksdb_merge/binding-dummy/plain/rep1"
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c["experiments"]["rocksdb_merge"].update(variants=["capi-leaky"]),
+     "experiments.rocksdb_merge.variants: unknown variant 'capi-leaky'; allowed: binding-dummy"),
+    (lambda c: c["experiments"]["duckdb_load"]["params"].update(duration="an hour"),
+     "experiments.duckdb_load.params.duration: duration 'an hour' is neither seconds nor ISO-8601"),
+    (lambda c: c["experiments"]["fd_leak"]["params"].update(rotatoins=5),
+     "experiments.fd_leak.params.rotatoins: unknown parameter; allowed: fd_headroom, interval_s"),
+    (lambda c: c["experiments"]["dict_shrink"]["params"].update(entries=-5),
+     "experiments.dict_shrink.params.entries: -5 must be positive"),
+    (lambda c: c["experiments"]["dict_shrink"].update(warmup_units=4),
+     "experiments.dict_shrink.warmup_units: 4 leaves 1 of 5 cycles"),
+    (lambda c: c["experiments"].update(go_map={"variants": ["x"]}),
+     "experiments.go_map: unknown experiment; allowed: rocksdb_merge, dict_shrink"),
+])
+def test_config_errors_name_key_value_and_allowed(default_config, mutate, message):
+    bad = copy.deepcopy(default_config)
+    mutate(bad)
+    with pytest.raises(leaklab_config.ConfigError) as err:
+        leaklab_config.check(bad)
+    assert message in str(err.value)
+
+
+def test_iso_durations_parse_like_java_duration():
+    from leaklab.experiments.duckdb_load import parse_duration
+
+    assert parse_duration("PT1M") == 60
+    assert parse_duration("PT1H") == 3600
+    assert parse_duration("pt1m30s") == 90
+    assert parse_duration(12) == 12
+    for bad in ("PT", "P", "1M", "PT-1S", 0):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_snakemake_refuses_a_bad_config_before_any_job(root, tmp_path, default_config):
+    bad = copy.deepcopy(default_config)
+    bad["experiments"]["fd_leak"]["variants"] = ["close", "laek"]
+    bad["sampler"]["interval_s"] = 0.0001
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(tmp_path / "bad.yaml")],
+        cwd=root, capture_output=True, text=True,
+    )
+    assert result.returncode != 0
+    assert "interval_s" in result.stderr + result.stdout  # the schema names the key
+    bad["sampler"]["interval_s"] = 0.05
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(tmp_path / "bad.yaml")],
+        cwd=root, capture_output=True, text=True,
+    )
+    assert result.returncode != 0
+    assert "experiments.fd_leak.variants: unknown variant 'laek'; allowed: close, leak" in result.stderr + result.stdout
+    assert not (root / "results" / "runs" / "fd_leak" / "laek").exists()

@@ -1,0 +1,82 @@
+"""The runner records every outcome and always leaves a complete run directory."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from leaklab import runner, tables
+
+MIB = 2**20
+
+
+def outputs_complete(out):
+    for name in ("meta.json", "samples.parquet", "marks.parquet", "run.log"):
+        assert (out / name).exists(), name
+
+
+def test_ok_run_has_samples_marks_meta_and_a_final_sample(tmp_path):
+    meta = runner.run("dict_shrink", "dict", tmp_path, {"entries": 50_000, "cycles": 3}, interval_s=0.01)
+    outputs_complete(tmp_path)
+    assert meta["status"] == "ok" and meta["exit_code"] == 0
+    assert meta["n_units"] == 3 and meta["unit"] == "cycle"
+    assert meta["cpu_s"] > 0 and meta["wall_s"] >= meta["cpu_s"] * 0.5
+    assert meta["versions"]["python"].startswith("3.11")
+    assert meta["versions"]["duckdb"] and meta["host"]["cpus"] >= 1
+    samples = pd.read_parquet(tmp_path / "samples.parquet")
+    assert samples["final"].sum() == 1 and samples["final"].iloc[-1]
+    assert samples["t"].is_monotonic_increasing
+    assert meta["peak_rss_bytes"] >= samples["rss_bytes"].max()
+
+
+def test_a_failing_experiment_is_recorded_with_its_log_tail(tmp_path):
+    meta = runner.run("fd_leak", "leak", tmp_path, {"rotations": "many"})
+    outputs_complete(tmp_path)
+    assert meta["status"] == "failed" and meta["exit_code"] == 1
+    assert any("ValueError" in line for line in meta["log_tail"])
+
+
+def test_a_hanging_experiment_is_stopped_at_its_time_limit(tmp_path):
+    meta = runner.run("duckdb_load", "load_off", tmp_path, {"duration": "PT1H"}, timeout_s=3)
+    outputs_complete(tmp_path)
+    assert meta["status"] == "timeout"
+    assert 3 <= meta["wall_s"] < 10
+    assert meta["n_units"] >= 1  # what it measured before the stop is kept
+    assert len(pd.read_parquet(tmp_path / "samples.parquet")) > 10
+
+
+def test_a_runaway_experiment_is_stopped_at_its_memory_cap(tmp_path):
+    meta = runner.run("dict_shrink", "dict", tmp_path, {"entries": 5_000_000, "cycles": 50},
+                      mem_cap_bytes=150 * MIB, timeout_s=60)
+    assert meta["status"] == "capped"
+    assert meta["peak_rss_bytes"] < 400 * MIB
+
+
+def test_unknown_variant_is_refused_with_the_allowed_ones(tmp_path):
+    with pytest.raises(ValueError, match="allowed: close, leak"):
+        runner.run("fd_leak", "laek", tmp_path)
+
+
+def test_aggregation_records_a_corrupt_run_and_keeps_the_others(tmp_path, root):
+    import yaml
+
+    good = tmp_path / "runs" / "fd_leak" / "leak" / "plain" / "rep1"
+    bad = tmp_path / "runs" / "fd_leak" / "close" / "plain" / "rep1"
+    runner.run("fd_leak", "leak", good, {"rotations": 20, "interval_s": 0.01})
+    runner.run("fd_leak", "close", bad, {"rotations": 20, "interval_s": 0.01})
+    (bad / "samples.parquet").write_bytes(b"PAR1 truncated")
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["experiments"]["fd_leak"]["warmup_units"] = 2
+    built = tables.build([good, bad], config)
+    statuses = dict(zip(built["runs"]["variant"], built["runs"]["status"]))
+    assert statuses == {"leak": "ok", "close": "parse_error"}
+    error = built["runs"].set_index("variant").loc["close", "error"]
+    assert "samples.parquet" in error or "Parquet" in error
+    row = built["growth"].query("metric == 'deleted_fds'").iloc[0]
+    assert row["growth_per_unit"] == pytest.approx(1.0) and row["verdict"] == "leak"
+    tables.write_duckdb(built, tmp_path / "leaklab.duckdb")
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "leaklab.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+    assert json.loads((good / "meta.json").read_text())["status"] == "ok"
