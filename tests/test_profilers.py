@@ -100,7 +100,7 @@ def leaked_sites(result: dict) -> pd.DataFrame:
 def check_frames(result: dict) -> None:
     """The tidy shape every collect promises."""
     assert list(result["heap_timeline"].columns) == ["t", "heap_bytes", "source"]
-    assert list(result["top_sites"].columns) == ["rank", "bytes", "count", "frame", "stack", "kind"]
+    assert list(result["top_sites"].columns) == ["rank", "bytes", "count", "frame", "native_caller", "stack", "kind"]
     for _, group in result["top_sites"].groupby("kind"):
         assert list(group["rank"]) == list(range(1, len(group) + 1))
         assert group["bytes"].is_monotonic_decreasing

@@ -7,8 +7,9 @@ Times share the runner's clock (``time.monotonic`` is system-wide on Linux) so m
 line up with the outside sampler's samples.
 
 Every mark carries RSS read from ``/proc/self/statm``, the glibc heap in use
-(``mallinfo2``), the number of live Python blocks, and the Python heap traced by
-tracemalloc when tracing is on.  Experiments add their own metrics as keyword args.
+(``mallinfo2``), the number of live Python blocks, the process's CPU seconds (for
+per-unit profiler overheads), and the Python heap traced by tracemalloc when tracing
+is on (the ``tracemalloc`` profiler then also dumps a snapshot at every unit).  Experiments add their own metrics as keyword args.
 
 At exit :func:`finish` writes an ``end`` mark and, when the runner handed over a
 sync pipe, waits (briefly) for the runner to take a final outside sample, so the
@@ -97,11 +98,16 @@ def mark(unit: int | None, phase: str, **metrics: float | int | str | None) -> N
         "rss_bytes": rss_bytes(),
         "malloc_in_use_bytes": malloc_in_use_bytes(),
         "py_blocks": sys.getallocatedblocks(),
+        "cpu_s": time.process_time(),
     }
     if tracemalloc.is_tracing():
         record["py_heap_bytes"] = tracemalloc.get_traced_memory()[0]
     record.update(metrics)
     _stream().write(json.dumps(record) + "\n")
+    if phase == "unit" and unit is not None and tracemalloc.is_tracing():
+        from leaklab.profilers.tracemalloc import dump_snapshot
+
+        dump_snapshot(unit)  # after the mark line, so the mark's time is not inflated
 
 
 def finish(**metrics) -> None:

@@ -96,6 +96,23 @@ def _read_marks(path: Path) -> pd.DataFrame:
     return frame
 
 
+def collect_profile(profiler_module, outdir: Path, mark_frame: pd.DataFrame) -> tuple[str, str | None]:
+    """Read the profiler's native artifacts into ``<table>.parquet`` files in the run
+    directory.  A missing, truncated or corrupt artifact is recorded, not raised: the
+    run's samples and marks stay usable and the aggregation goes on."""
+    from leaklab.profilers.errors import ParseError
+
+    if not hasattr(profiler_module, "collect"):
+        return "none", None
+    try:
+        frames = profiler_module.collect(outdir, mark_frame)
+    except (ParseError, OSError, ValueError) as err:
+        return "parse_error", f"{type(err).__name__}: {err}"
+    for name, frame in frames.items():
+        frame.to_parquet(outdir / f"{name}.parquet", index=False)
+    return "ok", None
+
+
 def run(
     experiment: str,
     variant: str,
@@ -108,6 +125,7 @@ def run(
     mem_cap_bytes: int | None = None,
     smaps: bool = True,
     profiler_settings: dict | None = None,
+    scale: float = 1.0,
 ) -> dict:
     """Run one variant to completion (or until stopped) and write the run directory."""
     spec = experiments.get(experiment)
@@ -134,7 +152,8 @@ def run(
         sys.executable, "-m", spec.module, "--variant", variant,
         "--params", json.dumps(params), "--workdir", str(workdir),
     ]
-    cmd, env = profilers.load(profiler).wrap(cmd, env, outdir, profiler_settings or {})
+    profiler_module = profilers.load(profiler)
+    cmd, env = profiler_module.wrap(cmd, env, outdir, profiler_settings or {})
 
     rows: list[dict] = []
     stopped_for = None
@@ -178,6 +197,7 @@ def run(
     mark_frame.to_parquet(outdir / "marks.parquet", index=False)
 
     status = _status(proc.returncode, stopped_for)
+    profile_status, profile_error = collect_profile(profiler_module, outdir, mark_frame)
     log_lines = (outdir / "run.log").read_text(errors="replace").splitlines()
     meta = {
         "experiment": experiment,
@@ -192,6 +212,10 @@ def run(
         "n_samples": len(samples),
         "n_units": int(mark_frame["unit"].max()) if mark_frame["unit"].notna().any() else 0,
         "unit": spec.unit,
+        "scale": scale,
+        "profile_status": profile_status,
+        "profile_error": profile_error,
+        "profiler_settings": profiler_settings or {},
         "interval_s": interval_s,
         "timeout_s": timeout_s,
         "mem_cap_bytes": mem_cap_bytes,
@@ -219,6 +243,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=0.05, help="sampling interval, seconds")
     parser.add_argument("--timeout", type=float, default=600.0, help="time limit, seconds")
     parser.add_argument("--mem-cap", type=int, default=None, help="RSS cap in bytes")
+    parser.add_argument("--profiler-settings", default="{}", help="profiler settings as JSON")
     return parser.parse_args(argv)
 
 
@@ -228,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         args.experiment, args.variant, args.outdir, json.loads(args.params),
         profiler=args.profiler, replicate=args.replicate, interval_s=args.interval,
         timeout_s=args.timeout, mem_cap_bytes=args.mem_cap,
+        profiler_settings=json.loads(args.profiler_settings),
     )
-    print(f"{args.experiment}/{args.variant}: {meta['status']} in {meta['wall_s']:.1f} s, "
+    print(f"{args.experiment}/{args.variant}/{args.profiler}: {meta['status']} in {meta['wall_s']:.1f} s, "
           f"{meta['n_units']} {meta['unit']}(s), peak RSS {meta['peak_rss_bytes'] / 2**20:.1f} MiB")
     return 0
 

@@ -50,8 +50,8 @@ if TYPE_CHECKING:
 
 OUT_NAME = "massif.out"
 TOP_N = 20
-STACK_FRAMES = 10
-SITE_COLUMNS = ("rank", "bytes", "count", "frame", "stack", "kind")
+STACK_FRAMES = 40
+SITE_COLUMNS = ("rank", "bytes", "count", "frame", "native_caller", "stack", "kind")
 TIMELINE_COLUMNS = ("t", "heap_bytes", "source")
 
 DEFAULTS: dict = {
@@ -431,6 +431,29 @@ def is_informative(frame: Frame) -> bool:
     return not (is_allocator(frame) or is_glue(frame))
 
 
+_INTERPRETER_RE = re.compile(
+    r"^(_?Py|builtin_|method_vectorcall|cfunction_|vectorcall|slot_tp_|type_call|object_vectorcall"
+    r"|_CallPythonObject|closure_fcn|call_function|run_mod|run_eval_code_obj|pymain_|main$|__libc_start"
+    r"|_start$|_dl_|call_init|dl_open|dlopen)"
+)
+
+
+def is_interpreter(frame: Frame) -> bool:
+    """CPython's own frames (the eval loop, calls, start-up) and the dynamic loader."""
+    return bool(_INTERPRETER_RE.search(frame.func))
+
+
+def native_caller(frames: Sequence[Frame]) -> str | None:
+    """The first named library frame outward from the allocation that is neither
+    allocator, glue nor interpreter: for a malloc made by a Python callback that a C
+    library called (RocksDB's merge operator through ctypes), the library function
+    that called it -- the frame that explains a leak in a binding."""
+    for frame in frames:
+        if is_informative(frame) and not is_interpreter(frame) and not frame.short().startswith("???"):
+            return frame.func.split("(", 1)[0]
+    return None
+
+
 def pick_frame(frames: Sequence[Frame]) -> int:
     """Index of the frame to name a stack by (``frames`` innermost first).
 
@@ -480,6 +503,7 @@ def rank_sites(sites: Iterable[tuple], kind: str, top_n: int = TOP_N) -> "pd.Dat
         "bytes": pd.Series([e["bytes"] for _, e in ranked], dtype="int64"),
         "count": pd.Series([e["count"] for _, e in ranked], dtype="Int64"),
         "frame": pd.Series([label for label, _ in ranked], dtype="object"),
+        "native_caller": pd.Series([native_caller(e["best"]) for _, e in ranked], dtype="object"),
         "stack": pd.Series([stack_summary(e["best"]) for _, e in ranked], dtype="object"),
         "kind": pd.Series([kind] * len(ranked), dtype="object"),
     })
@@ -491,7 +515,7 @@ def empty_sites() -> "pd.DataFrame":
     return pd.DataFrame({
         "rank": pd.Series(dtype="int64"), "bytes": pd.Series(dtype="int64"),
         "count": pd.Series(dtype="Int64"), "frame": pd.Series(dtype="object"),
-        "stack": pd.Series(dtype="object"), "kind": pd.Series(dtype="object"),
+        "native_caller": pd.Series(dtype="object"), "stack": pd.Series(dtype="object"), "kind": pd.Series(dtype="object"),
     })
 
 

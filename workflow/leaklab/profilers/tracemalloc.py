@@ -164,6 +164,7 @@ def growth_sites(base: tracemalloc.Snapshot, last: tracemalloc.Snapshot, top_n: 
         "bytes": pd.Series([d.size_diff for d in by_line], dtype="int64"),
         "count": pd.Series([d.count_diff for d in by_line], dtype="Int64"),
         "frame": pd.Series(frames_, dtype="object"),
+        "native_caller": pd.Series([None] * len(by_line), dtype="object"),
         "stack": pd.Series([best_stack.get(f, (0, f))[1] for f in frames_], dtype="object"),
         "kind": pd.Series(["growth"] * len(by_line), dtype="object"),
     })
@@ -178,6 +179,7 @@ def _without_tracer(snapshot: tracemalloc.Snapshot) -> tracemalloc.Snapshot:
     return snapshot.filter_traces([
         tracemalloc.Filter(False, tracemalloc.__file__),
         tracemalloc.Filter(False, os.path.join("*", "leaklab", "profilers", "tracemalloc.py")),
+        tracemalloc.Filter(False, os.path.join("*", "leaklab", "marks.py")),
     ])
 
 
