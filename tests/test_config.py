@@ -18,8 +18,21 @@ def default_config(root):
 def test_default_config_passes_and_lists_every_run(default_config):
     leaklab_config.check(default_config)
     runs = leaklab_config.runs(default_config)
-    assert len(runs) == (5 + 2 + 2 + 2) * default_config["replicates"]
+    plain = [run for run in runs if run.profiler == "plain"]
+    assert len(plain) == (5 + 2 + 2 + 2) * default_config["replicates"]
     assert runs[0].path == "rocksdb_merge/binding-dummy/plain/rep1"
+    massif = [run.variant for run in runs if run.experiment == "rocksdb_merge" and run.profiler == "massif"]
+    assert massif == default_config["experiments"]["rocksdb_merge"]["profile_variants"]
+
+
+def test_heavy_profilers_run_a_scaled_workload(default_config):
+    default_config["profiler_settings"]["massif"]["scale"] = 0.1
+    assert leaklab_config.run_params(default_config, "rocksdb_merge", "massif")["keys"] == 5000
+    assert leaklab_config.run_params(default_config, "rocksdb_merge", "plain")["keys"] == 50000
+    assert leaklab_config.run_params(default_config, "fd_leak", "massif")["rotations"] == 300  # units never scale
+    default_config["experiments"]["duckdb_load"]["profiler_settings"] = {"massif": {"pages_as_heap": True}}
+    assert leaklab_config.profiler_settings(default_config, "duckdb_load", "massif")["pages_as_heap"] is True
+    assert "scale" not in leaklab_config.profiler_settings(default_config, "duckdb_load", "massif")
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -33,6 +46,8 @@ def test_default_config_passes_and_lists_every_run(default_config):
      "experiments.dict_shrink.params.entries: -5 must be positive"),
     (lambda c: c["experiments"]["dict_shrink"].update(warmup_units=4),
      "experiments.dict_shrink.warmup_units: 4 leaves 1 of 5 cycles"),
+    (lambda c: c["experiments"]["rocksdb_merge"].update(profile_variants=["capi-real", "capi-fixed"]),
+     "experiments.rocksdb_merge.profile_variants: 'capi-fixed' is not among its variants"),
     (lambda c: c["experiments"].update(go_map={"variants": ["x"]}),
      "experiments.go_map: unknown experiment; allowed: rocksdb_merge, dict_shrink"),
 ])

@@ -9,7 +9,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-TABLES = ("runs", "samples", "marks", "units", "growth", "comparisons")
+from leaklab.tables import TABLES
 
 
 def snakemake(root, workdir, *args):
@@ -29,14 +29,16 @@ def results(root, tmp_path_factory):
 
 
 def verdict(growth, experiment, variant, metric):
-    row = growth.query("experiment == @experiment and variant == @variant and metric == @metric")
+    row = growth.query("experiment == @experiment and variant == @variant and metric == @metric "
+                       "and profiler == 'plain'")
     assert len(row) == 1, (experiment, variant, metric)
     return row.iloc[0]
 
 
 def test_every_experiment_and_variant_ran_every_replicate(results):
     runs = pd.read_csv(results / "results" / "tables" / "runs.csv")
-    assert len(runs) == (5 + 2 + 2 + 2) * 2
+    assert len(runs.query("profiler == 'plain'")) == (5 + 2 + 2 + 2) * 2
+    assert len(runs) == (5 + 2 + 2 + 2) * 2 + 3 * 2 + 2
     assert set(runs["status"]) == {"ok"}
     for path in (results / "results" / "runs").glob("*/*/plain/rep*"):
         for name in ("meta.json", "samples.parquet", "marks.parquet"):
@@ -81,6 +83,10 @@ def test_figures_exist_and_are_not_empty(results):
     for name in ("rocksdb_merge", "dict_shrink", "duckdb_load", "fd_leak"):
         assert (figures / f"timeline_{name}.png").stat().st_size > 20_000
     assert (figures / "growth_overview.png").stat().st_size > 20_000
+    for name in ("rocksdb_merge", "dict_shrink"):
+        for kind in ("heap", "top_sites"):
+            assert (figures / f"{kind}_{name}.png").stat().st_size > 20_000
+    assert (figures / "profiler_overhead.png").stat().st_size > 10_000
 
 
 def test_rerun_when_up_to_date_does_nothing(root, results):
@@ -96,3 +102,44 @@ def test_lint_is_clean_but_for_conda(root):
     assert "Lints for rule run_experiment" in lint.stderr, lint.stderr  # the linter ran on every rule
     found = {line.strip()[2:] for line in (lint.stdout + lint.stderr).splitlines() if line.startswith("    * ")}
     assert found == {"Specify a conda environment or container for each rule.:"}
+
+
+def test_native_profilers_name_the_merge_callback_for_capi_real_only(results):
+    sites = pd.read_csv(results / "results" / "tables" / "top_sites.csv")
+    sites = sites[(sites["experiment"] == "rocksdb_merge") & (sites["kind"] == "leaked")]
+    for profiler in ("massif", "jemalloc", "heaptrack"):
+        leaky = sites[(sites["profiler"] == profiler) & (sites["variant"] == "capi-real")]
+        top = leaky.sort_values("rank").iloc[0]
+        assert "FullMergeV2" in str(top["native_caller"]), (profiler, top.to_dict())
+        assert "TimedFullMerge" in top["stack"]  # RocksDB's merge path, through libffi and ctypes
+        assert top["bytes"] > 0.8 * 10_000 * 640  # at least one pass of merged values still live
+        fixed = sites[(sites["profiler"] == profiler) & (sites["variant"] == "capi_fixed-real")]
+        assert not fixed["native_caller"].fillna("").str.contains("FullMergeV2").any(), profiler
+
+
+def test_profilers_agree_with_the_sampler_and_cost_is_measured(results):
+    agreement = pd.read_csv(results / "results" / "tables" / "agreement.csv")
+    leak = agreement.query("variant == 'capi-real' and profiler in ['massif', 'heaptrack']")
+    assert len(leak) == 2 and leak["agrees"].all(), leak.to_string()
+    overhead = pd.read_csv(results / "results" / "tables" / "profiler_overhead.csv")
+    massif = overhead.query("profiler == 'massif'")["cpu_per_unit_ratio"]
+    assert (massif > 3).all()  # valgrind is never cheap: a measured ratio, not a constant
+    runs = pd.read_csv(results / "results" / "tables" / "runs.csv")
+    assert set(runs.query("profiler != 'plain'")["profile_status"]) == {"ok"}
+    for name in ("massif.out", "jemalloc.collapsed", "heaptrack.zst"):
+        assert list((results / "results" / "runs" / "rocksdb_merge").glob(f"capi-real/*/rep1/{name}")), name
+
+
+def test_tracemalloc_sees_the_retained_dict_table(results):
+    timeline = pd.read_csv(results / "results" / "tables" / "heap_timeline.csv")
+    traced = timeline.query("experiment == 'dict_shrink' and profiler == 'tracemalloc'")
+    kept = traced[traced["variant"] == "dict"]["heap_bytes"].min()
+    rebuilt = traced[traced["variant"] == "rebuilt"]["heap_bytes"].min()
+    assert kept - rebuilt > 2 * 2**20  # the 60,000-entry table stays traced in `dict` only
+
+
+def test_visibility_says_what_each_profiler_can_see(results):
+    visibility = pd.read_csv(results / "results" / "tables" / "visibility.csv")
+    assert set(visibility["experiment"]) == {"rocksdb_merge", "dict_shrink", "duckdb_load", "fd_leak"}
+    duck = visibility.query("experiment == 'duckdb_load'")
+    assert duck["bundled_allocator"].all()  # DuckDB's wheel links its own jemalloc

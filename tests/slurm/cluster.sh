@@ -5,12 +5,18 @@
 #   tests/slurm/cluster.sh start  [STATE_DIR]   start munged, slurmctld, slurmd; wait for the node
 #   tests/slurm/cluster.sh stop   [STATE_DIR]   cancel jobs, stop the daemons, wait until they are gone
 #   tests/slurm/cluster.sh status [STATE_DIR]   exit 0 when all three run and the node takes jobs
-#   tests/slurm/cluster.sh env    [STATE_DIR]   print SLURM_CONF=... for the clients
+#   tests/slurm/cluster.sh env    [STATE_DIR]   print the environment clients need (SLURM_CONF, PATH)
 #
 # STATE_DIR (default $LEAKLAB_SLURM_DIR or /tmp/leaklab-slurm) holds everything: slurm.conf,
 # the munge key and socket, spool and state, pid files, logs and the job completion file
 # (log/jobcomp.txt). Nothing is written to /etc; clients find the cluster through
 # SLURM_CONF=STATE_DIR/etc/slurm.conf. Daemons run directly (no systemd needed), as root.
+#
+# STATE_DIR/bin holds wrappers of the client commands (srun, sbatch, squeue, ...) that set
+# SLURM_CONF themselves: snakemake-executor-plugin-slurm-jobstep drops every SLURM_*
+# variable but a few job ids before it calls `srun` inside a job, SLURM_CONF included, so
+# with the config outside /etc/slurm the job's srun finds no cluster unless STATE_DIR/bin
+# comes first on the PATH that the job inherits.
 # start and stop are idempotent. Ports: $LEAKLAB_SLURM_PORT (slurmctld, default 16817) and
 # the next one (slurmd), so a system-wide Slurm on the default ports is left alone.
 set -euo pipefail
@@ -86,6 +92,14 @@ write_config() {
         -e "s|@NODE@|$NODE|g" -e "s|@PARTITION@|$PARTITION|g" -e "s|@NODE_HW@|$hw|g" \
         "$HERE/slurm.conf.in" >"$CONF.new"
     mv "$CONF.new" "$CONF"
+    mkdir -p "$STATE/bin"
+    local cmd real
+    for cmd in srun sbatch salloc squeue sinfo scontrol scancel sacct sstat; do
+        real=$(PATH=/usr/bin:/bin:/usr/sbin command -v "$cmd") || continue
+        printf '#!/bin/sh\n# %s on the leaklab test cluster (see tests/slurm/cluster.sh)\nSLURM_CONF='%s' exec '%s' "$@"\n' \
+            "$cmd" "$CONF" "$real" >"$STATE/bin/$cmd"
+        chmod 0755 "$STATE/bin/$cmd"
+    done
 }
 
 start() {
@@ -185,6 +199,6 @@ case $ACTION in
     start) start ;;
     stop) stop ;;
     status) status ;;
-    env) echo "SLURM_CONF=$CONF" ;;
+    env) echo "SLURM_CONF=$CONF"; echo "PATH=$STATE/bin:$PATH" ;;
     *) echo "usage: $0 start|stop|status|env [STATE_DIR]" >&2; exit 2 ;;
 esac

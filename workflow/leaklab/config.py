@@ -47,11 +47,12 @@ def experiment_params(config: dict, name: str) -> dict[str, Any]:
     return {**module.DEFAULTS, **config["experiments"][name].get("params", {})}
 
 
-def _check_params(name: str, given: dict) -> None:
+def _check_params(name: str, given: dict, key: str = "params") -> None:
     module = importlib.import_module(f"leaklab.experiments.{name}")
     allowed = sorted(module.DEFAULTS)
+    section = key
     for key, value in given.items():
-        where = f"experiments.{name}.params.{key}"
+        where = f"experiments.{name}.{section}.{key}"
         if key not in module.DEFAULTS:
             raise ConfigError(f"{where}: unknown parameter; allowed: {', '.join(allowed)}")
         default = module.DEFAULTS[key]
@@ -67,12 +68,65 @@ def _check_params(name: str, given: dict) -> None:
                 raise ConfigError(f"{where}: {value!r} must be positive")
 
 
+# Keys of ``profiler_settings.<profiler>`` the workflow uses; the rest go to the profiler.
+WORKFLOW_KEYS = ("scale", "replicates")
+
+
+def experiment_profilers(config: dict, name: str) -> list[str]:
+    """Profilers an experiment runs under: its own list, or the global one."""
+    return list(config["experiments"][name].get("profilers", config.get("profilers", ["plain"])))
+
+
+def _profiler_entry(config: dict, name: str, profiler: str) -> dict[str, Any]:
+    """Global ``profiler_settings.<profiler>``, overridden by the experiment's own."""
+    entry = dict(config.get("profiler_settings", {}).get(profiler, {}))
+    entry.update(config["experiments"].get(name, {}).get("profiler_settings", {}).get(profiler, {}))
+    return entry
+
+
+def profiler_settings(config: dict, name: str, profiler: str) -> dict[str, Any]:
+    """What the profiler module gets (``scale`` and ``replicates`` are the workflow's)."""
+    return {k: v for k, v in _profiler_entry(config, name, profiler).items() if k not in WORKFLOW_KEYS}
+
+
+def scale(config: dict, name: str, profiler: str) -> float:
+    return float(_profiler_entry(config, name, profiler).get("scale", 1.0))
+
+
+def replicates(config: dict, name: str, profiler: str) -> int:
+    """``plain``: the experiment's ``replicates``, else the global one; other
+    profilers: their own setting (default 1)."""
+    if profiler == "plain":
+        default = config["experiments"][name].get("replicates", config.get("replicates", 1))
+    else:
+        default = 1
+    return int(_profiler_entry(config, name, profiler).get("replicates", default))
+
+
+def run_params(config: dict, name: str, profiler: str) -> dict[str, Any]:
+    """The experiment's parameters for one profiler: for profilers other than plain,
+    ``profile_params`` overlaid, then size parameters scaled down (rounded, at least
+    1), so growth stays comparable per unit."""
+    params = experiment_params(config, name)
+    if profiler != "plain":
+        params.update(config["experiments"][name].get("profile_params", {}))
+    factor = scale(config, name, profiler)
+    if factor != 1.0:
+        for key in experiments.get(name).scaled_params:
+            params[key] = max(1, int(round(params[key] * factor)))
+    return params
+
+
 def check(config: dict) -> None:
     """Raise ConfigError on the first value that cannot work."""
-    for profiler in config.get("profilers", ["plain"]):
-        if profiler not in profilers.PROFILERS:
-            raise ConfigError(f"profilers: unknown profiler {profiler!r}; allowed: {', '.join(profilers.PROFILERS)}")
     known = experiments.names()
+    for name in config["experiments"]:
+        for profiler in experiment_profilers(config, name):
+            if profiler not in profilers.PROFILERS:
+                raise ConfigError(
+                    f"experiments.{name}.profilers: unknown profiler {profiler!r}; "
+                    f"allowed: {', '.join(profilers.PROFILERS)}"
+                )
     for name, entry in config["experiments"].items():
         if name not in known:
             raise ConfigError(f"experiments.{name}: unknown experiment; allowed: {', '.join(known)}")
@@ -82,7 +136,14 @@ def check(config: dict) -> None:
                 raise ConfigError(
                     f"experiments.{name}.variants: unknown variant {variant!r}; allowed: {', '.join(spec.variants)}"
                 )
+        for variant in entry.get("profile_variants", []):
+            if variant not in entry["variants"]:
+                raise ConfigError(
+                    f"experiments.{name}.profile_variants: {variant!r} is not among its variants; "
+                    f"allowed: {', '.join(entry['variants'])}"
+                )
         _check_params(name, entry.get("params", {}))
+        _check_params(name, entry.get("profile_params", {}), key="profile_params")
         units = UNITS_FROM_PARAMS[name](experiment_params(config, name))
         warmup = entry.get("warmup_units", 1)
         if units - warmup < MIN_POST_WARMUP_UNITS:
@@ -93,14 +154,16 @@ def check(config: dict) -> None:
 
 
 def runs(config: dict) -> list[Run]:
-    """Every run the configuration asks for, in a stable order."""
-    return [
-        Run(name, variant, profiler, replicate)
-        for name, entry in config["experiments"].items()
-        for variant in entry["variants"]
-        for profiler in config.get("profilers", ["plain"])
-        for replicate in range(1, config.get("replicates", 1) + 1)
-    ]
+    """Every run the configuration asks for, in a stable order.  ``plain`` runs every
+    variant; other profilers run the experiment's ``profile_variants`` (all variants
+    when it names none)."""
+    out = []
+    for name, entry in config["experiments"].items():
+        for profiler in experiment_profilers(config, name):
+            variants = entry["variants"] if profiler == "plain" else entry.get("profile_variants", entry["variants"])
+            for variant in variants:
+                out.extend(Run(name, variant, profiler, r) for r in range(1, replicates(config, name, profiler) + 1))
+    return out
 
 
 def thresholds(config: dict, experiment: str) -> dict[str, dict[str, float]]:

@@ -83,3 +83,75 @@ def growth_overview(growth: pd.DataFrame, out: Path, profiler: str = "plain") ->
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def heap_timelines(heap_timeline: pd.DataFrame, experiment: str, out: Path) -> None:
+    """Each profiler's own heap figure over time, by variant: what it saw grow."""
+    from leaklab.profiler_tables import HEAP_SOURCES
+
+    data = heap_timeline[(heap_timeline["experiment"] == experiment)
+                         & heap_timeline["source"].isin(HEAP_SOURCES.values())].copy()
+    names = [p for p in HEAP_SOURCES if p in set(data["profiler"])]
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(5 * max(1, len(names)), 4), squeeze=False)
+    order = [v for v in experiments.get(experiment).variants if v in set(data["variant"])]
+    for ax, profiler in zip(axes[0], names):
+        part = data[data["profiler"] == profiler].copy()
+        part["heap"] = part["heap_bytes"] / MIB
+        _replicate_lines(ax, part, "t", "heap", order)
+        ax.set(title=profiler, xlabel="time since start (s)", ylabel="heap (MiB)")
+    if not names:
+        axes[0][0].text(0.5, 0.5, "no profiler timeline for this experiment", ha="center", va="center")
+        axes[0][0].axis("off")
+    fig.suptitle(f"{experiment}: heap as each profiler sees it (runs are scaled, see runs.scale)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def top_sites(sites: pd.DataFrame, experiment: str, out: Path, kind: str = "leaked", top: int = 5) -> None:
+    """The largest allocation sites still live at exit, per profiler and variant."""
+    data = sites[(sites["experiment"] == experiment) & (sites["kind"] == kind) & (sites["rank"] <= top)].copy()
+    if data.empty:  # tracemalloc reports growth, not leaked sites
+        data = sites[(sites["experiment"] == experiment) & (sites["rank"] <= top)].copy()
+    pairs = sorted(set(zip(data["profiler"], data["variant"])))
+    fig, axes = plt.subplots(max(1, len(pairs)), 1, figsize=(10, 1.0 + 1.3 * max(1, len(pairs))), squeeze=False)
+    for ax, (profiler, variant) in zip(axes[:, 0], pairs):
+        part = data[(data["profiler"] == profiler) & (data["variant"] == variant)].sort_values("rank")
+        labels = [_site_label(row) for row in part.itertuples()]
+        bars = ax.barh(labels, part["bytes"] / MIB, color="#4c72b0")
+        ax.bar_label(bars, labels=[f"{b / MIB:.2f}" for b in part["bytes"]], fontsize=7, padding=2)
+        ax.invert_yaxis()
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set(title=f"{variant} under {profiler} ({part['kind'].iloc[0]})", xlabel="MiB")
+    if not pairs:
+        axes[0][0].text(0.5, 0.5, "no profiler ran on this experiment", ha="center", va="center")
+        axes[0][0].axis("off")
+    fig.suptitle(f"{experiment}: top allocation sites")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def _site_label(row) -> str:
+    caller = row.native_caller if isinstance(row.native_caller, str) and row.native_caller else None
+    frame = str(row.frame)
+    label = f"{caller} <- {frame.split(' (')[0]}" if caller and caller not in frame else frame
+    return label if len(label) <= 70 else label[:67] + "..."
+
+
+def profiler_overhead(overhead: pd.DataFrame, out: Path) -> None:
+    """CPU cost of one unit of work under each profiler, relative to plain (log scale)."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    if overhead.empty:
+        ax.text(0.5, 0.5, "no profiled runs", ha="center", va="center")
+        ax.axis("off")
+    else:
+        data = overhead.dropna(subset=["cpu_per_unit_ratio"])
+        sns.barplot(data=data, y="profiler", x="cpu_per_unit_ratio", hue="experiment", ax=ax, errorbar=None)
+        ax.set_xscale("log")
+        ax.axvline(1, color="black", linewidth=0.6)
+        ax.set(xlabel="CPU per unit of work / plain (x, log scale)", ylabel="")
+        ax.set_title("Profiler overhead (per unit, normalised by scale)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab import experiments, marks, profilers, sampler
+from leaklab import experiments, flamegraph, marks, profilers, sampler
 
 LOG_TAIL_LINES = 20
 
@@ -110,6 +110,9 @@ def collect_profile(profiler_module, outdir: Path, mark_frame: pd.DataFrame) -> 
         return "parse_error", f"{type(err).__name__}: {err}"
     for name, frame in frames.items():
         frame.to_parquet(outdir / f"{name}.parquet", index=False)
+    for collapsed in sorted(outdir.glob("*.collapsed")):
+        what = "growth between the first and last dumps" if ".growth." in collapsed.name else "bytes still allocated at exit"
+        flamegraph.write(collapsed, collapsed.with_suffix(".svg"), f"{collapsed.stem}: {what}")
     return "ok", None
 
 

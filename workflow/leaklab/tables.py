@@ -14,11 +14,13 @@ from pathlib import Path
 import pandas as pd
 
 from leaklab import config as leaklab_config
-from leaklab import experiments, growth
+from leaklab import experiments, growth, profiler_tables, profilers
 
-TABLES = ("runs", "samples", "marks", "units", "growth", "comparisons")
+TABLES = ("runs", "samples", "marks", "units", "growth", "comparisons",
+          "heap_timeline", "top_sites", "profiler_overhead", "agreement", "visibility")
 RUN_COLUMNS = ["experiment", "variant", "profiler", "replicate", "status", "exit_code",
-               "wall_s", "cpu_s", "peak_rss_bytes", "n_samples", "n_units", "unit"]
+               "wall_s", "cpu_s", "peak_rss_bytes", "n_samples", "n_units", "unit",
+               "scale", "profile_status", "profile_error"]
 
 
 def read_run(rundir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
@@ -52,6 +54,7 @@ def _long_marks(marks: pd.DataFrame) -> pd.DataFrame:
 def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     """Every table, from the run directories the workflow produced."""
     runs, samples, marks, units, per_run = [], [], [], [], []
+    timelines, sites, heap_growth = [], [], []
     for rundir in run_dirs:
         try:
             meta, run_samples, run_marks = read_run(rundir)
@@ -61,7 +64,9 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
                          "replicate": int(parts[-1].removeprefix("rep")), "status": "parse_error",
                          "error": f"{type(err).__name__}: {err}"})
             continue
-        runs.append({k: meta.get(k) for k in RUN_COLUMNS})
+        wall_per_unit, cpu_per_unit = profiler_tables.per_unit_costs(run_marks)
+        runs.append({**{k: meta.get(k) for k in RUN_COLUMNS},
+                     "wall_per_unit_s": wall_per_unit, "cpu_per_unit_s": cpu_per_unit})
         samples.append(_keyed(run_samples, meta))
         marks.append(_keyed(_long_marks(run_marks), meta))
         spec = experiments.get(meta["experiment"])
@@ -74,6 +79,15 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
         judged = [m for m in present if m in leaklab_config.thresholds(config, meta["experiment"])]
         for row in growth.run_growth(series, judged, warmup, spec.releases):
             per_run.append({**{k: meta[k] for k in growth.RUN_KEYS}, "unit": spec.unit, **row})
+        profile = profiler_tables.read_profile(Path(rundir))
+        if "heap_timeline" in profile:
+            timelines.append(_keyed(profile["heap_timeline"], meta))
+            slope, points = profiler_tables.heap_growth(profile["heap_timeline"], run_marks, meta["profiler"], warmup)
+            heap_growth.append({**{k: meta[k] for k in growth.RUN_KEYS}, "unit": spec.unit,
+                                "scale": meta.get("scale", 1.0), "layer": profilers.LAYERS[meta["profiler"]],
+                                "heap_growth_per_unit": slope, "points": points})
+        if "top_sites" in profile:
+            sites.append(_keyed(profile["top_sites"], meta))
 
     tables = {
         "runs": pd.DataFrame(runs),
@@ -84,6 +98,14 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     tables["growth"] = growth_table(pd.DataFrame(per_run), config)
     baselines = {name: experiments.get(name).baseline for name in config["experiments"]}
     tables["comparisons"] = growth.comparisons(tables["growth"], baselines) if len(tables["growth"]) else pd.DataFrame()
+    tables["heap_timeline"] = pd.concat(timelines, ignore_index=True) if timelines else pd.DataFrame()
+    tables["top_sites"] = pd.concat(sites, ignore_index=True) if sites else pd.DataFrame()
+    ok_runs = tables["runs"][tables["runs"]["status"] != "parse_error"]
+    tables["profiler_overhead"] = profiler_tables.overhead_table(ok_runs) if len(ok_runs) else pd.DataFrame()
+    tables["agreement"] = profiler_tables.agreement_table(pd.DataFrame(heap_growth), tables["growth"]) \
+        if heap_growth and len(tables["growth"]) else pd.DataFrame()
+    used = {name: sorted(set(ok_runs.loc[ok_runs["experiment"] == name, "profiler"])) for name in config["experiments"]}
+    tables["visibility"] = profiler_tables.visibility_table(used)
     return tables
 
 
@@ -99,6 +121,14 @@ def growth_table(per_run: pd.DataFrame, config: dict) -> pd.DataFrame:
         for row in pooled.itertuples()
     ]
     return pooled
+
+
+def read_csv_table(path: Path) -> pd.DataFrame:
+    """A table written by :func:`write_csv`; an empty table reads as an empty frame."""
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
 
 
 def write_csv(tables: dict[str, pd.DataFrame], directory: Path) -> None:

@@ -27,7 +27,8 @@ RUN_DIR = "results/runs/{experiment}/{variant}/{profiler}/rep{replicate}"
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
     variant="|".join(sorted({v.replace("-", r"\-") for r in RUNS for v in [r.variant]})),
-    profiler="|".join(config["profilers"]),
+    profiler="|".join(sorted({run.profiler for run in RUNS})),
+    n_keys=r"\d+",
     replicate=r"\d+",
 
 
@@ -36,24 +37,44 @@ def run_outputs(name):
     return [f"results/runs/{run.path}/{name}" for run in RUNS]
 
 
+def rocksdb_fixture(params):
+    """One fixture database per key count: heavy profilers read a scaled-down one."""
+    return f"results/fixtures/rocksdb_merge/keys{params['keys']}"
+
+
 def run_inputs(wildcards):
     """The shared fixture a run reads, if its experiment has one."""
     if wildcards.experiment == "rocksdb_merge":
-        return {"fixture": "results/fixtures/rocksdb_merge/db"}
+        params = leaklab.config.run_params(config, wildcards.experiment, wildcards.profiler)
+        return {"fixture": rocksdb_fixture(params)}
     return {}
 
 
 def run_params(wildcards):
-    params = leaklab.config.experiment_params(config, wildcards.experiment)
+    """The experiment's parameters for this profiler (scaled) and its fixture."""
+    params = leaklab.config.run_params(config, wildcards.experiment, wildcards.profiler)
     if wildcards.experiment == "rocksdb_merge":
-        params["fixture"] = os.path.abspath("results/fixtures/rocksdb_merge/db")
+        params["fixture"] = os.path.abspath(rocksdb_fixture(params))
     return params
 
 
+def profiler_params(wildcards):
+    return {
+        "settings": leaklab.config.profiler_settings(config, wildcards.experiment, wildcards.profiler),
+        "scale": leaklab.config.scale(config, wildcards.experiment, wildcards.profiler),
+    }
+
+
+def profiled_experiments():
+    return sorted({run.experiment for run in RUNS if run.profiler != "plain"})
+
+
 def figure_outputs():
-    return [f"results/figures/timeline_{name}.png" for name in EXPERIMENTS] + [
-        "results/figures/growth_overview.png"
-    ]
+    return (
+        [f"results/figures/timeline_{name}.png" for name in EXPERIMENTS]
+        + [f"results/figures/{kind}_{name}.png" for name in profiled_experiments() for kind in ("heap", "top_sites")]
+        + ["results/figures/growth_overview.png", "results/figures/profiler_overhead.png"]
+    )
 
 
 def all_outputs():

@@ -35,3 +35,47 @@ rule plot_growth_overview:
         runtime=10,
     script:
         "../scripts/plot_growth_overview.py"
+
+
+rule plot_profiles:
+    """Heap timelines and top allocation sites as each profiler reports them."""
+    input:
+        heap_timeline="results/tables/heap_timeline.csv",
+        top_sites="results/tables/top_sites.csv",
+    output:
+        timeline=report(
+            "results/figures/heap_{experiment}.png",
+            caption="../report/heap_timeline.rst",
+            category="{experiment}",
+        ),
+        sites=report(
+            "results/figures/top_sites_{experiment}.png",
+            caption="../report/top_sites.rst",
+            category="{experiment}",
+        ),
+    log:
+        "results/logs/plot_profiles_{experiment}.log",
+    resources:
+        mem_mb=2048,
+        runtime=10,
+    script:
+        "../scripts/plot_profiles.py"
+
+
+rule plot_profiler_overhead:
+    """What each profiler costs against plain, per unit of work."""
+    input:
+        overhead="results/tables/profiler_overhead.csv",
+    output:
+        report(
+            "results/figures/profiler_overhead.png",
+            caption="../report/profiler_overhead.rst",
+            category="Overview",
+        ),
+    log:
+        "results/logs/plot_profiler_overhead.log",
+    resources:
+        mem_mb=1024,
+        runtime=10,
+    script:
+        "../scripts/plot_profiler_overhead.py"

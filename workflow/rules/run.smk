@@ -12,6 +12,7 @@ rule run_experiment:
         marks=f"{RUN_DIR}/marks.parquet",
     params:
         settings=run_params,
+        profiler=profiler_params,
         sampler=config["sampler"],
         limits=config["limits"],
     log:

@@ -4,8 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
-import pandas as pd  # noqa: E402
-
 from leaklab import plots  # noqa: E402
+from leaklab.tables import read_csv_table  # noqa: E402
 
-plots.growth_overview(pd.read_csv(snakemake.input.growth), snakemake.output[0])  # noqa: F821
+plots.growth_overview(read_csv_table(snakemake.input.growth), snakemake.output[0])  # noqa: F821

@@ -4,13 +4,12 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
-import pandas as pd  # noqa: E402
-
 from leaklab import plots  # noqa: E402
+from leaklab.tables import read_csv_table  # noqa: E402
 
 plots.timeline(
-    pd.read_csv(snakemake.input.samples),  # noqa: F821
-    pd.read_csv(snakemake.input.units),  # noqa: F821
+    read_csv_table(snakemake.input.samples),  # noqa: F821
+    read_csv_table(snakemake.input.units),  # noqa: F821
     snakemake.wildcards.experiment,  # noqa: F821
     snakemake.output[0],  # noqa: F821
 )

@@ -3,7 +3,9 @@
 Every experiment module defines ``VARIANTS``, ``BASELINE`` (the variant others are
 compared with), ``UNIT`` (what one unit of work is), ``KEY_METRICS`` (what its
 figures show besides RSS), optionally ``RELEASES`` (every unit ends by
-handing its memory back, so what stays is retention) and ``run(variant, params, workdir)``, and ends with
+handing its memory back, so what stays is retention), ``SCALED_PARAMS`` (the
+size parameters a heavy profiler's ``scale`` multiplies), ``native_libraries()``
+(shared objects worth checking for a bundled allocator) and ``run(variant, params, workdir)``, and ends with
 ``main = cli(run, VARIANTS)`` so ``python -m leaklab.experiments.<name>`` runs it.
 """
 
@@ -30,6 +32,8 @@ class Spec:
     unit: str
     key_metrics: tuple[str, ...]
     releases: bool
+    scaled_params: tuple[str, ...]
+    native_libraries: Callable[[], list[str]]
 
     def check_variant(self, variant: str) -> None:
         if variant not in self.variants:
@@ -55,6 +59,8 @@ def get(name: str) -> Spec:
         unit=module.UNIT,
         key_metrics=tuple(module.KEY_METRICS),
         releases=getattr(module, "RELEASES", False),
+        scaled_params=tuple(getattr(module, "SCALED_PARAMS", ())),
+        native_libraries=getattr(module, "native_libraries", list),
     )
 
 

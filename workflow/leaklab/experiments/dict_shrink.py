@@ -23,6 +23,7 @@ BASELINE = "rebuilt"
 UNIT = "cycle"
 KEY_METRICS = ("dict_size_bytes",)
 RELEASES = True  # every unit ends with the memory handed back: retention is measurable
+SCALED_PARAMS = ("entries",)
 DEFAULTS = {"entries": 1_000_000, "value_bytes": 128, "cycles": 5}
 
 

@@ -30,6 +30,7 @@ VARIANTS = ("load_on", "load_off")
 BASELINE = "load_off"
 UNIT = "second"
 KEY_METRICS = ("duckdb_memory_bytes", "tables_resident")
+SCALED_PARAMS = ("rows",)  # the rate and the duration stay: units are seconds
 DEFAULTS = {"duration": "PT30S", "tables_per_second": 5, "threads": 4, "rows": 10_000, "resident_tables": 100}
 
 _ISO_DURATION = re.compile(
@@ -52,6 +53,18 @@ def parse_duration(value: str | int | float) -> float:
     if seconds <= 0:
         raise ValueError(f"duration {value!r} must be longer than zero")
     return seconds
+
+
+def native_libraries() -> list[str]:
+    """DuckDB's extension module (``_duckdb*.so`` beside the package, or inside it in
+    older wheels): it links its own jemalloc (``duckdb_je_*``)."""
+    import glob
+    import os
+
+    import duckdb
+
+    package = os.path.dirname(duckdb.__file__)
+    return glob.glob(os.path.join(package, "*.so")) + glob.glob(os.path.join(os.path.dirname(package), "*duckdb*.so"))
 
 
 def duckdb_memory_bytes(con) -> int | None:

@@ -30,8 +30,22 @@ VARIANTS = ("binding-dummy", "binding-real", "capi-dummy", "capi-real", "capi_fi
 BASELINE = "binding-dummy"
 UNIT = "pass"
 KEY_METRICS = ("malloc_in_use_bytes",)
+SCALED_PARAMS = ("keys",)  # heavy profilers run on a smaller database
 DEFAULTS = {"keys": 50_000, "operands": 10, "operand_bytes": 64, "passes": 10, "seed": 42, "fixture": None}
 OPERATOR_NAME = b"leaklab.concat"
+
+
+def native_libraries() -> list[str]:
+    """The two RocksDB builds the variants use: Debian's librocksdb and the wheel's."""
+    import ctypes.util
+    import glob
+    import os
+
+    import rocksdb
+
+    found = glob.glob(os.path.join(os.path.dirname(rocksdb.__file__), "*.so"))
+    system = ctypes.util.find_library("rocksdb")
+    return found + ([f"/usr/lib/x86_64-linux-gnu/{system}"] if system else [])
 
 
 def fixture_key(seed: int, index: int) -> bytes:

@@ -1,0 +1,10 @@
+"""Snakemake entry point: the profiler overhead figure."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+
+from leaklab import plots  # noqa: E402
+from leaklab.tables import read_csv_table  # noqa: E402
+
+plots.profiler_overhead(read_csv_table(snakemake.input.overhead), snakemake.output[0])  # noqa: F821

@@ -1,0 +1,12 @@
+"""Snakemake entry point: heap timelines and top sites of one experiment."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+
+from leaklab import plots  # noqa: E402
+from leaklab.tables import read_csv_table  # noqa: E402
+
+experiment = snakemake.wildcards.experiment  # noqa: F821
+plots.heap_timelines(read_csv_table(snakemake.input.heap_timeline), experiment, snakemake.output.timeline)  # noqa: F821
+plots.top_sites(read_csv_table(snakemake.input.top_sites), experiment, snakemake.output.sites)  # noqa: F821
