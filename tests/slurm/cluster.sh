@@ -96,7 +96,7 @@ write_config() {
     local cmd real
     for cmd in srun sbatch salloc squeue sinfo scontrol scancel sacct sstat; do
         real=$(PATH=/usr/bin:/bin:/usr/sbin command -v "$cmd") || continue
-        printf '#!/bin/sh\n# %s on the leaklab test cluster (see tests/slurm/cluster.sh)\nSLURM_CONF='%s' exec '%s' "$@"\n' \
+        printf '#!/bin/sh\n# %s on the leaklab test cluster (see tests/slurm/cluster.sh)\nSLURM_CONF=\047%s\047 exec \047%s\047 "$@"\n' \
             "$cmd" "$CONF" "$real" >"$STATE/bin/$cmd"
         chmod 0755 "$STATE/bin/$cmd"
     done

@@ -42,9 +42,45 @@ class Run:
 
 
 def experiment_params(config: dict, name: str) -> dict[str, Any]:
-    """The experiment's defaults overlaid with the configured parameters."""
+    """The experiment's defaults overlaid with the configured parameters (a command
+    experiment also gets ``setup_dir``, where its ``setup`` step built things)."""
+    entry = config["experiments"][name]
+    if "command" in entry:
+        return {**entry.get("params", {}), "setup_dir": setup_dir(name)}
     module = importlib.import_module(f"leaklab.experiments.{name}")
-    return {**module.DEFAULTS, **config["experiments"][name].get("params", {})}
+    return {**module.DEFAULTS, **entry.get("params", {})}
+
+
+def setup_dir(name: str) -> str:
+    """Where a command experiment's setup step runs (absolute: runs use other cwds)."""
+    import os
+
+    return os.path.abspath(f"results/commands/{name}")
+
+
+def _check_command(name: str, entry: dict) -> None:
+    """A command experiment: placeholders that resolve, a baseline among the variants,
+    scaled parameters that are numbers."""
+    params = entry.get("params", {})
+    allowed = ["variant", "workdir", "setup_dir", *params]
+    for key in ("command", "setup"):
+        if key not in entry:
+            continue
+        try:
+            entry[key].format(**{name_: "x" for name_ in allowed}, project="x")
+        except KeyError as err:
+            raise ConfigError(f"experiments.{name}.{key}: unknown placeholder {{{err.args[0]}}}; "
+                              f"allowed: {', '.join('{' + a + '}' for a in allowed)}") from None
+        except (ValueError, IndexError) as err:
+            raise ConfigError(f"experiments.{name}.{key}: not a valid template ({err})") from None
+    baseline = entry.get("baseline", entry["variants"][0])
+    if baseline not in entry["variants"]:
+        raise ConfigError(f"experiments.{name}.baseline: {baseline!r} is not among its variants; "
+                          f"allowed: {', '.join(entry['variants'])}")
+    for key in entry.get("scaled_params", []):
+        if not isinstance(params.get(key), (int, float)) or isinstance(params.get(key), bool):
+            raise ConfigError(f"experiments.{name}.scaled_params: {key!r} is not a numeric parameter; "
+                              f"numeric parameters: {', '.join(k for k, v in params.items() if isinstance(v, (int, float)))}")
 
 
 def _check_params(name: str, given: dict, key: str = "params") -> None:
@@ -119,6 +155,7 @@ def run_params(config: dict, name: str, profiler: str) -> dict[str, Any]:
 
 def check(config: dict) -> None:
     """Raise ConfigError on the first value that cannot work."""
+    experiments.configure(config)
     known = experiments.names()
     for name in config["experiments"]:
         for profiler in experiment_profilers(config, name):
@@ -131,6 +168,8 @@ def check(config: dict) -> None:
         if name not in known:
             raise ConfigError(f"experiments.{name}: unknown experiment; allowed: {', '.join(known)}")
         spec = experiments.get(name)
+        if spec.command:
+            _check_command(name, entry)
         for variant in entry["variants"]:
             if variant not in spec.variants:
                 raise ConfigError(
@@ -142,6 +181,8 @@ def check(config: dict) -> None:
                     f"experiments.{name}.profile_variants: {variant!r} is not among its variants; "
                     f"allowed: {', '.join(entry['variants'])}"
                 )
+        if spec.command:
+            continue  # the program decides how many units it runs
         _check_params(name, entry.get("params", {}))
         _check_params(name, entry.get("profile_params", {}), key="profile_params")
         units = UNITS_FROM_PARAMS[name](experiment_params(config, name))

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab import experiments, flamegraph, marks, profilers, sampler
+from leaklab import experiments, flamegraph, marks, profilers, sampler, unit_protocol
 
 LOG_TAIL_LINES = 20
 
@@ -96,6 +96,14 @@ def _read_marks(path: Path) -> pd.DataFrame:
     return frame
 
 
+def command_line(spec: experiments.Spec, variant: str, params: dict, workdir: Path) -> list[str]:
+    """A command experiment's argv: its template filled with the variant, the run's
+    work directory and the parameters."""
+    import shlex
+
+    return shlex.split(spec.command.format(**{**params, "variant": variant, "workdir": workdir}))
+
+
 def collect_profile(profiler_module, outdir: Path, mark_frame: pd.DataFrame) -> tuple[str, str | None]:
     """Read the profiler's native artifacts into ``<table>.parquet`` files in the run
     directory.  A missing, truncated or corrupt artifact is recorded, not raised: the
@@ -151,10 +159,17 @@ def run(
         marks.SYNC_ENV: f"{ready_w},{release_r}",
         "PYTHONUNBUFFERED": "1",
     })
-    cmd = [
-        sys.executable, "-m", spec.module, "--variant", variant,
-        "--params", json.dumps(params), "--workdir", str(workdir),
-    ]
+    protocol = None
+    if spec.command:
+        cmd = command_line(spec, variant, params, workdir)
+        env[unit_protocol.UNITS_ENV] = str(outdir / "units.txt")
+        (outdir / "units.txt").unlink(missing_ok=True)
+        protocol = unit_protocol.ProtocolMarks(spec.unit_source, outdir / "units.txt", marks_path)
+    else:
+        cmd = [
+            sys.executable, "-m", spec.module, "--variant", variant,
+            "--params", json.dumps(params), "--workdir", str(workdir),
+        ]
     profiler_module = profilers.load(profiler)
     cmd, env = profiler_module.wrap(cmd, env, outdir, profiler_settings or {})
 
@@ -162,10 +177,15 @@ def run(
     stopped_for = None
     cpu_before = _children_cpu_s()
     with open(outdir / "run.log", "wb") as log:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            pass_fds=(ready_w, release_r), start_new_session=True,
-        )
+        try:
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                pass_fds=(ready_w, release_r), start_new_session=True, cwd=workdir,
+            )
+        except OSError as err:  # a command that cannot start: recorded like any failure (exit 127)
+            log.write(f"cannot start {cmd[0]!r}: {err}\n".encode())
+            log.flush()
+            proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(127)"])
         os.close(ready_w)
         os.close(release_r)
         deadline = t0 + timeout_s
@@ -175,6 +195,8 @@ def run(
             row = sampler.sample(proc.pid, time.monotonic() - t0, smaps=smaps, final=final)
             if row is not None:
                 rows.append(row)
+                if protocol:
+                    protocol.poll(row["t"], proc.pid)
             if final and os.read(ready_r, 1):
                 try:
                     os.write(release_w, b"x")
@@ -191,6 +213,8 @@ def run(
         _stop(proc)  # leftovers of the group, if the main process left any
     os.close(ready_r)
     os.close(release_w)
+    if protocol:  # lines written just before exit
+        protocol.poll(time.monotonic() - t0, proc.pid)
     wall_s = time.monotonic() - t0
     cpu_s = _children_cpu_s() - cpu_before
 
@@ -227,6 +251,7 @@ def run(
         "versions": library_versions(),
         "host": host_facts(),
         "log_tail": log_lines[-LOG_TAIL_LINES:] if status != "ok" else [],
+        "protocol_bad_lines": protocol.bad_lines if protocol else 0,
     }
     (outdir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
@@ -237,7 +262,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m leaklab.runner",
         description="Run one leak reproduction variant under the sampler and write its run directory.",
     )
-    parser.add_argument("--experiment", required=True, choices=experiments.names())
+    parser.add_argument("--experiment", required=True, help=f"one of {', '.join(experiments.names())}, "
+                        "or a command experiment declared in --config")
+    parser.add_argument("--config", type=Path, help="a leaklab config.yaml that declares command experiments")
     parser.add_argument("--variant", required=True, help="variant id, e.g. capi-real (see README)")
     parser.add_argument("--outdir", required=True, type=Path)
     parser.add_argument("--params", default="{}", help="experiment parameters as JSON")
@@ -252,6 +279,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.config:
+        import yaml
+
+        experiments.configure(yaml.safe_load(args.config.read_text()))
     meta = run(
         args.experiment, args.variant, args.outdir, json.loads(args.params),
         profiler=args.profiler, replicate=args.replicate, interval_s=args.interval,

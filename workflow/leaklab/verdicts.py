@@ -2,37 +2,43 @@
 
 ``leaklab.growth`` gives one slope per run and pools replicates by their median; a
 verdict from a point estimate cannot tell "no leak" from "too noisy to say".  Here every
-slope comes with an interval, and a verdict is only given when the interval decides it:
+slope comes with an interval, and a verdict is only given when the interval decides it
+(``verdict``): ``leak`` when it lies above the threshold, ``stable`` when below,
+``retention`` when a releasing experiment keeps memory but the interval does not lie
+above, ``inconclusive`` otherwise -- never a guess.
 
 - per run (``replicate_slopes``): the Theil–Sen slope over the units after the
   warm-up, with the distribution-free interval that belongs to it (the order statistics
   of the pairwise slopes that Kendall's S allows, Sen 1968);
 - pooled (``pooled_growth``): the stratified Theil–Sen slope, the median of the pairwise
-  slopes *within* each replicate (Sen's estimator across several series, as in Hirsch,
-  Slack & Smith 1982 for seasons).  Pairs across replicates are left out on purpose:
-  two runs differ in level (ASLR, arenas, page cache), and a pair that spans them would
-  measure that difference, not growth.  Its interval (``ci_method`` ``theil-sen``) comes
-  from the summed Kendall statistic of the replicates.  With 3 or more replicates
-  (``bootstrap-replicates``) the replicates are also resampled with replacement (seeded)
-  and the interval is the hull of that percentile interval and the Theil–Sen one: the
-  bootstrap sees run-to-run differences that the within-run interval cannot, and the
-  within-run interval keeps the bootstrap honest when there are few runs (with 3
-  replicates a percentile interval can be no wider than the range of their slopes and
-  covers only about 75 %);
+  slopes *within* each replicate (Sen's estimator over several series, as Hirsch, Slack
+  & Smith 1982 do for seasons).  Pairs across replicates are left out on purpose: two
+  runs differ in level (ASLR, arenas, page cache), and a pair that spans them would
+  measure that difference, not growth.  Its interval (``ci_method`` ``theil-sen``)
+  comes from the summed Kendall S of the replicates.  With 3 or more replicates
+  (``bootstrap-replicates``) the replicates are also resampled with replacement
+  (seeded) and the interval is the hull of that percentile interval and the Theil–Sen
+  one: the bootstrap sees run-to-run differences that the within-run interval cannot,
+  and the within-run interval keeps the bootstrap honest when runs are few (a
+  percentile interval over 3 replicates is at most the range of their slopes and covers
+  about 75 %; over 10, about 90 %);
 - against the baseline (``compare_to_baseline``): the difference of the pooled slopes
   with an interval combined from the two intervals (MOVER, Zou & Donner 2008), and a
   Mann–Whitney rank test across the replicate slopes.
 
-Why the interval uses the exact null distribution of Kendall's S and not the normal
-approximation that ``scipy.stats.theilslopes`` uses: units are few (4 cycles of
-``dict_shrink``, 9 passes of ``rocksdb_merge``), and there the approximation is far
-from 95 % (3 points: 67 %; scipy's interval is also NaN when the values are constant).
-The exact distribution is that of the inversions of a random permutation (the Mahonian
-numbers), convolved across replicates; it is exact for continuous noise and
-conservative with ties.  When the points cannot give 95 % at all (one run of 3 or 4
-points, two runs of 3), the interval is NaN and the verdict ``inconclusive``: that is
-what such data can say.  Points exactly on a line are the exception: every pairwise
-slope is the same, and so is the interval.
+Three choices keep the 95 % honest on memory series:
+
+- the exact null distribution of Kendall's S (the inversions of a random permutation,
+  convolved across replicates), not the normal approximation of
+  ``scipy.stats.theilslopes``: at 3 or 4 points that approximation returns [min, max],
+  which covers 67 % and 92 %, and it is NaN for constant values.  From 5 points on the
+  two agree.  When the points cannot give 95 % at all (one run of 3 or 4 points, two
+  runs of 3), the interval is NaN and the verdict ``inconclusive``; points exactly on a
+  line are the exception (every pairwise slope, and so the interval, is that slope);
+- serial correlation (``serial_correlation_factor``): RSS moves in steps, so the
+  deviations from the line are not independent, and Var(S) is inflated accordingly;
+- ties (counts, page-sized steps) shrink the variance of S, so using the untied
+  distribution errs on the wide side.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ MIN_UNITS = 3            # a slope needs at least this many units after the warm
 MIN_BOOT_REPLICATES = 3  # below this, resampling replicates says nothing useful
 CONFIDENCE = 0.95
 N_BOOT = 2000
+BOOT_SLOPES_PER_RUN = 2000  # order statistics a long run keeps in the bootstrap
 MIN_ACF_UNITS = 6         # shorter runs give no usable autocorrelation
 MAX_RHO = 0.99            # a lag-1 autocorrelation of 1 would make any interval infinite
 EXACT_MAX_PAIRS = 10_000  # beyond this the normal approximation to Kendall's S is accurate
@@ -107,9 +114,9 @@ def serial_correlation_factor(x: np.ndarray, y: np.ndarray, slope: float) -> flo
 
     Kendall's S assumes the deviations from the line are independent.  Memory rarely
     obliges: RSS moves in steps (arena growth, page faults in bursts), so a run that is
-    high stays high for a while; the RSS of the default runs shows a lag-1
-    autocorrelation of 0.8-0.95 around its line, and there the plain interval covers
-    about half of the time.  The deviations from the Theil–Sen line are ranked (robust
+    high stays high for a while (the RSS of duckdb_load and fd_leak runs shows a lag-1
+    autocorrelation of 0.8-0.95 around its line).  On a simulated AR(1) of 0.8 over 100
+    units, two runs, the plain interval covers 53 % and this one 91 %.  The deviations from the Theil–Sen line are ranked (robust
     to outliers), their lag-1 autocorrelation r is corrected for its small-sample bias
     (Marriott & Pope 1954: (n r + 1) / (n - 3)) and taken as an AR(1) process, and
     Var(S) is multiplied by Hamed & Rao's (1998) n/n* = 1 + 2/(n(n-1)(n-2))
@@ -197,16 +204,45 @@ class PooledSlope:
     boot_ci_high: float = math.nan
 
 
-def _weighted_medians(ordered: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Median of the slopes when replicate r counts weights[b, r] times, for every row b."""
+def _weighted_medians(ordered: np.ndarray, mass: np.ndarray, labels: np.ndarray,
+                      weights: np.ndarray) -> np.ndarray:
+    """Median of the slopes when replicate r counts weights[b, r] times, for every row b
+    (``mass``: how many pairwise slopes each element stands for)."""
     out = np.empty(len(weights))
     for b, w in enumerate(weights):
-        cumulative = np.cumsum(w[labels])
-        total = cumulative[-1]
-        lo = ordered[np.searchsorted(cumulative, (total - 1) // 2, side="right")]
-        hi = ordered[np.searchsorted(cumulative, total // 2, side="right")]
-        out[b] = (lo + hi) / 2.0
+        cumulative = np.cumsum(w[labels] * mass)
+        out[b] = ordered[min(np.searchsorted(cumulative, cumulative[-1] / 2.0), ordered.size - 1)]
     return out
+
+
+def _bootstrap_replicates(per_run: list[np.ndarray], confidence: float, n_boot: int,
+                          seed: int | Sequence[int]) -> tuple[float, float]:
+    """Percentile interval of the stratified slope when whole runs are resampled.
+
+    Only a few distinct resamples exist with few replicates (10 with 3), so each is
+    computed once.  A long run stands for its pairwise slopes by at most
+    BOOT_SLOPES_PER_RUN evenly spaced order statistics, which keeps 100 replicates of
+    300 units tractable and moves a median by less than the spacing of those.
+    """
+    values, mass, labels = [], [], []
+    for r, d in enumerate(per_run):
+        d = np.sort(d)
+        if d.size > BOOT_SLOPES_PER_RUN:
+            d = d[np.linspace(0, d.size - 1, BOOT_SLOPES_PER_RUN).round().astype(int)]
+        values.append(d)
+        mass.append(np.full(d.size, per_run[r].size / d.size))
+        labels.append(np.full(d.size, r))
+    values, mass, labels = (np.concatenate(a) for a in (values, mass, labels))
+    order = np.argsort(values, kind="stable")
+    r = len(per_run)
+    draws = np.random.default_rng(seed).integers(0, r, size=(n_boot, r))
+    counts = np.zeros((n_boot, r), dtype=np.int64)
+    np.add.at(counts, (np.repeat(np.arange(n_boot), r), draws.ravel()), 1)
+    unique, inverse = np.unique(counts, axis=0, return_inverse=True)
+    stats = _weighted_medians(values[order], mass[order], labels[order], unique)[np.ravel(inverse)]
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(stats, [tail, 1.0 - tail])
+    return float(low), float(high)
 
 
 def pooled_slope(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: float = CONFIDENCE,
@@ -236,21 +272,10 @@ def pooled_slope(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence:
     if len(kept) < MIN_BOOT_REPLICATES:
         return PooledSlope(slope, ts_low, ts_high, "theil-sen", len(kept), ts_low, ts_high)
 
-    labels = np.concatenate([np.full(d.size, r) for r, d in enumerate(per_run)])
-    order = np.argsort(slopes, kind="stable")
-    rng = np.random.default_rng(seed)
-    r = len(kept)
-    draws = rng.integers(0, r, size=(n_boot, r))
-    counts = np.zeros((n_boot, r), dtype=np.int64)
-    np.add.at(counts, (np.repeat(np.arange(n_boot), r), draws.ravel()), 1)
-    # only a few distinct resamples exist with few replicates: compute each once
-    unique, inverse = np.unique(counts, axis=0, return_inverse=True)
-    stats = _weighted_medians(slopes[order], labels[order], unique)[np.ravel(inverse)]
-    tail = (1.0 - confidence) / 2.0
-    boot_low, boot_high = (float(v) for v in np.quantile(stats, [tail, 1.0 - tail]))
+    boot_low, boot_high = _bootstrap_replicates(per_run, confidence, n_boot, seed)
     low = min(boot_low, ts_low) if not math.isnan(ts_low) else math.nan
     high = max(boot_high, ts_high) if not math.isnan(ts_high) else math.nan
-    return PooledSlope(slope, low, high, "bootstrap-replicates", r, ts_low, ts_high, boot_low, boot_high)
+    return PooledSlope(slope, low, high, "bootstrap-replicates", len(kept), ts_low, ts_high, boot_low, boot_high)
 
 
 # --------------------------------------------------------------------------------------
@@ -384,6 +409,11 @@ def verdict(growth: float, ci_low: float, ci_high: float, n_units: int, n_replic
     return "inconclusive", f"{ci_text} straddles {bar_text}"
 
 
+def _median(values: pd.Series) -> float:
+    finite = values.dropna()
+    return float(finite.median()) if len(finite) else math.nan
+
+
 def _group_seed(seed: int, key: tuple) -> list[int]:
     """A seed per group that does not depend on the process (str hashes do)."""
     return [int(seed), zlib.crc32("\x1f".join(map(str, key)).encode())]
@@ -420,8 +450,8 @@ def pooled_growth(per_run: pd.DataFrame, config: dict, units: pd.DataFrame, *,
         with_slope = group[group["slope"].notna()]
         basis = with_slope if len(with_slope) else group
         n_units = int(basis["n_units"].median()) if len(basis) else 0
-        level = float(basis["level"].median())
-        retained = float(basis["retained"].median()) if releases else math.nan
+        level = _median(basis["level"])
+        retained = _median(basis["retained"]) if releases else math.nan
         name, reason = verdict(fit.slope, fit.ci_low, fit.ci_high, n_units, fit.n_replicates, level,
                                retained, releases, limits[metric], min_relative, metric, unit)
         rows.append({

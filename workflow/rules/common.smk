@@ -10,6 +10,7 @@ if PACKAGE_DIR not in sys.path:
     sys.path.insert(0, PACKAGE_DIR)
 
 import leaklab.config  # noqa: E402
+import leaklab.tables  # noqa: E402
 from leaklab import experiments  # noqa: E402
 from leaklab.tables import TABLES  # noqa: E402
 
@@ -43,7 +44,9 @@ def rocksdb_fixture(params):
 
 
 def run_inputs(wildcards):
-    """The shared fixture a run reads, if its experiment has one."""
+    """The shared fixture a run reads, or the setup step of a command experiment."""
+    if config["experiments"][wildcards.experiment].get("setup"):
+        return {"setup": f"results/commands/{wildcards.experiment}/setup.done"}
     if wildcards.experiment == "rocksdb_merge":
         params = leaklab.config.run_params(config, wildcards.experiment, wildcards.profiler)
         return {"fixture": rocksdb_fixture(params)}
@@ -56,6 +59,13 @@ def run_params(wildcards):
     if wildcards.experiment == "rocksdb_merge":
         params["fixture"] = os.path.abspath(rocksdb_fixture(params))
     return params
+
+
+def setup_command(wildcards):
+    """A command experiment's setup step, its placeholders filled."""
+    entry = config["experiments"][wildcards.experiment]
+    params = leaklab.config.experiment_params(config, wildcards.experiment)
+    return entry["setup"].format(**params, project=os.path.abspath("."))
 
 
 def profiler_params(wildcards):
@@ -83,3 +93,15 @@ def all_outputs():
         *[f"results/tables/{table}.csv" for table in TABLES],
         *figure_outputs(),
     ]
+
+
+def failed_runs():
+    """Runs whose status is not ok, as `path: status` lines (read from runs.csv)."""
+    path = "results/tables/runs.csv"
+    if not os.path.exists(path):
+        return []
+    runs = leaklab.tables.read_csv_table(path)
+    if runs.empty:
+        return []
+    bad = runs[runs["status"] != "ok"]
+    return [f"{r.experiment}/{r.variant}/{r.profiler}/rep{r.replicate}: {r.status}" for r in bad.itertuples()]

@@ -11,3 +11,18 @@ rule rocksdb_fixture:
         runtime=15,
     script:
         "../scripts/rocksdb_fixture.py"
+
+
+rule command_setup:
+    """A command experiment's build step (e.g. compiling the user's program), once."""
+    output:
+        touch("results/commands/{experiment}/setup.done"),
+    params:
+        command=setup_command,
+    log:
+        "results/logs/setup_{experiment}.log",
+    resources:
+        mem_mb=2048,
+        runtime=30,
+    shell:
+        "({params.command}) > {log} 2>&1"

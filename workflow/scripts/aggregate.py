@@ -5,7 +5,9 @@ from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
-from leaklab import tables  # noqa: E402
+from leaklab import experiments, tables  # noqa: E402
+
+experiments.configure(snakemake.config)  # noqa: F821  (command experiments)
 
 run_dirs = [Path(p).parent for p in snakemake.input.meta]  # noqa: F821
 built = tables.build(run_dirs, snakemake.config)  # noqa: F821

@@ -4,8 +4,10 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
-from leaklab import plots  # noqa: E402
+from leaklab import experiments, plots  # noqa: E402
 from leaklab.tables import read_csv_table  # noqa: E402
+
+experiments.configure(snakemake.config)  # noqa: F821  (command experiments)
 
 experiment = snakemake.wildcards.experiment  # noqa: F821
 plots.heap_timelines(read_csv_table(snakemake.input.heap_timeline), experiment, snakemake.output.timeline)  # noqa: F821

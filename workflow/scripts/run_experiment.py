@@ -5,7 +5,9 @@ from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
-from leaklab import runner  # noqa: E402
+from leaklab import experiments, runner  # noqa: E402
+
+experiments.configure(snakemake.config)  # noqa: F821  (command experiments)
 
 w = snakemake.wildcards  # noqa: F821
 params = snakemake.params  # noqa: F821

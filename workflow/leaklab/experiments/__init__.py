@@ -7,6 +7,10 @@ handing its memory back, so what stays is retention), ``SCALED_PARAMS`` (the
 size parameters a heavy profiler's ``scale`` multiplies), ``native_libraries()``
 (shared objects worth checking for a bundled allocator) and ``run(variant, params, workdir)``, and ends with
 ``main = cli(run, VARIANTS)`` so ``python -m leaklab.experiments.<name>`` runs it.
+
+Users' own reproductions need no module: an ``experiments`` entry with a ``command``
+(see ``command_spec``) declares one through the configuration alone, and
+:func:`configure` registers it.
 """
 
 from __future__ import annotations
@@ -21,12 +25,18 @@ from pathlib import Path
 from leaklab import marks
 
 NAMES = ("rocksdb_merge", "dict_shrink", "duckdb_load", "fd_leak")
+UNIT_SOURCES = ("marks", "seconds")
+_commands: dict[str, "Spec"] = {}
+
+
+def _no_libraries() -> list[str]:
+    return []
 
 
 @dataclass(frozen=True)
 class Spec:
     name: str
-    module: str
+    module: str | None
     variants: tuple[str, ...]
     baseline: str
     unit: str
@@ -34,6 +44,9 @@ class Spec:
     releases: bool
     scaled_params: tuple[str, ...]
     native_libraries: Callable[[], list[str]]
+    command: str | None = None  # a user's program: a template with {variant}, {workdir}, params
+    unit_source: str = "marks"  # command experiments: unit lines from the program, or seconds
+    setup: str | None = None    # command experiments: run once before any run (a build step)
 
     def check_variant(self, variant: str) -> None:
         if variant not in self.variants:
@@ -44,12 +57,40 @@ class Spec:
 
 
 def names() -> tuple[str, ...]:
-    return NAMES
+    return NAMES + tuple(_commands)
+
+
+def command_spec(name: str, entry: dict) -> Spec:
+    """The spec of a configured command experiment (``experiments.<name>.command``)."""
+    return Spec(
+        name=name,
+        module=None,
+        variants=tuple(entry["variants"]),
+        baseline=entry.get("baseline", entry["variants"][0]),
+        unit=entry.get("unit", "second" if entry.get("unit_source") == "seconds" else "unit"),
+        key_metrics=tuple(entry.get("key_metrics", ())),
+        releases=bool(entry.get("releases", False)),
+        scaled_params=tuple(entry.get("scaled_params", ())),
+        native_libraries=_no_libraries,
+        command=entry["command"],
+        unit_source=entry.get("unit_source", "marks"),
+        setup=entry.get("setup"),
+    )
+
+
+def configure(config: dict) -> None:
+    """Register the command experiments a configuration declares."""
+    _commands.clear()
+    for name, entry in config.get("experiments", {}).items():
+        if "command" in entry:
+            _commands[name] = command_spec(name, entry)
 
 
 def get(name: str) -> Spec:
+    if name in _commands:
+        return _commands[name]
     if name not in NAMES:
-        raise ValueError(f"unknown experiment {name!r}; allowed: {', '.join(NAMES)}")
+        raise ValueError(f"unknown experiment {name!r}; allowed: {', '.join(names())}")
     module = importlib.import_module(f"leaklab.experiments.{name}")
     return Spec(
         name=name,

@@ -1,0 +1,206 @@
+"""The workflow on a real (one-node) Slurm cluster through snakemake-executor-plugin-slurm.
+
+tests/slurm/cluster.sh starts munged, slurmctld and slurmd from Debian's packages on this
+machine; the small config (one replicate, two variants per experiment, plain profiler)
+then runs with `--workflow-profile profiles/slurm`. The tests check that every job went
+through Slurm (its job completion file and the plugin's per-job logs), that measurement
+runs had the node to themselves and ran one at a time, and that the tables keep the
+local run's contract. The cluster is stopped at the end, leaving no daemon behind.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slurm
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
+STATE = Path(os.environ.get("LEAKLAB_SLURM_DIR", "/tmp/leaklab-slurm-test"))
+DAEMONS = ("munged", "slurmctld", "slurmd")
+
+# the columns documented in the README (a local run's tables have them all)
+RUN_COLUMNS = ["experiment", "variant", "profiler", "replicate", "status", "exit_code", "wall_s", "cpu_s",
+               "peak_rss_bytes"]
+GROWTH_COLUMNS = ["experiment", "variant", "profiler", "metric", "unit", "growth_per_unit", "retained", "level",
+                  "n_units", "n_replicates", "verdict"]
+
+
+def cluster(action):
+    return subprocess.run(["bash", str(CLUSTER), action, str(STATE)], capture_output=True, text=True, timeout=180)
+
+
+def cluster_env():
+    """The submitting environment: SLURM_CONF, and the client wrappers first on PATH
+    (the job's srun needs them: the jobstep plugin drops SLURM_CONF)."""
+    env = dict(os.environ)
+    for line in cluster("env").stdout.splitlines():
+        key, _, value = line.partition("=")
+        env[key] = value
+    return env
+
+
+def small_config(path):
+    """tests/config.yaml cut down to one replicate of two variants per experiment, plain only."""
+    config = yaml.safe_load((ROOT / "tests" / "config.yaml").read_text())
+    config["replicates"] = 1
+    config["profilers"] = ["plain"]
+    for entry in config["experiments"].values():
+        for key in ("profilers", "profile_variants", "replicates"):
+            entry.pop(key, None)
+    config["experiments"]["rocksdb_merge"]["variants"] = ["binding-dummy", "capi-real"]
+    path.write_text(yaml.safe_dump(config))
+    return config
+
+
+def jobcomp():
+    """Slurm's job completion records (jobcomp/filetxt): one dict per finished job."""
+    records = []
+    path = STATE / "log" / "jobcomp.txt"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        records.append(dict(re.findall(r"(\w+)=(\S*)", line)))
+    return records
+
+
+def stamp(text):
+    return datetime.fromisoformat(text).timestamp()
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    missing = [cmd for cmd in ("munged", "slurmctld", "slurmd", "sbatch")
+               if not shutil.which(cmd, path=os.environ.get("PATH", "") + ":/usr/sbin")]
+    assert not missing, f"{missing} not installed: apt-get install slurmctld slurmd slurm-client munge (make apt)"
+    import snakemake_executor_plugin_slurm  # noqa: F401  (pip: snakemake-executor-plugin-slurm)
+
+    cluster("stop")  # whatever an interrupted session left behind
+    shutil.rmtree(STATE, ignore_errors=True)
+    started = time.monotonic()
+    up = cluster("start")
+    assert up.returncode == 0, up.stdout + up.stderr
+    print(f"cluster up in {time.monotonic() - started:.1f} s: {up.stderr.strip()}")
+    try:
+        yield cluster_env()
+    finally:
+        cluster("stop")
+
+
+@pytest.fixture(scope="module")
+def workflow(slurm, tmp_path_factory):
+    """The small config through the Slurm profile; returns the working directory, the
+    config, the plugin's run id (every job's Slurm name) and the output."""
+    workdir = tmp_path_factory.mktemp("slurm_workflow")
+    config = small_config(workdir / "config.yaml")
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(workdir / "config.yaml"), "--workflow-profile", str(ROOT / "profiles" / "slurm"),
+         # no slurmdbd on the test cluster: follow jobs with squeue (MinJobAge=3600)
+         "--slurm-status-command", "squeue",
+         "--slurm-init-seconds-before-status-checks", "1",
+         "--slurm-keep-successful-logs"],
+        capture_output=True, text=True, env=slurm, cwd=workdir, timeout=600,
+    )
+    print(f"workflow on Slurm in {time.monotonic() - started:.1f} s")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    run_id = re.search(r"SLURM run ID: (\S+)", output).group(1)
+    return workdir, config, run_id, output
+
+
+def expected_runs(config):
+    sys.path.insert(0, str(ROOT / "workflow"))
+    from leaklab import config as leaklab_config
+
+    return len(leaklab_config.runs(config))
+
+
+def test_node_advertises_this_machine(slurm):
+    sinfo = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %c %m %T"], capture_output=True, text=True, env=slurm)
+    node, cpus, memory, state = sinfo.stdout.split()
+    assert int(cpus) == os.cpu_count()
+    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    assert 0.9 * total_mb <= int(memory) <= total_mb
+    assert state in ("idle", "mixed", "allocated")
+
+
+def test_every_job_went_through_slurm(workflow):
+    workdir, config, run_id, output = workflow
+    n_runs = expected_runs(config)
+    jobs = [job for job in jobcomp() if job["Name"] == run_id]
+    assert all(job["JobState"] == "COMPLETED" and job["WorkDir"] == str(workdir) for job in jobs), jobs
+    submitted = set(re.findall(r"has been submitted with SLURM jobid (\d+)", output))
+    assert {job["JobId"] for job in jobs} == submitted
+    # the plugin's log of each job, under the rule's name and the job's wildcards
+    logs = list((workdir / ".snakemake" / "slurm_logs").glob("rule_*/**/*.log"))
+    assert {log.stem for log in logs} == submitted
+    run_logs = [log for log in logs if log.parts[-3:-2] == ("rule_run_experiment",)]
+    assert len(run_logs) == n_runs
+    # each ran its rule through the jobstep executor (srun) on the node
+    text = run_logs[0].read_text()
+    assert "--executor slurm-jobstep" in text and "Finished jobid" in text, text[-2000:]
+    # every rule but `all`: the fixture, one job per run, the aggregation and the figures
+    assert len(jobs) >= n_runs + 3
+
+
+def test_measurements_ran_alone_and_one_at_a_time(workflow):
+    """measure=1 keeps runs apart in time; --exclusive keeps every other job off their node."""
+    workdir, config, run_id, output = workflow
+    run_ids = {log.stem for log in (workdir / ".snakemake" / "slurm_logs" / "rule_run_experiment").glob("*/*.log")}
+    jobs = [job for job in jobcomp() if job["Name"] == run_id]
+    spans = {job["JobId"]: (stamp(job["StartTime"]), stamp(job["EndTime"])) for job in jobs}
+    cpus = {job["JobId"]: int(job["ProcCnt"]) for job in jobs}
+    for run in run_ids:
+        start, end = spans[run]
+        assert cpus[run] == os.cpu_count()  # the whole node
+        for other, (other_start, other_end) in spans.items():
+            if other != run:
+                # one-second resolution: a job that starts as another ends shares no time with it
+                assert not (other_start < end and start < other_end), (run, other, spans)
+
+
+def test_tables_keep_the_local_contract(workflow):
+    workdir, config, run_id, output = workflow
+    tables = workdir / "results" / "tables"
+    runs = pd.read_csv(tables / "runs.csv")
+    assert len(runs) == expected_runs(config)
+    assert set(runs["status"]) == {"ok"}, runs[["experiment", "variant", "status"]]
+    assert list(runs.columns[: len(RUN_COLUMNS)]) == RUN_COLUMNS
+    assert not runs.duplicated(["experiment", "variant", "profiler", "replicate"]).any()
+    growth = pd.read_csv(tables / "growth.csv")
+    assert list(growth.columns[: len(GROWTH_COLUMNS)]) == GROWTH_COLUMNS
+    assert set(growth["experiment"]) == set(config["experiments"])
+    assert (workdir / "results" / "leaklab.duckdb").stat().st_size > 0
+    assert (workdir / "results" / "figures" / "growth_overview.png").stat().st_size > 20_000
+
+    # the physics survives the cluster: the leaks are found, their baselines are not leaks
+    def verdict(experiment, variant, metric):
+        row = growth.query("experiment == @experiment and variant == @variant and metric == @metric")
+        assert len(row) == 1, (experiment, variant, metric)
+        return row.iloc[0]
+
+    leak = verdict("rocksdb_merge", "capi-real", "rss_bytes")
+    assert leak["verdict"] == "leak" and 6.0e6 <= leak["growth_per_unit"] <= 8.5e6
+    assert verdict("rocksdb_merge", "binding-dummy", "rss_bytes")["verdict"] != "leak"
+    assert verdict("fd_leak", "leak", "deleted_fds")["verdict"] == "leak"
+    assert verdict("fd_leak", "close", "deleted_fds")["growth_per_unit"] == 0
+
+
+def test_stop_leaves_no_daemon(slurm):
+    pids = {name: (STATE / "run" / f"{name}.pid").read_text().strip() for name in DAEMONS}
+    stopped = cluster("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    for name, pid in pids.items():
+        assert not Path(f"/proc/{pid}").exists(), f"{name} (pid {pid}) still runs"
+    assert cluster("status").returncode == 3
+    again = cluster("stop")  # idempotent
+    assert again.returncode == 0, again.stderr

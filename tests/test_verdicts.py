@@ -1,0 +1,265 @@
+"""Verdicts with confidence on synthetic series with known slopes and noise.
+
+The property tests simulate many data sets per drawn case and check what a 95 %
+interval promises: it covers the true slope (at least 90 % of the time, allowing for
+the simulation's own spread), and a flat series is called a leak no more often than
+the 2.5 % a one-sided 95 % bound allows.
+"""
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import theilslopes
+
+from leaklab import verdicts
+
+MIB = 2**20
+CONFIG = {
+    "verdict": {
+        "min_relative_growth": 0.05,
+        "metrics": {
+            "rss_bytes": {"leak_per_unit": MIB, "retained": 16 * MIB},
+            "deleted_fds": {"leak_per_unit": 0.5, "retained": 16},
+        },
+    },
+    "experiments": {"rocksdb_merge": {"warmup_units": 1}, "dict_shrink": {"warmup_units": 1}},
+}
+BASELINES = {"rocksdb_merge": "binding-dummy", "dict_shrink": "rebuilt"}
+
+
+def units_table(slope: float, *, experiment: str = "rocksdb_merge", variant: str = "capi-real",
+                metric: str = "rss_bytes", units: int = 10, replicates: int = 2, level: float = 100 * MIB,
+                noise: float = 0.0, seed: int = 0, first_unit: float | None = None) -> pd.DataFrame:
+    """The ``units`` table of ``replicates`` runs: level + slope x unit + normal noise.
+
+    ``first_unit`` replaces the value before the first unit (unit 0), to model a
+    fill/empty experiment that starts low and keeps what the first cycle took.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for replicate in range(1, replicates + 1):
+        offset = rng.normal(0, 5 * MIB)  # runs differ in level, not in growth
+        for unit in range(units + 1):
+            value = level + offset + slope * unit + rng.normal(0, noise)
+            if unit == 0 and first_unit is not None:
+                value = first_unit
+            rows.append({"experiment": experiment, "variant": variant, "profiler": "plain",
+                         "replicate": replicate, "unit": unit, "t": float(unit), "metric": metric,
+                         "value": value})
+    return pd.DataFrame(rows)
+
+
+def judge(units: pd.DataFrame, config: dict = CONFIG) -> pd.DataFrame:
+    per_run = verdicts.replicate_slopes(units, verdicts.warmup_units(config))
+    return verdicts.pooled_growth(per_run, config, units)
+
+
+def only(table: pd.DataFrame, **where) -> pd.Series:
+    mask = np.ones(len(table), dtype=bool)
+    for column, value in where.items():
+        mask &= table[column] == value
+    [row] = table[mask].itertuples(index=False)
+    return pd.Series(row._asdict())
+
+
+# --- the interval itself ---------------------------------------------------------------
+
+def test_exact_null_distribution_is_the_inversion_count_of_permutations():
+    for n in range(1, 7):
+        counts = np.zeros(n * (n - 1) // 2 + 1)
+        for perm in itertools.permutations(range(n)):
+            counts[sum(a > b for a, b in itertools.combinations(perm, 2))] += 1
+        assert verdicts._inversions_pmf(n) == pytest.approx(counts / counts.sum())
+
+
+def test_interval_agrees_with_scipy_where_its_approximation_holds_and_refuses_where_not():
+    rng = np.random.default_rng(1)
+    x = np.arange(2, 40.0)
+    y = 3 * x + rng.normal(0, 5, x.size)
+    scipy_fit = theilslopes(y, x)
+    assert verdicts.sen_interval(verdicts.pairwise_slopes(x, y), [x.size]) == pytest.approx(
+        (scipy_fit.low_slope, scipy_fit.high_slope))
+    # 3 or 4 points: no interval reaches 95 % (scipy's [min, max] covers 67 % / 92 %)
+    for n in (3, 4):
+        xs = np.arange(n, dtype=float)
+        assert all(math.isnan(v) for v in verdicts.sen_interval(verdicts.pairwise_slopes(xs, xs ** 1.5), [n]))
+    assert verdicts.kendall_rank([5]) == 1 and verdicts.kendall_rank([3, 3]) is None
+    # points exactly on a line: the interval is that slope, however few
+    assert verdicts.sen_interval(np.array([2.0, 2.0, 2.0]), [3]) == (2.0, 2.0)
+
+
+def test_serial_correlation_widens_the_interval_only_when_there_is_some():
+    rng = np.random.default_rng(4)
+    x = np.arange(60.0)
+    independent = x + rng.normal(0, 1, x.size)
+    steps = np.empty(x.size)
+    steps[0] = 0.0
+    for i in range(1, x.size):  # AR(1) deviations of 0.9: a run that is high stays high
+        steps[i] = 0.9 * steps[i - 1] + rng.normal()
+    correlated = x + steps
+    assert verdicts.serial_correlation_factor(x, independent, 1.0) < 1.5
+    assert verdicts.serial_correlation_factor(x, correlated, 1.0) > 4
+    plain = verdicts.sen_interval(verdicts.pairwise_slopes(x, correlated), [x.size])
+    wide = verdicts.sen_interval(verdicts.pairwise_slopes(x, correlated), [x.size],
+                                 factors=[verdicts.serial_correlation_factor(x, correlated, 1.0)])
+    assert wide[0] < plain[0] and wide[1] > plain[1]
+
+
+# --- verdicts on known series ----------------------------------------------------------
+
+def test_a_clear_leak_is_a_leak_and_its_interval_holds_the_true_slope():
+    table = judge(units_table(32 * MIB, noise=MIB, seed=3))
+    row = only(table, metric="rss_bytes")
+    assert row["verdict"] == "leak"
+    assert row["ci_low"] <= 32 * MIB <= row["ci_high"]
+    assert row["ci_method"] == "theil-sen" and row["n_replicates"] == 2 and row["n_units"] == 9
+    assert row["verdict_reason"].startswith("CI [") and "MiB/pass above 1 MiB/pass" in row["verdict_reason"]
+
+
+def test_flat_with_noise_is_stable():
+    row = only(judge(units_table(0.0, variant="binding-dummy", noise=0.25 * MIB, seed=5)), metric="rss_bytes")
+    assert row["verdict"] == "stable", row["verdict_reason"]
+    assert row["ci_high"] < MIB and "below" in row["verdict_reason"]
+
+
+def test_a_slope_at_the_threshold_under_heavy_noise_is_inconclusive():
+    row = only(judge(units_table(MIB, noise=20 * MIB, seed=7)), metric="rss_bytes")
+    assert row["verdict"] == "inconclusive"
+    assert row["ci_low"] < MIB < row["ci_high"] and "straddles" in row["verdict_reason"]
+
+
+def test_too_few_units_is_inconclusive_never_a_guess():
+    # 2 units after the warm-up: no slope at all
+    row = only(judge(units_table(32 * MIB, units=3)), metric="rss_bytes")
+    assert row["verdict"] == "inconclusive" and math.isnan(row["growth_per_unit"])
+    assert "(< 3)" in row["verdict_reason"]
+    # 2 runs x 3 units: a slope, but no 95 % interval, even for a steep noisy leak
+    row = only(judge(units_table(32 * MIB, units=4, noise=MIB, seed=1)), metric="rss_bytes")
+    assert row["growth_per_unit"] > 16 * MIB
+    assert row["verdict"] == "inconclusive" and math.isnan(row["ci_low"])
+    assert "cannot give a 95% interval" in row["verdict_reason"]
+
+
+def test_memory_kept_after_release_without_growth_is_retention():
+    units = units_table(0.0, experiment="dict_shrink", variant="dict", units=6, level=60 * MIB,
+                        noise=64 * 1024, first_unit=10 * MIB, seed=2)
+    row = only(judge(units), metric="rss_bytes")
+    assert row["verdict"] == "retention", row["verdict_reason"]
+    assert row["retained"] == pytest.approx(50 * MIB, rel=0.2)
+    assert row["verdict_reason"].startswith("retained")
+    # the same series where units do not release memory: retained means nothing there
+    row = only(judge(units.assign(experiment="rocksdb_merge")), metric="rss_bytes")
+    assert row["verdict"] == "stable" and math.isnan(row["retained"])
+
+
+def test_growth_that_is_small_against_the_level_is_not_a_leak():
+    # 1.5 MiB per pass on a 10 GiB process: above leak_per_unit, far below 5 % of the level
+    row = only(judge(units_table(1.5 * MIB, level=10 * 2**30, noise=0.01 * MIB, seed=8)), metric="rss_bytes")
+    assert row["ci_low"] > MIB
+    assert row["verdict"] == "stable" and "5% of the" in row["verdict_reason"]
+
+
+def test_counts_leak_one_per_unit_and_an_outlier_does_not_make_a_leak():
+    fds = units_table(1.0, metric="deleted_fds", level=0.0, units=30)
+    fds["value"] = fds["unit"].astype(float)  # exactly one leaked handle per rotation
+    row = only(judge(fds), metric="deleted_fds")
+    assert (row["verdict"], row["ci_low"], row["ci_high"]) == ("leak", 1.0, 1.0)
+    flat = units_table(0.0, variant="binding-dummy", noise=0.1 * MIB, seed=9)
+    flat.loc[flat["unit"] == 6, "value"] += 500 * MIB  # one page-cache hiccup per run
+    assert only(judge(flat), metric="rss_bytes")["verdict"] == "stable"
+
+
+def test_three_replicates_add_the_bootstrap_and_the_result_is_deterministic():
+    units = units_table(2 * MIB, replicates=4, noise=MIB, seed=11)
+    first, again = judge(units), judge(units)
+    pd.testing.assert_frame_equal(first, again)
+    row = only(first, metric="rss_bytes")
+    assert row["ci_method"] == "bootstrap-replicates" and row["n_replicates"] == 4
+    assert row["ci_low"] == min(row["ts_ci_low"], row["boot_ci_low"])
+    assert row["ci_high"] == max(row["ts_ci_high"], row["boot_ci_high"])
+
+
+def test_per_run_slopes_and_their_columns():
+    per_run = verdicts.replicate_slopes(units_table(4 * MIB, noise=0.1 * MIB, seed=12), warmup=1)
+    assert list(per_run.columns) == verdicts.PER_RUN_COLUMNS and len(per_run) == 2
+    for row in per_run.itertuples():
+        assert row.n_units == 9 and row.slope_low <= row.slope <= row.slope_high
+        assert row.slope == pytest.approx(4 * MIB, abs=0.1 * MIB)
+        assert row.retained == pytest.approx(10 * 4 * MIB, abs=MIB)
+        assert row.level == pytest.approx(100 * MIB + 2 * 4 * MIB, abs=15 * MIB)
+
+
+# --- against the baseline ----------------------------------------------------------------
+
+def test_comparison_gives_the_difference_with_its_interval_and_a_rank_test():
+    units = pd.concat([
+        units_table(32 * MIB, variant="capi-real", replicates=4, noise=MIB, seed=13),
+        units_table(0.0, variant="binding-dummy", replicates=4, noise=MIB, seed=14),
+    ], ignore_index=True)
+    per_run = verdicts.replicate_slopes(units, verdicts.warmup_units(CONFIG))
+    pooled = verdicts.pooled_growth(per_run, CONFIG, units)
+    table = verdicts.compare_to_baseline(per_run, pooled, BASELINES)
+    assert list(table.columns) == verdicts.COMPARISON_COLUMNS
+    row = only(table, metric="rss_bytes")  # the baseline's own row is left out
+    assert row["variant"] == "capi-real" and row["baseline"] == "binding-dummy"
+    assert row["diff_ci_low"] <= 32 * MIB <= row["diff_ci_high"] and row["diff_ci_low"] > 0
+    assert row["rank_test_p"] == pytest.approx(2 / 70)  # 4 vs 4, all apart: the exact floor
+    assert (row["verdict"], row["baseline_verdict"]) == ("leak", "stable")
+    # the units table gives the same answer as the per-run slopes
+    pd.testing.assert_frame_equal(verdicts.compare_to_baseline(units, pooled, BASELINES), table)
+
+
+def test_rank_test_needs_two_replicates_a_side_and_mover_combines_intervals():
+    assert math.isnan(verdicts.rank_test([1.0], [0.0, 0.1]))
+    assert verdicts.rank_test([1.0, 1.0], [0.0, 0.0]) == pytest.approx(1 / 3)  # ties: still exact
+    low, high = verdicts.mover_difference(10.0, 7.0, 14.0, 2.0, 1.0, 5.0)
+    assert low == pytest.approx(8 - math.hypot(3, 3)) and high == pytest.approx(8 + math.hypot(4, 1))
+    assert all(math.isnan(v) for v in verdicts.mover_difference(1.0, math.nan, 2.0, 0.0, -1.0, 1.0))
+
+
+# --- properties over many simulated data sets ---------------------------------------------
+
+SIMULATIONS = 60
+PROPERTY = settings(max_examples=30, deadline=None, derandomize=True, database=None)
+
+
+def simulate(rng: np.random.Generator, slope: float, noise: float, n_units: int, replicates: int,
+             heavy: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Runs after the warm-up: a level per run, the slope, and normal or t(3) noise."""
+    x = np.arange(2, 2 + n_units, dtype=float)
+    draw = (lambda size: rng.standard_t(3, size)) if heavy else (lambda size: rng.normal(0, 1, size))
+    return [(x, rng.normal(0, 100) + slope * x + noise * draw(n_units)) for _ in range(replicates)]
+
+
+@PROPERTY
+@given(slope=st.floats(-50, 50), noise=st.floats(0.01, 20), n_units=st.integers(5, 40),
+       replicates=st.integers(1, 4), heavy=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_the_95_interval_covers_the_true_slope(slope, noise, n_units, replicates, heavy, seed):
+    rng = np.random.default_rng(seed)
+    covered = 0
+    for i in range(SIMULATIONS):
+        fit = verdicts.pooled_slope(simulate(rng, slope, noise, n_units, replicates, heavy), n_boot=500, seed=i)
+        covered += fit.ci_low <= slope <= fit.ci_high
+    # nominal 95 %; 60 simulations at 95 % fall below 50 only with probability < 0.3 %
+    assert covered >= 0.83 * SIMULATIONS
+
+
+@PROPERTY
+@given(noise=st.floats(0.01, 20), n_units=st.integers(5, 40), replicates=st.integers(1, 4),
+       heavy=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_a_flat_series_is_rarely_called_a_leak(noise, n_units, replicates, heavy, seed):
+    rng = np.random.default_rng(seed)
+    thresholds = {"leak_per_unit": 1e-9 * noise, "retained": math.inf}  # as strict as a threshold gets
+    leaks = 0
+    for i in range(SIMULATIONS):
+        fit = verdicts.pooled_slope(simulate(rng, 0.0, noise, n_units, replicates, heavy), n_boot=500, seed=i)
+        name, _ = verdicts.verdict(fit.slope, fit.ci_low, fit.ci_high, n_units, fit.n_replicates, 100.0,
+                                   math.nan, False, thresholds, 0.0, "rss_bytes", "pass")
+        leaks += name == "leak"
+    # a one-sided 95 % bound errs at most 2.5 % of the time: 1.5 of 60; 6 or more has p < 1 %
+    assert leaks <= 5
