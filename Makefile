@@ -31,6 +31,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	touch $@
 
 run: setup  ## run the whole default pipeline (snakemake --cores 4)
+	$(VENV)/bin/python -m leaklab.lock
 	$(SNAKEMAKE) --cores 4
 
 test: setup  ## run the whole test suite (real profilers, RocksDB, DuckDB, Snakemake)

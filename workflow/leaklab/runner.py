@@ -72,6 +72,53 @@ def _stop(proc: subprocess.Popen) -> None:
         pass
 
 
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent dies: a runner
+    whose pipeline was killed must not go on measuring (and writing) on its own."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+
+
+class _Stopped(Exception):
+    """The runner itself was told to stop (SIGTERM, SIGINT, SIGHUP)."""
+
+
+def _raise_stopped(signum, frame):
+    raise _Stopped(signal.Signals(signum).name)
+
+
+def _sample_until_exit(proc, ready_r, release_w, rows, protocol, t0, deadline, interval_s, smaps,
+                       mem_cap_bytes) -> str | None:
+    """Sample the process tree until it exits or must be stopped; returns why it was
+    stopped (``capped``, ``timeout``) or None.  Waiting on the sync pipe doubles as
+    the sampling sleep, so the final sample is taken the moment the process asks."""
+    while proc.poll() is None:
+        ready, _, _ = select.select([ready_r], [], [], interval_s)
+        final = bool(ready)
+        row = sampler.sample(proc.pid, time.monotonic() - t0, smaps=smaps, final=final)
+        if row is not None:
+            rows.append(row)
+            if protocol:
+                protocol.poll(row["t"], proc.pid)
+        if final and os.read(ready_r, 1):
+            try:
+                os.write(release_w, b"x")
+            except BrokenPipeError:
+                pass
+        stopped_for = None
+        if mem_cap_bytes and row and row["rss_bytes"] > mem_cap_bytes:
+            stopped_for = "capped"
+        elif time.monotonic() > deadline:
+            stopped_for = "timeout"
+        if stopped_for:
+            _stop(proc)
+            proc.wait()
+            return stopped_for
+    return None
+
+
 def _status(returncode: int, stopped_for: str | None) -> str:
     if stopped_for:
         return stopped_for
@@ -174,7 +221,6 @@ def run(
     cmd, env = profiler_module.wrap(cmd, env, outdir, profiler_settings or {})
 
     rows: list[dict] = []
-    stopped_for = None
     cpu_before = _children_cpu_s()
     with open(outdir / "run.log", "wb") as log:
         try:
@@ -189,27 +235,17 @@ def run(
         os.close(ready_w)
         os.close(release_r)
         deadline = t0 + timeout_s
-        while proc.poll() is None:
-            ready, _, _ = select.select([ready_r], [], [], interval_s)
-            final = bool(ready)
-            row = sampler.sample(proc.pid, time.monotonic() - t0, smaps=smaps, final=final)
-            if row is not None:
-                rows.append(row)
-                if protocol:
-                    protocol.poll(row["t"], proc.pid)
-            if final and os.read(ready_r, 1):
-                try:
-                    os.write(release_w, b"x")
-                except BrokenPipeError:
-                    pass
-            if mem_cap_bytes and row and row["rss_bytes"] > mem_cap_bytes:
-                stopped_for = "capped"
-            elif time.monotonic() > deadline:
-                stopped_for = "timeout"
-            if stopped_for:
-                _stop(proc)
-                proc.wait()
-                break
+        previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        try:
+            stopped_for = _sample_until_exit(proc, ready_r, release_w, rows, protocol, t0, deadline,
+                                             interval_s, smaps, mem_cap_bytes)
+        except _Stopped:
+            _stop(proc)  # the measured process group goes with the runner; no outputs are written
+            proc.wait()
+            raise
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
         _stop(proc)  # leftovers of the group, if the main process left any
     os.close(ready_r)
     os.close(release_w)
