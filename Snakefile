@@ -14,6 +14,7 @@ include: "workflow/rules/fixtures.smk"
 include: "workflow/rules/run.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/summary.smk"
 
 
 rule all:

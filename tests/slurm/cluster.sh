@@ -37,13 +37,19 @@ unset SLURM_JOB_ID SLURM_JOBID SLURM_CLUSTERS
 say() { echo "cluster.sh: $*" >&2; }
 die() { say "$*"; exit 1; }
 
+alive() {  # alive PID: the process exists and is not a zombie waiting to be reaped
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ ${stat##*) } != Z* ]]
+}
+
 # pid from a pid file if that process is alive and is the daemon named (not a reused pid)
 pid_of() {
     local file=$1 name=$2 pid
     [[ -s $file ]] || return 1
     pid=$(<"$file")
-    [[ $pid =~ ^[0-9]+$ ]] && [[ -r /proc/$pid/comm ]] || return 1
-    [[ $(</proc/"$pid"/comm) == "$name"* ]] || return 1
+    [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$name"* ]] || return 1
     echo "$pid"
 }
 
@@ -143,11 +149,19 @@ stop_pid() {  # stop_pid PID...: TERM, wait up to 15 s, then KILL
     local deadline=$((SECONDS + 15))
     while ((SECONDS < deadline)); do
         local left=()
-        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && left+=("$pid"); done
+        for pid in "${pids[@]}"; do alive "$pid" && left+=("$pid"); done
         ((${#left[@]})) || return 0
         sleep 0.2
     done
     for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+}
+
+descendants() {  # descendants PID: every process below PID
+    local child
+    for child in $(pgrep -P "$1" || true); do
+        echo "$child"
+        descendants "$child"
+    done
 }
 
 stop() {
@@ -164,11 +178,16 @@ stop() {
             wait_until 20 bash -c '[[ -z $(squeue -h -t RUNNING,COMPLETING,PENDING -o %A) ]]' || true
         fi
     fi
-    # job step daemons are slurmd's children: stop them too, by pid
-    if [[ -n $slurmd ]]; then
-        mapfile -t steps < <(pgrep -P "$slurmd" -x slurmstepd || true)
-    fi
     stop_pid ${slurmd:+"$slurmd"}
+    # job step daemons (detached from slurmd) that outlived a cancel, with whatever they
+    # still run: ours carry this cluster's SLURM_CONF in their environment
+    local pid
+    for pid in $(pgrep -x slurmstepd || true); do
+        if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "SLURM_CONF=$CONF"; then
+            steps+=("$pid")
+            mapfile -t -O "${#steps[@]}" steps < <(descendants "$pid")
+        fi
+    done
     stop_pid ${steps[@]+"${steps[@]}"}
     stop_pid ${ctld:+"$ctld"}
     stop_pid ${munged:+"$munged"}

@@ -21,6 +21,7 @@ UNITS_FROM_PARAMS = {
     "dict_shrink": lambda p: int(p["cycles"]),
     "duckdb_load": lambda p: int(parse_duration(p["duration"])),
     "fd_leak": lambda p: int(p["rotations"]),
+    "planted": lambda p: int(p["steps"]),
 }
 MIN_POST_WARMUP_UNITS = 3
 

@@ -155,3 +155,60 @@ def profiler_overhead(overhead: pd.DataFrame, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def verdict_matrix(growth: pd.DataFrame, out: Path, profiler: str = "plain") -> None:
+    """Experiment-variant x metric, coloured by verdict, growth per unit written in."""
+    data = growth[(growth["profiler"] == profiler) & growth["verdict"].notna()].copy()
+    data["row"] = data["experiment"] + " / " + data["variant"]
+    rows, cols = sorted(set(data["row"])), sorted(set(data["metric"]))
+    codes = {v: i for i, v in enumerate(VERDICT_COLOURS)}
+    grid = pd.DataFrame(float("nan"), index=rows, columns=cols)
+    text = pd.DataFrame("", index=rows, columns=cols)
+    for r in data.itertuples():
+        grid.loc[r.row, r.metric] = codes.get(r.verdict, float("nan"))
+        value, _ = _scaled(r.metric, pd.Series([r.growth_per_unit]))
+        text.loc[r.row, r.metric] = f"{r.verdict}\n{value.iloc[0]:.3g}"
+    fig, ax = plt.subplots(figsize=(1.6 * len(cols) + 3, 0.42 * len(rows) + 1.5))
+    cmap = matplotlib.colors.ListedColormap(list(VERDICT_COLOURS.values()))
+    ax.imshow(grid.to_numpy(dtype=float), cmap=cmap, vmin=-0.5, vmax=len(codes) - 0.5, aspect="auto")
+    for i, row in enumerate(rows):
+        for j, col in enumerate(cols):
+            ax.text(j, i, text.loc[row, col], ha="center", va="center", fontsize=6.5, color="white")
+    ax.set_xticks(range(len(cols)), [c.removesuffix("_bytes") + (" (MiB)" if c.endswith("_bytes") else "")
+                                     for c in cols], rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_title("Verdicts (growth per unit in each cell)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def attribution_bars(attribution: pd.DataFrame, out: Path) -> None:
+    """Per experiment, each variant's growth (or retention) per unit stacked by layer."""
+    from leaklab.attribution import HEAP_LAYERS, RESIDUAL
+
+    layers = [*HEAP_LAYERS, RESIDUAL]
+    data = attribution[attribution["layer"].isin(layers)].copy()
+    names = sorted(set(data["experiment"]))
+    fig, axes = plt.subplots(len(names) or 1, 2, figsize=(12, 2.6 * max(1, len(names))), squeeze=False)
+    palette = dict(zip(layers, sns.color_palette("Set2", len(layers))))
+    for (ax_growth, ax_kept), name in zip(axes, names):
+        part = data[data["experiment"] == name]
+        for ax, column, title in ((ax_growth, "growth_per_unit", "growth"), (ax_kept, "retained", "retained")):
+            table = part.pivot_table(index="variant", columns="layer", values=f"stacked_{column}", aggfunc="first")
+            table = table.reindex(columns=[c for c in layers if c in table.columns]) / MIB
+            if not table.notna().any().any():
+                ax.axis("off")  # nothing released, so nothing to call retained
+                continue
+            table.plot.barh(stacked=True, ax=ax, color=[palette[c] for c in table.columns], legend=False)
+            ax.axvline(0, color="black", linewidth=0.6)
+            unit = part["unit"].iloc[0]
+            ax.set(title=f"{name}: {title}", xlabel=f"MiB per {unit}" if column == "growth_per_unit" else "MiB",
+                   ylabel="")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=palette[c]) for c in layers]
+    fig.legend(handles, layers, loc="lower center", ncol=4, frameon=False)
+    fig.suptitle("Where the memory lives (kernel fds and slab are outside RSS: see the attribution table)")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from leaklab import config as leaklab_config
-from leaklab import experiments, growth, profiler_tables, profilers
+from leaklab import attribution, controls, experiments, growth, profiler_tables, profilers, verdicts
 
-TABLES = ("runs", "samples", "marks", "units", "growth", "comparisons",
+TABLES = ("runs", "samples", "marks", "units", "replicate_growth", "growth", "comparisons", "controls", "attribution",
           "heap_timeline", "top_sites", "profiler_overhead", "agreement", "visibility")
 RUN_COLUMNS = ["experiment", "variant", "profiler", "replicate", "status", "exit_code",
                "wall_s", "cpu_s", "peak_rss_bytes", "n_samples", "n_units", "unit",
@@ -53,7 +53,8 @@ def _long_marks(marks: pd.DataFrame) -> pd.DataFrame:
 
 def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     """Every table, from the run directories the workflow produced."""
-    runs, samples, marks, units, per_run = [], [], [], [], []
+    experiments.configure(config)
+    runs, samples, marks, units = [], [], [], []
     timelines, sites, heap_growth = [], [], []
     for rundir in run_dirs:
         try:
@@ -76,9 +77,6 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
         units.append(_keyed(series.melt(id_vars=["unit", "t"], value_vars=present,
                                         var_name="metric", value_name="value").dropna(subset=["value"]), meta))
         warmup = config["experiments"].get(meta["experiment"], {}).get("warmup_units", 1)
-        judged = [m for m in present if m in leaklab_config.thresholds(config, meta["experiment"])]
-        for row in growth.run_growth(series, judged, warmup, spec.releases):
-            per_run.append({**{k: meta[k] for k in growth.RUN_KEYS}, "unit": spec.unit, **row})
         profile = profiler_tables.read_profile(Path(rundir))
         if "heap_timeline" in profile:
             timelines.append(_keyed(profile["heap_timeline"], meta))
@@ -95,32 +93,24 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
         "marks": pd.concat(marks, ignore_index=True) if marks else pd.DataFrame(),
         "units": pd.concat(units, ignore_index=True) if units else pd.DataFrame(),
     }
-    tables["growth"] = growth_table(pd.DataFrame(per_run), config)
+    per_run = verdicts.replicate_slopes(tables["units"], verdicts.warmup_units(config))
+    tables["replicate_growth"] = per_run
+    tables["growth"] = verdicts.pooled_growth(per_run, config, tables["units"])
+    tables["controls"] = controls.check(tables["growth"], config)
+    # one failed control makes every verdict of this run suspect; no controls: unchecked
+    tables["growth"]["controls_passed"] = controls.all_passed(tables["controls"])
     baselines = {name: experiments.get(name).baseline for name in config["experiments"]}
-    tables["comparisons"] = growth.comparisons(tables["growth"], baselines) if len(tables["growth"]) else pd.DataFrame()
+    tables["comparisons"] = verdicts.compare_to_baseline(per_run, tables["growth"], baselines)
     tables["heap_timeline"] = pd.concat(timelines, ignore_index=True) if timelines else pd.DataFrame()
     tables["top_sites"] = pd.concat(sites, ignore_index=True) if sites else pd.DataFrame()
     ok_runs = tables["runs"][tables["runs"]["status"] != "parse_error"]
     tables["profiler_overhead"] = profiler_tables.overhead_table(ok_runs) if len(ok_runs) else pd.DataFrame()
     tables["agreement"] = profiler_tables.agreement_table(pd.DataFrame(heap_growth), tables["growth"]) \
         if heap_growth and len(tables["growth"]) else pd.DataFrame()
+    tables["attribution"] = attribution.table(tables["growth"], tables["agreement"])
     used = {name: sorted(set(ok_runs.loc[ok_runs["experiment"] == name, "profiler"])) for name in config["experiments"]}
     tables["visibility"] = profiler_tables.visibility_table(used)
     return tables
-
-
-def growth_table(per_run: pd.DataFrame, config: dict) -> pd.DataFrame:
-    """Pooled growth per experiment x variant x profiler x metric, with its first verdict."""
-    if per_run.empty:
-        return pd.DataFrame()
-    pooled = growth.pool(per_run)
-    relative = config["verdict"].get("min_relative_growth", 0.05)
-    pooled["verdict"] = [
-        growth.verdict(row.growth_per_unit, row.retained, row.level, int(row.n_units),
-                       leaklab_config.thresholds(config, row.experiment)[row.metric], relative, row.metric)
-        for row in pooled.itertuples()
-    ]
-    return pooled
 
 
 def read_csv_table(path: Path) -> pd.DataFrame:

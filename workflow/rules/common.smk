@@ -84,6 +84,7 @@ def figure_outputs():
         [f"results/figures/timeline_{name}.png" for name in EXPERIMENTS]
         + [f"results/figures/{kind}_{name}.png" for name in profiled_experiments() for kind in ("heap", "top_sites")]
         + ["results/figures/growth_overview.png", "results/figures/profiler_overhead.png"]
+        + ["results/figures/verdict_matrix.png", "results/figures/attribution.png"]
     )
 
 
@@ -92,6 +93,7 @@ def all_outputs():
         "results/leaklab.duckdb",
         *[f"results/tables/{table}.csv" for table in TABLES],
         *figure_outputs(),
+        "results/summary.md",
     ]
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from leaklab import marks
 
-NAMES = ("rocksdb_merge", "dict_shrink", "duckdb_load", "fd_leak")
+NAMES = ("rocksdb_merge", "dict_shrink", "duckdb_load", "fd_leak", "planted")
 UNIT_SOURCES = ("marks", "seconds")
 _commands: dict[str, "Spec"] = {}
 

@@ -1,0 +1,65 @@
+"""Known-leaky controls: did this pipeline run's detector find what was planted?
+
+The ``planted`` experiment keeps known bytes per step.  Each control passes when its
+RSS verdict is the expected one (``stable`` for ``zero``, ``retention`` for
+``fragment``, ``leak`` for the rest) and, for a planted rate, the measured growth
+per step is within ``TOLERANCE`` of it.  One failed control makes every verdict of
+the run invalid (``growth.valid``), visibly.  The sensitivity is the smallest planted
+rate detected at this run length.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from leaklab.experiments import planted
+
+TOLERANCE = 0.25
+METRIC = "rss_bytes"
+
+
+def expected_verdict(variant: str) -> str:
+    return {"zero": "stable", "fragment": "retention"}.get(variant, "leak")
+
+
+def check(growth: pd.DataFrame, config: dict) -> pd.DataFrame:
+    """One row per planted variant: planted and measured rate, verdict, passed."""
+    entry = config["experiments"].get("planted")
+    if entry is None or growth.empty:
+        return pd.DataFrame()
+    params = {**planted.DEFAULTS, **entry.get("params", {})}
+    measured = growth[(growth["experiment"] == "planted") & (growth["profiler"] == "plain")
+                      & (growth["metric"] == METRIC)].set_index("variant")
+    rows = []
+    for variant in entry["variants"]:
+        rate = planted.planted_rate(variant, params)
+        row = measured.loc[variant] if variant in measured.index else None
+        growth_per_unit = float(row["growth_per_unit"]) if row is not None else math.nan
+        verdict = row["verdict"] if row is not None else "missing"
+        expected = expected_verdict(variant)
+        within = rate == 0 or abs(growth_per_unit / rate - 1) <= TOLERANCE
+        rows.append({
+            "variant": variant, "metric": METRIC, "planted_bytes_per_step": rate,
+            "growth_per_unit": growth_per_unit,
+            "ci_low": float(row["ci_low"]) if row is not None else math.nan,
+            "ci_high": float(row["ci_high"]) if row is not None else math.nan,
+            "relative_error": growth_per_unit / rate - 1 if rate else math.nan,
+            "verdict": verdict, "expected_verdict": expected, "tolerance": TOLERANCE,
+            "passed": bool(verdict == expected and within),
+        })
+    return pd.DataFrame(rows)
+
+
+def sensitivity(controls: pd.DataFrame) -> float:
+    """The smallest planted rate (bytes per step) detected and estimated within tolerance."""
+    if controls.empty:
+        return math.nan
+    found = controls[(controls["planted_bytes_per_step"] > 0) & controls["passed"]]
+    return float(found["planted_bytes_per_step"].min()) if len(found) else math.nan
+
+
+def all_passed(controls: pd.DataFrame) -> bool | None:
+    """True or False; None when no controls ran (verdicts are then unchecked)."""
+    return None if controls.empty else bool(controls["passed"].all())

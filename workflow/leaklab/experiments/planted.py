@@ -1,0 +1,84 @@
+"""``planted``: leaks at known rates, so every pipeline run checks its own detector.
+
+Each step (the unit) allocates and keeps a known number of bytes:
+
+- ``zero``: allocates and frees; must come out ``stable``.
+- ``python_small``/``python_large``: small Python objects (pymalloc, the Python heap).
+- ``native_tiny``/``native_small``/``native_large``: ``malloc`` through ctypes, touched so
+  the pages are resident (the native heap).
+- ``fragment``: the first step fills 16 x ``large_bytes`` with small objects and frees
+  all but one in 64; nothing grows after, but the half-empty arenas stay: ``retention``.
+
+The planted rates are parameters; ``leaklab.controls`` checks that each was detected
+and estimated within tolerance, and that ``zero`` stayed stable.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import time
+from pathlib import Path
+
+from leaklab.experiments import cli
+from leaklab.marks import mark
+
+VARIANTS = ("zero", "python_small", "python_large", "native_tiny", "native_small", "native_large", "fragment")
+BASELINE = "zero"
+UNIT = "step"
+KEY_METRICS = ("malloc_in_use_bytes",)
+RELEASES = True  # `fragment` releases what it allocated: what stays is retention
+DEFAULTS = {"steps": 30, "tiny_bytes": 65536, "small_bytes": 262144, "large_bytes": 4194304, "interval_s": 0.02}
+PY_OBJECT_BYTES = 88  # a 47-byte bytes object takes an 80-byte pymalloc block, plus its list slot
+
+_libc = ctypes.CDLL(None)
+_libc.malloc.restype = ctypes.c_void_p
+_libc.malloc.argtypes = [ctypes.c_size_t]
+_libc.free.argtypes = [ctypes.c_void_p]
+
+
+def planted_rate(variant: str, params: dict) -> int:
+    """Bytes per step the variant keeps (0 for ``zero`` and ``fragment``)."""
+    p = {**DEFAULTS, **params}
+    if variant in ("zero", "fragment"):
+        return 0
+    return int(p[f"{variant.split('_')[1]}_bytes"])
+
+
+def _python_objects(nbytes: int) -> list[bytes]:
+    return [bytes(47) for _ in range(nbytes // PY_OBJECT_BYTES)]
+
+
+def _native_block(nbytes: int) -> int:
+    block = _libc.malloc(nbytes)
+    ctypes.memset(block, 1, nbytes)
+    return block
+
+
+def run(variant: str, params: dict, workdir: Path) -> None:
+    """Keep ``planted_rate`` bytes per step for ``steps`` steps."""
+    p = {**DEFAULTS, **params}
+    rate = planted_rate(variant, p)
+    kept: list = []
+    mark(0, "start", planted_bytes=0)
+    for step in range(1, int(p["steps"]) + 1):
+        if variant.startswith("python"):
+            kept.append(_python_objects(rate))
+        elif variant.startswith("native"):
+            kept.append(_native_block(rate))
+        elif variant == "zero":
+            _libc.free(_native_block(int(p["small_bytes"])))
+            del _python_objects(int(p["small_bytes"]))[:]
+        elif variant == "fragment" and step == 1:
+            filled = _python_objects(16 * int(p["large_bytes"]))
+            kept.append(filled[::64])
+            del filled
+            gc.collect()
+        mark(step, "unit", planted_bytes=rate * step)
+        time.sleep(float(p["interval_s"]))
+
+
+main = cli(run, VARIANTS)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""``results/summary.md``: the run in a page of text, for terminals and CI logs.
+
+Says first whether the verdicts can be trusted (the planted controls), then which
+runs failed, then every verdict with its growth and interval, and where it lives.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from leaklab import controls as leaklab_controls
+from leaklab import experiments
+
+MIB = 2**20
+
+
+def rate(value: float, metric: str, unit: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if metric.endswith("_bytes"):
+        return f"{value / MIB:+.3f} MiB/{unit}"
+    return f"{value:+.3g}/{unit}"
+
+
+def _table(frame: pd.DataFrame) -> list[str]:
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    return [header, rule, *("| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False))]
+
+
+def _worth_showing(row: pd.Series) -> bool:
+    """RSS, the experiment's own key metrics, and anything that is not plainly stable."""
+    try:
+        key_metrics = experiments.get(row["experiment"]).key_metrics
+    except ValueError:
+        key_metrics = ()
+    return row["metric"] == "rss_bytes" or row["metric"] in key_metrics or row["verdict"] != "stable"
+
+
+def render(runs: pd.DataFrame, growth: pd.DataFrame, controls: pd.DataFrame, attribution: pd.DataFrame) -> str:
+    lines = ["# leaklab summary", ""]
+    passed = leaklab_controls.all_passed(controls)
+    if passed is None:
+        lines += ["**Controls: none ran** (add the `planted` experiment): verdicts are unchecked.", ""]
+    elif passed:
+        sensitivity = leaklab_controls.sensitivity(controls)
+        lines += [f"**Controls: passed** ({len(controls)} planted variants). Smallest planted leak detected: "
+                  f"{sensitivity / 1024:.0f} KiB/step.", ""]
+    else:
+        failed = controls[~controls["passed"]]
+        lines += ["**Controls: FAILED: the verdicts of this run are not valid.**", ""]
+        lines += [f"- `{r.variant}`: expected {r.expected_verdict}, got {r.verdict} "
+                  f"({rate(r.growth_per_unit, 'rss_bytes', 'step')} for {r.planted_bytes_per_step} B/step planted)"
+                  for r in failed.itertuples()]
+        lines.append("")
+    bad = runs[runs["status"] != "ok"] if not runs.empty else runs
+    lines.append(f"**Runs:** {len(runs)} in all, {len(runs) - len(bad)} ok.")
+    lines += [f"- {r.experiment}/{r.variant}/{r.profiler}/rep{r.replicate}: **{r.status}**" for r in bad.itertuples()]
+    lines.append("")
+    if not growth.empty:
+        lines += ["## Verdicts (plain runs, RSS and the metric that matters)", ""]
+        shown = growth[(growth["profiler"] == "plain") & growth["verdict"].notna()]
+        shown = shown[shown.apply(_worth_showing, axis=1)]
+        rows = []
+        for r in shown.sort_values(["experiment", "variant", "metric"]).itertuples():
+            interval = f"[{rate(r.ci_low, r.metric, r.unit)}, {rate(r.ci_high, r.metric, r.unit)}]"
+            rows.append((r.experiment, r.variant, r.metric, f"**{r.verdict}**",
+                         rate(r.growth_per_unit, r.metric, r.unit), interval, int(r.n_replicates)))
+        lines += _table(pd.DataFrame(rows, columns=["experiment", "variant", "metric", "verdict",
+                                                    "growth", "95% CI", "replicates"]))
+        lines.append("")
+    if not attribution.empty:
+        where = attribution[attribution["where"].fillna("") != ""]
+        if len(where):
+            lines += ["## Where it lives", ""]
+            lines += [f"- {r.experiment}/{r.variant}: {r.where} -> **{r.layer}** ({r.source})"
+                      for r in where.itertuples() if r.layer != "RSS (total)"]
+            lines.append("")
+    return "\n".join(lines) + "\n"
