@@ -15,6 +15,7 @@ include: "workflow/rules/run.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/summary.smk"
+include: "workflow/rules/sweep.smk"
 
 
 rule all:

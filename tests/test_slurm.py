@@ -78,6 +78,15 @@ def jobcomp():
     return records
 
 
+def running(pid):
+    """The process exists and is not a zombie (which PID 1 may take a while to reap)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def stamp(text):
     return datetime.fromisoformat(text).timestamp()
 
@@ -207,7 +216,17 @@ def test_stop_leaves_no_daemon(slurm):
     stopped = cluster("stop")
     assert stopped.returncode == 0, stopped.stderr
     for name, pid in pids.items():
-        assert not Path(f"/proc/{pid}").exists(), f"{name} (pid {pid}) still runs"
+        assert not running(pid), f"{name} (pid {pid}) still runs"
+    # nor anything else the cluster started (all of it inherits the cluster's SLURM_CONF)
+    marker = f"SLURM_CONF={STATE}/etc/slurm.conf".encode()
+    left = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in (proc / "environ").read_bytes().split(b"\0") and running(proc.name):
+                left.append((proc.name, (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+        except OSError:
+            continue
+    assert not left, left
     assert cluster("status").returncode == 3
     again = cluster("stop")  # idempotent
     assert again.returncode == 0, again.stderr

@@ -38,7 +38,7 @@ def verdict(growth, experiment, variant, metric):
 def test_every_experiment_and_variant_ran_every_replicate(results):
     runs = pd.read_csv(results / "results" / "tables" / "runs.csv")
     assert len(runs.query("profiler == 'plain'")) == (5 + 2 + 2 + 2 + 5) * 2
-    assert len(runs) == (5 + 2 + 2 + 2 + 5) * 2 + 3 * 2 + 2
+    assert len(runs) == (5 + 2 + 2 + 2 + 5) * 2 + 3 * 2 + 2 * 2
     assert set(runs["status"]) == {"ok"}
     for path in (results / "results" / "runs").glob("*/*/plain/rep*"):
         for name in ("meta.json", "samples.parquet", "marks.parquet"):
@@ -130,12 +130,19 @@ def test_profilers_agree_with_the_sampler_and_cost_is_measured(results):
         assert list((results / "results" / "runs" / "rocksdb_merge").glob(f"capi-real/*/rep1/{name}")), name
 
 
-def test_tracemalloc_sees_the_retained_dict_table(results):
+def test_tracemalloc_and_massif_see_the_retained_dict_table(results):
     timeline = pd.read_csv(results / "results" / "tables" / "heap_timeline.csv")
     traced = timeline.query("experiment == 'dict_shrink' and profiler == 'tracemalloc'")
     kept = traced[traced["variant"] == "dict"]["heap_bytes"].min()
     rebuilt = traced[traced["variant"] == "rebuilt"]["heap_bytes"].min()
     assert kept - rebuilt > 2 * 2**20  # the 60,000-entry table stays traced in `dict` only
+    sites = pd.read_csv(results / "results" / "tables" / "top_sites.csv")
+    left = sites.query("experiment == 'dict_shrink' and kind == 'leaked' and rank == 1").set_index(
+        ["profiler", "variant"])["frame"]
+    assert "dict_shrink.py" in left[("tracemalloc", "dict")]  # the line that filled the dict
+    assert "new_keys_object" in left[("massif", "dict")]  # CPython's dict table, still held at the end
+    assert "dict_shrink.py" not in left[("tracemalloc", "rebuilt")]
+    assert "new_keys_object" not in left[("massif", "rebuilt")]
 
 
 def test_visibility_says_what_each_profiler_can_see(results):

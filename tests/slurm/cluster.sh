@@ -17,6 +17,7 @@
 # variable but a few job ids before it calls `srun` inside a job, SLURM_CONF included, so
 # with the config outside /etc/slurm the job's srun finds no cluster unless STATE_DIR/bin
 # comes first on the PATH that the job inherits.
+#
 # start and stop are idempotent. Ports: $LEAKLAB_SLURM_PORT (slurmctld, default 16817) and
 # the next one (slurmd), so a system-wide Slurm on the default ports is left alone.
 set -euo pipefail
@@ -31,6 +32,7 @@ SLURMD_PORT=$((CTLD_PORT + 1))
 CONF=$STATE/etc/slurm.conf
 SOCKET=$STATE/munge/munge.socket
 export SLURM_CONF=$CONF
+export PATH=$PATH:/usr/sbin:/sbin  # the daemons, for a caller whose PATH lacks them
 # jobs and clients of another cluster must not leak in
 unset SLURM_JOB_ID SLURM_JOBID SLURM_CLUSTERS
 
@@ -70,12 +72,13 @@ show_logs() {
 munge_ok() { munge -n -S "$SOCKET" </dev/null | unmunge -S "$SOCKET" >/dev/null; }
 ctld_ok() { scontrol ping | grep -q 'is UP'; }
 node_state() { sinfo -h -n "$NODE" -o %T 2>/dev/null | head -n1; }
+queue_empty() { [[ -z $(squeue -h -t PENDING,RUNNING,COMPLETING -o %A) ]]; }
 node_ok() { [[ $(node_state) =~ ^(idle|mixed|allocated|completing)$ ]]; }
 
 require() {
     local missing=() cmd
     for cmd in munged munge unmunge mungekey slurmctld slurmd slurmstepd sbatch srun squeue sinfo scontrol scancel; do
-        command -v "$cmd" >/dev/null || PATH=$PATH:/usr/sbin command -v "$cmd" >/dev/null || missing+=("$cmd")
+        command -v "$cmd" >/dev/null || missing+=("$cmd")
     done
     ((${#missing[@]} == 0)) || die "missing ${missing[*]}: apt-get install slurmctld slurmd slurm-client munge"
     [[ $(id -u) == 0 ]] || die "the daemons run as root here; run as root"
@@ -124,7 +127,8 @@ start() {
     wait_until 20 munge_ok || { show_logs; die "munged did not come up"; }
 
     if ! pid_of "$STATE/run/slurmctld.pid" slurmctld >/dev/null; then
-        slurmctld -f "$CONF"
+        # -c: no jobs or node states from an earlier run (stop cancels them anyway)
+        slurmctld -c -f "$CONF"
     fi
     wait_until 30 ctld_ok || { show_logs; die "slurmctld did not come up"; }
 
@@ -142,11 +146,12 @@ start() {
     say "up: SLURM_CONF=$CONF, node $NODE ($(sinfo -h -n "$NODE" -o '%c CPUs, %m MB')), partition $PARTITION"
 }
 
-stop_pid() {  # stop_pid PID...: TERM, wait up to 15 s, then KILL
+stop_pid() {  # stop_pid SECONDS PID...: TERM, wait up to SECONDS, then KILL
+    local grace=$1; shift
     local pids=("$@") pid
     ((${#pids[@]})) || return 0
     kill -TERM "${pids[@]}" 2>/dev/null || true
-    local deadline=$((SECONDS + 15))
+    local deadline=$((SECONDS + grace))
     while ((SECONDS < deadline)); do
         local left=()
         for pid in "${pids[@]}"; do alive "$pid" && left+=("$pid"); done
@@ -171,26 +176,26 @@ stop() {
     munged=$(pid_of "$STATE/run/munged.pid" munged) || munged=
     if [[ -n $ctld ]] && [[ -f $CONF ]]; then
         # cancel what is still queued or running, and give it KillWait to end
-        local jobs
-        jobs=$(squeue -h -o %A 2>/dev/null || true)
-        if [[ -n $jobs ]]; then
-            scancel $jobs 2>/dev/null || true
-            wait_until 20 bash -c '[[ -z $(squeue -h -t RUNNING,COMPLETING,PENDING -o %A) ]]' || true
+        local jobs=()
+        mapfile -t jobs < <(squeue -h -o %A 2>/dev/null || true)
+        if ((${#jobs[@]})); then
+            scancel "${jobs[@]}" 2>/dev/null || true
+            wait_until 20 queue_empty || true
         fi
     fi
-    stop_pid ${slurmd:+"$slurmd"}
+    stop_pid 15 ${slurmd:+"$slurmd"}
     # job step daemons (detached from slurmd) that outlived a cancel, with whatever they
     # still run: ours carry this cluster's SLURM_CONF in their environment
     local pid
     for pid in $(pgrep -x slurmstepd || true); do
-        if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "SLURM_CONF=$CONF"; then
+        if tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qxF "SLURM_CONF=$CONF"; then
             steps+=("$pid")
             mapfile -t -O "${#steps[@]}" steps < <(descendants "$pid")
         fi
     done
-    stop_pid ${steps[@]+"${steps[@]}"}
-    stop_pid ${ctld:+"$ctld"}
-    stop_pid ${munged:+"$munged"}
+    stop_pid 3 ${steps[@]+"${steps[@]}"}  # slurmstepd ignores TERM
+    stop_pid 15 ${ctld:+"$ctld"}
+    stop_pid 15 ${munged:+"$munged"}
     rm -f "$STATE"/run/*.pid "$SOCKET" "$SOCKET.lock"
     say "stopped ($STATE)"
 }

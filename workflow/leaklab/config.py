@@ -193,6 +193,29 @@ def check(config: dict) -> None:
                 f"experiments.{name}.warmup_units: {warmup} leaves {units - warmup} of {units} {spec.unit}s; "
                 f"growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up"
             )
+    _check_sweep(config)
+
+
+def _check_sweep(config: dict) -> None:
+    sweep = config.get("version_sweep")
+    if not sweep:
+        return
+    name = sweep["experiment"]
+    if name not in experiments.names() or experiments.get(name).command:
+        raise ConfigError(f"version_sweep.experiment: {name!r} is not a built-in experiment; "
+                          f"allowed: {', '.join(experiments.NAMES)}")
+    spec = experiments.get(name)
+    for variant in sweep["variants"]:
+        if variant not in spec.variants:
+            raise ConfigError(f"version_sweep.variants: unknown variant {variant!r}; allowed: {', '.join(spec.variants)}")
+    _check_params(name, sweep.get("params", {}), key="params (version_sweep)")
+    base = config["experiments"].get(name, {})
+    params = {**importlib.import_module(f"leaklab.experiments.{name}").DEFAULTS, **base.get("params", {}),
+              **sweep.get("params", {})}
+    units, warmup = UNITS_FROM_PARAMS[name](params), sweep.get("warmup_units", base.get("warmup_units", 1))
+    if units - warmup < MIN_POST_WARMUP_UNITS:
+        raise ConfigError(f"version_sweep.warmup_units: {warmup} leaves {units - warmup} of {units} {spec.unit}s; "
+                          f"growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up")
 
 
 def runs(config: dict) -> list[Run]:

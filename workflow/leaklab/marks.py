@@ -119,6 +119,6 @@ def finish(**metrics) -> None:
     ready_w, release_r = (int(x) for x in fds.split(","))
     try:
         os.write(ready_w, b"x")
-        select.select([release_r], [], [], 2.0)
+        select.select([release_r], [], [], 60.0)  # a profiler may snapshot the process meanwhile
     except OSError:
         pass

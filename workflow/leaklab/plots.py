@@ -212,3 +212,35 @@ def attribution_bars(attribution: pd.DataFrame, out: Path) -> None:
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def version_sweep(sweep: pd.DataFrame, out: Path, metric: str = "rss_bytes") -> None:
+    """Growth per unit by library version, one panel per variant, coloured by verdict."""
+    from leaklab.sweep import version_key
+
+    data = sweep[sweep["metric"] == metric].copy() if not sweep.empty else sweep
+    variants = sorted(set(data["variant"])) if not data.empty else []
+    fig, axes = plt.subplots(1, max(1, len(variants)), figsize=(6 * max(1, len(variants)), 4), squeeze=False)
+    for ax, variant in zip(axes[0], variants):
+        part = data[data["variant"] == variant].copy()
+        part = part.iloc[sorted(range(len(part)), key=lambda i: version_key(str(part["version"].iloc[i])))]
+        x = range(len(part))
+        values, label = _scaled(metric, part["growth_per_unit"])
+        low, _ = _scaled(metric, part["ci_low"])
+        high, _ = _scaled(metric, part["ci_high"])
+        ax.errorbar(x, values, yerr=[(values - low).clip(lower=0).fillna(0), (high - values).clip(lower=0).fillna(0)],
+                    fmt="none", ecolor="#555", capsize=3)
+        ax.scatter(x, values, c=[VERDICT_COLOURS.get(v, "#333") for v in part["verdict"]], s=50, zorder=3)
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_xticks(list(x), part["version"].astype(str), rotation=45)
+        ax.set(title=f"{variant}", xlabel=f"{part['package'].iloc[0]} version",
+               ylabel=f"{label} per {part['unit'].iloc[0]}")
+    if not variants:
+        axes[0][0].text(0.5, 0.5, "no sweep results", ha="center", va="center")
+        axes[0][0].axis("off")
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=c) for c in VERDICT_COLOURS.values()]
+    fig.legend(handles, VERDICT_COLOURS.keys(), loc="lower center", ncol=4, frameon=False)
+    fig.suptitle("Version sweep: growth per unit by version (95% interval)")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -32,18 +31,28 @@ import pandas as pd
 from leaklab import experiments, flamegraph, marks, profilers, sampler, unit_protocol
 
 LOG_TAIL_LINES = 20
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
-def library_versions() -> dict[str, str | None]:
-    """Versions of what the experiments measure, for ``meta.json`` and the tables."""
+MEASURED_DISTRIBUTIONS = ("duckdb", "faust-streaming-rocksdb", "snakemake")
+_VERSIONS_SNIPPET = """import importlib.metadata as m, json, platform, sys
+out = {"python": platform.python_version()}
+for name in sys.argv[1:]:
+    try:
+        out[name] = m.version(name)
+    except m.PackageNotFoundError:
+        out[name] = None
+print(json.dumps(out))"""
+
+
+def library_versions(python: str | None = None) -> dict[str, str | None]:
+    """Versions of what the experiments measure, for ``meta.json`` and the tables,
+    asked of the interpreter that ran the experiment (a sweep's venv, say)."""
     import ctypes.util
 
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for dist in ("duckdb", "faust-streaming-rocksdb", "snakemake"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
+    asked = subprocess.run([python or sys.executable, "-c", _VERSIONS_SNIPPET, *MEASURED_DISTRIBUTIONS],
+                           capture_output=True, text=True)
+    out: dict[str, str | None] = json.loads(asked.stdout) if asked.returncode == 0 else {}
     out["librocksdb"] = ctypes.util.find_library("rocksdb")
     return out
 
@@ -90,7 +99,7 @@ def _raise_stopped(signum, frame):
 
 
 def _sample_until_exit(proc, ready_r, release_w, rows, protocol, t0, deadline, interval_s, smaps,
-                       mem_cap_bytes) -> str | None:
+                       mem_cap_bytes, at_end_of_work) -> str | None:
     """Sample the process tree until it exits or must be stopped; returns why it was
     stopped (``capped``, ``timeout``) or None.  Waiting on the sync pipe doubles as
     the sampling sleep, so the final sample is taken the moment the process asks."""
@@ -103,6 +112,8 @@ def _sample_until_exit(proc, ready_r, release_w, rows, protocol, t0, deadline, i
             if protocol:
                 protocol.poll(row["t"], proc.pid)
         if final and os.read(ready_r, 1):
+            if at_end_of_work:  # the process waits: a profiler may look at it now
+                at_end_of_work(proc.pid)
             try:
                 os.write(release_w, b"x")
             except BrokenPipeError:
@@ -184,8 +195,13 @@ def run(
     smaps: bool = True,
     profiler_settings: dict | None = None,
     scale: float = 1.0,
+    python: str | None = None,
 ) -> dict:
-    """Run one variant to completion (or until stopped) and write the run directory."""
+    """Run one variant to completion (or until stopped) and write the run directory.
+
+    ``python`` runs a built-in experiment under another interpreter (a version sweep's
+    venv); the measured process needs only the standard library, leaklab's experiment
+    modules and the library under test."""
     spec = experiments.get(experiment)
     spec.check_variant(variant)
     outdir = Path(outdir).resolve()
@@ -205,6 +221,8 @@ def run(
         marks.T0_ENV: repr(t0),
         marks.SYNC_ENV: f"{ready_w},{release_r}",
         "PYTHONUNBUFFERED": "1",
+        # leaklab itself, for interpreters it is not installed in
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_DIR), os.environ.get("PYTHONPATH")])),
     })
     protocol = None
     if spec.command:
@@ -214,7 +232,7 @@ def run(
         protocol = unit_protocol.ProtocolMarks(spec.unit_source, outdir / "units.txt", marks_path)
     else:
         cmd = [
-            sys.executable, "-m", spec.module, "--variant", variant,
+            python or sys.executable, "-m", spec.module, "--variant", variant,
             "--params", json.dumps(params), "--workdir", str(workdir),
         ]
     profiler_module = profilers.load(profiler)
@@ -237,8 +255,10 @@ def run(
         deadline = t0 + timeout_s
         previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         try:
+            hook = getattr(profiler_module, "at_end_of_work", None)
             stopped_for = _sample_until_exit(proc, ready_r, release_w, rows, protocol, t0, deadline,
-                                             interval_s, smaps, mem_cap_bytes)
+                                             interval_s, smaps, mem_cap_bytes,
+                                             hook and (lambda pid: hook(pid, outdir)))
         except _Stopped:
             _stop(proc)  # the measured process group goes with the runner; no outputs are written
             proc.wait()
@@ -284,7 +304,8 @@ def run(
         "mem_cap_bytes": mem_cap_bytes,
         "params": params,
         "command": cmd,
-        "versions": library_versions(),
+        "versions": library_versions(python),
+        "python": python or sys.executable,
         "host": host_facts(),
         "log_tail": log_lines[-LOG_TAIL_LINES:] if status != "ok" else [],
         "protocol_bad_lines": protocol.bad_lines if protocol else 0,

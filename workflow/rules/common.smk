@@ -11,6 +11,7 @@ if PACKAGE_DIR not in sys.path:
 
 import leaklab.config  # noqa: E402
 import leaklab.tables  # noqa: E402
+from leaklab import sweep  # noqa: E402
 from leaklab import experiments  # noqa: E402
 from leaklab.tables import TABLES  # noqa: E402
 
@@ -23,6 +24,7 @@ except leaklab.config.ConfigError as error:
 RUNS = leaklab.config.runs(config)
 EXPERIMENTS = list(config["experiments"])
 RUN_DIR = "results/runs/{experiment}/{variant}/{profiler}/rep{replicate}"
+SWEEP_RUN_DIR = "results/sweep/{package}-{version}/runs/{experiment}/{variant}/plain/rep{replicate}"
 
 
 wildcard_constraints:
@@ -30,6 +32,8 @@ wildcard_constraints:
     variant="|".join(sorted({v.replace("-", r"\-") for r in RUNS for v in [r.variant]})),
     profiler="|".join(sorted({run.profiler for run in RUNS})),
     n_keys=r"\d+",
+    package=r"[A-Za-z0-9_.]+",
+    version=r"[0-9][0-9A-Za-z.]*",
     replicate=r"\d+",
 
 
@@ -94,6 +98,19 @@ def all_outputs():
         *[f"results/tables/{table}.csv" for table in TABLES],
         *figure_outputs(),
         "results/summary.md",
+    ]
+
+
+def sweep_outputs():
+    """meta.json of every run the version sweep asks for."""
+    settings = config.get("version_sweep")
+    if not settings:
+        return []
+    return [
+        sweep.run_dir(settings["package"], version, settings["experiment"], variant, replicate) + "/meta.json"
+        for version in settings["versions"]
+        for variant in settings["variants"]
+        for replicate in range(1, settings.get("replicates", 1) + 1)
     ]
 
 

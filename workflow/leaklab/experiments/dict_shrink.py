@@ -27,8 +27,9 @@ SCALED_PARAMS = ("entries",)
 DEFAULTS = {"entries": 1_000_000, "value_bytes": 128, "cycles": 5}
 
 
-def run(variant: str, params: dict, workdir: Path) -> None:
-    """Fill a dict, delete every key one by one, collect; repeat for each cycle."""
+def run(variant: str, params: dict, workdir: Path) -> dict[int, bytes]:
+    """Fill a dict, delete every key one by one, collect; repeat for each cycle.
+    Returns the (empty) dict, which the process keeps alive until it exits."""
     p = {**DEFAULTS, **params}
     entries, width = int(p["entries"]), int(p["value_bytes"])
     table: dict[int, bytes] = {}
@@ -45,6 +46,7 @@ def run(variant: str, params: dict, workdir: Path) -> None:
             table = dict(table)
             gc.collect()
         mark(cycle, "unit", dict_size_bytes=sys.getsizeof(table), dict_len=len(table))
+    return table
 
 
 main = cli(run, VARIANTS)

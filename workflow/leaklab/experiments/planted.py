@@ -55,8 +55,8 @@ def _native_block(nbytes: int) -> int:
     return block
 
 
-def run(variant: str, params: dict, workdir: Path) -> None:
-    """Keep ``planted_rate`` bytes per step for ``steps`` steps."""
+def run(variant: str, params: dict, workdir: Path) -> list:
+    """Keep ``planted_rate`` bytes per step for ``steps`` steps (until exit)."""
     p = {**DEFAULTS, **params}
     rate = planted_rate(variant, p)
     kept: list = []
@@ -76,6 +76,7 @@ def run(variant: str, params: dict, workdir: Path) -> None:
             gc.collect()
         mark(step, "unit", planted_bytes=rate * step)
         time.sleep(float(p["interval_s"]))
+    return kept
 
 
 main = cli(run, VARIANTS)

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 OUT_NAME = "massif.out"
+END_NAME = "massif.end.out"
 TOP_N = 20
 STACK_FRAMES = 40
 SITE_COLUMNS = ("rank", "bytes", "count", "frame", "native_caller", "stack", "kind")
@@ -90,7 +91,9 @@ def wrap(cmd: list[str], env: dict[str, str], rundir: Path, settings: dict) -> t
 
 def collect(rundir: Path, unit_marks: "pd.DataFrame | None" = None) -> dict[str, "pd.DataFrame"]:
     """Heap timeline of every snapshot; top sites at the peak (the largest snapshot
-    with a tree) and at exit (the last snapshot with a tree)."""
+    with a tree) and at the end of the work (``massif.end.out``, taken through vgdb
+    when the process finished its work; failing that, the last snapshot with a tree,
+    which may come from interpreter teardown)."""
     import pandas as pd
 
     parsed = parse_massif(Path(rundir) / OUT_NAME)
@@ -102,9 +105,24 @@ def collect(rundir: Path, unit_marks: "pd.DataFrame | None" = None) -> dict[str,
         # monotonic leak a later detailed snapshot can be larger: take the largest.
         peak = max(trees, key=lambda snap: (snap["mem_heap_B"], snap["heap_tree"] == "peak"))
         frames.append(tree_sites(peak["tree"], "peak"))
-        frames.append(tree_sites(trees[-1]["tree"], "leaked"))
+        end_file = Path(rundir) / END_NAME
+        end_trees = [s["tree"] for s in parse_massif(end_file)["snapshots"] if s["tree"]] if end_file.exists() else []
+        frames.append(tree_sites((end_trees or [trees[-1]["tree"]])[-1], "leaked"))
     top_sites = pd.concat(frames, ignore_index=True) if frames else empty_sites()
     return {"heap_timeline": timeline, "top_sites": top_sites}
+
+
+def at_end_of_work(pid: int, rundir: Path) -> None:
+    """Ask the running massif, through vgdb, for a detailed snapshot now: the process
+    has finished its work and waits for the runner, so this is the heap before
+    interpreter teardown frees what was still held (massif takes none at exit)."""
+    import subprocess
+
+    try:
+        subprocess.run(["vgdb", f"--pid={pid}", "detailed_snapshot", str(Path(rundir) / END_NAME)],
+                       capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        pass  # no end snapshot: collect falls back to the last detailed one
 
 
 # --------------------------------------------------------------------------- parsing

@@ -82,6 +82,8 @@ def dump_snapshot(unit: int) -> Path | None:
 
 def collect(rundir: Path, unit_marks: "pd.DataFrame | None" = None) -> dict[str, "pd.DataFrame"]:
     """Traced bytes per unit snapshot, and the lines that grew after warm-up."""
+    import pandas as pd
+
     from leaklab.profilers.massif import empty_sites, timeline_frame
 
     rundir = Path(rundir)
@@ -97,10 +99,15 @@ def collect(rundir: Path, unit_marks: "pd.DataFrame | None" = None) -> dict[str,
     warmup = int(settings["warmup_units"])
     base = next(((u, p) for u, p in snaps if u >= warmup), None)
     last = snaps[-1]
-    if base is None or base[0] == last[0]:
-        top_sites = empty_sites()
-    else:
-        top_sites = growth_sites(load_snapshot(base[1]), load_snapshot(last[1]))
+    frames = []
+    if base is not None and base[0] != last[0]:
+        frames.append(growth_sites(load_snapshot(base[1]), load_snapshot(last[1])))
+    if snaps:  # what is still traced at the last unit: retention shows here, not in growth
+        last_snapshot = load_snapshot(last[1])
+        live = growth_sites(tracemalloc.Snapshot([], last_snapshot.traceback_limit), last_snapshot)
+        frames.append(live.assign(kind="leaked"))
+    frames = [f for f in frames if len(f)]
+    top_sites = pd.concat(frames, ignore_index=True) if frames else empty_sites()
     return {"heap_timeline": timeline, "top_sites": top_sites}
 
 

@@ -1,0 +1,77 @@
+"""Version sweep: the same experiment under several versions of one library.
+
+Each version gets its own venv holding only that library (built by a rule from PyPI
+wheels); the measured process runs leaklab's experiment module from this checkout
+under that venv's interpreter, while the sampler and the analysis stay in the main
+venv.  The ``version_sweep`` table gives growth per unit by version with its
+interval and verdict, and names the first version whose verdict differs from the
+one before it.  Sweeping another pinned library is a config change.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pandas as pd
+
+from leaklab import tables
+
+ROOT = "results/sweep"
+DECISIVE = ("leak", "retention", "stable")
+
+
+def version_key(version: str) -> tuple:
+    """Sort ``0.10.3`` after ``0.9.2``."""
+    return tuple(int(part) if part.isdigit() else part for part in version.replace("-", ".").split("."))
+
+
+def venv_dir(package: str, version: str) -> str:
+    return f"{ROOT}/venvs/{package}-{version}"
+
+
+def run_dir(package: str, version: str, experiment: str, variant: str, replicate: int) -> str:
+    return f"{ROOT}/{package}-{version}/runs/{experiment}/{variant}/plain/rep{replicate}"
+
+
+def sweep_config(config: dict) -> dict:
+    """The configuration the sweep's runs are analysed with: only the swept
+    experiment, with the sweep's parameters, warm-up and the usual thresholds."""
+    sweep = config["version_sweep"]
+    name = sweep["experiment"]
+    entry = copy.deepcopy(config["experiments"].get(name, {"variants": sweep["variants"]}))
+    entry.update(variants=sweep["variants"], warmup_units=sweep.get("warmup_units", entry.get("warmup_units", 1)),
+                 params={**entry.get("params", {}), **sweep.get("params", {})})
+    for key in ("profilers", "profile_variants", "profile_params", "replicates"):
+        entry.pop(key, None)
+    return {**config, "experiments": {name: entry}}
+
+
+def table(run_dirs_by_version: dict[str, list[Path]], config: dict) -> pd.DataFrame:
+    """Growth per unit of every metric by version, and where the verdict first changes."""
+    analysed = sweep_config(config)
+    package = config["version_sweep"]["package"]
+    frames = []
+    for version in sorted(run_dirs_by_version, key=version_key):
+        built = tables.build(run_dirs_by_version[version], analysed)
+        growth = built["growth"]
+        if growth.empty:
+            continue
+        statuses = built["runs"].groupby("variant")["status"].agg(lambda s: ",".join(sorted(set(s))))
+        frames.append(growth.assign(package=package, version=version,
+                                    run_status=growth["variant"].map(statuses)))
+    if not frames:
+        return pd.DataFrame()
+    sweep = pd.concat(frames, ignore_index=True)
+    sweep["verdict_changed"] = False
+    for _, group in sweep.groupby(["variant", "metric"]):
+        # only decisive verdicts count: a version that cannot decide changes nothing
+        decisive = group[group["verdict"].isin(DECISIVE)]
+        previous = decisive["verdict"].shift()
+        changed = decisive.index[previous.notna() & (decisive["verdict"] != previous)]
+        sweep.loc[changed, "verdict_changed"] = True
+    first = sweep[sweep["verdict_changed"]].groupby(["variant", "metric"])["version"].first()
+    sweep["first_change_version"] = [first.get((v, m)) for v, m in zip(sweep["variant"], sweep["metric"])]
+    columns = ["package", "version", "experiment", "variant", "metric", "unit", "growth_per_unit", "ci_low",
+               "ci_high", "verdict", "verdict_changed", "first_change_version", "n_replicates", "run_status"]
+    return sweep[[c for c in columns if c in sweep.columns]]

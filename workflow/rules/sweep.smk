@@ -1,0 +1,59 @@
+# Version sweep: `snakemake version_sweep` (or `make sweep`); off the default target.
+
+
+rule sweep_venv:
+    """A venv holding one version of the swept library, from PyPI wheels."""
+    output:
+        touch("results/sweep/venvs/{package}-{version}/.ready"),
+    params:
+        venv=lambda wildcards: sweep.venv_dir(wildcards.package, wildcards.version),
+        python=sys.executable,
+    log:
+        "results/logs/sweep_venv_{package}-{version}.log",
+    resources:
+        mem_mb=2048,
+        runtime=20,
+    shell:
+        "(rm -rf {params.venv}/bin {params.venv}/lib && {params.python} -m venv {params.venv}"
+        " && {params.venv}/bin/pip install --quiet --only-binary=:all: {wildcards.package}=={wildcards.version})"
+        " > {log} 2>&1"
+
+
+rule sweep_run:
+    """One variant of the swept experiment under one version of the library."""
+    input:
+        venv="results/sweep/venvs/{package}-{version}/.ready",
+    output:
+        meta=f"{SWEEP_RUN_DIR}/meta.json",
+        samples=f"{SWEEP_RUN_DIR}/samples.parquet",
+        marks=f"{SWEEP_RUN_DIR}/marks.parquet",
+    params:
+        settings=lambda wildcards: sweep.sweep_config(config)["experiments"][wildcards.experiment]["params"],
+        python=lambda wildcards: os.path.abspath(f"{sweep.venv_dir(wildcards.package, wildcards.version)}/bin/python"),
+        sampler=config["sampler"],
+        limits=config["limits"],
+    log:
+        "results/logs/sweep_run/{package}-{version}/{experiment}/{variant}/rep{replicate}.log",
+    resources:
+        measure=1,
+        mem_mb=lambda wildcards: config["limits"]["mem_cap_mb"] + 512,
+        runtime=lambda wildcards: int(config["limits"]["timeout_s"] // 60) + 5,
+    script:
+        "../scripts/sweep_run.py"
+
+
+rule version_sweep:
+    """Growth by library version: results/tables/version_sweep.csv and its figure."""
+    input:
+        meta=sweep_outputs(),
+    output:
+        table=report("results/tables/version_sweep.csv", caption="../report/version_sweep.rst", category="Version sweep"),
+        figure=report("results/figures/version_sweep.png", caption="../report/version_sweep.rst",
+                      category="Version sweep"),
+    log:
+        "results/logs/version_sweep.log",
+    resources:
+        mem_mb=2048,
+        runtime=10,
+    script:
+        "../scripts/version_sweep.py"

@@ -1,0 +1,19 @@
+"""Snakemake entry point: one run of the swept experiment under one library version."""
+
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+
+from leaklab import runner  # noqa: E402
+
+runner.die_with_parent()
+w = snakemake.wildcards  # noqa: F821
+params = snakemake.params  # noqa: F821
+meta = runner.run(
+    w.experiment, w.variant, Path(snakemake.output.meta).parent,  # noqa: F821
+    params=params.settings, replicate=int(w.replicate), python=params.python,
+    interval_s=params.sampler["interval_s"], smaps=params.sampler["smaps"],
+    timeout_s=params.limits["timeout_s"], mem_cap_bytes=params.limits["mem_cap_mb"] * 2**20,
+)
+print(f"{w.package}=={w.version} {w.experiment}/{w.variant}: {meta['status']}, {meta['wall_s']:.1f} s", file=sys.stderr)
