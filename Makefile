@@ -5,7 +5,7 @@ VENV := .venv
 APT_PACKAGES := valgrind heaptrack libjemalloc2 libjemalloc-dev librocksdb-dev lsof
 SNAKEMAKE := $(VENV)/bin/snakemake
 
-.PHONY: help setup apt venv run test bench lint clean
+.PHONY: help setup apt venv run test report sweep nightly bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,6 +36,13 @@ run: setup  ## run the whole default pipeline (snakemake --cores 4)
 
 test: setup  ## run the whole test suite (real profilers, RocksDB, DuckDB, Snakemake)
 	$(VENV)/bin/python -m pytest -v -rs tests
+
+report: setup  ## the HTML report of the last run: results/report.html (opens offline)
+	$(SNAKEMAKE) --report results/report.html
+
+sweep: setup  ## the version sweep (config: version_sweep)
+	$(VENV)/bin/python -m leaklab.lock
+	$(SNAKEMAKE) --cores 4 version_sweep
 
 bench: setup  ## sampler overhead and pipeline wall time (figures for the README)
 	$(VENV)/bin/python -m leaklab.bench

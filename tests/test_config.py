@@ -19,7 +19,11 @@ def test_default_config_passes_and_lists_every_run(default_config):
     leaklab_config.check(default_config)
     runs = leaklab_config.runs(default_config)
     plain = [run for run in runs if run.profiler == "plain"]
-    assert len(plain) == (5 + 2 + 2 + 2) * default_config["replicates"]
+    replicates = {name: entry.get("replicates", default_config["replicates"])
+                  for name, entry in default_config["experiments"].items()}
+    assert len(plain) == sum(len(entry["variants"]) * replicates[name]
+                             for name, entry in default_config["experiments"].items())
+    assert len(plain) == (5 + 2 + 2 + 7) * 2 + 2  # duckdb_load runs long: one replicate
     assert runs[0].path == "rocksdb_merge/binding-dummy/plain/rep1"
     massif = [run.variant for run in runs if run.experiment == "rocksdb_merge" and run.profiler == "massif"]
     assert massif == default_config["experiments"]["rocksdb_merge"]["profile_variants"]

@@ -1,8 +1,8 @@
 """The workflow on a real (one-node) Slurm cluster through snakemake-executor-plugin-slurm.
 
 tests/slurm/cluster.sh starts munged, slurmctld and slurmd from Debian's packages on this
-machine; the small config (one replicate, seven runs, plain profiler)
-then runs with `--workflow-profile profiles/slurm`. The tests check that every job went
+machine; a smaller config (one replicate of a few runs, plain profiler) then runs with
+`--workflow-profile profiles/slurm`. The tests check that every job went
 through Slurm (its job completion file and the plugin's per-job logs), that measurement
 runs had the node to themselves and ran one at a time, and that the tables keep the
 local run's contract. The cluster is stopped at the end, leaving no daemon behind.
@@ -49,22 +49,23 @@ def cluster_env():
     return env
 
 
-# Variants the Slurm run keeps (the others keep tests/config.yaml's): each run is its own
-# Slurm job, run one at a time, at 15-40 s apiece (two snakemake start-ups and the plugin's
-# status polling around a few seconds of work).
-VARIANTS = {"rocksdb_merge": ["binding-dummy", "capi-real"], "duckdb_load": ["load_on"]}
+# The runs the Slurm test keeps. Each run is its own Slurm job, run one at a time, at
+# 15-40 s apiece (two snakemake start-ups and the plugin's status polling around a few
+# seconds of work), so: the two leaks the local test also checks with their baselines, and
+# the baseline of every other experiment.
+VARIANTS = {"rocksdb_merge": ["binding-dummy", "capi-real"], "fd_leak": ["close", "leak"]}
 
 
 def small_config(path):
-    """tests/config.yaml cut down to one replicate of seven runs, plain profiler only."""
+    """tests/config.yaml cut down to one replicate of a few runs, plain profiler only."""
     config = yaml.safe_load((ROOT / "tests" / "config.yaml").read_text())
     config["replicates"] = 1
     config["profilers"] = ["plain"]
     for name, entry in config["experiments"].items():
         for key in ("profilers", "profile_variants", "replicates"):
             entry.pop(key, None)
-        if name in VARIANTS:
-            entry["variants"] = [v for v in entry["variants"] if v in VARIANTS[name]]
+        keep = VARIANTS.get(name, [entry.get("baseline", entry["variants"][0])])
+        entry["variants"] = [v for v in entry["variants"] if v in keep]
     path.write_text(yaml.safe_dump(config))
     return config
 
@@ -123,7 +124,8 @@ def workflow(slurm, tmp_path_factory):
          # no slurmdbd on the test cluster: follow jobs with squeue (MinJobAge=3600)
          "--slurm-status-command", "squeue",
          "--slurm-init-seconds-before-status-checks", "3",
-         "--slurm-keep-successful-logs"],
+         "--slurm-keep-successful-logs",
+         "--verbose"],  # logs each sbatch call
         capture_output=True, text=True, env=slurm, cwd=workdir, timeout=600,
     )
     print(f"workflow on Slurm in {time.monotonic() - started:.1f} s")
@@ -166,6 +168,33 @@ def test_every_job_went_through_slurm(workflow):
     assert "--executor slurm-jobstep" in text and "Finished jobid" in text, text[-2000:]
     # every rule but `all`: the fixture, one job per run, the aggregation and the figures
     assert len(jobs) >= n_runs + 3
+
+
+def test_jobs_request_what_their_rules_declare(workflow):
+    """Every job asks Slurm for its rule's CPUs, memory and time; measurement runs also
+    ask for a node of their own."""
+    workdir, config, run_id, output = workflow
+    calls = [line.split("sbatch call: ", 1)[1].split(" --wrap", 1)[0]
+             for line in output.splitlines() if "sbatch call: " in line]
+    assert len(calls) == len(set(re.findall(r"has been submitted with SLURM jobid (\d+)", output)))
+    runs = [call for call in calls if "--comment rule_run_experiment_" in call]
+    assert len(runs) == expected_runs(config)
+    for call in calls:
+        assert re.search(r" --mem \d+", call) and re.search(r" -t \d+", call), call
+        assert re.search(r" --cpus-per-task=\d+", call) and f" -D {workdir}" in call, call
+        assert ("--exclusive" in call) == (call in runs), call
+
+
+def test_jobs_share_the_venv_and_the_fixture(workflow):
+    """Jobs run this venv's Python (the sbatch'ed snakemake and the one srun starts on the
+    node), and rocksdb_merge runs read the fixture one job built in the shared workdir."""
+    workdir, config, run_id, output = workflow
+    for log in (workdir / ".snakemake" / "slurm_logs" / "rule_run_experiment").glob("*/*.log"):
+        commands = re.findall(r"Command: (\S+)", log.read_text())
+        assert len(commands) == 2 and all(c.startswith(sys.prefix + os.sep) for c in commands), (log, commands)
+    fixtures = workdir / "results" / "fixtures"
+    for meta in (workdir / "results" / "runs" / "rocksdb_merge").glob("*/plain/rep*/meta.json"):
+        assert yaml.safe_load(meta.read_text())["params"]["fixture"].startswith(f"{fixtures}{os.sep}"), meta
 
 
 def test_measurements_ran_alone_and_one_at_a_time(workflow):

@@ -75,7 +75,7 @@ def test_comparisons_against_baselines(results):
     row = comparisons.query("variant == 'capi-real' and metric == 'rss_bytes'").iloc[0]
     assert row["baseline"] == "binding-dummy"
     assert row["difference"] > 5e6
-    assert set(comparisons["baseline"]) == {"binding-dummy", "rebuilt", "load_off", "close"}
+    assert set(comparisons["baseline"]) == {"binding-dummy", "rebuilt", "load_off", "close", "zero"}
 
 
 def test_figures_exist_and_are_not_empty(results):

@@ -107,7 +107,7 @@ def sweep_outputs():
     if not settings:
         return []
     return [
-        sweep.run_dir(settings["package"], version, settings["experiment"], variant, replicate) + "/meta.json"
+        os.path.join(sweep.run_dir(settings["package"], version, settings["experiment"], variant, replicate), "meta.json")
         for version in settings["versions"]
         for variant in settings["variants"]
         for replicate in range(1, settings.get("replicates", 1) + 1)
