@@ -175,3 +175,17 @@ def test_attribution_puts_each_leak_in_its_layer(results):
     assert where[("dict_shrink", "rebuilt", "Python heap")] == ""
     for name in ("verdict_matrix", "attribution"):
         assert (results / "results" / "figures" / f"{name}.png").stat().st_size > 20_000
+
+
+def test_html_report_holds_every_figure_and_opens_offline(root, results):
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"), "--directory", str(results),
+         "--configfile", str(root / "tests" / "config.yaml"), "--report", "results/report.html"],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    html = (results / "results" / "report.html").read_text()
+    for name in ("verdict_matrix.png", "attribution.png", "growth_overview.png", "timeline_fd_leak.png",
+                 "top_sites_rocksdb_merge.png", "profiler_overhead.png", "summary.md", "growth.csv"):
+        assert name in html, name
+    assert 'src="http' not in html and "src='http" not in html  # everything embedded: opens offline
