@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
-APT_PACKAGES := valgrind heaptrack libjemalloc2 libjemalloc-dev librocksdb-dev lsof
+APT_PACKAGES := valgrind heaptrack libjemalloc2 libjemalloc-dev librocksdb-dev lsof slurmctld slurmd slurm-client munge
 SNAKEMAKE := $(VENV)/bin/snakemake
 
 .PHONY: help setup apt venv run test report sweep nightly bench lint clean
@@ -39,6 +39,9 @@ test: setup  ## run the whole test suite (real profilers, RocksDB, DuckDB, Snake
 
 report: setup  ## the HTML report of the last run: results/report.html (opens offline)
 	$(SNAKEMAKE) --report results/report.html
+
+nightly: setup  ## fresh measurements, appended to the history store; fails on regressions
+	$(VENV)/bin/python -m leaklab.nightly
 
 sweep: setup  ## the version sweep (config: version_sweep)
 	$(VENV)/bin/python -m leaklab.lock

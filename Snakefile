@@ -16,6 +16,7 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/sweep.smk"
+include: "workflow/rules/nightly.smk"
 
 
 rule all:

@@ -1,0 +1,62 @@
+"""The nightly command for real: two nights on the same code, then a doctored history."""
+
+import subprocess
+import sys
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+
+def nightly(tmp_path, config):
+    return subprocess.run(
+        [sys.executable, "-m", "leaklab.nightly", "--directory", str(tmp_path), "--configfile", str(config),
+         "--config", "replicates=2", "--cores", "2"],
+        capture_output=True, text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def nights(root, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("nightly")
+    config = yaml.safe_load((root / "tests" / "config.yaml").read_text())
+    config["experiments"] = {name: config["experiments"][name] for name in ("fd_leak", "planted")}
+    config["history"] = {"path": str(tmp_path / "store" / "history.duckdb")}
+    path = tmp_path / "nightly.yaml"
+    path.write_text(yaml.safe_dump(config))
+    first, second = nightly(tmp_path, path), nightly(tmp_path, path)
+    return tmp_path, path, first, second
+
+
+def test_two_nights_on_the_same_code_give_no_regression(nights):
+    tmp_path, _, first, second = nights
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "no regression, controls passed" in second.stderr
+    found = pd.read_csv(tmp_path / "results" / "tables" / "regressions.csv")
+    assert not found["counts"].astype(bool).any() if len(found) else True
+    con = duckdb.connect(str(tmp_path / "store" / "history.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM nights").fetchone()[0] == 2
+    # the second night really measured again: its runs are not the first night's
+    runs = con.execute("SELECT night_id, sum(wall_s) FROM runs_history GROUP BY night_id").fetchall()
+    assert len(runs) == 2 and runs[0][1] != runs[1][1]
+    assert (tmp_path / "results" / "figures" / "nightly_trend.png").stat().st_size > 10_000
+
+
+def test_a_planted_jump_in_the_history_is_a_regression(nights):
+    tmp_path, config, _, _ = nights
+    con = duckdb.connect(str(tmp_path / "store" / "history.duckdb"))
+    last = con.execute("SELECT night_id FROM nights ORDER BY seq DESC LIMIT 1").fetchone()[0]
+    con.execute("""UPDATE growth_history SET growth_per_unit = 5, ci_low = 4.5, ci_high = 5.5
+                   WHERE night_id = ? AND experiment = 'fd_leak' AND variant = 'leak'
+                   AND metric = 'deleted_fds' AND profiler = 'plain'""", [last])
+    con.close()
+    third = nightly(tmp_path, config)
+    assert third.returncode == 1
+    assert "regression(s) against the previous night" in third.stderr
+    found = pd.read_csv(tmp_path / "results" / "tables" / "regressions.csv")
+    moved = found[found["counts"].astype(bool)]
+    assert list(zip(moved["variant"], moved["metric"], moved["kind"])) == [("leak", "deleted_fds", "growth_moved")]
