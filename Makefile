@@ -35,7 +35,7 @@ run: setup  ## run the whole default pipeline (snakemake --cores 4)
 	$(SNAKEMAKE) --cores 4
 
 test: setup  ## run the whole test suite (real profilers, RocksDB, DuckDB, Snakemake)
-	$(VENV)/bin/python -m pytest -v -rs tests
+	$(VENV)/bin/python -m pytest -v -rs --durations=15 tests
 
 report: setup  ## the HTML report of the last run: results/report.html (opens offline)
 	$(SNAKEMAKE) --report results/report.html

@@ -240,3 +240,16 @@ def test_trend_and_plot(store, tmp_path):
     empty = tmp_path / "empty.png"
     history.plot_trend(history.trend(store, metric="no_such_metric"), empty)
     assert empty.stat().st_size > 0
+
+
+def test_exit_code_reads_the_csv_back(tmp_path):
+    found = pd.DataFrame([{"kind": "became_inconclusive", "counts": False}])
+    found.to_csv(tmp_path / "r.csv", index=False)
+    assert history.exit_code(pd.read_csv(tmp_path / "r.csv")) == 0
+    assert history.exit_code(pd.read_csv(tmp_path / "r.csv", dtype=str)) == 0
+    found.assign(counts=True).to_csv(tmp_path / "r.csv", index=False)
+    assert history.exit_code(pd.read_csv(tmp_path / "r.csv", dtype=str)) == 1
+    # an empty table still has a header, so the CSV reads back with its columns
+    empty = pd.DataFrame(columns=history.REGRESSION_COLUMNS)
+    empty.to_csv(tmp_path / "e.csv", index=False)
+    assert history.exit_code(pd.read_csv(tmp_path / "e.csv")) == 0

@@ -506,8 +506,9 @@ def regressions(history_path: str | Path, night_id: str, same_code_only: bool = 
             big = change > rel_tol * max(abs(g), abs(pg)) and change > _floor(min_change, r["experiment"], metric)
             if outside_previous and outside_tonight and big:
                 direction = "up" if g > pg else "down"
+                moved = f"{_fmt(abs(g - pg), metric)}/{unit or 'unit'}"
                 rows.append({**base, "kind": "growth_moved", "counts": True,
-                             "note": f"{metric} growth moved {direction} by {_fmt(g - pg, metric)}/{unit or 'unit'}: "
+                             "note": f"{metric} growth moved {direction} by {moved}: "
                                      f"{now_text}, was {was_text}; each outside the other's interval"})
     previous_rows = growth[growth["night_id"] == latest]
     gone = previous_rows.merge(tonight[GROUP_KEYS], on=GROUP_KEYS, how="left", indicator=True)
@@ -529,9 +530,19 @@ def regressions(history_path: str | Path, night_id: str, same_code_only: bool = 
                               kind="stable").reset_index(drop=True)
 
 
+def _counting(counts: pd.Series) -> pd.Series:
+    """``counts`` as booleans, also when read back from CSV as text ("False" is truthy)."""
+    if counts.dtype == bool:
+        return counts
+    return counts.map(lambda v: str(v).strip().lower() in ("true", "1", "1.0", "yes"))
+
+
 def exit_code(found: pd.DataFrame) -> int:
-    """The nightly command's exit status: 1 when any regression counts, else 0."""
-    return int(bool(len(found)) and bool(found["counts"].astype(bool).any()))
+    """The nightly command's exit status: 1 when any regression counts, else 0.
+
+    Takes the frame :func:`regressions` returns or ``regressions.csv`` read back.
+    """
+    return int(bool(len(found)) and "counts" in found and bool(_counting(found["counts"]).any()))
 
 
 def trend(history_path: str | Path, metric: str = "rss_bytes", profiler: str | None = "plain",
@@ -632,7 +643,7 @@ def plot_trend(trend_df: pd.DataFrame, out_png: str | Path, regressions_df: pd.D
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols, 3.6 * rows), squeeze=False, sharex=True)
     flagged = set()
     if regressions_df is not None and len(regressions_df):
-        hits = regressions_df[regressions_df["counts"].astype(bool) & (regressions_df["metric"] == metric)]
+        hits = regressions_df[_counting(regressions_df["counts"]) & (regressions_df["metric"] == metric)]
         flagged = set(zip(hits["night_id"], hits["experiment"], hits["variant"], hits["profiler"]))
     for ax, name in zip(axes.flat, names):
         part = data[data["experiment"] == name]
@@ -663,6 +674,8 @@ def plot_trend(trend_df: pd.DataFrame, out_png: str | Path, regressions_df: pd.D
         ax.set_xlim(-0.5, len(labels) - 0.5)
         handles, names_ = ax.get_legend_handles_labels()
         unique = dict(zip(names_, handles))
+        if "regression" in unique:  # after the variants, not before the first line drawn
+            unique["regression"] = unique.pop("regression")
         ax.legend(unique.values(), unique.keys(), fontsize=8, title="variant", title_fontsize=8, loc="best")
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")

@@ -35,7 +35,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from leaklab.profilers.errors import ParseError
+from leaklab.profilers.errors import ParseError, saved_settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -230,10 +230,4 @@ def parse_report(text: str, source: Path | str = "<heaptrack_print output>") -> 
 
 
 def _settings(rundir: Path) -> dict:
-    path = Path(rundir) / META_NAME
-    try:
-        return {**DEFAULTS, **json.loads(path.read_text()).get("settings", {})}
-    except FileNotFoundError:
-        return dict(DEFAULTS)
-    except (json.JSONDecodeError, AttributeError) as exc:
-        raise ParseError(f"{path}: corrupt ({exc!r})") from None
+    return saved_settings(Path(rundir) / META_NAME, DEFAULTS)

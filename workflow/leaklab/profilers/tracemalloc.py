@@ -32,7 +32,7 @@ import tracemalloc
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from leaklab.profilers.errors import ParseError
+from leaklab.profilers.errors import ParseError, saved_settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -199,10 +199,4 @@ def _unit_times(unit_marks: "pd.DataFrame | None") -> dict[int, float] | None:
 
 
 def _settings(rundir: Path) -> dict:
-    path = Path(rundir) / META_NAME
-    try:
-        return {**DEFAULTS, **json.loads(path.read_text()).get("settings", {})}
-    except FileNotFoundError:
-        return dict(DEFAULTS)
-    except (json.JSONDecodeError, AttributeError) as exc:
-        raise ParseError(f"{path}: corrupt ({exc!r})") from None
+    return saved_settings(Path(rundir) / META_NAME, DEFAULTS)
