@@ -80,3 +80,22 @@ def test_aggregation_records_a_corrupt_run_and_keeps_the_others(tmp_path, root):
     con = duckdb.connect(str(tmp_path / "leaklab.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
     assert json.loads((good / "meta.json").read_text())["status"] == "ok"
+
+
+def test_aggregation_and_summary_survive_a_run_set_with_no_plain_run(tmp_path, root):
+    """Every plain run lost: the tables, the summary and the figures still come out,
+    and the summary says the controls could not be checked."""
+    import yaml
+
+    from leaklab import plots, summary
+
+    run = tmp_path / "runs" / "fd_leak" / "leak" / "heaptrack" / "rep1"
+    runner.run("fd_leak", "leak", run, {"rotations": 12, "interval_s": 0.01}, profiler="heaptrack")
+    config = yaml.safe_load((root / "tests" / "config.yaml").read_text())
+    built = tables.build([run], config)
+    assert len(built["profiler_summary"]) == 1 and built["profiler_summary"]["leaked_bytes"].iloc[0] >= 0
+    text = summary.render(built["runs"], built["growth"], built["controls"], built["attribution"])
+    assert "Controls: FAILED" in text and "expected leak, got missing" in text
+    plots.verdict_matrix(built["growth"], tmp_path / "matrix.png")
+    plots.attribution_bars(built["attribution"], tmp_path / "attribution.png")
+    assert (tmp_path / "matrix.png").stat().st_size > 1000 and (tmp_path / "attribution.png").stat().st_size > 1000

@@ -78,6 +78,8 @@ def table(growth: pd.DataFrame, agreement: pd.DataFrame | None = None) -> pd.Dat
         for layer, values in layers.items():
             rows.append({"experiment": experiment, "variant": variant, "unit": unit, "layer": layer, **values})
     frame = pd.DataFrame(rows)
+    if frame.empty:  # no plain run could be read: nothing to attribute
+        return frame
     frame["where"] = frame.apply(_where, axis=1)
     for column in ("growth_per_unit", "retained"):
         frame[f"stacked_{column}"] = frame.apply(lambda r: _stacked(frame, r, column), axis=1)

@@ -220,8 +220,8 @@ def _append_table(con, table: str, frame: pd.DataFrame, night_id: str,
             columns = ", ".join(f"{_quote(c)} {t}" for c, t in stored.items())
             con.execute(f"CREATE TABLE {_quote(table)} ({columns})")
         else:
-            stored = dict(con.execute(f"SELECT column_name, data_type FROM information_schema.columns "
-                                      f"WHERE table_name = ? AND table_schema = 'main'", [table]).fetchall())
+            stored = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                      "WHERE table_name = ? AND table_schema = 'main'", [table]).fetchall())
             for column, sql_type in incoming.items():
                 if column not in stored:
                     stored[column] = sql_type or hints.get(column, "VARCHAR")

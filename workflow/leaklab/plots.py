@@ -21,6 +21,15 @@ MIB = 2**20
 VERDICT_COLOURS = {"leak": "#d62728", "retention": "#ff7f0e", "stable": "#2ca02c", "inconclusive": "#7f7f7f"}
 
 
+def _nothing(out: Path, message: str) -> None:
+    """A figure that says why it is empty, so the report and its links stay whole."""
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.text(0.5, 0.5, message, ha="center", va="center")
+    ax.axis("off")
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
 def _scaled(metric: str, values: pd.Series) -> tuple[pd.Series, str]:
     if metric.endswith("_bytes"):
         return values / MIB, f"{metric.removesuffix('_bytes')} (MiB)"
@@ -159,7 +168,11 @@ def profiler_overhead(overhead: pd.DataFrame, out: Path) -> None:
 
 def verdict_matrix(growth: pd.DataFrame, out: Path, profiler: str = "plain") -> None:
     """Experiment-variant x metric, coloured by verdict, growth per unit written in."""
+    if growth.empty or "verdict" not in growth:
+        return _nothing(out, "no verdicts: no plain run could be read")
     data = growth[(growth["profiler"] == profiler) & growth["verdict"].notna()].copy()
+    if data.empty:
+        return _nothing(out, f"no verdicts from {profiler} runs")
     data["row"] = data["experiment"] + " / " + data["variant"]
     rows, cols = sorted(set(data["row"])), sorted(set(data["metric"]))
     codes = {v: i for i, v in enumerate(VERDICT_COLOURS)}
@@ -189,6 +202,8 @@ def attribution_bars(attribution: pd.DataFrame, out: Path) -> None:
     from leaklab.attribution import HEAP_LAYERS, RESIDUAL
 
     layers = [*HEAP_LAYERS, RESIDUAL]
+    if attribution.empty:
+        return _nothing(out, "nothing to attribute: no plain run could be read")
     data = attribution[attribution["layer"].isin(layers)].copy()
     names = sorted(set(data["experiment"]))
     fig, axes = plt.subplots(len(names) or 1, 2, figsize=(12, 2.6 * max(1, len(names))), squeeze=False)

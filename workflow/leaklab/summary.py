@@ -59,10 +59,10 @@ def render(runs: pd.DataFrame, growth: pd.DataFrame, controls: pd.DataFrame, att
     lines.append(f"**Runs:** {len(runs)} in all, {len(runs) - len(bad)} ok.")
     lines += [f"- {r.experiment}/{r.variant}/{r.profiler}/rep{r.replicate}: **{r.status}**" for r in bad.itertuples()]
     lines.append("")
-    if not growth.empty:
+    if not growth.empty and "verdict" in growth:
         lines += ["## Verdicts (plain runs, RSS and the metric that matters)", ""]
         shown = growth[(growth["profiler"] == "plain") & growth["verdict"].notna()]
-        shown = shown[shown.apply(_worth_showing, axis=1)]
+        shown = shown[shown.apply(_worth_showing, axis=1).astype(bool)] if len(shown) else shown
         rows = []
         for r in shown.sort_values(["experiment", "variant", "metric"]).itertuples():
             interval = f"[{rate(r.ci_low, r.metric, r.unit)}, {rate(r.ci_high, r.metric, r.unit)}]"

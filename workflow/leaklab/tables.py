@@ -17,7 +17,7 @@ from leaklab import config as leaklab_config
 from leaklab import attribution, controls, experiments, growth, profiler_tables, profilers, verdicts
 
 TABLES = ("runs", "samples", "marks", "units", "replicate_growth", "growth", "comparisons", "controls", "attribution",
-          "heap_timeline", "top_sites", "profiler_overhead", "agreement", "visibility")
+          "heap_timeline", "top_sites", "profiler_summary", "profiler_overhead", "agreement", "visibility")
 RUN_COLUMNS = ["experiment", "variant", "profiler", "replicate", "status", "exit_code",
                "wall_s", "cpu_s", "peak_rss_bytes", "n_samples", "n_units", "unit",
                "scale", "profile_status", "profile_error"]
@@ -55,7 +55,7 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     """Every table, from the run directories the workflow produced."""
     experiments.configure(config)
     runs, samples, marks, units = [], [], [], []
-    timelines, sites, heap_growth = [], [], []
+    timelines, sites, summaries, heap_growth = [], [], [], []
     for rundir in run_dirs:
         try:
             meta, run_samples, run_marks = read_run(rundir)
@@ -86,6 +86,8 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
                                 "heap_growth_per_unit": slope, "points": points})
         if "top_sites" in profile:
             sites.append(_keyed(profile["top_sites"], meta))
+        if "summary" in profile:
+            summaries.append(_keyed(profile["summary"], meta))
 
     tables = {
         "runs": pd.DataFrame(runs),
@@ -103,6 +105,7 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     tables["comparisons"] = verdicts.compare_to_baseline(per_run, tables["growth"], baselines)
     tables["heap_timeline"] = pd.concat(timelines, ignore_index=True) if timelines else pd.DataFrame()
     tables["top_sites"] = pd.concat(sites, ignore_index=True) if sites else pd.DataFrame()
+    tables["profiler_summary"] = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()
     ok_runs = tables["runs"][tables["runs"]["status"] != "parse_error"]
     tables["profiler_overhead"] = profiler_tables.overhead_table(ok_runs) if len(ok_runs) else pd.DataFrame()
     tables["agreement"] = profiler_tables.agreement_table(pd.DataFrame(heap_growth), tables["growth"]) \
