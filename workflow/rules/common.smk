@@ -1,4 +1,5 @@
 import os
+import re
 import sys
 
 from snakemake.utils import validate
@@ -12,7 +13,6 @@ if PACKAGE_DIR not in sys.path:
 import leaklab.config  # noqa: E402
 import leaklab.tables  # noqa: E402
 from leaklab import sweep  # noqa: E402
-from leaklab import experiments  # noqa: E402
 from leaklab.tables import TABLES  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
@@ -23,13 +23,14 @@ except leaklab.config.ConfigError as error:
 
 RUNS = leaklab.config.runs(config)
 EXPERIMENTS = list(config["experiments"])
+SWEEP = config.get("version_sweep") or {"experiment": None, "variants": []}
 RUN_DIR = "results/runs/{experiment}/{variant}/{profiler}/rep{replicate}"
 SWEEP_RUN_DIR = "results/sweep/{package}-{version}/runs/{experiment}/{variant}/plain/rep{replicate}"
 
 
 wildcard_constraints:
-    experiment="|".join(EXPERIMENTS),
-    variant="|".join(sorted({v.replace("-", r"\-") for r in RUNS for v in [r.variant]})),
+    experiment="|".join(re.escape(e) for e in {*EXPERIMENTS, SWEEP["experiment"]} - {None}),
+    variant="|".join(sorted(re.escape(v) for v in {*(run.variant for run in RUNS), *SWEEP["variants"]})),
     profiler="|".join(sorted({run.profiler for run in RUNS})),
     n_keys=r"\d+",
     package=r"[A-Za-z0-9_.]+",
