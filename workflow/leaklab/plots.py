@@ -41,9 +41,15 @@ def _replicate_lines(ax, frame: pd.DataFrame, x: str, y: str, order: list[str]) 
                  estimator=None, linewidth=0.9, alpha=0.8, ax=ax)
 
 
-def timeline(samples: pd.DataFrame, units: pd.DataFrame, experiment: str, out: Path) -> None:
-    """RSS over time, then each metric that matters for the experiment over its units."""
+def timeline(samples: pd.DataFrame, units: pd.DataFrame, experiment: str, out: Path,
+             profiler: str = "plain") -> None:
+    """RSS over time, then each metric that matters for the experiment over its units
+    (``plain`` runs only: under a profiler RSS includes the profiler's own memory)."""
     spec = experiments.get(experiment)
+    if not samples.empty:
+        samples = samples[samples["profiler"] == profiler]
+    if not units.empty:
+        units = units[units["profiler"] == profiler]
     order = [v for v in spec.variants if v in set(samples.get("variant", []))]
     key_metrics = [m for m in spec.key_metrics if not units.empty and m in set(units["metric"])]
     fig, axes = plt.subplots(1, 1 + len(key_metrics), figsize=(5.5 * (1 + len(key_metrics)), 4.2), squeeze=False)
