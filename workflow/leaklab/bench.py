@@ -2,15 +2,18 @@
 
     python -m leaklab.bench [--repeats 5] [--interval 0.05 0.01]
 
-The same CPU-bound workload (dict_shrink, 1M entries x 3 cycles) runs alternately
-without sampling (one final sample only) and with the sampler at each interval; the
-overhead is the ratio of the measured process's CPU seconds, median over repeats.
+The same CPU-bound workload (dict_shrink, 1M entries x 3 cycles) runs without
+sampling (one final sample only) and with the sampler at each interval, in an order
+rotated every repeat; the overhead is the difference of the mean CPU seconds of the
+measured process, with two standard errors: on a shared 2-core VM the same run's
+CPU time varies by tens of percent, and the figure says how much of it is noise.
 Absolute times on shared machines are noisy, so only ratios from one run are quoted.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import tempfile
@@ -41,21 +44,29 @@ def sample_cost_ms(samples: int = 200) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m leaklab.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=12)
     parser.add_argument("--interval", type=float, nargs="+", default=[0.05, 0.01])
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[float, list[float]] = {UNSAMPLED_INTERVAL_S: [], **{i: [] for i in args.interval}}
+        intervals = list(results)
         for repeat in range(args.repeats):
-            for interval in results:
+            # rotate the order each repeat, so drift (warm caches, clock) favours no setting
+            shift = repeat % len(intervals)
+            for interval in intervals[shift:] + intervals[:shift]:
                 results[interval].append(cpu_seconds(interval, Path(tmp) / f"{interval}-{repeat}"))
             print(f"repeat {repeat + 1}/{args.repeats} done", flush=True)
-    base = statistics.median(results.pop(UNSAMPLED_INTERVAL_S))
+    unsampled = results.pop(UNSAMPLED_INTERVAL_S)
+    base = statistics.mean(unsampled)
     print(f"workload: {WORKLOAD[0]}/{WORKLOAD[1]} {WORKLOAD[2]}, {args.repeats} repeats")
-    print(f"measured process CPU without sampling: {base:.2f} s (median)")
+    print(f"measured process CPU without sampling: mean {base:.3f} s, sd {statistics.stdev(unsampled):.3f} "
+          f"({min(unsampled):.2f}..{max(unsampled):.2f})")
     for interval, values in results.items():
-        cpu = statistics.median(values)
-        print(f"sampler every {interval * 1000:.0f} ms: CPU {cpu:.2f} s, overhead {100 * (cpu / base - 1):+.2f} %")
+        cpu = statistics.mean(values)
+        # two standard errors of the difference of the means: what the noise allows
+        noise = 2 * math.sqrt(statistics.variance(values) / len(values) + statistics.variance(unsampled) / len(unsampled))
+        print(f"sampler every {interval * 1000:.0f} ms: CPU mean {cpu:.3f} s ({min(values):.2f}..{max(values):.2f}), "
+              f"overhead {100 * (cpu / base - 1):+.1f} % +/- {100 * noise / base:.1f} % (2 SE)")
     print(f"one /proc sample (status, smaps_rollup, fds): {sample_cost_ms():.3f} ms of sampler time")
 
 
