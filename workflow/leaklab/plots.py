@@ -21,11 +21,16 @@ MIB = 2**20
 VERDICT_COLOURS = {"leak": "#d62728", "retention": "#ff7f0e", "stable": "#2ca02c", "inconclusive": "#7f7f7f"}
 
 
+def _say(ax, message: str) -> None:
+    """An empty panel that says why it is empty."""
+    ax.text(0.5, 0.5, message, ha="center", va="center")
+    ax.axis("off")
+
+
 def _nothing(out: Path, message: str) -> None:
     """A figure that says why it is empty, so the report and its links stay whole."""
     fig, ax = plt.subplots(figsize=(6, 2))
-    ax.text(0.5, 0.5, message, ha="center", va="center")
-    ax.axis("off")
+    _say(ax, message)
     fig.savefig(out, dpi=120)
     plt.close(fig)
 
@@ -115,8 +120,7 @@ def heap_timelines(heap_timeline: pd.DataFrame, experiment: str, out: Path) -> N
         _replicate_lines(ax, part, "t", "heap", order)
         ax.set(title=profiler, xlabel="time since start (s)", ylabel="heap (MiB)")
     if not names:
-        axes[0][0].text(0.5, 0.5, "no profiler timeline for this experiment", ha="center", va="center")
-        axes[0][0].axis("off")
+        _say(axes[0][0], "no profiler timeline for this experiment")
     fig.suptitle(f"{experiment}: heap as each profiler sees it (runs are scaled, see runs.scale)")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
@@ -139,8 +143,7 @@ def top_sites(sites: pd.DataFrame, experiment: str, out: Path, kind: str = "leak
         ax.tick_params(axis="y", labelsize=7)
         ax.set(title=f"{variant} under {profiler} ({part['kind'].iloc[0]})", xlabel="MiB")
     if not pairs:
-        axes[0][0].text(0.5, 0.5, "no profiler ran on this experiment", ha="center", va="center")
-        axes[0][0].axis("off")
+        _say(axes[0][0], "no profiler ran on this experiment")
     fig.suptitle(f"{experiment}: top allocation sites")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
@@ -158,8 +161,7 @@ def profiler_overhead(overhead: pd.DataFrame, out: Path) -> None:
     """CPU cost of one unit of work under each profiler, relative to plain (log scale)."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     if overhead.empty:
-        ax.text(0.5, 0.5, "no profiled runs", ha="center", va="center")
-        ax.axis("off")
+        _say(ax, "no profiled runs")
     else:
         data = overhead.dropna(subset=["cpu_per_unit_ratio"])
         sns.barplot(data=data, y="profiler", x="cpu_per_unit_ratio", hue="experiment", ax=ax, errorbar=None)
@@ -257,8 +259,7 @@ def version_sweep(sweep: pd.DataFrame, out: Path, metric: str = "rss_bytes") -> 
         ax.set(title=f"{variant}", xlabel=f"{part['package'].iloc[0]} version",
                ylabel=f"{label} per {part['unit'].iloc[0]}")
     if not variants:
-        axes[0][0].text(0.5, 0.5, "no sweep results", ha="center", va="center")
-        axes[0][0].axis("off")
+        _say(axes[0][0], "no sweep results")
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=c) for c in VERDICT_COLOURS.values()]
     fig.legend(handles, VERDICT_COLOURS.keys(), loc="lower center", ncol=4, frameon=False)
     fig.suptitle("Version sweep: growth per unit by version (95% interval)")
