@@ -75,23 +75,21 @@ def test_iso_durations_parse_like_java_duration():
             parse_duration(bad)
 
 
+def dry_run(root, path, config) -> subprocess.CompletedProcess:
+    path.write_text(yaml.safe_dump(config))
+    return subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(path)],
+                          cwd=root, capture_output=True, text=True)
+
+
 def test_snakemake_refuses_a_bad_config_before_any_job(root, tmp_path, default_config):
     bad = copy.deepcopy(default_config)
     bad["experiments"]["fd_leak"]["variants"] = ["close", "laek"]
     bad["sampler"]["interval_s"] = 0.0001
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(tmp_path / "bad.yaml")],
-        cwd=root, capture_output=True, text=True,
-    )
+    result = dry_run(root, tmp_path / "bad.yaml", bad)
     assert result.returncode != 0
     assert "interval_s" in result.stderr + result.stdout  # the schema names the key
     bad["sampler"]["interval_s"] = 0.05
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(tmp_path / "bad.yaml")],
-        cwd=root, capture_output=True, text=True,
-    )
+    result = dry_run(root, tmp_path / "bad.yaml", bad)
     assert result.returncode != 0
     assert "experiments.fd_leak.variants: unknown variant 'laek'; allowed: close, leak" in result.stderr + result.stdout
     assert not (root / "results" / "runs" / "fd_leak" / "laek").exists()

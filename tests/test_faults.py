@@ -13,21 +13,22 @@ import yaml
 from leaklab import experiments, profilers, runner
 
 
-def test_a_crashing_program_is_recorded_with_its_signal(tmp_path):
-    experiments.configure({"experiments": {"segv": {"command": "sh -c 'kill -SEGV $$'", "variants": ["x"]}}})
+def run_command(command: str, outdir) -> dict:
+    """One run of a command experiment declared on the spot (variant ``x``)."""
+    experiments.configure({"experiments": {"cmd": {"command": command, "variants": ["x"]}}})
     try:
-        meta = runner.run("segv", "x", tmp_path)
+        return runner.run("cmd", "x", outdir)
     finally:
         experiments.configure({})
+
+
+def test_a_crashing_program_is_recorded_with_its_signal(tmp_path):
+    meta = run_command("sh -c 'kill -SEGV $$'", tmp_path)
     assert meta["status"] == "crashed" and meta["exit_code"] == -signal.SIGSEGV
 
 
 def test_a_program_that_cannot_start_is_a_failed_run(tmp_path):
-    experiments.configure({"experiments": {"nothere": {"command": "/no/such/program {variant}", "variants": ["x"]}}})
-    try:
-        meta = runner.run("nothere", "x", tmp_path)
-    finally:
-        experiments.configure({})
+    meta = run_command("/no/such/program {variant}", tmp_path)
     assert meta["status"] == "failed" and meta["exit_code"] == 127
     assert "cannot start" in (tmp_path / "run.log").read_text()
 

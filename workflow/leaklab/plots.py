@@ -21,6 +21,14 @@ MIB = 2**20
 VERDICT_COLOURS = {"leak": "#d62728", "retention": "#ff7f0e", "stable": "#2ca02c", "inconclusive": "#7f7f7f"}
 
 
+def _save(fig, out: Path, rect: tuple | None = None, layout: bool = True) -> None:
+    """Lay out, write as PNG at report size, and free the figure."""
+    if layout:
+        fig.tight_layout(**({"rect": rect} if rect else {}))
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
 def _say(ax, message: str) -> None:
     """An empty panel that says why it is empty."""
     ax.text(0.5, 0.5, message, ha="center", va="center")
@@ -31,8 +39,7 @@ def _nothing(out: Path, message: str) -> None:
     """A figure that says why it is empty, so the report and its links stay whole."""
     fig, ax = plt.subplots(figsize=(6, 2))
     _say(ax, message)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(fig, out, layout=False)
 
 
 def _scaled(metric: str, values: pd.Series) -> tuple[pd.Series, str]:
@@ -71,9 +78,7 @@ def timeline(samples: pd.DataFrame, units: pd.DataFrame, experiment: str, out: P
         if ax.get_legend():
             ax.get_legend().remove()
     fig.suptitle(f"{experiment}: memory by variant (thin lines: replicates)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def growth_overview(growth: pd.DataFrame, out: Path, profiler: str = "plain") -> None:
@@ -99,10 +104,8 @@ def growth_overview(growth: pd.DataFrame, out: Path, profiler: str = "plain") ->
         ax.axis("off")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in VERDICT_COLOURS.values()]
     fig.legend(handles, VERDICT_COLOURS.keys(), loc="lower center", ncol=4, frameon=False)
-    fig.suptitle("Growth per unit of work after warm-up (median of replicates)")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    fig.suptitle("Growth per unit of work after warm-up (pooled over replicates)")
+    _save(fig, out, rect=(0, 0.04, 1, 1))
 
 
 def heap_timelines(heap_timeline: pd.DataFrame, experiment: str, out: Path) -> None:
@@ -122,9 +125,7 @@ def heap_timelines(heap_timeline: pd.DataFrame, experiment: str, out: Path) -> N
     if not names:
         _say(axes[0][0], "no profiler timeline for this experiment")
     fig.suptitle(f"{experiment}: heap as each profiler sees it (runs are scaled, see runs.scale)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def top_sites(sites: pd.DataFrame, experiment: str, out: Path, kind: str = "leaked", top: int = 5) -> None:
@@ -145,9 +146,7 @@ def top_sites(sites: pd.DataFrame, experiment: str, out: Path, kind: str = "leak
     if not pairs:
         _say(axes[0][0], "no profiler ran on this experiment")
     fig.suptitle(f"{experiment}: top allocation sites")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def _site_label(row) -> str:
@@ -169,9 +168,7 @@ def profiler_overhead(overhead: pd.DataFrame, out: Path) -> None:
         ax.axvline(1, color="black", linewidth=0.6)
         ax.set(xlabel="CPU per unit of work / plain (x, log scale)", ylabel="")
         ax.set_title("Profiler overhead (per unit, normalised by scale)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def verdict_matrix(growth: pd.DataFrame, out: Path, profiler: str = "plain") -> None:
@@ -200,9 +197,7 @@ def verdict_matrix(growth: pd.DataFrame, out: Path, profiler: str = "plain") -> 
                                      for c in cols], rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     ax.set_title("Verdicts (growth per unit in each cell)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def attribution_bars(attribution: pd.DataFrame, out: Path) -> None:
@@ -232,9 +227,7 @@ def attribution_bars(attribution: pd.DataFrame, out: Path) -> None:
     handles = [plt.Rectangle((0, 0), 1, 1, color=palette[c]) for c in layers]
     fig.legend(handles, layers, loc="lower center", ncol=4, frameon=False)
     fig.suptitle("Where the memory lives (kernel fds and slab are outside RSS: see the attribution table)")
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(fig, out, rect=(0, 0.05, 1, 1))
 
 
 def version_sweep(sweep: pd.DataFrame, out: Path, metric: str = "rss_bytes") -> None:
@@ -263,6 +256,4 @@ def version_sweep(sweep: pd.DataFrame, out: Path, metric: str = "rss_bytes") -> 
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=c) for c in VERDICT_COLOURS.values()]
     fig.legend(handles, VERDICT_COLOURS.keys(), loc="lower center", ncol=4, frameon=False)
     fig.suptitle("Version sweep: growth per unit by version (95% interval)")
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(fig, out, rect=(0, 0.06, 1, 1))
