@@ -102,16 +102,21 @@ def _sample_until_exit(proc, ready_r, release_w, rows, protocol, t0, deadline, i
                        mem_cap_bytes, at_end_of_work) -> str | None:
     """Sample the process tree until it exits or must be stopped; returns why it was
     stopped (``capped``, ``timeout``) or None.  Waiting on the sync pipe doubles as
-    the sampling sleep, so the final sample is taken the moment the process asks."""
+    the sampling sleep, so the final sample is taken the moment the process asks.
+    Samples after the final one (interpreter teardown) still enforce the limits but
+    are not recorded: the final sample is the last one of the measured work."""
+    final_taken, pipe_open = False, True
     while proc.poll() is None:
-        ready, _, _ = select.select([ready_r], [], [], interval_s)
-        final = bool(ready)
+        ready = select.select([ready_r] if pipe_open else [], [], [], interval_s)[0]
+        final = bool(ready) and os.read(ready_r, 1) != b""
+        pipe_open = pipe_open and not ready  # asked once, or EOF: it closed its end
         row = sampler.sample(proc.pid, time.monotonic() - t0, smaps=smaps, final=final)
-        if row is not None:
+        if row is not None and not final_taken:
             rows.append(row)
             if protocol:
                 protocol.poll(row["t"], proc.pid)
-        if final and os.read(ready_r, 1):
+        final_taken = final_taken or final
+        if final:
             if at_end_of_work:  # the process waits: a profiler may look at it now
                 at_end_of_work(proc.pid)
             try:
