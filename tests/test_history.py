@@ -50,6 +50,13 @@ def row(frame: pd.DataFrame, experiment: str, variant: str, metric: str):
     return (frame["experiment"] == experiment) & (frame["variant"] == variant) & (frame["metric"] == metric)
 
 
+def with_estimate(frame: pd.DataFrame, experiment: str, variant: str, growth: float, low: float,
+                  high: float, metric: str = "rss_bytes") -> pd.DataFrame:
+    """``frame`` with one row's growth estimate and interval replaced: a doctored night."""
+    frame.loc[row(frame, experiment, variant, metric), ["growth_per_unit", "ci_low", "ci_high"]] = [growth, low, high]
+    return frame
+
+
 @pytest.fixture()
 def store(tmp_path):
     return tmp_path / "history" / "nightly.duckdb"
@@ -72,9 +79,7 @@ def test_two_identical_nights_give_no_regression(store, tmp_path):
 
 def test_planted_jump_is_one_growth_moved(store, tmp_path):
     first = add_night(store, tmp_path, "2024-05-01")
-    doctored = growth_table()
-    jump = row(doctored, "rocksdb_merge", "capi_fixed-real", "rss_bytes")
-    doctored.loc[jump, ["growth_per_unit", "ci_low", "ci_high"]] = [2.0 * MIB, 1.8 * MIB, 2.3 * MIB]
+    doctored = with_estimate(growth_table(), "rocksdb_merge", "capi_fixed-real", 2.0 * MIB, 1.8 * MIB, 2.3 * MIB)
     # noise inside the intervals must not count
     wobble = row(doctored, "dict_shrink", "dict", "rss_bytes")
     doctored.loc[wobble, "growth_per_unit"] = 0.25 * MIB
@@ -94,9 +99,7 @@ def test_planted_jump_is_one_growth_moved(store, tmp_path):
 def test_move_needs_both_intervals(store, tmp_path):
     """Outside the previous (narrow) interval but the previous value inside tonight's wide one: noise."""
     add_night(store, tmp_path, "2024-05-01")
-    noisy = growth_table()
-    target = row(noisy, "rocksdb_merge", "capi-real", "rss_bytes")
-    noisy.loc[target, ["growth_per_unit", "ci_low", "ci_high"]] = [14.0 * MIB, 8.0 * MIB, 20.0 * MIB]
+    noisy = with_estimate(growth_table(), "rocksdb_merge", "capi-real", 14.0 * MIB, 8.0 * MIB, 20.0 * MIB)
     second = add_night(store, tmp_path, "2024-05-02", growth=noisy)
     assert history.exit_code(history.regressions(store, second)) == 0
 
@@ -224,9 +227,7 @@ def test_night_key_outside_and_inside_git(tmp_path):
 
 def test_trend_and_plot(store, tmp_path):
     add_night(store, tmp_path, "2024-05-01")
-    jumped = growth_table()
-    jump = row(jumped, "rocksdb_merge", "capi_fixed-real", "rss_bytes")
-    jumped.loc[jump, ["growth_per_unit", "ci_low", "ci_high"]] = [2.0 * MIB, 1.8 * MIB, 2.3 * MIB]
+    jumped = with_estimate(growth_table(), "rocksdb_merge", "capi_fixed-real", 2.0 * MIB, 1.8 * MIB, 2.3 * MIB)
     second = add_night(store, tmp_path, "2024-05-02", growth=jumped)
     add_night(store, tmp_path, "2024-05-03", growth=jumped)
     frame = history.trend(store)

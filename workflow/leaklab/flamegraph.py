@@ -9,6 +9,7 @@ callees, the full frame name and bytes in each box's tooltip.  Opens in any brow
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from html import escape
 from pathlib import Path
 
@@ -17,17 +18,25 @@ ROW = 16
 MIN_BOX_PX = 0.5
 
 
-def parse_collapsed(text: str) -> dict[tuple[str, ...], int]:
-    """``{stack (root first): value}``; non-positive values (a shrinking diff) are dropped."""
-    stacks: dict[tuple[str, ...], int] = {}
+def read_collapsed(text: str) -> Iterator[tuple[list[str], int]]:
+    """``(frames root first, value)`` per ``root;...;leaf value`` line; the one reader of
+    the format, for the flame graphs here and jemalloc's top sites."""
     for line in text.splitlines():
         stack, _, value = line.rstrip().rpartition(" ")
         try:
             amount = int(float(value))
         except ValueError:
             continue
-        if stack and amount > 0:
-            key = tuple(stack.split(";"))
+        if stack:
+            yield stack.split(";"), amount
+
+
+def parse_collapsed(text: str) -> dict[tuple[str, ...], int]:
+    """``{stack (root first): value}``; non-positive values (a shrinking diff) are dropped."""
+    stacks: dict[tuple[str, ...], int] = {}
+    for frames, amount in read_collapsed(text):
+        if amount > 0:
+            key = tuple(frames)
             stacks[key] = stacks.get(key, 0) + amount
     return stacks
 

@@ -217,18 +217,12 @@ def heap_total_bytes(path: Path) -> int:
 
 def collapsed_sites(text: str, kind: str) -> "pd.DataFrame":
     """Rank jeprof ``--collapsed`` stacks (outermost first, ``value`` last) by frame."""
+    from leaklab.flamegraph import read_collapsed
     from leaklab.profilers.massif import Frame, clean_func, rank_sites
 
     sites = []
-    for line in text.splitlines():
-        stack, _, value = line.rstrip().rpartition(" ")
-        try:
-            nbytes = int(float(value))
-        except ValueError:
-            continue
-        if not stack:
-            continue
-        frames = [Frame(clean_func(name)) for name in reversed(stack.split(";")) if name]
+    for names, nbytes in read_collapsed(text):
+        frames = [Frame(clean_func(name)) for name in reversed(names) if name]
         sites.append((frames, nbytes, None))
     return rank_sites(sites, kind)
 
