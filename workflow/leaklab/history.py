@@ -41,6 +41,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from leaklab.amounts import MIB, amount
+
 GROUP_KEYS = ["experiment", "variant", "profiler", "metric"]
 KEY_VERSIONS = ("python", "duckdb", "faust-streaming-rocksdb", "librocksdb")
 HOST_FIELDS = ("hostname", "kernel", "cpus", "mem_total_bytes")
@@ -54,7 +56,6 @@ TREND_COLUMNS = [
     "night_id", "seq", "date", "commit", "dirty", "hostname", "night_label", *GROUP_KEYS, "unit",
     "growth_per_unit", "ci_low", "ci_high", "verdict",
 ]
-MIB = 2**20
 # types of the key's columns, for a first night where one of them is unknown (NULL)
 NIGHTS_TYPES = {"seq": "BIGINT", "date": "DATE", "recorded_at": "TIMESTAMP", "commit": "VARCHAR",
                 "dirty": "BOOLEAN", "diff_sha256": "VARCHAR", "versions_json": "VARCHAR",
@@ -361,11 +362,7 @@ def _iso(day) -> str | None:
 
 
 def _fmt(value: float, metric: str) -> str:
-    if not _finite(value):
-        return "n/a"
-    if metric.endswith("_bytes"):
-        return f"{value / MIB:.4g} MiB"
-    return f"{value:.4g}"
+    return amount(value, metric, ".4g")
 
 
 def _rate(value: float, low: float, high: float, metric: str, unit: str | None) -> str:

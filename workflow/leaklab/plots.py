@@ -16,8 +16,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from leaklab import experiments  # noqa: E402
+from leaklab.amounts import MIB  # noqa: E402
 
-MIB = 2**20
 VERDICT_COLOURS = {"leak": "#d62728", "retention": "#ff7f0e", "stable": "#2ca02c", "inconclusive": "#7f7f7f"}
 
 

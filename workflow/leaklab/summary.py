@@ -6,22 +6,16 @@ runs failed, then every verdict with its growth and interval, and where it lives
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from leaklab import controls as leaklab_controls
 from leaklab import experiments
-
-MIB = 2**20
+from leaklab.amounts import amount
 
 
 def rate(value: float, metric: str, unit: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if metric.endswith("_bytes"):
-        return f"{value / MIB:+.3f} MiB/{unit}"
-    return f"{value:+.3g}/{unit}"
+    text = amount(value, metric, "+.3f", "+.3g")
+    return text if text == "n/a" else f"{text}/{unit}"
 
 
 def _table(frame: pd.DataFrame) -> list[str]:

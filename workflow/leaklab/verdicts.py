@@ -55,6 +55,7 @@ from scipy.stats import PermutationMethod, mannwhitneyu, norm, rankdata
 
 from leaklab import config as leaklab_config
 from leaklab import experiments
+from leaklab.amounts import MIB, amount
 
 RUN_KEYS = ["experiment", "variant", "profiler", "replicate"]
 GROUP_KEYS = ["experiment", "variant", "profiler", "metric"]
@@ -66,7 +67,6 @@ BOOT_SLOPES_PER_RUN = 2000  # order statistics a long run keeps in the bootstrap
 MIN_ACF_UNITS = 6         # shorter runs give no usable autocorrelation
 MAX_RHO = 0.99            # a lag-1 autocorrelation of 1 would make any interval infinite
 EXACT_MAX_PAIRS = 10_000  # beyond this the normal approximation to Kendall's S is accurate
-MIB = 2**20
 
 PER_RUN_COLUMNS = [*RUN_KEYS, "metric", "warmup_units", "n_units", "slope", "slope_low", "slope_high",
                    "level", "retained", "first_unit", "last_unit"]
@@ -349,14 +349,8 @@ def _spec(experiment: str) -> tuple[str, bool]:
     return spec.unit, spec.releases
 
 
-def _fmt(value: float, metric: str) -> str:
-    if metric.endswith("_bytes"):
-        return f"{value / MIB:.3g} MiB"
-    return f"{value:.3g}"
-
-
 def _rate(value: float, metric: str, unit: str) -> str:
-    return f"{_fmt(value, metric)}/{unit}"
+    return f"{amount(value, metric)}/{unit}"
 
 
 def _ci_text(low: float, high: float, metric: str, unit: str) -> str:
@@ -395,14 +389,14 @@ def verdict(growth: float, ci_low: float, ci_high: float, n_units: int, n_replic
     bar_text = _rate(per_unit, metric, unit)
     if relative > per_unit:
         bar_text = (f"{_rate(relative, metric, unit)} ({min_relative_growth:.0%} of the "
-                    f"{_fmt(level, metric)} level over {n_units} {unit}s)")
+                    f"{amount(level, metric)} level over {n_units} {unit}s)")
     ci_text = _ci_text(ci_low, ci_high, metric, unit)
     above = ci_low > per_unit
     if above and ci_low >= relative:
         return "leak", f"{ci_text} above {bar_text}"
     retained_bar = float(thresholds["retained"])
     if releases and not math.isnan(retained) and retained >= retained_bar and not above:
-        return "retention", (f"retained {_fmt(retained, metric)} >= {_fmt(retained_bar, metric)}; "
+        return "retention", (f"retained {amount(retained, metric)} >= {amount(retained_bar, metric)}; "
                              f"{ci_text} not above {_rate(per_unit, metric, unit)}")
     if ci_high < bar:
         return "stable", f"{ci_text} below {bar_text}"
