@@ -29,6 +29,29 @@ def test_ok_run_has_samples_marks_meta_and_a_final_sample(tmp_path):
     assert meta["peak_rss_bytes"] >= samples["rss_bytes"].max()
 
 
+def test_the_runner_returns_when_the_process_exits_whatever_the_interval(tmp_path):
+    """A one-hour interval (the benchmark's unsampled baseline): the run still ends the
+    moment the program exits, with its final sample."""
+    meta = runner.run("dict_shrink", "dict", tmp_path, {"entries": 20_000, "cycles": 2}, interval_s=3600)
+    assert meta["status"] == "ok" and meta["wall_s"] < 30
+    samples = pd.read_parquet(tmp_path / "samples.parquet")
+    assert samples["final"].iloc[-1] and len(samples) <= 3
+
+
+def test_a_program_that_exits_leaving_a_child_behind_ends_the_run_promptly(tmp_path):
+    """It never asks for a final sample and its child keeps the sync pipe open: the
+    program's exit alone ends the wait, and its leftovers go with the run."""
+    from leaklab import experiments
+
+    command = {"command": "sh -c 'sleep 60 & exit 0'", "variants": ["a"], "baseline": "a"}
+    experiments.configure({"experiments": {"quick": command}})
+    try:
+        meta = runner.run("quick", "a", tmp_path, interval_s=3600, timeout_s=600)
+    finally:
+        experiments.configure({})
+    assert meta["status"] == "ok" and meta["wall_s"] < 30
+
+
 def test_a_failing_experiment_is_recorded_with_its_log_tail(tmp_path):
     meta = runner.run("fd_leak", "leak", tmp_path, {"rotations": "many"})
     outputs_complete(tmp_path)

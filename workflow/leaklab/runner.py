@@ -102,14 +102,17 @@ def _sample_until_exit(proc, ready_r, release_w, rows, protocol, t0, deadline, i
                        mem_cap_bytes, at_end_of_work) -> str | None:
     """Sample the process tree until it exits or must be stopped; returns why it was
     stopped (``capped``, ``timeout``) or None.  Waiting on the sync pipe doubles as
-    the sampling sleep, so the final sample is taken the moment the process asks.
+    the sampling sleep, so the final sample is taken the moment the process asks, and
+    waiting on a pidfd ends the wait the moment it exits, whatever the interval.
     Samples after the final one (interpreter teardown) still enforce the limits but
     are not recorded: the final sample is the last one of the measured work."""
     final_taken, pipe_open = False, True
+    exited = os.pidfd_open(proc.pid)  # readable once the process has exited
     while proc.poll() is None:
-        ready = select.select([ready_r] if pipe_open else [], [], [], interval_s)[0]
-        final = bool(ready) and os.read(ready_r, 1) != b""
-        pipe_open = pipe_open and not ready  # asked once, or EOF: it closed its end
+        wait_s = max(0.0, min(interval_s, deadline - time.monotonic()))  # the time limit holds too
+        ready = select.select([ready_r, exited] if pipe_open else [exited], [], [], wait_s)[0]
+        final = ready_r in ready and os.read(ready_r, 1) != b""
+        pipe_open = pipe_open and ready_r not in ready  # asked once, or EOF: it closed its end
         row = sampler.sample(proc.pid, time.monotonic() - t0, smaps=smaps, final=final)
         if row is not None and not final_taken:
             rows.append(row)
@@ -131,7 +134,9 @@ def _sample_until_exit(proc, ready_r, release_w, rows, protocol, t0, deadline, i
         if stopped_for:
             _stop(proc)
             proc.wait()
+            os.close(exited)
             return stopped_for
+    os.close(exited)
     return None
 
 
