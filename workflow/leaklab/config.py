@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from leaklab import experiments, profilers
+from leaklab import experiments, profilers, settings
 from leaklab.experiments.duckdb_load import parse_duration
 
 # How many units a run of each experiment has, from its parameters.
@@ -193,6 +193,10 @@ def check(config: dict) -> None:
                 f"experiments.{name}.warmup_units: {warmup} leaves {units - warmup} of {units} {spec.unit}s; "
                 f"growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up"
             )
+    try:
+        settings.resolve(config)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     _check_sweep(config)
 
 
@@ -230,9 +234,3 @@ def runs(config: dict) -> list[Run]:
                 out.extend(Run(name, variant, profiler, r) for r in range(1, replicates(config, name, profiler) + 1))
     return out
 
-
-def thresholds(config: dict, experiment: str) -> dict[str, dict[str, float]]:
-    """Verdict thresholds per metric: the global ones, overridden per experiment."""
-    merged = dict(config["verdict"]["metrics"])
-    merged.update(config["experiments"].get(experiment, {}).get("verdict", {}))
-    return merged

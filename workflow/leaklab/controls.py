@@ -4,17 +4,19 @@ The ``planted`` experiment keeps known bytes per step.  Each control passes when
 RSS verdict is the expected one (``stable`` for ``zero``, ``retention`` for
 ``fragment``, ``leak`` for the rest) and, for a planted rate, the measured growth
 per step is within ``TOLERANCE`` of it.  One failed control makes every verdict of
-the run invalid (``growth.valid``), visibly.  The sensitivity is the smallest planted
-rate detected at this run length.
+the run invalid (``growth.controls_passed``), visibly.  What each experiment can
+detect at its own threshold and length is ``leaklab.sensitivity``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import pandas as pd
 
 from leaklab.experiments import planted
+from leaklab.settings import ExperimentSettings
 
 TOLERANCE = 0.25
 METRIC = "rss_bytes"
@@ -24,16 +26,16 @@ def expected_verdict(variant: str) -> str:
     return {"zero": "stable", "fragment": "retention"}.get(variant, "leak")
 
 
-def check(growth: pd.DataFrame, config: dict) -> pd.DataFrame:
+def check(growth: pd.DataFrame, resolved: Mapping[str, ExperimentSettings]) -> pd.DataFrame:
     """One row per planted variant: planted and measured rate, verdict, passed."""
-    entry = config["experiments"].get("planted")
+    entry = resolved.get("planted")
     if entry is None or growth.empty:
         return pd.DataFrame()
-    params = {**planted.DEFAULTS, **entry.get("params", {})}
+    params = {**planted.DEFAULTS, **entry.params}
     measured = growth[(growth["experiment"] == "planted") & (growth["profiler"] == "plain")
                       & (growth["metric"] == METRIC)].set_index("variant")
     rows = []
-    for variant in entry["variants"]:
+    for variant in entry.variants:
         rate = planted.planted_rate(variant, params)
         row = measured.loc[variant] if variant in measured.index else None
         growth_per_unit = float(row["growth_per_unit"]) if row is not None else math.nan
@@ -50,14 +52,6 @@ def check(growth: pd.DataFrame, config: dict) -> pd.DataFrame:
             "passed": bool(verdict == expected and within),
         })
     return pd.DataFrame(rows)
-
-
-def sensitivity(controls: pd.DataFrame) -> float:
-    """The smallest planted rate (bytes per step) detected and estimated within tolerance."""
-    if controls.empty:
-        return math.nan
-    found = controls[(controls["planted_bytes_per_step"] > 0) & controls["passed"]]
-    return float(found["planted_bytes_per_step"].min()) if len(found) else math.nan
 
 
 def all_passed(controls: pd.DataFrame) -> bool | None:

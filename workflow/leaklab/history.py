@@ -388,12 +388,12 @@ def min_change_from_config(config: dict, fraction: float = 0.25) -> dict[tuple[s
     per unit would be "outside both".  A quarter of ``leak_per_unit`` is far below what
     changes a verdict, and far above such noise.
     """
-    from leaklab import config as leaklab_config
+    from leaklab import settings
 
     floors = {}
     for experiment in config.get("experiments", {}):
-        for metric, limits in leaklab_config.thresholds(config, experiment).items():
-            floors[(experiment, metric)] = fraction * float(limits["leak_per_unit"])
+        for metric, limits in settings.thresholds(config, experiment).items():
+            floors[(experiment, metric)] = fraction * limits.leak_per_unit
     return floors
 
 

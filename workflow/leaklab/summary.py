@@ -33,15 +33,30 @@ def _worth_showing(row: pd.Series) -> bool:
     return row["metric"] == "rss_bytes" or row["metric"] in key_metrics or row["verdict"] != "stable"
 
 
-def render(runs: pd.DataFrame, growth: pd.DataFrame, controls: pd.DataFrame, attribution: pd.DataFrame) -> str:
+def _sensitivity_lines(sensitivity: pd.DataFrame) -> list[str]:
+    """What each experiment can catch, in its own units (leaks planted into its baseline)."""
+    if sensitivity is None or sensitivity.empty:
+        return []
+    lines = ["**Sensitivity** (linear leaks planted into each baseline's recorded series, judged as real data):", ""]
+    for r in sensitivity.itertuples():
+        caught = "caught" if bool(r.detected_at_threshold) else "**not caught**"
+        lines.append(f"- {r.experiment} {r.metric}: threshold {rate(r.leak_per_unit, r.metric, r.unit)} {caught} "
+                     f"at {r.n_units} {r.unit}s x {r.n_replicates} runs; smallest detected "
+                     f"{rate(r.smallest_detected, r.metric, r.unit)}")
+    return [*lines, ""]
+
+
+def render(runs: pd.DataFrame, growth: pd.DataFrame, controls: pd.DataFrame, attribution: pd.DataFrame,
+           variant_verdicts: pd.DataFrame | None = None, sensitivity: pd.DataFrame | None = None) -> str:
     lines = ["# leaklab summary", ""]
     passed = leaklab_controls.all_passed(controls)
     if passed is None:
         lines += ["**Controls: none ran** (add the `planted` experiment): verdicts are unchecked.", ""]
     elif passed:
-        sensitivity = leaklab_controls.sensitivity(controls)
-        lines += [f"**Controls: passed** ({len(controls)} planted variants). Smallest planted leak detected: "
-                  f"{sensitivity / 1024:.0f} KiB/step.", ""]
+        found = controls[(controls["planted_bytes_per_step"] > 0) & controls["passed"]]
+        smallest = found["planted_bytes_per_step"].min() if len(found) else float("nan")
+        lines += [f"**Controls: passed** ({len(controls)} planted variants). Smallest planted leak detected "
+                  f"in `planted`: {rate(smallest, 'rss_bytes', 'step')}.", ""]
     else:
         failed = controls[~controls["passed"]]
         lines += ["**Controls: FAILED: the verdicts of this run are not valid.**", ""]
@@ -53,6 +68,16 @@ def render(runs: pd.DataFrame, growth: pd.DataFrame, controls: pd.DataFrame, att
     lines.append(f"**Runs:** {len(runs)} in all, {len(runs) - len(bad)} ok.")
     lines += [f"- {r.experiment}/{r.variant}/{r.profiler}/rep{r.replicate}: **{r.status}**" for r in bad.itertuples()]
     lines.append("")
+    lines += _sensitivity_lines(sensitivity)
+    if variant_verdicts is not None and not variant_verdicts.empty:
+        lines += ["## Verdict per variant (the deciding metric)", ""]
+        rows = [(r.experiment, r.variant, f"**{r.verdict}**", r.metric,
+                 f"{rate(r.growth_per_unit, r.metric, r.unit)} [{rate(r.ci_low, r.metric, r.unit)}, "
+                 f"{rate(r.ci_high, r.metric, r.unit)}]", r.verdict_reason)
+                for r in variant_verdicts.sort_values(["experiment", "variant"]).itertuples()]
+        lines += _table(pd.DataFrame(rows, columns=["experiment", "variant", "verdict", "decided by", "growth (95% CI)",
+                                                    "why"]))
+        lines.append("")
     if not growth.empty and "verdict" in growth:
         lines += ["## Verdicts (plain runs, RSS and the metric that matters)", ""]
         shown = growth[(growth["profiler"] == "plain") & growth["verdict"].notna()]

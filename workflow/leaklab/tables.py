@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab import config as leaklab_config
-from leaklab import attribution, controls, experiments, growth, profiler_tables, profilers, verdicts
+from leaklab import attribution, controls, experiments, growth, profiler_tables, profilers, sensitivity, verdicts
+from leaklab import settings as leaklab_settings
 
-TABLES = ("runs", "samples", "marks", "units", "replicate_growth", "growth", "comparisons", "controls", "attribution",
+TABLES = ("runs", "samples", "marks", "units", "replicate_growth", "growth", "variant_verdicts", "comparisons",
+          "controls", "sensitivity", "attribution",
           "heap_timeline", "top_sites", "profiler_summary", "profiler_overhead", "agreement", "visibility")
 RUN_COLUMNS = ["experiment", "variant", "profiler", "replicate", "status", "exit_code",
                "wall_s", "cpu_s", "peak_rss_bytes", "n_samples", "n_units", "unit",
@@ -53,7 +54,7 @@ def _long_marks(marks: pd.DataFrame) -> pd.DataFrame:
 
 def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     """Every table, from the run directories the workflow produced."""
-    experiments.configure(config)
+    resolved = leaklab_settings.resolve(config)
     runs, samples, marks, units = [], [], [], []
     timelines, sites, summaries, heap_growth = [], [], [], []
     for rundir in run_dirs:
@@ -72,11 +73,11 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
         marks.append(_keyed(_long_marks(run_marks), meta))
         spec = experiments.get(meta["experiment"])
         series = growth.unit_series(run_samples, run_marks)
-        metric_names = dict.fromkeys([*leaklab_config.thresholds(config, meta["experiment"]), *spec.key_metrics])
+        metric_names = dict.fromkeys([*resolved[meta["experiment"]].thresholds, *spec.key_metrics])
         present = [m for m in metric_names if m in series]
         units.append(_keyed(series.melt(id_vars=["unit", "t"], value_vars=present,
                                         var_name="metric", value_name="value").dropna(subset=["value"]), meta))
-        warmup = config["experiments"].get(meta["experiment"], {}).get("warmup_units", 1)
+        warmup = resolved[meta["experiment"]].warmup_units
         profile = profiler_tables.read_profile(Path(rundir))
         if "heap_timeline" in profile:
             timelines.append(_keyed(profile["heap_timeline"], meta))
@@ -95,13 +96,15 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
         "marks": pd.concat(marks, ignore_index=True) if marks else pd.DataFrame(),
         "units": pd.concat(units, ignore_index=True) if units else pd.DataFrame(),
     }
-    per_run = verdicts.replicate_slopes(tables["units"], verdicts.warmup_units(config))
+    per_run = verdicts.replicate_slopes(tables["units"], verdicts.warmup_units(resolved))
     tables["replicate_growth"] = per_run
-    tables["growth"] = verdicts.pooled_growth(per_run, config, tables["units"])
-    tables["controls"] = controls.check(tables["growth"], config)
+    tables["growth"] = verdicts.pooled_growth(per_run, resolved, tables["units"])
+    tables["variant_verdicts"] = verdicts.variant_verdicts(tables["growth"]).drop(columns="row")
+    tables["controls"] = controls.check(tables["growth"], resolved)
+    tables["sensitivity"] = sensitivity.table(tables["units"], resolved)
     # one failed control makes every verdict of this run suspect; no controls: unchecked
     tables["growth"]["controls_passed"] = controls.all_passed(tables["controls"])
-    baselines = {name: experiments.get(name).baseline for name in config["experiments"]}
+    baselines = {name: s.baseline for name, s in resolved.items()}
     tables["comparisons"] = verdicts.compare_to_baseline(per_run, tables["growth"], baselines)
     tables["heap_timeline"] = pd.concat(timelines, ignore_index=True) if timelines else pd.DataFrame()
     tables["top_sites"] = pd.concat(sites, ignore_index=True) if sites else pd.DataFrame()

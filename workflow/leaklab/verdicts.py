@@ -1,44 +1,38 @@
-"""Verdicts with confidence: growth per unit with a 95 % interval, and what it means.
+"""Verdicts: what a growth interval means, decided by one stated rule.
 
-``leaklab.growth`` gives one slope per run and pools replicates by their median; a
-verdict from a point estimate cannot tell "no leak" from "too noisy to say".  Here every
-slope comes with an interval, and a verdict is only given when the interval decides it
-(``verdict``): ``leak`` when it lies above the threshold, ``stable`` when below,
-``retention`` when a releasing experiment keeps memory but the interval does not lie
-above, ``inconclusive`` otherwise -- never a guess.
+The estimator and its 95 % interval are ``leaklab.intervals``.  A verdict is taken on
+the series after the warm-up, pooled over the replicates, in three windows: the whole
+window, its early half and its late half.  ``leak_per_unit`` is the smallest steady
+growth an experiment must catch; the intervals are held against half of it
+(``DECISION_FRACTION``), so that a leak at the threshold is caught although its
+interval is as wide as the threshold, and ``stable`` means demonstrably below half of it.
 
-- per run (``replicate_slopes``): the Theil–Sen slope over the units after the
-  warm-up, with the distribution-free interval that belongs to it (the order statistics
-  of the pairwise slopes that Kendall's S allows, Sen 1968);
-- pooled (``pooled_growth``): the stratified Theil–Sen slope, the median of the pairwise
-  slopes *within* each replicate (Sen's estimator over several series, as Hirsch, Slack
-  & Smith 1982 do for seasons).  Pairs across replicates are left out on purpose: two
-  runs differ in level (ASLR, arenas, page cache), and a pair that spans them would
-  measure that difference, not growth.  Its interval (``ci_method`` ``theil-sen``)
-  comes from the summed Kendall S of the replicates.  With 3 or more replicates
-  (``bootstrap-replicates``) the replicates are also resampled with replacement
-  (seeded) and the interval is the hull of that percentile interval and the Theil–Sen
-  one: the bootstrap sees run-to-run differences that the within-run interval cannot,
-  and the within-run interval keeps the bootstrap honest when runs are few (a
-  percentile interval over 3 replicates is at most the range of their slopes and covers
-  about 75 %; over 10, about 90 %);
-- against the baseline (``compare_to_baseline``): the difference of the pooled slopes
-  with an interval combined from the two intervals (MOVER, Zou & Donner 2008), and a
-  Mann–Whitney rank test across the replicate slopes.
+The rule (``decide``), in order:
 
-Three choices keep the 95 % honest on memory series:
+- ``inconclusive`` when fewer than ``MIN_UNITS`` units or no 95 % interval;
+- ``leak``: the whole window's interval lies above the bar, the late half still grows
+  (its interval above zero, its estimate at the bar or above) and the growth does not
+  decelerate;
+- ``retention``: the experiment's units release their memory, it kept at least the
+  ``retained`` threshold, and it is not a leak;
+- ``settling``: it grew above the bar (whole window or early half) but the late half's
+  interval lies below the bar, or its estimate is below it, or the growth decelerates:
+  an allocator or cache filling toward a plateau, or a one-off step;
+- ``stable``: the whole window's interval lies below the bar;
+- ``inconclusive``: anything else (an interval straddling the bar).
 
-- the exact null distribution of Kendall's S (the inversions of a random permutation,
-  convolved across replicates), not the normal approximation of
-  ``scipy.stats.theilslopes``: at 3 or 4 points that approximation returns [min, max],
-  which covers 67 % and 92 %, and it is NaN for constant values.  From 5 points on the
-  two agree.  When the points cannot give 95 % at all (one run of 3 or 4 points, two
-  runs of 3), the interval is NaN and the verdict ``inconclusive``; points exactly on a
-  line are the exception (every pairwise slope, and so the interval, is that slope);
-- serial correlation (``serial_correlation_factor``): RSS moves in steps, so the
-  deviations from the line are not independent, and Var(S) is inflated accordingly;
-- ties (counts, page-sized steps) shrink the variance of S, so using the untied
-  distribution errs on the wide side.
+*Decelerates* means the early half's slope exceeds the late half's with 99 %
+confidence (their difference's interval, MOVER, above zero): a linear leak is
+called settling by that test once in a hundred runs at most, while a curve that
+flattens toward a plateau is caught as soon as the noise lets the halves differ.
+With fewer than 2 x ``MIN_UNITS`` units after the warm-up there are no halves and the
+whole window decides alone.
+
+One decision per family (``settings.FAMILIES``): RSS, PSS and USS of a run measure the
+same memory, so the first of them decides and the others carry its verdict.  A
+variant's verdict (``variant_verdicts``) is the most severe of its deciding metrics
+(system-wide ones never decide).  Profiled runs carry the profiler's own memory in
+their RSS and run a scaled workload: they are never judged.
 """
 
 from __future__ import annotations
@@ -47,33 +41,31 @@ import math
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from scipy.stats import PermutationMethod, mannwhitneyu, norm, rankdata
+from scipy.stats import PermutationMethod, mannwhitneyu
 
-from leaklab import config as leaklab_config
-from leaklab import experiments
+from leaklab import settings as leaklab_settings
 from leaklab.amounts import MIB, amount
+from leaklab.intervals import (CONFIDENCE, MIN_UNITS, N_BOOT, PooledSlope, mover_difference, pairwise_slopes,
+                               pooled_slope, sen_interval, serial_correlation_factor)
 
 RUN_KEYS = ["experiment", "variant", "profiler", "replicate"]
 GROUP_KEYS = ["experiment", "variant", "profiler", "metric"]
-MIN_UNITS = 3            # a slope needs at least this many units after the warm-up
-MIN_BOOT_REPLICATES = 3  # below this, resampling replicates says nothing useful
-CONFIDENCE = 0.95
-N_BOOT = 2000
-BOOT_SLOPES_PER_RUN = 2000  # order statistics a long run keeps in the bootstrap
-MIN_ACF_UNITS = 6         # shorter runs give no usable autocorrelation
-MAX_RHO = 0.99            # a lag-1 autocorrelation of 1 would make any interval infinite
-EXACT_MAX_PAIRS = 10_000  # beyond this the normal approximation to Kendall's S is accurate
+VERDICTS = ("leak", "retention", "settling", "inconclusive", "stable")  # most severe first
+DECISION_FRACTION = 0.5
+DECELERATION_CONFIDENCE = 0.99
 
 PER_RUN_COLUMNS = [*RUN_KEYS, "metric", "warmup_units", "n_units", "slope", "slope_low", "slope_high",
                    "level", "retained", "first_unit", "last_unit"]
 POOLED_COLUMNS = [*GROUP_KEYS, "unit", "growth_per_unit", "ci_low", "ci_high", "ci_method",
                   "ts_ci_low", "ts_ci_high", "boot_ci_low", "boot_ci_high", "n_replicates", "n_units",
                   "warmup_units", "level", "retained", "leak_per_unit", "retained_threshold",
-                  "verdict", "verdict_reason"]
+                  "early_growth_per_unit", "late_growth_per_unit", "late_ci_low", "late_ci_high", "decelerating",
+                  "verdict", "verdict_reason", "decided_by", "decides"]
+VARIANT_COLUMNS = ["experiment", "variant", "profiler", "verdict", "metric", "unit", "growth_per_unit", "ci_low",
+                   "ci_high", "leak_per_unit", "retained", "retained_threshold", "verdict_reason"]
 COMPARISON_COLUMNS = ["experiment", "variant", "baseline", "profiler", "metric", "unit",
                       "growth_per_unit", "ci_low", "ci_high", "baseline_growth_per_unit",
                       "baseline_ci_low", "baseline_ci_high", "difference", "diff_ci_low", "diff_ci_high",
@@ -82,271 +74,61 @@ COMPARISON_COLUMNS = ["experiment", "variant", "baseline", "profiler", "metric",
 
 
 # --------------------------------------------------------------------------------------
-# The estimator and its interval
+# The decision
 # --------------------------------------------------------------------------------------
 
-def pairwise_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Slopes between every pair of points of one run (x strictly increasing in unit)."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    i, j = np.triu_indices(x.size, k=1)
-    dx = x[j] - x[i]
-    keep = dx != 0
-    return (y[j] - y[i])[keep] / dx[keep]
+@dataclass(frozen=True)
+class Windows:
+    """Pooled fits of the whole post-warm-up window and of its halves."""
 
-
-@lru_cache(maxsize=256)
-def _inversions_pmf(n: int) -> np.ndarray:
-    """P(a random permutation of n items has k inversions), k = 0..n(n-1)/2.
-
-    Kendall's S of n points with no trend and continuous noise is n(n-1)/2 - 2 x that
-    number of inversions, so this is the exact null distribution of S.
-    """
-    pmf = np.ones(1)
-    for k in range(2, n + 1):  # inserting the k-th item adds 0..k-1 inversions uniformly
-        cumulative = np.cumsum(np.concatenate([np.zeros(k), pmf, np.zeros(k - 1)]))
-        pmf = (cumulative[k:] - cumulative[:-k]) / k
-    return pmf
-
-
-def serial_correlation_factor(x: np.ndarray, y: np.ndarray, slope: float) -> float:
-    """How much serial correlation inflates Var(S) of one run; 1 when there is none.
-
-    Kendall's S assumes the deviations from the line are independent.  Memory rarely
-    obliges: RSS moves in steps (arena growth, page faults in bursts), so a run that is
-    high stays high for a while (the RSS of duckdb_load and fd_leak runs shows a lag-1
-    autocorrelation of 0.8-0.95 around its line).  On a simulated AR(1) of 0.8 over 100
-    units, two runs, the plain interval covers 53 % and this one 91 %.  The deviations from the Theil–Sen line are ranked (robust
-    to outliers), their lag-1 autocorrelation r is corrected for its small-sample bias
-    (Marriott & Pope 1954: (n r + 1) / (n - 3)) and taken as an AR(1) process, and
-    Var(S) is multiplied by Hamed & Rao's (1998) n/n* = 1 + 2/(n(n-1)(n-2))
-    sum_k (n-k)(n-k-1)(n-k-2) rho^k.  Never below 1: a negative correlation does not
-    earn a narrower interval.  Runs shorter than MIN_ACF_UNITS get 1.
-    """
-    n = len(y)
-    if n < MIN_ACF_UNITS or math.isnan(slope):
-        return 1.0
-    resid = np.asarray(y, dtype=float) - slope * np.asarray(x, dtype=float)
-    if np.ptp(resid) == 0:
-        return 1.0
-    centred = rankdata(resid) - (n + 1) / 2.0
-    r1 = float(centred[:-1] @ centred[1:]) / float(centred @ centred)
-    rho = min((n * r1 + 1.0) / (n - 3.0), MAX_RHO)
-    if rho <= 0:
-        return 1.0
-    k = np.arange(1, n - 2, dtype=float)
-    total = float(np.sum((n - k) * (n - k - 1) * (n - k - 2) * rho**k))
-    return max(1.0, 1.0 + 2.0 * total / (n * (n - 1) * (n - 2)))
-
-
-def kendall_rank(sizes: Sequence[int], confidence: float = CONFIDENCE,
-                 factors: Sequence[float] | None = None) -> int | None:
-    """The order statistic k (1-based) such that [d_(k), d_(N+1-k)] of the N within-run
-    pairwise slopes covers the true slope with at least ``confidence``; None when even
-    [min, max] cannot.
-
-    The true slope lies below d_(k) only if Kendall's S of the residuals is at least
-    N - 2k + 2, i.e. their inversions number at most k - 1; so k is the largest with
-    P(inversions <= k - 1) <= (1 - confidence) / 2.  Replicates are independent, so the
-    null distribution of the pooled S is the convolution of theirs.  ``factors`` (one
-    per run, from ``serial_correlation_factor``) inflate each run's Var(S); when any is
-    above 1 the rank is also taken from the normal approximation with the inflated
-    variance, and the smaller (wider interval) of the two wins.
-    """
-    factors = list(factors) if factors is not None else [1.0] * len(sizes)
-    kept = [(int(n), f) for n, f in zip(sizes, factors) if n >= 2]
-    sizes = [n for n, _ in kept]
-    if not sizes:
-        return None
-    tail = (1.0 - confidence) / 2.0
-    pairs = sum(n * (n - 1) // 2 for n in sizes)
-    if pairs <= EXACT_MAX_PAIRS:
-        pmf = np.ones(1)
-        for n in sizes:
-            pmf = np.convolve(pmf, _inversions_pmf(n))
-        k = int(np.count_nonzero(np.cumsum(pmf) <= tail + 1e-12))
-    else:
-        sigma = math.sqrt(sum(n * (n - 1) * (2 * n + 5) for n in sizes) / 18.0)
-        k = int(math.floor(pairs / 2.0 + norm.ppf(tail) * sigma / 2.0 + 0.5))
-    if any(f > 1.0 for _, f in kept):
-        sigma = math.sqrt(sum(f * n * (n - 1) * (2 * n + 5) for n, f in kept) / 18.0)
-        k = min(k, int(math.floor(pairs / 2.0 + norm.ppf(tail) * sigma / 2.0 + 0.5)))
-    return k if k >= 1 else None
-
-
-def sen_interval(slopes: np.ndarray, sizes: Sequence[int], confidence: float = CONFIDENCE,
-                 factors: Sequence[float] | None = None) -> tuple[float, float]:
-    """Distribution-free interval of the (stratified) Theil–Sen slope; NaN when the
-    points cannot give ``confidence`` (and are not exactly on a line)."""
-    if slopes.size == 0:
-        return math.nan, math.nan
-    ordered = np.sort(slopes)
-    if ordered[0] == ordered[-1]:
-        return float(ordered[0]), float(ordered[-1])
-    k = kendall_rank(sizes, confidence, factors)
-    if k is None or k > ordered.size:
-        return math.nan, math.nan
-    return float(ordered[k - 1]), float(ordered[ordered.size - k])
+    whole: PooledSlope
+    early: PooledSlope | None = None       # 95 %
+    late: PooledSlope | None = None        # 95 %
+    decelerating: bool = False
+    n_units: int = 0
 
 
 @dataclass(frozen=True)
-class PooledSlope:
-    """A pooled growth per unit and its interval (see the module docstring)."""
-
-    slope: float
-    ci_low: float
-    ci_high: float
-    ci_method: str
-    n_replicates: int
-    ts_ci_low: float = math.nan
-    ts_ci_high: float = math.nan
-    boot_ci_low: float = math.nan
-    boot_ci_high: float = math.nan
+class Judgement:
+    verdict: str
+    reason: str
+    windows: Windows
 
 
-def _weighted_medians(ordered: np.ndarray, mass: np.ndarray, labels: np.ndarray,
-                      weights: np.ndarray) -> np.ndarray:
-    """Median of the slopes when replicate r counts weights[b, r] times, for every row b
-    (``mass``: how many pairwise slopes each element stands for)."""
-    out = np.empty(len(weights))
-    for b, w in enumerate(weights):
-        cumulative = np.cumsum(w[labels] * mass)
-        out[b] = ordered[min(np.searchsorted(cumulative, cumulative[-1] / 2.0), ordered.size - 1)]
-    return out
-
-
-def _bootstrap_replicates(per_run: list[np.ndarray], confidence: float, n_boot: int,
-                          seed: int | Sequence[int]) -> tuple[float, float]:
-    """Percentile interval of the stratified slope when whole runs are resampled.
-
-    Only a few distinct resamples exist with few replicates (10 with 3), so each is
-    computed once.  A long run stands for its pairwise slopes by at most
-    BOOT_SLOPES_PER_RUN evenly spaced order statistics, which keeps 100 replicates of
-    300 units tractable and moves a median by less than the spacing of those.
-    """
-    values, mass, labels = [], [], []
-    for r, d in enumerate(per_run):
-        d = np.sort(d)
-        if d.size > BOOT_SLOPES_PER_RUN:
-            d = d[np.linspace(0, d.size - 1, BOOT_SLOPES_PER_RUN).round().astype(int)]
-        values.append(d)
-        mass.append(np.full(d.size, per_run[r].size / d.size))
-        labels.append(np.full(d.size, r))
-    values, mass, labels = (np.concatenate(a) for a in (values, mass, labels))
-    order = np.argsort(values, kind="stable")
-    r = len(per_run)
-    draws = np.random.default_rng(seed).integers(0, r, size=(n_boot, r))
-    counts = np.zeros((n_boot, r), dtype=np.int64)
-    np.add.at(counts, (np.repeat(np.arange(n_boot), r), draws.ravel()), 1)
-    unique, inverse = np.unique(counts, axis=0, return_inverse=True)
-    stats = _weighted_medians(values[order], mass[order], labels[order], unique)[np.ravel(inverse)]
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(stats, [tail, 1.0 - tail])
-    return float(low), float(high)
-
-
-def pooled_slope(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: float = CONFIDENCE,
-                 n_boot: int = N_BOOT, seed: int | Sequence[int] = 0) -> PooledSlope:
-    """Stratified Theil–Sen slope of several runs' (unit, value) points, with its interval.
-
-    Runs with fewer than MIN_UNITS points are left out (they have no slope of their
-    own).  With fewer than MIN_BOOT_REPLICATES runs the interval is the Theil–Sen one
-    (``theil-sen``); with more it is the hull of that and a percentile bootstrap over
-    runs (``bootstrap-replicates``), seeded so the same data give the same interval.
-    """
-    kept = []
+def _halves(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[list, list] | None:
+    """Each run's points split into an early and a late half; None when a half would
+    be too short for a slope."""
+    early, late = [], []
     for x, y in series:
-        x = np.asarray(x, dtype=float)
-        y = np.asarray(y, dtype=float)
+        half = len(x) // 2
+        if half < MIN_UNITS:
+            return None
+        early.append((x[:half], y[:half]))
+        late.append((x[half:], y[half:]))
+    return early, late
+
+
+def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: float = CONFIDENCE,
+                n_boot: int = N_BOOT, seed: int | Sequence[int] = 0) -> Windows:
+    """The three fits the rule needs, from each run's (unit, value) points after the warm-up."""
+    clean = []
+    for x, y in series:
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
         ok = np.isfinite(x) & np.isfinite(y)
         if ok.sum() >= MIN_UNITS:
-            kept.append((x[ok], y[ok]))
-    if not kept:
-        return PooledSlope(math.nan, math.nan, math.nan, "none", 0)
-    per_run = [pairwise_slopes(x, y) for x, y in kept]
-    sizes = [x.size for x, _ in kept]
-    slopes = np.concatenate(per_run)
-    slope = float(np.median(slopes))
-    factors = [serial_correlation_factor(x, y, float(np.median(d))) for (x, y), d in zip(kept, per_run)]
-    ts_low, ts_high = sen_interval(slopes, sizes, confidence, factors)
-    if len(kept) < MIN_BOOT_REPLICATES:
-        return PooledSlope(slope, ts_low, ts_high, "theil-sen", len(kept), ts_low, ts_high)
-
-    boot_low, boot_high = _bootstrap_replicates(per_run, confidence, n_boot, seed)
-    low = min(boot_low, ts_low) if not math.isnan(ts_low) else math.nan
-    high = max(boot_high, ts_high) if not math.isnan(ts_high) else math.nan
-    return PooledSlope(slope, low, high, "bootstrap-replicates", len(kept), ts_low, ts_high, boot_low, boot_high)
-
-
-# --------------------------------------------------------------------------------------
-# Tables
-# --------------------------------------------------------------------------------------
-
-def warmup_units(config: dict) -> dict[str, int]:
-    """Warm-up units per experiment, as the config gives them (default 1)."""
-    return {name: int(entry.get("warmup_units", 1)) for name, entry in config["experiments"].items()}
-
-
-def _warmup_for(warmup: int | Mapping[str, int], experiment: str) -> int:
-    return int(warmup) if isinstance(warmup, (int, np.integer)) else int(warmup.get(experiment, 1))
-
-
-def _post_warmup(frame: pd.DataFrame, warmup: int) -> tuple[np.ndarray, np.ndarray]:
-    post = frame[(frame["unit"] > warmup) & frame["value"].notna()]
-    return post["unit"].to_numpy(dtype=float), post["value"].to_numpy(dtype=float)
-
-
-def _clean_units(units: pd.DataFrame) -> pd.DataFrame:
-    """One value per run x unit x metric (the last one, should a boundary repeat), sorted."""
-    frame = units.dropna(subset=["unit"]).copy()
-    frame["unit"] = frame["unit"].astype(float)
-    frame["value"] = frame["value"].astype(float)
-    frame = frame.drop_duplicates([*RUN_KEYS, "metric", "unit"], keep="last")
-    return frame.sort_values([*RUN_KEYS, "metric", "unit"], kind="stable")
-
-
-def replicate_slopes(units: pd.DataFrame, warmup: int | Mapping[str, int]) -> pd.DataFrame:
-    """Per run x metric: Theil–Sen growth per unit after the warm-up, with its 95 % interval.
-
-    ``warmup`` is a number of units or a mapping experiment -> units (``warmup_units``).
-    Columns: the run keys, metric, warmup_units, n_units (points after the warm-up),
-    slope (NaN with fewer than MIN_UNITS points), slope_low/slope_high (the exact
-    Kendall interval; NaN when the points cannot give 95 %), level (value at the first
-    unit after the warm-up: what growth is compared with), retained (value after the
-    last unit minus before the first; only meaningful when each unit releases its
-    memory, ``pooled_growth`` keeps it only then), first_unit, last_unit.
-    """
-    if units.empty:
-        return pd.DataFrame(columns=PER_RUN_COLUMNS)
-    rows = []
-    for key, frame in _clean_units(units).groupby([*RUN_KEYS, "metric"], sort=False):
-        w = _warmup_for(warmup, key[0])
-        x, y = _post_warmup(frame, w)
-        slope = low = high = math.nan
-        if x.size >= MIN_UNITS:
-            d = pairwise_slopes(x, y)
-            slope = float(np.median(d))
-            factor = serial_correlation_factor(x, y, slope)
-            low, high = sen_interval(d, [x.size], factors=[factor])
-        values = frame["value"].dropna()
-        rows.append({
-            **dict(zip([*RUN_KEYS, "metric"], key)),
-            "warmup_units": w, "n_units": int(x.size),
-            "slope": slope, "slope_low": low, "slope_high": high,
-            "level": float(y[0]) if y.size else math.nan,
-            "retained": float(values.iloc[-1] - values.iloc[0]) if len(values) >= 2 else math.nan,
-            "first_unit": float(frame["unit"].min()), "last_unit": float(frame["unit"].max()),
-        })
-    return pd.DataFrame(rows, columns=PER_RUN_COLUMNS)
-
-
-def _spec(experiment: str) -> tuple[str, bool]:
-    """Unit of work and whether units release their memory; neutral for unknown names."""
-    try:
-        spec = experiments.get(experiment)
-    except ValueError:
-        return "unit", False
-    return spec.unit, spec.releases
+            clean.append((x[ok], y[ok]))
+    whole = pooled_slope(clean, confidence=confidence, n_boot=n_boot, seed=seed)
+    n_units = int(np.median([x.size for x, _ in clean])) if clean else 0
+    halves = _halves(clean) if clean else None
+    if halves is None:
+        return Windows(whole, n_units=n_units)
+    early_points, late_points = halves
+    early = pooled_slope(early_points, confidence=confidence, n_boot=n_boot, seed=seed)
+    late = pooled_slope(late_points, confidence=confidence, n_boot=n_boot, seed=seed)
+    strict = dict(confidence=DECELERATION_CONFIDENCE, n_boot=n_boot, seed=seed)
+    e99, l99 = pooled_slope(early_points, **strict), pooled_slope(late_points, **strict)
+    low, _ = mover_difference(e99.slope, e99.ci_low, e99.ci_high, l99.slope, l99.ci_low, l99.ci_high)
+    return Windows(whole, early, late, decelerating=bool(low > 0), n_units=n_units)
 
 
 def _rate(value: float, metric: str, unit: str) -> str:
@@ -359,48 +141,101 @@ def _ci_text(low: float, high: float, metric: str, unit: str) -> str:
     return f"CI [{low:.3g}, {high:.3g}]/{unit}"
 
 
-def verdict(growth: float, ci_low: float, ci_high: float, n_units: int, n_replicates: int, level: float,
-            retained: float, releases: bool, thresholds: Mapping[str, float], min_relative_growth: float,
-            metric: str, unit: str = "unit") -> tuple[str, str]:
-    """The verdict and a one-line reason, decided by the interval, never by the point estimate.
+def decide(w: Windows, *, leak_per_unit: float, retained_threshold: float, releases: bool, retained: float,
+           metric: str, unit: str = "unit") -> tuple[str, str]:
+    """The verdict and a one-line reason (the rule in the module docstring)."""
+    f = w.whole
+    if f.n_replicates == 0 or w.n_units < MIN_UNITS or math.isnan(f.slope):
+        return "inconclusive", f"{w.n_units} {unit}s after warm-up (< {MIN_UNITS})"
+    if math.isnan(f.ci_low) or math.isnan(f.ci_high):
+        return "inconclusive", f"{f.n_replicates} run(s) x {w.n_units} {unit}s cannot give a {CONFIDENCE:.0%} interval"
+    bar = DECISION_FRACTION * leak_per_unit
+    bar_text = f"half the {_rate(leak_per_unit, metric, unit)} threshold"
+    whole = _ci_text(f.ci_low, f.ci_high, metric, unit)
+    late, early = w.late, w.early
+    have_halves = late is not None and early is not None and not math.isnan(late.ci_low)
+    late_grows = (late.ci_low > 0 and late.slope >= bar) if have_halves else True
+    if f.ci_low > bar and late_grows and not w.decelerating:
+        tail = f"; late half {_rate(late.slope, metric, unit)}" if have_halves else ""
+        return "leak", f"{whole} above {bar_text}{tail}"
+    if releases and not math.isnan(retained) and retained >= retained_threshold:
+        return "retention", (f"retained {amount(retained, metric)} >= {amount(retained_threshold, metric)}; "
+                             f"{whole} not a leak")
+    grew = f.ci_low > bar or (have_halves and not math.isnan(early.ci_low) and early.ci_low > bar)
+    if grew and have_halves and (late.ci_high < bar or late.slope < bar or w.decelerating):
+        how = "decelerating" if w.decelerating else "levelling off"
+        return "settling", (f"{how}: early half {_rate(early.slope, metric, unit)}, late half "
+                            f"{_rate(late.slope, metric, unit)} "
+                            f"{_ci_text(late.ci_low, late.ci_high, metric, unit)}; whole {whole}")
+    if f.ci_high < bar:
+        return "stable", f"{whole} below {bar_text}"
+    return "inconclusive", f"{whole} straddles {bar_text}"
 
-    - ``leak``: ci_low > leak_per_unit and, for byte metrics, ci_low x n_units is at
-      least min_relative_growth x level (a MiB per pass on a 10 GiB heap is not a leak);
-    - ``retention``: not a leak, the experiment releases, retained >= the ``retained``
-      threshold, and the interval does not lie above leak_per_unit;
-    - ``stable``: the interval lies below the leak bar, i.e. ci_high < leak_per_unit or,
-      for byte metrics, ci_high x n_units < min_relative_growth x level (either rules
-      a leak out, since a leak needs both);
-    - ``inconclusive``: anything else: the interval straddles the bar, fewer than
-      MIN_UNITS units after the warm-up, no run with a slope, or no 95 % interval.
+
+def judge(series: Sequence[tuple[np.ndarray, np.ndarray]], *, leak_per_unit: float, retained_threshold: float = math.inf,
+          releases: bool = False, retained: float = math.nan, metric: str = "rss_bytes", unit: str = "unit",
+          confidence: float = CONFIDENCE, n_boot: int = N_BOOT, seed: int | Sequence[int] = 0) -> Judgement:
+    """Fit and decide in one call: ``series`` is each replicate's (units, values) after the warm-up."""
+    windows = fit_windows(series, confidence=confidence, n_boot=n_boot, seed=seed)
+    verdict, reason = decide(windows, leak_per_unit=leak_per_unit, retained_threshold=retained_threshold,
+                             releases=releases, retained=retained, metric=metric, unit=unit)
+    return Judgement(verdict, reason, windows)
+
+
+# --------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------
+
+def warmup_units(resolved: Mapping[str, leaklab_settings.ExperimentSettings]) -> dict[str, int]:
+    return {name: s.warmup_units for name, s in resolved.items()}
+
+
+def _warmup_for(warmup: int | Mapping[str, int], experiment: str) -> int:
+    return int(warmup) if isinstance(warmup, (int, np.integer)) else int(warmup.get(experiment, 1))
+
+
+def post_warmup(frame: pd.DataFrame, warmup: int) -> tuple[np.ndarray, np.ndarray]:
+    post = frame[(frame["unit"] > warmup) & frame["value"].notna()]
+    return post["unit"].to_numpy(dtype=float), post["value"].to_numpy(dtype=float)
+
+
+def clean_units(units: pd.DataFrame) -> pd.DataFrame:
+    """One value per run x unit x metric (the last one, should a boundary repeat), sorted."""
+    frame = units.dropna(subset=["unit"]).copy()
+    frame["unit"] = frame["unit"].astype(float)
+    frame["value"] = frame["value"].astype(float)
+    frame = frame.drop_duplicates([*RUN_KEYS, "metric", "unit"], keep="last")
+    return frame.sort_values([*RUN_KEYS, "metric", "unit"], kind="stable")
+
+
+def replicate_slopes(units: pd.DataFrame, warmup: int | Mapping[str, int]) -> pd.DataFrame:
+    """Per run x metric: Theil–Sen growth per unit after the warm-up, with its 95 % interval.
+
+    ``warmup`` is a number of units or a mapping experiment -> units.  level is the value
+    at the first unit after the warm-up; retained the value after the last unit minus
+    before the first (only meaningful when each unit releases its memory).
     """
-    if n_replicates == 0 or math.isnan(growth):
-        return "inconclusive", f"{n_units} {unit}s after warm-up (< {MIN_UNITS}) in every run"
-    if n_units < MIN_UNITS:
-        return "inconclusive", f"{n_units} {unit}s after warm-up (< {MIN_UNITS})"
-    if math.isnan(ci_low) or math.isnan(ci_high):
-        return "inconclusive", (f"{n_replicates} run(s) x {n_units} {unit}s cannot give a "
-                                f"{CONFIDENCE:.0%} interval")
-    per_unit = float(thresholds["leak_per_unit"])
-    relative = 0.0
-    if metric.endswith("_bytes") and not math.isnan(level) and level > 0:
-        relative = min_relative_growth * level / n_units
-    bar = max(per_unit, relative)
-    bar_text = _rate(per_unit, metric, unit)
-    if relative > per_unit:
-        bar_text = (f"{_rate(relative, metric, unit)} ({min_relative_growth:.0%} of the "
-                    f"{amount(level, metric)} level over {n_units} {unit}s)")
-    ci_text = _ci_text(ci_low, ci_high, metric, unit)
-    above = ci_low > per_unit
-    if above and ci_low >= relative:
-        return "leak", f"{ci_text} above {bar_text}"
-    retained_bar = float(thresholds["retained"])
-    if releases and not math.isnan(retained) and retained >= retained_bar and not above:
-        return "retention", (f"retained {amount(retained, metric)} >= {amount(retained_bar, metric)}; "
-                             f"{ci_text} not above {_rate(per_unit, metric, unit)}")
-    if ci_high < bar:
-        return "stable", f"{ci_text} below {bar_text}"
-    return "inconclusive", f"{ci_text} straddles {bar_text}"
+    if units.empty:
+        return pd.DataFrame(columns=PER_RUN_COLUMNS)
+    rows = []
+    for key, frame in clean_units(units).groupby([*RUN_KEYS, "metric"], sort=False):
+        w = _warmup_for(warmup, key[0])
+        x, y = post_warmup(frame, w)
+        slope = low = high = math.nan
+        if x.size >= MIN_UNITS:
+            d = pairwise_slopes(x, y)
+            slope = float(np.median(d))
+            low, high = sen_interval(d, [x.size], factors=[serial_correlation_factor(x, y, slope)])
+        values = frame["value"].dropna()
+        rows.append({
+            **dict(zip([*RUN_KEYS, "metric"], key)),
+            "warmup_units": w, "n_units": int(x.size),
+            "slope": slope, "slope_low": low, "slope_high": high,
+            "level": float(y[0]) if y.size else math.nan,
+            "retained": float(values.iloc[-1] - values.iloc[0]) if len(values) >= 2 else math.nan,
+            "first_unit": float(frame["unit"].min()), "last_unit": float(frame["unit"].max()),
+        })
+    return pd.DataFrame(rows, columns=PER_RUN_COLUMNS)
 
 
 def _median(values: pd.Series) -> float:
@@ -413,68 +248,105 @@ def _group_seed(seed: int, key: tuple) -> list[int]:
     return [int(seed), zlib.crc32("\x1f".join(map(str, key)).encode())]
 
 
-def pooled_growth(per_run: pd.DataFrame, config: dict, units: pd.DataFrame, *,
-                  confidence: float = CONFIDENCE, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
-    """Per experiment x variant x profiler x metric: pooled growth per unit, its interval
-    and the verdict it supports (see ``verdict``).
+def _nan_if_none(fit: PooledSlope | None, field: str) -> float:
+    return getattr(fit, field) if fit is not None else math.nan
 
-    ``per_run`` is ``replicate_slopes(units, ...)``; ``units`` is needed as well because
-    the pooled slope is fitted on every run's points (per-run summaries cannot give a
-    stratified Theil–Sen interval).  Only metrics with a threshold in the config for
-    their experiment are judged.  level, n_units and retained are medians over the runs
-    that have a slope; retained is NaN for experiments whose units do not release.
+
+def pooled_growth(per_run: pd.DataFrame, resolved: Mapping[str, leaklab_settings.ExperimentSettings],
+                  units: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
+    """Per experiment x variant x profiler x metric: pooled growth per unit, its interval
+    and the verdict (``decide``), then one verdict per family (``harmonise_families``).
+
+    Only metrics with a threshold are judged; level, n_units and retained are medians
+    over the runs that have a slope; retained is NaN for experiments whose units do not
+    release.  Rows of profiled runs keep their numbers but are not judged.
     """
     if per_run.empty:
         return pd.DataFrame(columns=POOLED_COLUMNS)
-    min_relative = float(config["verdict"].get("min_relative_growth", 0.05))
-    points = {key: frame for key, frame in _clean_units(units).groupby([*RUN_KEYS, "metric"], sort=False)}
+    points = {key: frame for key, frame in clean_units(units).groupby([*RUN_KEYS, "metric"], sort=False)}
     rows = []
     for key, group in per_run.groupby(GROUP_KEYS, sort=True):
         experiment, variant, profiler, metric = key
-        limits = leaklab_config.thresholds(config, experiment)
-        if metric not in limits:
+        s = resolved.get(experiment)
+        if s is None or metric not in s.thresholds:
             continue
-        unit, releases = _spec(experiment)
-        series = []
-        for run in group.itertuples():
-            frame = points.get((run.experiment, run.variant, run.profiler, run.replicate, run.metric))
-            if frame is not None:
-                series.append(_post_warmup(frame, int(run.warmup_units)))
-        fit = pooled_slope(series, confidence=confidence, n_boot=n_boot, seed=_group_seed(seed, key))
+        limit = s.thresholds[metric]
+        series = [post_warmup(frame, int(run.warmup_units)) for run in group.itertuples()
+                  if (frame := points.get((run.experiment, run.variant, run.profiler, run.replicate, run.metric)))
+                  is not None]
         with_slope = group[group["slope"].notna()]
         basis = with_slope if len(with_slope) else group
-        n_units = int(basis["n_units"].median()) if len(basis) else 0
-        level = _median(basis["level"])
-        retained = _median(basis["retained"]) if releases else math.nan
-        name, reason = verdict(fit.slope, fit.ci_low, fit.ci_high, n_units, fit.n_replicates, level,
-                               retained, releases, limits[metric], min_relative, metric, unit)
+        retained = _median(basis["retained"]) if s.releases else math.nan
+        result = judge(series, leak_per_unit=limit.leak_per_unit, retained_threshold=limit.retained,
+                       releases=s.releases, retained=retained, metric=metric, unit=s.unit, n_boot=n_boot,
+                       seed=_group_seed(seed, key))
+        verdict, reason = result.verdict, result.reason
+        if profiler != "plain":
+            verdict, reason = "inconclusive", (f"not judged: a {profiler} run's RSS holds the profiler's own memory "
+                                               f"and its workload is scaled; see the plain runs")
+        w = result.windows
         rows.append({
             "experiment": experiment, "variant": variant, "profiler": profiler, "metric": metric,
-            "unit": unit, "growth_per_unit": fit.slope, "ci_low": fit.ci_low, "ci_high": fit.ci_high,
-            "ci_method": fit.ci_method, "ts_ci_low": fit.ts_ci_low, "ts_ci_high": fit.ts_ci_high,
-            "boot_ci_low": fit.boot_ci_low, "boot_ci_high": fit.boot_ci_high,
-            "n_replicates": fit.n_replicates, "n_units": n_units,
-            "warmup_units": int(group["warmup_units"].iloc[0]), "level": level, "retained": retained,
-            "leak_per_unit": float(limits[metric]["leak_per_unit"]),
-            "retained_threshold": float(limits[metric]["retained"]),
-            "verdict": name, "verdict_reason": reason,
+            "unit": s.unit, "growth_per_unit": w.whole.slope, "ci_low": w.whole.ci_low, "ci_high": w.whole.ci_high,
+            "ci_method": w.whole.ci_method, "ts_ci_low": w.whole.ts_ci_low, "ts_ci_high": w.whole.ts_ci_high,
+            "boot_ci_low": w.whole.boot_ci_low, "boot_ci_high": w.whole.boot_ci_high,
+            "n_replicates": w.whole.n_replicates, "n_units": int(basis["n_units"].median()) if len(basis) else 0,
+            "warmup_units": int(group["warmup_units"].iloc[0]), "level": _median(basis["level"]),
+            "retained": retained, "leak_per_unit": limit.leak_per_unit, "retained_threshold": limit.retained,
+            "early_growth_per_unit": _nan_if_none(w.early, "slope"),
+            "late_growth_per_unit": _nan_if_none(w.late, "slope"),
+            "late_ci_low": _nan_if_none(w.late, "ci_low"), "late_ci_high": _nan_if_none(w.late, "ci_high"),
+            "decelerating": w.decelerating, "verdict": verdict, "verdict_reason": reason,
+            "decided_by": metric, "decides": False,
         })
-    return pd.DataFrame(rows, columns=POOLED_COLUMNS)
+    return harmonise_families(pd.DataFrame(rows, columns=POOLED_COLUMNS))
 
 
-def mover_difference(a: float, a_low: float, a_high: float,
-                     b: float, b_low: float, b_high: float) -> tuple[float, float]:
-    """Interval of a - b from independent intervals of a and b (MOVER, Zou & Donner 2008).
+def harmonise_families(growth: pd.DataFrame) -> pd.DataFrame:
+    """One verdict per run set and metric family (the first member present decides),
+    and ``decides``: the row whose verdict is its variant's (``variant_verdicts``)."""
+    if growth.empty:
+        return growth
+    growth = growth.copy()
+    growth["family"] = growth["metric"].map(leaklab_settings.family)
+    order = {m: i for members in leaklab_settings.FAMILIES.values() for i, m in enumerate(members)}
+    for _, group in growth.groupby(["experiment", "variant", "profiler", "family"]):
+        if len(group) < 2:
+            continue
+        leader = group.loc[group["metric"].map(order).idxmin()]
+        others = group.index[group["metric"] != leader["metric"]]
+        growth.loc[others, "verdict"] = leader["verdict"]
+        growth.loc[others, "verdict_reason"] = f"as {leader['metric']} (same memory): {leader['verdict_reason']}"
+        growth.loc[others, "decided_by"] = leader["metric"]
+    for index in variant_verdicts(growth)["row"]:
+        growth.loc[index, "decides"] = True
+    return growth.drop(columns="family")
 
-    Each side's interval is used as it is (asymmetric, whatever method gave it), so the
-    difference is as honest as the pooled intervals are; NaN when either is missing.
-    """
-    values = (a, a_low, a_high, b, b_low, b_high)
-    if any(math.isnan(v) for v in values):
-        return math.nan, math.nan
-    diff = a - b
-    return (diff - math.hypot(a - a_low, b_high - b), diff + math.hypot(a_high - a, b - b_low))
 
+def _deciding_rows(growth: pd.DataFrame) -> pd.DataFrame:
+    judged = growth[(growth["profiler"] == "plain") & (growth["decided_by"] == growth["metric"])]
+    return judged[~judged["metric"].isin(leaklab_settings.SYSTEM_WIDE)]
+
+
+def variant_verdicts(growth: pd.DataFrame) -> pd.DataFrame:
+    """One verdict per experiment x variant (plain runs): the most severe of its deciding
+    metrics, with the metric that decided it (``row``: its index in ``growth``)."""
+    if growth.empty:
+        return pd.DataFrame(columns=[*VARIANT_COLUMNS, "row"])
+    rank = {v: i for i, v in enumerate(VERDICTS)}
+    rows = []
+    for _, group in _deciding_rows(growth).groupby(["experiment", "variant", "profiler"], sort=True):
+        # most severe first; among equals, the growth furthest above its threshold
+        score = group["verdict"].map(rank) - (group["ci_low"] / group["leak_per_unit"]).fillna(-np.inf) * 1e-9
+        best = group.loc[score.idxmin()]
+        rows.append({**{c: best[c] for c in VARIANT_COLUMNS if c != "metric"}, "metric": best["metric"],
+                     "row": best.name})
+    return pd.DataFrame(rows, columns=[*VARIANT_COLUMNS, "row"])
+
+
+# --------------------------------------------------------------------------------------
+# Against the baseline
+# --------------------------------------------------------------------------------------
 
 def rank_test(slopes: Sequence[float], baseline_slopes: Sequence[float]) -> float:
     """Two-sided Mann–Whitney p-value of the replicate slopes against the baseline's.

@@ -5,6 +5,8 @@ rule summary:
         growth="results/tables/growth.csv",
         controls="results/tables/controls.csv",
         attribution="results/tables/attribution.csv",
+        variant_verdicts="results/tables/variant_verdicts.csv",
+        sensitivity="results/tables/sensitivity.csv",
     output:
         summary=report("results/summary.md", caption="../report/summary.rst", category="Summary"),
         matrix=report("results/figures/verdict_matrix.png", caption="../report/verdict_matrix.rst",

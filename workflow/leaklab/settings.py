@@ -1,0 +1,106 @@
+"""What the analysis needs to know of each experiment, resolved once from the config.
+
+Verdicts, controls and the tables read only these small per-experiment settings
+(thresholds per metric, warm-up, unit, baseline, whether units release), never the
+whole configuration: that keeps each module honest about what it depends on, and lets a
+rule's ``params:`` carry exactly them (``to_params``/``from_params``), so Snakemake
+re-runs the analysis when a threshold changes and nothing else.
+
+Thresholds: ``leak_per_unit`` is the smallest steady growth per unit the experiment
+must catch; ``retained`` the smallest amount kept after release that counts as
+retention.  ``DEFAULT_THRESHOLDS`` hold for every experiment; ``verdict.metrics`` in the
+config overrides them for all, an experiment's own ``verdict`` for it alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from leaklab import experiments
+
+MIB = 2**20
+
+# Why each default: a leak the size of one small object per unit is noise for RSS
+# (pages of 4 KiB, arenas of 64 MiB), so byte metrics start at 1 MiB per unit; counts
+# leak one object per unit at least, so half of one is the bar; the system slab is
+# shared with every other process, so only a kilobyte per unit or more is read.
+DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
+    "rss_bytes": {"leak_per_unit": MIB, "retained": 16 * MIB},
+    "uss_bytes": {"leak_per_unit": MIB, "retained": 16 * MIB},
+    "malloc_in_use_bytes": {"leak_per_unit": MIB, "retained": 16 * MIB},
+    "dict_size_bytes": {"leak_per_unit": MIB, "retained": 16 * MIB},
+    "duckdb_memory_bytes": {"leak_per_unit": MIB, "retained": 16 * MIB},
+    "deleted_fds": {"leak_per_unit": 0.5, "retained": 16},
+    "fds": {"leak_per_unit": 0.5, "retained": 16},
+    "slab_bytes": {"leak_per_unit": 1024, "retained": 2**30},
+}
+# Metrics that measure the same memory: one verdict per family, decided by the first
+# member a run has (RSS and USS of one run cannot disagree on near-identical intervals).
+FAMILIES: dict[str, tuple[str, ...]] = {"resident": ("rss_bytes", "pss_bytes", "uss_bytes")}
+# System-wide metrics are judged and shown, but never decide a variant's verdict: other
+# processes move them too.
+SYSTEM_WIDE = ("slab_bytes",)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    leak_per_unit: float
+    retained: float
+
+
+@dataclass(frozen=True)
+class ExperimentSettings:
+    name: str
+    unit: str
+    releases: bool
+    baseline: str
+    warmup_units: int
+    variants: tuple[str, ...] = ()
+    thresholds: dict[str, Threshold] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def family(metric: str) -> str:
+    """The family a metric belongs to (itself when it has none)."""
+    return next((name for name, members in FAMILIES.items() if metric in members), metric)
+
+
+def thresholds(config: dict, experiment: str) -> dict[str, Threshold]:
+    """Defaults, overridden by ``verdict.metrics``, overridden by the experiment's ``verdict``."""
+    merged = {metric: dict(values) for metric, values in DEFAULT_THRESHOLDS.items()}
+    for source in (config.get("verdict", {}).get("metrics", {}),
+                   config.get("experiments", {}).get(experiment, {}).get("verdict", {})):
+        for metric, values in source.items():
+            merged[metric] = {**merged.get(metric, {}), **values}
+    for metric, values in merged.items():
+        missing = {"leak_per_unit", "retained"} - set(values)
+        if missing:
+            raise ValueError(f"experiments.{experiment}.verdict.{metric}: {metric!r} has no default threshold; "
+                             f"give {' and '.join(sorted(missing))}")
+    return {metric: Threshold(float(v["leak_per_unit"]), float(v["retained"])) for metric, v in merged.items()}
+
+
+def resolve(config: dict) -> dict[str, ExperimentSettings]:
+    """Every configured experiment's analysis settings."""
+    experiments.configure(config)
+    resolved = {}
+    for name, entry in config["experiments"].items():
+        spec = experiments.get(name)
+        resolved[name] = ExperimentSettings(
+            name=name, unit=spec.unit, releases=spec.releases, baseline=spec.baseline,
+            warmup_units=int(entry.get("warmup_units", 1)), variants=tuple(entry["variants"]), thresholds=thresholds(config, name),
+            params=dict(entry.get("params", {})),
+        )
+    return resolved
+
+
+def to_params(resolved: dict[str, ExperimentSettings]) -> dict[str, dict]:
+    """Plain data for a rule's ``params:`` (Snakemake compares it between runs)."""
+    return {name: asdict(s) for name, s in resolved.items()}
+
+
+def from_params(data: dict[str, dict]) -> dict[str, ExperimentSettings]:
+    return {name: ExperimentSettings(**{**s, "variants": tuple(s["variants"]),
+                                        "thresholds": {m: Threshold(**t) for m, t in s["thresholds"].items()}})
+            for name, s in data.items()}
