@@ -1,5 +1,6 @@
 """Faults tried for real: crashes, broken profiler output, interrupted and concurrent pipelines."""
 
+import json
 import os
 import signal
 import subprocess
@@ -124,3 +125,107 @@ def test_a_second_pipeline_on_the_same_results_is_refused(root, tmp_path):
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err[-3000:]
     assert pd.read_csv(tmp_path / "results" / "tables" / "runs.csv")["status"].tolist() == ["ok"]
+
+
+def run_script(script: str, args: str, outdir, **kwargs) -> dict:
+    """One run of a Python test program from tests/data as a command experiment."""
+    experiments.configure({"experiments": {"cmd": {
+        "command": f"{sys.executable} {{script}} {args}", "variants": ["x"], "params": {"script": script}}}})
+    try:
+        return runner.run("cmd", "x", outdir, {"script": script}, **kwargs)
+    finally:
+        experiments.configure({})
+
+
+def gone(pid: int) -> bool:
+    """No such process, or only its exit status is left (a zombie holds no memory)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.startswith("State:") and "Z" in line for line in f)
+    except FileNotFoundError:
+        return True
+
+
+def test_bad_unit_lines_are_counted_and_quoted_never_raised(root, tmp_path):
+    """Non-UTF-8 bytes, a unit past int64, reserved metric names, negative and repeated
+    units, non-finite values, duplicates, a 5,000-byte line: each is one bad line; the
+    good ones are kept.  The last line, read after the program exited, carries the
+    time of the last sample taken before the exit, not a teardown time."""
+    meta = run_script(str(root / "tests" / "data" / "hostile_units.py"), "0.6", tmp_path, interval_s=1.0)
+    assert meta["status"] == "ok", meta["log_tail"]
+    assert meta["bad_unit_lines"] == 12
+    assert len(meta["bad_unit_line_examples"]) == 5
+    assert "units.txt line 2: not UTF-8 text" in meta["bad_unit_line_examples"][0]
+    assert "outside 0..1000000000" in meta["bad_unit_line_examples"][1]
+    assert "metric name 'phase' is reserved" in meta["bad_unit_line_examples"][2]
+    marks = pd.read_parquet(tmp_path / "marks.parquet")
+    units = marks[marks["phase"] == "unit"]
+    assert units["unit"].tolist() == [1, 2, 3, 4, 5] and units["live"].tolist() == [1, 2, 3, 4, 5]
+    assert marks["phase"].map(type).eq(str).all() and marks["t"].is_monotonic_increasing
+    samples = pd.read_parquet(tmp_path / "samples.parquet")
+    assert units["t"].iloc[-1] == pytest.approx(samples["t"].iloc[-1])  # stamped before exit
+
+
+def test_marks_written_by_the_program_itself_are_checked_too(tmp_path):
+    """``LEAKLAB_MARKS`` is in the program's environment: what it writes there is
+    checked like a unit line (a metric named ``phase`` once broke the Parquet writer)."""
+    script = tmp_path / "marks.sh"
+    script.write_text('echo \'{"t": 1, "unit": 1, "phase": 7}\' >> "$LEAKLAB_MARKS"\n'
+                      'printf \'not json\\n[1]\\n\' >> "$LEAKLAB_MARKS"\n'
+                      'echo 1 >> "$LEAKLAB_UNITS"\n')
+    meta = run_command(f"sh {script}", tmp_path / "run")
+    assert meta["status"] == "ok" and meta["bad_unit_lines"] == 3
+    assert any("phase 7 is not a short name" in e for e in meta["bad_unit_line_examples"])
+    assert pd.read_parquet(tmp_path / "run" / "marks.parquet")["unit"].max() == 1
+
+
+def cgroup_or_skip(kind: str) -> None:
+    from leaklab import containment
+
+    try:
+        containment.create(kind).close()
+    except containment.Unavailable as err:
+        pytest.skip(f"{kind} is not usable here: {err}")
+
+
+@pytest.mark.parametrize("kind", ["cgroup_v1", "cgroup_v2"])
+def test_a_daemonised_grandchild_is_sampled_capped_and_gone_afterwards(root, tmp_path, kind):
+    """setsid + double fork takes a process out of the tree and the process group, not
+    out of the run's cgroup: its memory counts, the cap stops it, nothing outlives the run."""
+    cgroup_or_skip(kind)
+    meta = run_script(str(root / "tests" / "data" / "escaping_grandchild.py"), "2000 60", tmp_path,
+                      mem_cap_bytes=200 * 2**20, timeout_s=60, contain=kind)
+    assert meta["containment"]["kind"] == kind
+    assert meta["status"] == "capped" and meta["wall_s"] < 30
+    samples = pd.read_parquet(tmp_path / "samples.parquet")
+    assert samples["pids"].max() >= 2 and samples["rss_bytes"].max() > 100 * 2**20  # the grandchild was sampled
+    assert gone(int((tmp_path / "work" / "grandchild.pid").read_text()))
+    assert not os.path.exists(meta["containment"]["path"])  # the run's cgroup is removed
+
+
+def test_without_cgroups_the_process_group_is_the_fallback_and_says_so(tmp_path):
+    meta = runner.run("fd_leak", "close", tmp_path, {"rotations": 3}, contain="process_group")
+    assert meta["status"] == "ok" and meta["containment"] == {"kind": "process_group", "path": None,
+                                                              "reason": "asked for"}
+
+
+def test_an_error_inside_the_runner_stops_the_tree_and_is_recorded(root, tmp_path, monkeypatch):
+    """A fault in the runner's own code (here: the sampler failing on its 20th reading)
+    still stops the measured tree, daemonised grandchild included, and writes every output."""
+    from leaklab import sampler
+
+    real, calls = sampler.sample, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 20:
+            raise RuntimeError("sampler fault")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampler, "sample", failing)
+    meta = run_script(str(root / "tests" / "data" / "escaping_grandchild.py"), "100 60", tmp_path, timeout_s=60)
+    assert meta["status"] == "runner_error" and "RuntimeError: sampler fault" in meta["error"]
+    assert json.loads((tmp_path / "meta.json").read_text())["status"] == "runner_error"
+    assert len(pd.read_parquet(tmp_path / "samples.parquet")) == 19
+    assert (tmp_path / "marks.parquet").exists()
+    assert gone(int((tmp_path / "work" / "grandchild.pid").read_text()))

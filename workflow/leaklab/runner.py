@@ -8,13 +8,17 @@ parameters, host) and ``run.log`` (the process's stdout and stderr).
 
 A run that fails, crashes, hangs past its time limit or grows past its memory cap is
 stopped and recorded with that status; the runner itself still exits 0 with all its
-outputs written, so one bad run never stops the rest of the pipeline.
+outputs written, so one bad run never stops the rest of the pipeline.  Whatever the
+measured program writes is untrusted input (bad unit or mark lines are counted and
+quoted in ``meta.json``), and whatever goes wrong inside the runner itself ends as
+status ``runner_error`` with its traceback, the measured process tree stopped.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -24,11 +28,12 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import pandas as pd
 
-from leaklab import experiments, flamegraph, marks, profilers, sampler, unit_protocol
+from leaklab import containment, experiments, flamegraph, marks, profilers, sampler, unit_protocol
 
 LOG_TAIL_LINES = 20
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -73,14 +78,6 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """Kill the whole process group (profilers and their children included)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
     """Ask the kernel to send ``sig`` to this process when its parent dies: a runner
     whose pipeline was killed must not go on measuring (and writing) on its own."""
@@ -98,14 +95,15 @@ def _raise_stopped(signum, frame):
     raise _Stopped(signal.Signals(signum).name)
 
 
-def _sample_until_exit(proc, ready_r, release_w, rows, protocol, t0, deadline, interval_s, smaps,
+def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadline, interval_s, smaps,
                        mem_cap_bytes, at_end_of_work) -> str | None:
-    """Sample the process tree until it exits or must be stopped; returns why it was
-    stopped (``capped``, ``timeout``) or None.  Waiting on the sync pipe doubles as
-    the sampling sleep, so the final sample is taken the moment the process asks, and
-    waiting on a pidfd ends the wait the moment it exits, whatever the interval.
-    Samples after the final one (interpreter teardown) still enforce the limits but
-    are not recorded: the final sample is the last one of the measured work."""
+    """Sample the process tree (and its cgroup's members) until it exits or must be
+    stopped; returns why it was stopped (``capped``, ``timeout``) or None.  Waiting on
+    the sync pipe doubles as the sampling sleep, so the final sample is taken the
+    moment the process asks, and waiting on a pidfd ends the wait the moment it exits,
+    whatever the interval.  Samples after the final one (interpreter teardown) still
+    enforce the limits but are not recorded: the final sample is the last one of the
+    measured work."""
     final_taken, pipe_open = False, True
     exited = os.pidfd_open(proc.pid)  # readable once the process has exited
     while proc.poll() is None:
@@ -113,7 +111,9 @@ def _sample_until_exit(proc, ready_r, release_w, rows, protocol, t0, deadline, i
         ready = select.select([ready_r, exited] if pipe_open else [exited], [], [], wait_s)[0]
         final = ready_r in ready and os.read(ready_r, 1) != b""
         pipe_open = pipe_open and ready_r not in ready  # asked once, or EOF: it closed its end
-        row = sampler.sample(proc.pid, time.monotonic() - t0, smaps=smaps, final=final)
+        row = sampler.sample(proc.pid, time.monotonic() - t0, smaps=smaps, final=final, members=box.pids())
+        if row is not None:
+            row["cgroup_bytes"] = box.memory_bytes()
         if row is not None and not final_taken:
             rows.append(row)
             if protocol:
@@ -127,17 +127,17 @@ def _sample_until_exit(proc, ready_r, release_w, rows, protocol, t0, deadline, i
             except BrokenPipeError:
                 pass
         stopped_for = None
-        if mem_cap_bytes and row and row["rss_bytes"] > mem_cap_bytes:
+        if box.oom_killed() or (mem_cap_bytes and row and max(row["rss_bytes"], row["cgroup_bytes"] or 0) > mem_cap_bytes):
             stopped_for = "capped"
         elif time.monotonic() > deadline:
             stopped_for = "timeout"
         if stopped_for:
-            _stop(proc)
+            box.stop()
             proc.wait()
             os.close(exited)
             return stopped_for
     os.close(exited)
-    return None
+    return "capped" if box.oom_killed() else None
 
 
 def _status(returncode: int, stopped_for: str | None) -> str:
@@ -148,14 +148,44 @@ def _status(returncode: int, stopped_for: str | None) -> str:
     return "crashed" if returncode < 0 else "failed"
 
 
-def _read_marks(path: Path) -> pd.DataFrame:
+def _mark_record(line: bytes) -> dict:
+    """One line of ``marks.jsonl`` checked like a unit line: the measured program can
+    write there too (``LEAKLAB_MARKS`` is in its environment)."""
+    try:
+        record = json.loads(line)
+    except (UnicodeDecodeError, ValueError):
+        raise unit_protocol.BadLine("not a JSON mark") from None
+    if not isinstance(record, dict):
+        raise unit_protocol.BadLine("not a JSON object")
+    t, unit, phase = record.pop("t", None), record.pop("unit", None), record.pop("phase", None)
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+        raise unit_protocol.BadLine(f"time {t!r} is not a finite number")
+    if not isinstance(phase, str) or not 0 < len(phase) <= 64:
+        raise unit_protocol.BadLine(f"phase {phase!r} is not a short name")
+    out = {"t": float(t), "unit": None if unit is None else unit_protocol.check_unit(unit), "phase": phase}
+    for name, value in record.items():
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            out[name] = None  # not measured (glibc's heap under jemalloc, say)
+        elif name == "cpu_s":
+            out[name] = unit_protocol.check_metric("process_cpu_s", value)
+        else:
+            out[name] = unit_protocol.check_metric(name, value)
+    return out
+
+
+def _read_marks(path: Path, bad: unit_protocol.BadLines) -> pd.DataFrame:
+    """``marks.jsonl`` as a frame; bad lines are counted in ``bad``, a last line cut
+    short by a kill is dropped."""
     rows = []
     if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut short by a kill
+        lines = path.read_bytes().split(b"\n")[:-1]  # the last piece has no newline: cut short
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
                 continue
+            try:
+                rows.append(_mark_record(line))
+            except unit_protocol.BadLine as err:
+                bad.add(f"{path.name} line {number}", line, str(err))
     frame = pd.DataFrame(rows)
     for column in ("t", "unit", "phase"):
         if column not in frame:
@@ -206,22 +236,70 @@ def run(
     profiler_settings: dict | None = None,
     scale: float = 1.0,
     python: str | None = None,
+    contain: str = "auto",
 ) -> dict:
     """Run one variant to completion (or until stopped) and write the run directory.
 
     ``python`` runs a built-in experiment under another interpreter (a version sweep's
     venv); the measured process needs only the standard library, leaklab's experiment
-    modules and the library under test."""
+    modules and the library under test.  ``contain`` picks the containment
+    (``leaklab.containment``; ``auto``: the strongest available).  Every way this can
+    go wrong after the arguments are checked still writes ``meta.json``, ``samples.parquet``
+    and ``marks.parquet``: an error of the runner itself is status ``runner_error``."""
     spec = experiments.get(experiment)
     spec.check_variant(variant)
     outdir = Path(outdir).resolve()
     outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "meta.json").unlink(missing_ok=True)  # written last: a stale one never passes for this run
+    params = params or {}
+    meta = {
+        "experiment": experiment, "variant": variant, "profiler": profiler, "replicate": replicate,
+        "unit": spec.unit, "scale": scale, "profiler_settings": profiler_settings or {},
+        "interval_s": interval_s, "timeout_s": timeout_s, "mem_cap_bytes": mem_cap_bytes, "params": params,
+        "python": python or sys.executable,
+    }
+    box = containment.create(contain, mem_cap_bytes)
+    rows: list[dict] = []
+    bad = unit_protocol.BadLines()
+    try:
+        meta.update(_measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem_cap_bytes, smaps,
+                             profiler_settings or {}, python, box, rows, bad))
+    except _Stopped:
+        raise  # the measured process tree goes with the runner (below); no outputs are written
+    except Exception:  # noqa: BLE001  (anything at all: recorded, never lost)
+        meta.update(_after_runner_error(outdir, rows, bad, traceback.format_exc()))
+    finally:
+        box.close()
+    meta.update(containment=box.describe(), bad_unit_lines=bad.count, bad_unit_line_examples=bad.examples)
+    (outdir / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return meta
+
+
+def _after_runner_error(outdir: Path, rows: list[dict], bad: unit_protocol.BadLines, error: str) -> dict:
+    """Keep what the run measured before the runner failed, and say what failed."""
+    try:
+        samples = pd.DataFrame(rows, columns=list(sampler.SAMPLE_COLUMNS))
+        samples.to_parquet(outdir / "samples.parquet", index=False)
+    except Exception:  # noqa: BLE001
+        samples = pd.DataFrame(columns=list(sampler.SAMPLE_COLUMNS))
+        samples.astype("float64").to_parquet(outdir / "samples.parquet", index=False)
+    try:
+        _read_marks(outdir / "marks.jsonl", bad).to_parquet(outdir / "marks.parquet", index=False)
+    except Exception:  # noqa: BLE001
+        _read_marks(Path("/nonexistent"), bad).to_parquet(outdir / "marks.parquet", index=False)
+    return {"status": "runner_error", "exit_code": None, "n_samples": len(samples), "n_units": 0,
+            "peak_rss_bytes": int(max([0, *(r["rss_bytes"] for r in rows)])), "profile_status": "none",
+            "profile_error": None, "error": error, "log_tail": error.splitlines()[-LOG_TAIL_LINES:]}
+
+
+def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem_cap_bytes, smaps,
+             profiler_settings, python, box, rows, bad) -> dict:
+    """Start the measured process in ``box``, sample it until it ends or is stopped,
+    write samples and marks and read the profiler's files; the facts for ``meta.json``."""
     workdir = outdir / "work"
     workdir.mkdir(exist_ok=True)
     marks_path = outdir / "marks.jsonl"
     marks_path.unlink(missing_ok=True)
-    params = params or {}
-
     ready_r, ready_w = os.pipe()
     release_r, release_w = os.pipe()
     t0 = time.monotonic()
@@ -240,63 +318,58 @@ def run(
         env[unit_protocol.UNITS_ENV] = str(outdir / "units.txt")
         (outdir / "units.txt").unlink(missing_ok=True)
         protocol = unit_protocol.ProtocolMarks(spec.unit_source, outdir / "units.txt", marks_path)
+        protocol.bad = bad
     else:
         cmd = [
             python or sys.executable, "-m", spec.module, "--variant", variant,
             "--params", json.dumps(params), "--workdir", str(workdir),
         ]
     profiler_module = profilers.load(profiler)
-    cmd, env = profiler_module.wrap(cmd, env, outdir, profiler_settings or {})
+    cmd, env = profiler_module.wrap(cmd, env, outdir, profiler_settings)
 
-    rows: list[dict] = []
     cpu_before = _children_cpu_s()
     with open(outdir / "run.log", "wb") as log:
         try:
             proc = subprocess.Popen(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                pass_fds=(ready_w, release_r), start_new_session=True, cwd=workdir,
+                pass_fds=(ready_w, release_r), start_new_session=True, cwd=workdir, preexec_fn=box.enter,
             )
         except OSError as err:  # a command that cannot start: recorded like any failure (exit 127)
             log.write(f"cannot start {cmd[0]!r}: {err}\n".encode())
             log.flush()
             proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(127)"])
+        box.started(proc.pid)
         os.close(ready_w)
         os.close(release_r)
         deadline = t0 + timeout_s
         previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         try:
             hook = getattr(profiler_module, "at_end_of_work", None)
-            stopped_for = _sample_until_exit(proc, ready_r, release_w, rows, protocol, t0, deadline,
+            stopped_for = _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadline,
                                              interval_s, smaps, mem_cap_bytes,
                                              hook and (lambda pid: hook(pid, outdir)))
-        except _Stopped:
-            _stop(proc)  # the measured process group goes with the runner; no outputs are written
-            proc.wait()
-            raise
         finally:
+            box.close()  # leftovers of the tree (daemonised ones included), whatever happened
+            proc.wait()
             for s, handler in previous.items():
                 signal.signal(s, handler)
-        _stop(proc)  # leftovers of the group, if the main process left any
     os.close(ready_r)
     os.close(release_w)
-    if protocol:  # lines written just before exit
-        protocol.poll(time.monotonic() - t0, proc.pid)
+    if protocol:  # lines written just before exit: stamped with the last sample taken before it
+        protocol.poll(rows[-1]["t"] if rows else time.monotonic() - t0, proc.pid)
     wall_s = time.monotonic() - t0
     cpu_s = _children_cpu_s() - cpu_before
 
     samples = pd.DataFrame(rows, columns=list(sampler.SAMPLE_COLUMNS))
+    samples["cgroup_bytes"] = samples["cgroup_bytes"].astype("float64")
     samples.to_parquet(outdir / "samples.parquet", index=False)
-    mark_frame = _read_marks(marks_path)
+    mark_frame = _read_marks(marks_path, bad)
     mark_frame.to_parquet(outdir / "marks.parquet", index=False)
 
     status = _status(proc.returncode, stopped_for)
     profile_status, profile_error = collect_profile(profiler_module, outdir, mark_frame)
     log_lines = (outdir / "run.log").read_text(errors="replace").splitlines()
-    meta = {
-        "experiment": experiment,
-        "variant": variant,
-        "profiler": profiler,
-        "replicate": replicate,
+    return {
         "status": status,
         "exit_code": proc.returncode,
         "wall_s": round(wall_s, 3),
@@ -304,24 +377,13 @@ def run(
         "peak_rss_bytes": int(max([0, *samples["rss_bytes"], *samples["vmhwm_bytes"]])),
         "n_samples": len(samples),
         "n_units": int(mark_frame["unit"].max()) if mark_frame["unit"].notna().any() else 0,
-        "unit": spec.unit,
-        "scale": scale,
         "profile_status": profile_status,
         "profile_error": profile_error,
-        "profiler_settings": profiler_settings or {},
-        "interval_s": interval_s,
-        "timeout_s": timeout_s,
-        "mem_cap_bytes": mem_cap_bytes,
-        "params": params,
         "command": cmd,
         "versions": library_versions(python),
-        "python": python or sys.executable,
         "host": host_facts(),
         "log_tail": log_lines[-LOG_TAIL_LINES:] if status != "ok" else [],
-        "protocol_bad_lines": protocol.bad_lines if protocol else 0,
     }
-    (outdir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return meta
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -341,6 +403,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=600.0, help="time limit, seconds")
     parser.add_argument("--mem-cap", type=int, default=None, help="RSS cap in bytes")
     parser.add_argument("--profiler-settings", default="{}", help="profiler settings as JSON")
+    parser.add_argument("--containment", default="auto", choices=containment.KINDS,
+                        help="how the process tree is kept together (default: the strongest available)")
     return parser.parse_args(argv)
 
 
@@ -354,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         args.experiment, args.variant, args.outdir, json.loads(args.params),
         profiler=args.profiler, replicate=args.replicate, interval_s=args.interval,
         timeout_s=args.timeout, mem_cap_bytes=args.mem_cap,
-        profiler_settings=json.loads(args.profiler_settings),
+        profiler_settings=json.loads(args.profiler_settings), contain=args.containment,
     )
     print(f"{args.experiment}/{args.variant}/{args.profiler}: {meta['status']} in {meta['wall_s']:.1f} s, "
           f"{meta['n_units']} {meta['unit']}(s), peak RSS {meta['peak_rss_bytes'] / 2**20:.1f} MiB")

@@ -15,7 +15,7 @@ from pathlib import Path
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 SAMPLE_COLUMNS = (
     "t", "pids", "rss_bytes", "pss_bytes", "uss_bytes", "vmhwm_bytes",
-    "threads", "fds", "deleted_fds", "final",
+    "threads", "fds", "deleted_fds", "cgroup_bytes", "final",
 )
 
 
@@ -76,14 +76,17 @@ def fd_counts(pid: int) -> tuple[int, int]:
     return len(names), deleted
 
 
-def sample(pid: int, t: float, smaps: bool = True, final: bool = False) -> dict | None:
-    """One sample of the tree rooted at ``pid``: sums over its processes.
+def sample(pid: int, t: float, smaps: bool = True, final: bool = False,
+           members: list[int] | tuple[int, ...] = ()) -> dict | None:
+    """One sample of the tree rooted at ``pid``, plus ``members`` (the run's cgroup,
+    which keeps descendants that left the tree by daemonising): sums over them.
+    ``cgroup_bytes`` is the caller's to fill (None here).
 
     Returns None when the root is gone (a process that exits mid-read is skipped).
     """
     row = dict.fromkeys(SAMPLE_COLUMNS, 0)
-    row.update(t=t, final=final)
-    pids = descendants(pid)
+    row.update(t=t, final=final, cgroup_bytes=None)
+    pids = list(dict.fromkeys([*descendants(pid), *members]))
     for p in pids:
         try:
             status = _status(p)

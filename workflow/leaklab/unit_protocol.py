@@ -16,11 +16,40 @@ runner marks every whole second itself.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from pathlib import Path
 
 UNITS_ENV = "LEAKLAB_UNITS"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Names the tables give a meaning of their own: a program's metric must not replace them.
+RESERVED_NAMES = frozenset({"t", "unit", "phase", "cpu_s", "final", "metric", "value",
+                            "experiment", "variant", "profiler", "replicate"})
+METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+MAX_UNIT = 10**9           # a billion units: more than any run reaches, small enough for int64
+MAX_LINE_BYTES = 4096      # a longer "line" is garbage, not a unit line
+MAX_READ_BYTES = 1 << 20   # read at most this much per poll: a flood cannot exhaust the runner
+QUOTED_BAD_LINES = 5
+
+
+class BadLine(ValueError):
+    """A line a measured program wrote that is not a valid unit line (the message says why)."""
+
+
+class BadLines:
+    """Counts what a measured program wrote wrongly and keeps the first few, quoted,
+    for ``meta.json`` and the summary: bad input is reported, never raised."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.examples: list[str] = []
+
+    def add(self, where: str, raw: bytes | str, reason: str) -> None:
+        self.count += 1
+        if len(self.examples) < QUOTED_BAD_LINES:
+            shown = raw[:80] if isinstance(raw, (bytes, str)) else raw
+            self.examples.append(f"{where}: {reason}: {shown!r}")
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -32,34 +61,90 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def parse_line(line: str) -> dict | None:
-    """``{"unit": n, **metrics}`` from one protocol line; None if it is not one."""
+def check_unit(value: object) -> int:
+    """A unit number: a whole number from 0 to ``MAX_UNIT``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadLine(f"unit {value!r} is not a whole number")
+    if not 0 <= value <= MAX_UNIT:
+        raise BadLine(f"unit {value} is outside 0..{MAX_UNIT}")
+    return value
+
+
+def check_metric(name: str, value: object) -> float:
+    """A metric a program reports: a plain name that is not one of the tables' own
+    columns, and a finite number."""
+    if not isinstance(name, str) or not METRIC_NAME.fullmatch(name):
+        raise BadLine(f"metric name {name!r} is not a plain name ([A-Za-z_][A-Za-z0-9_]*, up to 64)")
+    if name in RESERVED_NAMES:
+        raise BadLine(f"metric name {name!r} is reserved ({', '.join(sorted(RESERVED_NAMES))})")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise BadLine(f"{name}={value!r} is not a number") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or abs(value) > 2.0**63:
+        raise BadLine(f"{name}={value!r} is not a finite number")
+    return float(value)
+
+
+def parse_line(line: str) -> dict:
+    """``{"unit": n, **metrics}`` from one protocol line; raises BadLine saying why not."""
     parts = line.split()
     if not parts:
-        return None
+        raise BadLine("empty line")
     try:
-        record: dict = {"unit": int(parts[0])}
-        for pair in parts[1:]:
-            name, value = pair.split("=", 1)
-            record[name] = float(value)
+        unit = int(parts[0])
     except ValueError:
-        return None
+        raise BadLine("the unit number is not a whole number") from None
+    record: dict = {"unit": check_unit(unit)}
+    for pair in parts[1:]:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise BadLine(f"{pair!r} is not name=value")
+        if name in record:
+            raise BadLine(f"metric {name!r} given twice")
+        record[name] = check_metric(name, value)
     return record
 
 
 class ProtocolMarks:
-    """Turns a program's unit lines (or the clock) into marks in ``marks.jsonl``."""
+    """Turns a program's unit lines (or the clock) into marks in ``marks.jsonl``.
+
+    Everything the program writes is untrusted: a line that does not decode, does not
+    parse, names a reserved metric, or whose unit is negative, too large or not after
+    the previous one is counted in ``bad`` and skipped, never raised."""
 
     def __init__(self, source: str, units_path: Path, marks_path: Path):
         self.source, self.units_path, self.marks_path = source, Path(units_path), Path(marks_path)
         self.offset = 0
+        self.line_number = 0
+        self.last_unit = 0
         self.started = False
         self.next_second = 1
-        self.bad_lines = 0
+        self.bad = BadLines()
 
     def _write(self, record: dict) -> None:
         with open(self.marks_path, "a") as out:
             out.write(json.dumps(record) + "\n")
+
+    def _read_complete_lines(self) -> list[bytes]:
+        """New complete lines since the last poll (a line still being written waits,
+        unless it is already too long to be a unit line)."""
+        try:
+            with open(self.units_path, "rb") as feed:
+                feed.seek(self.offset)
+                chunk = feed.read(MAX_READ_BYTES)
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n") + 1
+        if end == 0:
+            if len(chunk) <= MAX_LINE_BYTES:
+                return []
+            end = len(chunk)  # no newline in sight: the garbage is skipped as one bad line
+        self.offset += end
+        lines = chunk[:end].split(b"\n")
+        return lines[:-1] if chunk[:end].endswith(b"\n") else lines
 
     def poll(self, t: float, pid: int) -> None:
         cpu = cpu_seconds(pid)
@@ -71,17 +156,22 @@ class ProtocolMarks:
                 self._write({"t": t, "unit": self.next_second, "phase": "unit", "cpu_s": cpu})
                 self.next_second += 1
             return
-        try:
-            with open(self.units_path) as feed:
-                feed.seek(self.offset)
-                chunk = feed.read()
-        except FileNotFoundError:
-            return
-        complete = chunk[: chunk.rfind("\n") + 1]  # a line still being written waits
-        self.offset += len(complete.encode())
-        for line in complete.splitlines():
-            record = parse_line(line)
-            if record is None:
-                self.bad_lines += line.strip() != ""
+        for raw in self._read_complete_lines():
+            self.line_number += 1
+            if not raw.strip():
                 continue
+            try:
+                if len(raw) > MAX_LINE_BYTES:
+                    raise BadLine(f"longer than {MAX_LINE_BYTES} bytes")
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise BadLine("not UTF-8 text") from None
+                record = parse_line(line)
+                if record["unit"] <= self.last_unit:
+                    raise BadLine(f"unit {record['unit']} does not follow unit {self.last_unit}")
+            except BadLine as bad:
+                self.bad.add(f"{self.units_path.name} line {self.line_number}", raw, str(bad))
+                continue
+            self.last_unit = record["unit"]
             self._write({"t": t, "phase": "unit", "cpu_s": cpu, **record})
