@@ -17,6 +17,7 @@ include: "workflow/rules/plots.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/sweep.smk"
 include: "workflow/rules/nightly.smk"
+include: "workflow/rules/accuracy.smk"
 
 
 rule all:

@@ -258,3 +258,93 @@ def test_a_flat_series_is_rarely_called_a_leak(noise, n_units, replicates, heavy
     # a one-sided 95 % bound errs at most 2.5 % of the time, 1.5 in 60 (measured over
     # 24,000 data sets: 1.7 %); 7 or more in 60 would happen with p < 0.1 %
     assert leaks <= 6
+
+
+# --- settling, families, one verdict per variant ------------------------------------------
+
+def curve(values, replicates: int = 2, seed: int = 0, noise: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    y = np.asarray(values, dtype=float)
+    x = np.arange(1, y.size + 1, dtype=float)
+    return [(x, y + rng.normal(0, 5 * MIB) + rng.normal(0, noise, y.size)) for _ in range(replicates)]
+
+
+def test_growth_that_levels_off_is_settling_not_a_leak():
+    u = np.arange(1, 31, dtype=float)
+    plateau = 40 * MIB * (1 - np.exp(-u / 6))  # a cache or an allocator filling up: +5 MiB/unit at first
+    judged = verdicts.judge(curve(plateau, noise=0.05 * MIB), leak_per_unit=MIB)
+    assert judged.verdict == "settling", judged.reason
+    assert judged.reason.startswith("growth stopped") and judged.windows.late.ci_high < MIB / 2
+
+
+def test_growth_still_rising_but_decelerating_is_settling():
+    u = np.arange(1, 31, dtype=float)
+    rising = 100 * MIB * (1 - np.exp(-u / 18))  # ends at +1.1 MiB/unit: above the bar, slowing down
+    judged = verdicts.judge(curve(rising, noise=0.05 * MIB), leak_per_unit=MIB)
+    assert judged.windows.late.slope > MIB / 2 and judged.windows.decelerating
+    assert judged.verdict == "settling" and judged.reason.startswith("decelerating"), judged.reason
+
+
+def test_a_steady_leak_stays_a_leak_and_a_one_off_step_does_not_become_one():
+    u = np.arange(1, 31, dtype=float)
+    judged = verdicts.judge(curve(2 * MIB * u, noise=0.2 * MIB), leak_per_unit=MIB)
+    assert judged.verdict == "leak" and not judged.windows.decelerating
+    step = np.where(u >= 8, 30 * MIB, 0.0)  # one jump in the early half, flat after
+    judged = verdicts.judge(curve(step, noise=0.05 * MIB), leak_per_unit=MIB)
+    assert judged.verdict == "settling", judged.reason
+
+
+def test_short_runs_have_no_halves_and_the_whole_window_decides():
+    judged = verdicts.judge(curve(2 * MIB * np.arange(1, 6, dtype=float)), leak_per_unit=MIB)
+    assert judged.windows.late is None and judged.verdict == "leak"
+
+
+def test_rss_and_uss_of_a_run_get_one_verdict_from_rss():
+    rss = units_table(0.6 * MIB, noise=0.3 * MIB, seed=21)
+    uss = units_table(0.6 * MIB, metric="uss_bytes", noise=0.3 * MIB, seed=22)
+    resolved = leaklab_settings.resolve({**CONFIG, "verdict": {"metrics": {
+        "rss_bytes": {"leak_per_unit": MIB, "retained": 16 * MIB}, "uss_bytes": {"leak_per_unit": MIB, "retained": 16 * MIB}}}})
+    units = pd.concat([rss, uss], ignore_index=True)
+    growth = verdicts.pooled_growth(verdicts.replicate_slopes(units, 1), resolved, units)
+    rows = growth.set_index("metric")
+    assert rows.loc["uss_bytes", "verdict"] == rows.loc["rss_bytes", "verdict"]
+    assert rows.loc["uss_bytes", "decided_by"] == "rss_bytes" and rows.loc["uss_bytes", "verdict_reason"].startswith("as rss")
+
+
+def test_the_variant_verdict_is_the_most_severe_deciding_metric_and_names_it():
+    units = pd.concat([
+        units_table(0.0, variant="capi-real", noise=0.1 * MIB, seed=23),
+        units_table(1.0, variant="capi-real", metric="deleted_fds", level=0.0, units=30),
+        units_table(0.0, variant="binding-dummy", noise=0.1 * MIB, seed=24),
+    ], ignore_index=True)
+    units.loc[units["metric"] == "deleted_fds", "value"] = units.loc[units["metric"] == "deleted_fds", "unit"]
+    growth = verdicts.pooled_growth(verdicts.replicate_slopes(units, 1), RESOLVED, units)
+    decided = verdicts.variant_verdicts(growth, RESOLVED).set_index("variant")
+    assert decided.loc["capi-real", ["verdict", "metric"]].to_list() == ["leak", "deleted_fds"]
+    assert decided.loc["binding-dummy", ["verdict", "metric"]].to_list() == ["stable", "rss_bytes"]  # RSS first among equals
+    assert growth["decides"].sum() == 2
+
+
+def test_profiled_runs_are_never_judged():
+    units = units_table(32 * MIB, noise=MIB, seed=3).assign(profiler="heaptrack")
+    row = only(judge(units), metric="rss_bytes")
+    assert row["verdict"] == "inconclusive" and row["verdict_reason"].startswith("not judged")
+    assert row["growth_per_unit"] == pytest.approx(32 * MIB, rel=0.1)  # the numbers stay
+
+
+def test_the_decision_is_deterministic():
+    units = units_table(0.7 * MIB, replicates=3, noise=0.5 * MIB, seed=31)
+    pd.testing.assert_frame_equal(judge(units), judge(units.sample(frac=1.0, random_state=1)))
+
+
+def test_thresholds_default_and_are_overridden_per_experiment():
+    resolved = leaklab_settings.resolve({"experiments": {
+        "planted": {"variants": ["zero"], "verdict": {"rss_bytes": {"leak_per_unit": 65536}}},
+        "fd_leak": {"variants": ["close"]}}})
+    assert resolved["planted"].thresholds["rss_bytes"] == leaklab_settings.Threshold(65536, 16 * MIB)
+    assert resolved["fd_leak"].thresholds["rss_bytes"].leak_per_unit == MIB
+    assert resolved["fd_leak"].thresholds["deleted_fds"].leak_per_unit == 1
+    assert leaklab_settings.from_params(leaklab_settings.to_params(resolved)) == resolved
+    with pytest.raises(ValueError, match="'my_metric' has no default threshold; give retained"):
+        leaklab_settings.resolve({"experiments": {"fd_leak": {"variants": ["close"], "verdict": {
+            "my_metric": {"leak_per_unit": 1}}}}})

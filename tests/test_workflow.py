@@ -68,6 +68,18 @@ def test_verdicts_show_the_physics(results):
     assert verdict(growth, "dict_shrink", "dict", "dict_size_bytes")["verdict"] == "retention"
     assert verdict(growth, "dict_shrink", "rebuilt", "dict_size_bytes")["verdict"] == "stable"
     assert verdict(growth, "duckdb_load", "load_on", "rss_bytes")["n_replicates"] == 2
+    assert verdict(growth, "duckdb_load", "load_on", "rss_bytes")["unit"] == "dropped table"
+    # one verdict per variant, from the metric that decided it
+    decided = pd.read_csv(results / "results" / "tables" / "variant_verdicts.csv").set_index(["experiment", "variant"])
+    assert decided.loc[("rocksdb_merge", "capi-real"), ["verdict", "metric"]].to_list() == ["leak", "rss_bytes"]
+    assert decided.loc[("fd_leak", "leak"), ["verdict", "metric"]].to_list() == ["leak", "deleted_fds"]
+    assert decided.loc[("dict_shrink", "dict"), ["verdict", "metric"]].to_list() == ["retention", "dict_size_bytes"]
+    for variant in ("binding-real", "capi_fixed-real", "capi-dummy", "binding-dummy"):
+        assert decided.loc[("rocksdb_merge", variant), "verdict"] == "stable", variant
+    assert decided.loc[("fd_leak", "close"), "verdict"] == "stable"
+    # RSS and USS of one run carry one verdict
+    resident = growth[growth["metric"].isin(["rss_bytes", "uss_bytes"])]
+    assert (resident.groupby(["experiment", "variant", "profiler"])["verdict"].nunique() == 1).all()
 
 
 def test_comparisons_against_baselines(results):
@@ -161,8 +173,15 @@ def test_planted_controls_pass_and_give_the_sensitivity(results):
     growth = pd.read_csv(results / "results" / "tables" / "growth.csv")
     assert growth["controls_passed"].all()
     summary = (results / "results" / "summary.md").read_text()
-    assert "**Controls: passed** (5 planted variants). Smallest planted leak detected: 64 KiB/step." in summary
+    assert "**Controls: passed** (5 planted variants)." in summary
     assert "| rocksdb_merge | capi-real | rss_bytes | **leak** |" in summary
+    assert "| rocksdb_merge | capi-real | **leak** | rss_bytes |" in summary  # the verdict per variant
+    # sensitivity per experiment, in its own units, from leaks planted into its baseline
+    sensitivity = pd.read_csv(results / "results" / "tables" / "sensitivity.csv").set_index(["experiment", "metric"])
+    rocksdb = sensitivity.loc[("rocksdb_merge", "rss_bytes")]
+    assert rocksdb["unit"] == "pass" and bool(rocksdb["detected_at_threshold"])
+    assert rocksdb["smallest_detected"] <= rocksdb["leak_per_unit"]
+    assert "- rocksdb_merge rss_bytes: threshold +0.250 MiB/pass caught" in summary
 
 
 def test_attribution_puts_each_leak_in_its_layer(results):

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from leaklab import experiments, profilers, settings
-from leaklab.experiments.duckdb_load import parse_duration
+from leaklab.experiments.duckdb_load import expected_drops, parse_duration
 
 # How many units a run of each experiment has, from its parameters.
 UNITS_FROM_PARAMS = {
     "rocksdb_merge": lambda p: int(p["passes"]),
     "dict_shrink": lambda p: int(p["cycles"]),
-    "duckdb_load": lambda p: int(parse_duration(p["duration"])),
+    "duckdb_load": expected_drops,
     "fd_leak": lambda p: int(p["rotations"]),
     "planted": lambda p: int(p["steps"]),
 }

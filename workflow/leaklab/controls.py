@@ -23,7 +23,7 @@ METRIC = "rss_bytes"
 
 
 def expected_verdict(variant: str) -> str:
-    return {"zero": "stable", "fragment": "retention"}.get(variant, "leak")
+    return {"zero": "stable", "fragment": "retention", "cache": "settling", "settle": "settling"}.get(variant, "leak")
 
 
 def check(growth: pd.DataFrame, resolved: Mapping[str, ExperimentSettings]) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 The ``planted`` controls prove the detector on one experiment's noise and length.  A
 leak in another experiment is judged against that experiment's noise, threshold and
-length, so its sensitivity is measured there: every deciding metric of the baseline
+length, so its sensitivity is measured there: RSS and the key metrics of the baseline
 variant's plain runs, as recorded, gets a linear leak added at rates on a ladder around
 its ``leak_per_unit`` (``LADDER`` x threshold), and each is judged by the same rule
 as real data.  ``detected_at_threshold`` says whether a leak at the threshold is
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from leaklab import verdicts
-from leaklab.settings import SYSTEM_WIDE, ExperimentSettings, family
+from leaklab.settings import ExperimentSettings, deciding_metrics
 
 LADDER = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
 COLUMNS = ["experiment", "metric", "unit", "baseline", "leak_per_unit", "n_replicates", "n_units",
@@ -65,8 +65,7 @@ def table(units: pd.DataFrame, resolved: Mapping[str, ExperimentSettings]) -> pd
     for name, s in resolved.items():
         if name == "planted":  # its own controls say it
             continue
-        metrics = [m for m in s.thresholds if m not in SYSTEM_WIDE and (family(m) == m or m == "rss_bytes")]
-        for metric in metrics:
+        for metric in [m for m in deciding_metrics(s) if m == "rss_bytes" or m in s.key_metrics]:
             series = _series(units, name, s.baseline, metric, s.warmup_units)
             if not series:
                 continue

@@ -22,17 +22,18 @@ from leaklab import experiments
 MIB = 2**20
 
 # Why each default: a leak the size of one small object per unit is noise for RSS
-# (pages of 4 KiB, arenas of 64 MiB), so byte metrics start at 1 MiB per unit; counts
-# leak one object per unit at least, so half of one is the bar; the system slab is
-# shared with every other process, so only a kilobyte per unit or more is read.
+# (pages of 4 KiB, arenas of 64 MiB), so byte metrics start at 1 MiB per unit; a count
+# that leaks leaks one object per unit at least; the system slab is shared with every
+# other process, and one leaked deleted file holds about a kilobyte of it (dentry,
+# inode, file).
 DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
     "rss_bytes": {"leak_per_unit": MIB, "retained": 16 * MIB},
     "uss_bytes": {"leak_per_unit": MIB, "retained": 16 * MIB},
     "malloc_in_use_bytes": {"leak_per_unit": MIB, "retained": 16 * MIB},
     "dict_size_bytes": {"leak_per_unit": MIB, "retained": 16 * MIB},
     "duckdb_memory_bytes": {"leak_per_unit": MIB, "retained": 16 * MIB},
-    "deleted_fds": {"leak_per_unit": 0.5, "retained": 16},
-    "fds": {"leak_per_unit": 0.5, "retained": 16},
+    "deleted_fds": {"leak_per_unit": 1, "retained": 16},
+    "fds": {"leak_per_unit": 1, "retained": 16},
     "slab_bytes": {"leak_per_unit": 1024, "retained": 2**30},
 }
 # Metrics that measure the same memory: one verdict per family, decided by the first
@@ -57,6 +58,7 @@ class ExperimentSettings:
     baseline: str
     warmup_units: int
     variants: tuple[str, ...] = ()
+    key_metrics: tuple[str, ...] = ()
     thresholds: dict[str, Threshold] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -64,6 +66,15 @@ class ExperimentSettings:
 def family(metric: str) -> str:
     """The family a metric belongs to (itself when it has none)."""
     return next((name for name, members in FAMILIES.items() if metric in members), metric)
+
+
+def deciding_metrics(s: ExperimentSettings) -> list[str]:
+    """The metrics a variant's verdict is taken from, in order of preference among equal
+    verdicts: resident memory, the experiment's own key metrics, then the rest
+    (system-wide metrics never decide)."""
+    judged = [m for m in s.thresholds if m not in SYSTEM_WIDE]
+    first = ["rss_bytes", *s.key_metrics]
+    return [m for m in first if m in judged] + sorted(m for m in judged if m not in first)
 
 
 def thresholds(config: dict, experiment: str) -> dict[str, Threshold]:
@@ -89,7 +100,8 @@ def resolve(config: dict) -> dict[str, ExperimentSettings]:
         spec = experiments.get(name)
         resolved[name] = ExperimentSettings(
             name=name, unit=spec.unit, releases=spec.releases, baseline=spec.baseline,
-            warmup_units=int(entry.get("warmup_units", 1)), variants=tuple(entry["variants"]), thresholds=thresholds(config, name),
+            warmup_units=int(entry.get("warmup_units", 1)), variants=tuple(entry["variants"]),
+            key_metrics=spec.key_metrics, thresholds=thresholds(config, name),
             params=dict(entry.get("params", {})),
         )
     return resolved
@@ -101,6 +113,6 @@ def to_params(resolved: dict[str, ExperimentSettings]) -> dict[str, dict]:
 
 
 def from_params(data: dict[str, dict]) -> dict[str, ExperimentSettings]:
-    return {name: ExperimentSettings(**{**s, "variants": tuple(s["variants"]),
+    return {name: ExperimentSettings(**{**s, "variants": tuple(s["variants"]), "key_metrics": tuple(s["key_metrics"]),
                                         "thresholds": {m: Threshold(**t) for m, t in s["thresholds"].items()}})
             for name, s in data.items()}

@@ -18,7 +18,7 @@ import pandas as pd
 from leaklab import tables
 
 ROOT = "results/sweep"
-DECISIVE = ("leak", "retention", "stable")
+DECISIVE = ("leak", "retention", "settling", "stable")
 
 
 def version_key(version: str) -> tuple:
@@ -47,6 +47,23 @@ def sweep_config(config: dict) -> dict:
     return {**config, "experiments": {name: entry}}
 
 
+def _mark_changes(sweep: pd.DataFrame, column: str, keys: list[str], first_column: str) -> None:
+    """Where ``column`` first differs from the version before it, per ``keys``.  Only
+    decisive verdicts count: a version that cannot decide changes nothing."""
+    changed_column = f"{column}_changed"
+    sweep[changed_column] = False
+    versions = sweep.drop_duplicates([*keys, "version"]) if keys == ["variant"] else sweep
+    for _, group in versions.groupby(keys):
+        decisive = group[group[column].isin(DECISIVE)]
+        previous = decisive[column].shift()
+        changed = decisive.index[previous.notna() & (decisive[column] != previous)]
+        sweep.loc[changed, changed_column] = True
+    first = sweep[sweep[changed_column]].groupby(keys)["version"].first()
+    sweep[first_column] = [first.get(key if len(keys) > 1 else key[0]) for key in zip(*(sweep[k] for k in keys))]
+    if column != "verdict":
+        sweep.drop(columns=changed_column, inplace=True)
+
+
 def table(run_dirs_by_version: dict[str, list[Path]], config: dict) -> pd.DataFrame:
     """Growth per unit of every metric by version, and where the verdict first changes."""
     analysed = sweep_config(config)
@@ -58,20 +75,16 @@ def table(run_dirs_by_version: dict[str, list[Path]], config: dict) -> pd.DataFr
         if growth.empty:
             continue
         statuses = built["runs"].groupby("variant")["status"].agg(lambda s: ",".join(sorted(set(s))))
-        frames.append(growth.assign(package=package, version=version,
-                                    run_status=growth["variant"].map(statuses)))
+        decided = built["variant_verdicts"].set_index("variant")
+        frames.append(growth.assign(package=package, version=version, run_status=growth["variant"].map(statuses),
+                                    variant_verdict=growth["variant"].map(decided["verdict"]),
+                                    decided_by=growth["variant"].map(decided["metric"])))
     if not frames:
         return pd.DataFrame()
     sweep = pd.concat(frames, ignore_index=True)
-    sweep["verdict_changed"] = False
-    for _, group in sweep.groupby(["variant", "metric"]):
-        # only decisive verdicts count: a version that cannot decide changes nothing
-        decisive = group[group["verdict"].isin(DECISIVE)]
-        previous = decisive["verdict"].shift()
-        changed = decisive.index[previous.notna() & (decisive["verdict"] != previous)]
-        sweep.loc[changed, "verdict_changed"] = True
-    first = sweep[sweep["verdict_changed"]].groupby(["variant", "metric"])["version"].first()
-    sweep["first_change_version"] = [first.get((v, m)) for v, m in zip(sweep["variant"], sweep["metric"])]
+    _mark_changes(sweep, "verdict", ["variant", "metric"], "first_change_version")
+    _mark_changes(sweep, "variant_verdict", ["variant"], "variant_first_change_version")
     columns = ["package", "version", "experiment", "variant", "metric", "unit", "growth_per_unit", "ci_low",
-               "ci_high", "verdict", "verdict_changed", "first_change_version", "n_replicates", "run_status"]
+               "ci_high", "verdict", "verdict_changed", "first_change_version", "variant_verdict", "decided_by",
+               "variant_first_change_version", "n_replicates", "run_status"]
     return sweep[[c for c in columns if c in sweep.columns]]

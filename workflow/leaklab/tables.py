@@ -99,7 +99,7 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     per_run = verdicts.replicate_slopes(tables["units"], verdicts.warmup_units(resolved))
     tables["replicate_growth"] = per_run
     tables["growth"] = verdicts.pooled_growth(per_run, resolved, tables["units"])
-    tables["variant_verdicts"] = verdicts.variant_verdicts(tables["growth"]).drop(columns="row")
+    tables["variant_verdicts"] = verdicts.variant_verdicts(tables["growth"], resolved).drop(columns="row")
     tables["controls"] = controls.check(tables["growth"], resolved)
     tables["sensitivity"] = sensitivity.table(tables["units"], resolved)
     # one failed control makes every verdict of this run suspect; no controls: unchecked

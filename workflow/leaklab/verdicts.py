@@ -55,7 +55,8 @@ RUN_KEYS = ["experiment", "variant", "profiler", "replicate"]
 GROUP_KEYS = ["experiment", "variant", "profiler", "metric"]
 VERDICTS = ("leak", "retention", "settling", "inconclusive", "stable")  # most severe first
 DECISION_FRACTION = 0.5
-DECELERATION_CONFIDENCE = 0.99
+DECELERATION_CONFIDENCE = 0.90
+MAX_LATE_SHARE = 0.8  # decelerating: the late half grows at most this share of the early half's rate
 
 PER_RUN_COLUMNS = [*RUN_KEYS, "metric", "warmup_units", "n_units", "slope", "slope_low", "slope_high",
                    "level", "retained", "first_unit", "last_unit"]
@@ -128,7 +129,8 @@ def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: 
     strict = dict(confidence=DECELERATION_CONFIDENCE, n_boot=n_boot, seed=seed)
     e99, l99 = pooled_slope(early_points, **strict), pooled_slope(late_points, **strict)
     low, _ = mover_difference(e99.slope, e99.ci_low, e99.ci_high, l99.slope, l99.ci_low, l99.ci_high)
-    return Windows(whole, early, late, decelerating=bool(low > 0), n_units=n_units)
+    slower = late.slope <= MAX_LATE_SHARE * early.slope
+    return Windows(whole, early, late, decelerating=bool(low > 0 and slower), n_units=n_units)
 
 
 def _rate(value: float, metric: str, unit: str) -> str:
@@ -161,14 +163,16 @@ def decide(w: Windows, *, leak_per_unit: float, retained_threshold: float, relea
     if releases and not math.isnan(retained) and retained >= retained_threshold:
         return "retention", (f"retained {amount(retained, metric)} >= {amount(retained_threshold, metric)}; "
                              f"{whole} not a leak")
-    grew = f.ci_low > bar or (have_halves and not math.isnan(early.ci_low) and early.ci_low > bar)
-    if grew and have_halves and (late.ci_high < bar or late.slope < bar or w.decelerating):
-        how = "decelerating" if w.decelerating else "levelling off"
-        return "settling", (f"{how}: early half {_rate(early.slope, metric, unit)}, late half "
-                            f"{_rate(late.slope, metric, unit)} "
-                            f"{_ci_text(late.ci_low, late.ci_high, metric, unit)}; whole {whole}")
     if f.ci_high < bar:
         return "stable", f"{whole} below {bar_text}"
+    if have_halves:
+        grew = f.ci_low > bar or (not math.isnan(early.ci_low) and early.ci_low > bar)
+        halves = (f"early half {_rate(early.slope, metric, unit)}, late half {_rate(late.slope, metric, unit)} "
+                  f"{_ci_text(late.ci_low, late.ci_high, metric, unit)}; whole {whole}")
+        if late.ci_high < bar:
+            return "settling", f"growth stopped (a plateau or a one-off step): {halves}"
+        if grew and (w.decelerating or late.slope < bar):
+            return "settling", f"{'decelerating' if w.decelerating else 'levelling off'}: {halves}"
     return "inconclusive", f"{whole} straddles {bar_text}"
 
 
@@ -299,10 +303,11 @@ def pooled_growth(per_run: pd.DataFrame, resolved: Mapping[str, leaklab_settings
             "decelerating": w.decelerating, "verdict": verdict, "verdict_reason": reason,
             "decided_by": metric, "decides": False,
         })
-    return harmonise_families(pd.DataFrame(rows, columns=POOLED_COLUMNS))
+    return harmonise_families(pd.DataFrame(rows, columns=POOLED_COLUMNS), resolved)
 
 
-def harmonise_families(growth: pd.DataFrame) -> pd.DataFrame:
+def harmonise_families(growth: pd.DataFrame,
+                       resolved: Mapping[str, leaklab_settings.ExperimentSettings] | None = None) -> pd.DataFrame:
     """One verdict per run set and metric family (the first member present decides),
     and ``decides``: the row whose verdict is its variant's (``variant_verdicts``)."""
     if growth.empty:
@@ -318,29 +323,31 @@ def harmonise_families(growth: pd.DataFrame) -> pd.DataFrame:
         growth.loc[others, "verdict"] = leader["verdict"]
         growth.loc[others, "verdict_reason"] = f"as {leader['metric']} (same memory): {leader['verdict_reason']}"
         growth.loc[others, "decided_by"] = leader["metric"]
-    for index in variant_verdicts(growth)["row"]:
+    for index in variant_verdicts(growth, resolved)["row"]:
         growth.loc[index, "decides"] = True
     return growth.drop(columns="family")
 
 
-def _deciding_rows(growth: pd.DataFrame) -> pd.DataFrame:
-    judged = growth[(growth["profiler"] == "plain") & (growth["decided_by"] == growth["metric"])]
-    return judged[~judged["metric"].isin(leaklab_settings.SYSTEM_WIDE)]
-
-
-def variant_verdicts(growth: pd.DataFrame) -> pd.DataFrame:
+def variant_verdicts(growth: pd.DataFrame,
+                     resolved: Mapping[str, leaklab_settings.ExperimentSettings] | None = None) -> pd.DataFrame:
     """One verdict per experiment x variant (plain runs): the most severe of its deciding
-    metrics, with the metric that decided it (``row``: its index in ``growth``)."""
+    metrics (``settings.deciding_metrics``, whose order breaks ties), with the metric
+    that decided it (``row``: its index in ``growth``)."""
     if growth.empty:
         return pd.DataFrame(columns=[*VARIANT_COLUMNS, "row"])
     rank = {v: i for i, v in enumerate(VERDICTS)}
+    judged = growth[(growth["profiler"] == "plain") & (growth["decided_by"] == growth["metric"])]
     rows = []
-    for _, group in _deciding_rows(growth).groupby(["experiment", "variant", "profiler"], sort=True):
-        # most severe first; among equals, the growth furthest above its threshold
-        score = group["verdict"].map(rank) - (group["ci_low"] / group["leak_per_unit"]).fillna(-np.inf) * 1e-9
-        best = group.loc[score.idxmin()]
-        rows.append({**{c: best[c] for c in VARIANT_COLUMNS if c != "metric"}, "metric": best["metric"],
-                     "row": best.name})
+    for (experiment, _, _), group in judged.groupby(["experiment", "variant", "profiler"], sort=True):
+        s = (resolved or {}).get(experiment)
+        preference = leaklab_settings.deciding_metrics(s) if s else ["rss_bytes"]
+        candidates = group[group["metric"].isin(preference) | (s is None and ~group["metric"].isin(
+            leaklab_settings.SYSTEM_WIDE))]
+        if candidates.empty:
+            continue
+        position = candidates["metric"].map({m: i for i, m in enumerate(preference)}).fillna(len(preference))
+        best = candidates.loc[(candidates["verdict"].map(rank) * 1000 + position).idxmin()]
+        rows.append({**{c: best[c] for c in VARIANT_COLUMNS}, "row": best.name})
     return pd.DataFrame(rows, columns=[*VARIANT_COLUMNS, "row"])
 
 

@@ -2,7 +2,9 @@
 
 
 rule sweep_venv:
-    """A venv holding one version of the swept library, from PyPI wheels."""
+    """A venv holding one version of the swept library: from a PyPI wheel, or, for a
+    version with no wheel for this Python, from a wheel built once from its source
+    distribution into the cache outside results/ (leaklab.wheels; log under the cache)."""
     output:
         touch("results/sweep/venvs/{package}-{version}/.ready"),
     params:
@@ -11,11 +13,13 @@ rule sweep_venv:
     log:
         "results/logs/sweep_venv_{package}-{version}.log",
     resources:
-        mem_mb=2048,
-        runtime=20,
+        mem_mb=4096,
+        runtime=60,
     shell:
         "(rm -rf {params.venv}/bin {params.venv}/lib && {params.python} -m venv {params.venv}"
-        " && {params.venv}/bin/pip install --quiet --only-binary=:all: {wildcards.package}=={wildcards.version})"
+        " && ({params.venv}/bin/pip install --quiet --only-binary=:all: {wildcards.package}=={wildcards.version}"
+        " || {params.venv}/bin/pip install --quiet"
+        " $({params.python} -m leaklab.wheels {wildcards.package} {wildcards.version} | tail -n 1)))"
         " > {log} 2>&1"
 
 

@@ -9,9 +9,16 @@ none (``load_off``), checks the count and drops the oldest tables beyond
 inside DuckDB (``INSERT ... SELECT ... FROM range(n)``), which writes the same data
 through the same storage path without a Python loop per row.
 
-One unit = one second.  Each second's mark records the tables created and dropped,
-the task rate achieved and DuckDB's own memory accounting (``duckdb_memory()``,
+One unit = one dropped table: the leak of duckdb#3291 is per dropped catalog entry,
+so growth reads as bytes per dropped table whatever the rate.  A mark each second
+records the tables created and dropped so far (its unit is the drop count), the task
+rate achieved, glibc's heap in use (which sees DuckDB's own allocations in 0.3.x; later
+wheels bring their own jemalloc) and DuckDB's own accounting (``duckdb_memory()``,
 DuckDB >= 0.10) where the version has it.
+
+DuckDB 0.3.x cannot use a cursor from another thread, and its cursors live until the
+connection closes (a cursor per task would itself grow), so there the tasks run one
+at a time on the connection itself, as one thread (DuckDB still runs its own workers).
 """
 
 from __future__ import annotations
@@ -28,9 +35,9 @@ from leaklab.marks import mark
 
 VARIANTS = ("load_on", "load_off")
 BASELINE = "load_off"
-UNIT = "second"
-KEY_METRICS = ("duckdb_memory_bytes", "tables_resident")
-SCALED_PARAMS = ("rows",)  # the rate and the duration stay: units are seconds
+UNIT = "dropped table"
+KEY_METRICS = ("malloc_in_use_bytes", "duckdb_memory_bytes", "tables_resident")
+SCALED_PARAMS = ("rows",)  # the rate and the duration stay
 DEFAULTS = {"duration": "PT30S", "tables_per_second": 5, "threads": 4, "rows": 10_000, "resident_tables": 100}
 
 _ISO_DURATION = re.compile(
@@ -67,6 +74,18 @@ def native_libraries() -> list[str]:
     return glob.glob(os.path.join(package, "*.so")) + glob.glob(os.path.join(os.path.dirname(package), "*duckdb*.so"))
 
 
+def expected_drops(params: dict) -> int:
+    """Tables a run drops: all it creates beyond the resident ones."""
+    p = {**DEFAULTS, **params}
+    return max(0, int(parse_duration(p["duration"]) * float(p["tables_per_second"])) - int(p["resident_tables"]))
+
+
+def threads_allowed(version: str) -> bool:
+    """Cursors can cross threads (and close on their own) from DuckDB 0.4 on."""
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return (major, minor) >= (0, 4)
+
+
 def duckdb_memory_bytes(con) -> int | None:
     """Sum of ``duckdb_memory()``'s memory_usage_bytes; None before DuckDB 0.10."""
     try:
@@ -84,8 +103,8 @@ class TableLoader:
         self.live: collections.deque[str] = collections.deque()
         self.created = self.dropped = self.failed = 0
 
-    def task(self, number: int) -> None:
-        cur = self.con.cursor()
+    def task(self, number: int, own_cursor: bool = True) -> None:
+        cur = self.con.cursor() if own_cursor else self.con
         try:
             name = f"T{number:09d}"
             cur.execute(f"CREATE TABLE {name} (id BIGINT, message VARCHAR)")
@@ -109,7 +128,27 @@ class TableLoader:
                 self.failed += 1
             raise
         finally:
-            cur.close()
+            if own_cursor:
+                cur.close()
+
+
+class InlinePool:
+    """DuckDB 0.3.x: every task on the calling thread, on the connection itself."""
+
+    def __init__(self, max_workers: int):
+        self.max_workers = max_workers
+
+    def submit(self, fn, number: int) -> None:
+        try:
+            fn(number, own_cursor=False)
+        except Exception:  # counted in tasks_failed, as the pool's futures would be
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
 
 
 def run(variant: str, params: dict, workdir: Path) -> None:
@@ -121,10 +160,12 @@ def run(variant: str, params: dict, workdir: Path) -> None:
     rate = float(p["tables_per_second"])
     con = duckdb.connect(":memory:")
     loader = TableLoader(con, int(p["rows"]) if variant == "load_on" else 0, int(p["resident_tables"]))
-    mark(0, "start", tables_resident=0, duckdb_memory_bytes=duckdb_memory_bytes(con))
+    threaded = threads_allowed(duckdb.__version__)
+    mark(0, "start", tables_resident=0, duckdb_memory_bytes=duckdb_memory_bytes(con), threaded=int(threaded))
     start = time.monotonic()
     submitted, second, last_created = 0, 1, 0
-    with ThreadPoolExecutor(max_workers=int(p["threads"])) as pool:
+    pool = ThreadPoolExecutor(max_workers=int(p["threads"])) if threaded else InlinePool(1)
+    with pool:
         while (now := time.monotonic() - start) < duration:
             while submitted < rate * now:
                 pool.submit(loader.task, submitted)
@@ -132,8 +173,8 @@ def run(variant: str, params: dict, workdir: Path) -> None:
             if now >= second:
                 with loader.lock:
                     created, dropped, failed, resident = loader.created, loader.dropped, loader.failed, len(loader.live)
-                mark(second, "unit", tables_created=created, tables_dropped=dropped, tasks_failed=failed,
-                     tables_resident=resident, tasks_per_second=created - last_created,
+                mark(dropped, "unit", seconds=second, tables_created=created, tables_dropped=dropped,
+                     tasks_failed=failed, tables_resident=resident, tasks_per_second=created - last_created,
                      tasks_queued=submitted - created - failed, duckdb_memory_bytes=duckdb_memory_bytes(con))
                 last_created = created
                 second += 1

@@ -9,6 +9,17 @@ Each step (the unit) allocates and keeps a known number of bytes:
 - ``fragment``: the first step fills 16 x ``large_bytes`` with small objects and frees
   all but one in 64; nothing grows after, but the half-empty arenas stay: ``retention``.
 
+Behaviours whose truth is known but which are not leaks, or not simple ones (the
+labelled accuracy benchmark runs them; the default run need not):
+
+- ``cache``: a cache of ``small_bytes`` entries per step, capped at ``cache_steps``
+  entries (the oldest evicted): fills, then flat: ``settling``.
+- ``settle``: allocations whose footprint approaches a ceiling geometrically (each
+  step adds half of what is left of 32 x ``small_bytes``), as an allocator's arenas
+  or a pool warming up do: ``settling``.
+- ``sawtooth``: keeps ``small_bytes`` per step, and also holds garbage in native blocks
+  that it frees every 5th step, as a collector would: a ``leak`` under a sawtooth.
+
 The planted rates are parameters; ``leaklab.controls`` checks that each was detected
 and estimated within tolerance, and that ``zero`` stayed stable.
 """
@@ -23,12 +34,15 @@ from pathlib import Path
 from leaklab.experiments import cli
 from leaklab.marks import mark
 
-VARIANTS = ("zero", "python_small", "python_large", "native_tiny", "native_small", "native_large", "fragment")
+VARIANTS = ("zero", "python_small", "python_large", "native_tiny", "native_small", "native_large", "fragment",
+            "cache", "settle", "sawtooth")
 BASELINE = "zero"
 UNIT = "step"
 KEY_METRICS = ("malloc_in_use_bytes",)
 RELEASES = True  # `fragment` releases what it allocated: what stays is retention
-DEFAULTS = {"steps": 30, "tiny_bytes": 65536, "small_bytes": 262144, "large_bytes": 4194304, "interval_s": 0.02}
+DEFAULTS = {"steps": 30, "tiny_bytes": 65536, "small_bytes": 262144, "large_bytes": 4194304, "interval_s": 0.02,
+            "cache_steps": 8}
+SAWTOOTH_PERIOD = 5
 PY_OBJECT_BYTES = 88  # a 47-byte bytes object takes an 80-byte pymalloc block, plus its list slot
 
 _libc = ctypes.CDLL(None)
@@ -38,10 +52,12 @@ _libc.free.argtypes = [ctypes.c_void_p]
 
 
 def planted_rate(variant: str, params: dict) -> int:
-    """Bytes per step the variant keeps (0 for ``zero`` and ``fragment``)."""
+    """Bytes per step the variant keeps for good (0 for those that do not leak)."""
     p = {**DEFAULTS, **params}
-    if variant in ("zero", "fragment"):
+    if variant in ("zero", "fragment", "cache", "settle"):
         return 0
+    if variant == "sawtooth":
+        return int(p["small_bytes"])
     return int(p[f"{variant.split('_')[1]}_bytes"])
 
 
@@ -60,9 +76,27 @@ def run(variant: str, params: dict, workdir: Path) -> list:
     p = {**DEFAULTS, **params}
     rate = planted_rate(variant, p)
     kept: list = []
+    garbage: list[int] = []
+    ceiling, settled = 32 * int(p["small_bytes"]), 0
     mark(0, "start", planted_bytes=0)
     for step in range(1, int(p["steps"]) + 1):
-        if variant.startswith("python"):
+        if variant == "cache":
+            kept.append(_native_block(int(p["small_bytes"])))
+            while len(kept) > int(p["cache_steps"]):
+                _libc.free(kept.pop(0))
+        elif variant == "settle":
+            more = (ceiling - settled) // 2
+            if more >= 4096:
+                kept.append(_native_block(more))
+                settled += more
+        elif variant == "sawtooth":
+            kept.append(_native_block(rate))
+            garbage.append(_native_block(4 * rate))
+            if step % SAWTOOTH_PERIOD == 0:
+                for block in garbage:
+                    _libc.free(block)
+                garbage.clear()
+        elif variant.startswith("python"):
             kept.append(_python_objects(rate))
         elif variant.startswith("native"):
             kept.append(_native_block(rate))

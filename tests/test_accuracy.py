@@ -1,0 +1,73 @@
+"""The labelled accuracy benchmark's synthetic tier (the real tier is `make accuracy`)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leaklab import accuracy, sensitivity, verdicts
+
+NOT_LEAKING = ("settling", "step", "retention", "flat", "churn", "sawtooth")
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return accuracy.synthetic_rows(draws=8, seed=0)
+
+
+def test_every_leak_at_or_above_the_threshold_is_caught(rows):
+    leaks = rows[rows["case"].isin(["leak", "sawtooth_leak"])]
+    assert len(leaks) == 8 * 9
+    assert (leaks["verdict"] == "leak").all(), leaks[leaks["verdict"] != "leak"].to_string()
+
+
+def test_nothing_that_does_not_leak_is_called_a_leak(rows):
+    quiet = rows[rows["case"].isin(NOT_LEAKING)]
+    assert set(quiet["case"]) == set(NOT_LEAKING)
+    assert not (quiet["verdict"] == "leak").any(), quiet[quiet["verdict"] == "leak"].to_string()
+
+
+def test_each_class_mostly_gets_its_own_verdict(rows):
+    cases = accuracy.by_case(rows)
+    share = cases.groupby("case")["correct"].mean()
+    assert share["settling"] >= 0.9 and share["step"] >= 0.6
+    assert share["retention"] == 1.0 and share["flat"] == 1.0 and share["churn"] == 1.0
+    assert (cases.loc[cases["case"] == "sub_threshold", "leak"] == 0).all()  # a tenth of the bar: not caught
+
+
+def test_scores_come_with_wilson_intervals(rows):
+    scores = accuracy.score(rows).set_index("verdict")
+    leak = scores.loc["leak"]
+    assert leak["recall"] == 1.0 and leak["recall_low"] < 1.0 and leak["precision"] == 1.0
+    assert accuracy.wilson(0, 10)[0] == 0.0 and accuracy.wilson(10, 10)[1] == pytest.approx(1.0)
+    assert accuracy.wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-3)
+
+
+def test_the_noise_is_serially_correlated_with_steps():
+    e = accuracy.Noise().draw(np.random.default_rng(0), 2000) / accuracy.LEVEL
+    assert np.corrcoef(e[:-1], e[1:])[0, 1] > 0.6
+    assert 0.0002 < e.std() < 0.003
+
+
+def test_the_real_tier_scores_known_programs():
+    decided = pd.DataFrame([
+        {"experiment": "planted", "variant": "cache", "profiler": "plain", "verdict": "settling", "metric": "rss_bytes"},
+        {"experiment": "planted", "variant": "native_tiny", "profiler": "plain", "verdict": "stable",
+         "metric": "rss_bytes"}])
+    sweep = pd.DataFrame([
+        {"version": "0.3.2", "variant": "load_on", "variant_verdict": "leak", "decided_by": "malloc_in_use_bytes"},
+        {"version": "0.3.3", "variant": "load_on", "variant_verdict": "settling", "decided_by": "rss_bytes"}])
+    real = accuracy.real_rows(decided, sweep).set_index("case")
+    assert real.loc["planted/cache", "correct"] and not real.loc["planted/native_tiny", "correct"]
+    assert real.loc["duckdb 0.3.2/load_on", "correct"] and real.loc["duckdb 0.3.3/load_on", "correct"]
+
+
+def test_sensitivity_is_the_smallest_rate_from_which_every_larger_one_is_caught():
+    x = np.arange(1, 21, dtype=float)
+    rng = np.random.default_rng(5)
+    baseline = [(x, 50e6 + rng.normal(0, 20e3, x.size)) for _ in range(2)]
+    results = sensitivity.ladder(baseline, 262144, "rss_bytes", "pass")
+    assert [rate for rate, _ in results] == [f * 262144 for f in sensitivity.LADDER]
+    assert dict(results)[262144] == "leak"
+    assert sensitivity.smallest_detected(results) <= 262144
+    assert sensitivity.smallest_detected([(1, "leak"), (2, "inconclusive"), (4, "leak")]) == 4
+    assert verdicts.judge(baseline, leak_per_unit=262144).verdict == "stable"

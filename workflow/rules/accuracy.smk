@@ -1,0 +1,28 @@
+# The labelled accuracy benchmark: `make accuracy` (workflow/accuracy/config.yaml).
+
+
+def accuracy_inputs(wildcards):
+    inputs = {"variant_verdicts": "results/tables/variant_verdicts.csv"}
+    if config.get("version_sweep"):
+        inputs["sweep"] = "results/tables/version_sweep.csv"
+    return inputs
+
+
+rule accuracy:
+    """Precision and recall of the verdict on series and programs of known behaviour."""
+    input:
+        unpack(accuracy_inputs),
+    output:
+        table=report("results/tables/accuracy.csv", caption="../report/accuracy.rst", category="Accuracy"),
+        cases="results/tables/accuracy_cases.csv",
+        figure=report("results/figures/accuracy.png", caption="../report/accuracy.rst", category="Accuracy"),
+    params:
+        draws=config.get("accuracy", {}).get("draws", 50),
+        seed=config.get("accuracy", {}).get("seed", 0),
+    log:
+        "results/logs/accuracy.log",
+    resources:
+        mem_mb=2048,
+        runtime=60,
+    script:
+        "../scripts/accuracy.py"
