@@ -6,6 +6,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+include: "workflow/rules/configfile.smk"  # config.yaml's syntax, with file and line
+
+
 configfile: "config.yaml"
 
 

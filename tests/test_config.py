@@ -93,3 +93,111 @@ def test_snakemake_refuses_a_bad_config_before_any_job(root, tmp_path, default_c
     assert result.returncode != 0
     assert "experiments.fd_leak.variants: unknown variant 'laek'; allowed: close, leak" in result.stderr + result.stdout
     assert not (root / "results" / "runs" / "fd_leak" / "laek").exists()
+
+
+def first_error(root, config) -> str:
+    """The error leaklab gives before any job: its own checks, the schema, the config checks."""
+    from snakemake.utils import validate
+
+    from leaklab import validation
+
+    schema = root / "workflow" / "schemas" / "config.schema.yaml"
+    with pytest.raises(leaklab_config.ConfigError) as err:
+        validation.check_before_schema(config, schema)
+        validate(config, str(schema))
+        leaklab_config.check(config)
+    return str(err.value)
+
+
+def minimal(**experiments) -> dict:
+    return {"verdict": {},
+            "experiments": experiments or {"fd_leak": {"variants": ["close", "leak"], "params": {"rotations": 20}}}}
+
+
+@pytest.mark.parametrize("variant", ["..", ".", "a/b", "a b", ".hidden", "-x", "", "x" * 65])
+def test_ids_are_plain_names(root, variant):
+    message = first_error(root, minimal(cmd={"command": "true {variant}", "variants": ["ok", variant]}))
+    assert message.startswith(f"experiments.cmd.variants: {variant!r} is not a plain name; allowed: letters, digits")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c["experiments"].update(plantd={"variants": ["zero"]}),
+     "experiments.plantd: unknown experiment 'plantd'; known: rocksdb_merge, dict_shrink, duckdb_load, fd_leak, planted"),
+    (lambda c: c["experiments"].update(planted={"variants": ["zero"], "params": {"steps": 8.7}}),
+     "experiments.planted.params.steps: 8.7 is not a whole number"),
+    (lambda c: c["experiments"].update(planted={"variants": ["zero"], "params": {"interval_s": float("nan")}}),
+     "experiments.planted.params.interval_s: nan is not a finite number"),
+    (lambda c: c.update(verdict={"metrics": {"rss_bytes": {"leak_per_unit": float("inf")}}}),
+     "verdict.metrics.rss_bytes.leak_per_unit: inf is not a finite number"),
+    (lambda c: c["experiments"].update(rocksdb_merge={"variants": ["capi-real"], "params": {"keys": 10**12}}),
+     "experiments.rocksdb_merge.params.keys: 1000000000000 is too large; allowed: up to 10,000,000"),
+    (lambda c: c["experiments"].update(rocksdb_merge={"variants": ["capi-real"],
+                                                      "params": {"keys": 10**7, "operand_bytes": 2**20}}),
+     "experiments.rocksdb_merge.params: the data set takes"),
+    (lambda c: c.update(verdict={"metrics": {"rss_byte": {"leak_per_unit": 1, "retained": 1}}}),
+     "verdict.metrics.rss_byte: unknown metric 'rss_byte'; allowed: "),
+    (lambda c: c.update(limits={"mem_cap_mb": 10**12}),
+     "limits.mem_cap_mb: 1000000000000 is out of range; allowed: <= 1048576"),
+    (lambda c: c.update(limits={"mem_cap_mb": 1048576}),
+     "limits.mem_cap_mb: 1048576 is more than this machine's memory; allowed: up to "),
+    (lambda c: c.update(limits={"timeout_s": 1e15}),
+     "limits.timeout_s: 1000000000000000.0 is out of range; allowed: <= 86400"),
+    (lambda c: c.update(sampler={"interval_s": 0.0001}),
+     "sampler.interval_s: 0.0001 is out of range; allowed: >= 0.001"),
+    (lambda c: c.update(sampler={"intervall_s": 0.1}),
+     "sampler: unknown key 'intervall_s'; allowed: interval_s, smaps"),
+    (lambda c: c.update(profilers=["plain", "masif"]),
+     "profilers.1: 'masif'; allowed: plain, massif, jemalloc, heaptrack, tracemalloc"),
+    (lambda c: c["experiments"].update(cmd={"command": "prog {n:05x}", "variants": ["a"], "params": {"n": "x"}}),
+     "experiments.cmd.command: 'prog {n:05x}' is not a valid template"),
+])
+def test_bad_values_get_one_line_naming_key_value_and_allowed(root, mutate, message):
+    config = minimal()
+    mutate(config)
+    error = first_error(root, config)
+    assert error.startswith(message) and "\n" not in error
+
+
+def test_format_specs_in_command_templates_work(root):
+    from leaklab import experiments, runner
+
+    config = minimal(cmd={"command": "prog {variant} {n:05d} {ratio:.2f}", "variants": ["a"], "params": {"n": 7, "ratio": 0.5}})
+    leaklab_config.check(config)
+    spec = experiments.get("cmd")
+    assert runner.command_line(spec, "a", config["experiments"]["cmd"]["params"], root)[1:] == ["a", "00007", "0.50"]
+    experiments.configure({})
+
+
+def test_two_experiments_never_share_a_run_directory(root):
+    """Every run of the default config has its own directory; a variant `..` (which
+    once made `plain/rep1` of one experiment the run of another) is refused by the id
+    check, and by the run-directory check even when the id check is bypassed."""
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    paths = [run.path for run in leaklab_config.runs(config)]
+    assert len(set(paths)) == len(paths)
+    two = minimal(a={"command": "true", "variants": ["x", ".."]}, b={"command": "true", "variants": ["x", "y"]})
+    assert "'..' is not a plain name" in first_error(root, two)
+    with pytest.raises(leaklab_config.ConfigError, match=r"experiments.a.variants: '\.\.' would write into"):
+        leaklab_config.check(two)
+
+
+def test_bad_yaml_names_file_and_line(root, tmp_path):
+    (tmp_path / "config.yaml").write_text("replicates: 2\nexperiments:\n  fd_leak: {variants: [close, leak}\n")
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(root / "Snakefile"),
+                             "--directory", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "config: config.yaml:3:" in output and "not valid YAML" in output
+
+
+def test_an_unknown_experiment_is_one_line_not_a_schema_dump(root, tmp_path):
+    config = minimal()
+    config["experiments"]["plantd"] = {"variants": ["zero"]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(root / "Snakefile"),
+                             "--directory", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "config: experiments.plantd: unknown experiment 'plantd'; known: rocksdb_merge" in output
+    assert "required property" not in output and not (tmp_path / "results").exists()

@@ -1,19 +1,23 @@
 """Checks on the configuration that a JSON schema cannot express, and the run list.
 
-The schema (``workflow/schemas/config.schema.yaml``) checks shapes and types; here we
-check what depends on the experiments themselves: variant ids, parameter names,
-durations that must parse, warm-ups shorter than the run.  Every error names the key,
-the bad value and what is allowed, and is raised before any job starts.
+The schema (``workflow/schemas/config.schema.yaml``, after ``leaklab.validation``)
+checks shapes and types; here we check what depends on the experiments themselves:
+variant ids, parameter names, whole numbers where a count is meant, sizes and limits
+that fit this machine, durations that must parse, warm-ups shorter than the run,
+verdict metrics that exist.  Every error names the key, the bad value and what is
+allowed, and is raised before any job starts.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from typing import Any
 
-from leaklab import experiments, profilers, settings
+from leaklab import experiments, growth, profilers, settings
 from leaklab.experiments.duckdb_load import expected_drops, parse_duration
+from leaklab.validation import ConfigError
 
 # How many units a run of each experiment has, from its parameters.
 UNITS_FROM_PARAMS = {
@@ -26,8 +30,32 @@ UNITS_FROM_PARAMS = {
 MIN_POST_WARMUP_UNITS = 3
 
 
-class ConfigError(ValueError):
-    """A configuration value that cannot work; the message names key and allowed values."""
+# Documented maxima of the built-in experiments' parameters: far above every default and
+# every published reproduction, low enough that a typo (``keys: 1000000000000``) is an
+# error, not a job that fills the disk or the memory.
+PARAM_MAXIMA = {
+    "rocksdb_merge": {"keys": 10_000_000, "operands": 1_000, "operand_bytes": 2**20, "passes": 100_000,
+                      "seed": 2**32 - 1},
+    "dict_shrink": {"entries": 100_000_000, "value_bytes": 2**20, "cycles": 100_000},
+    "duckdb_load": {"tables_per_second": 1_000, "threads": 256, "rows": 10_000_000, "resident_tables": 100_000},
+    "fd_leak": {"rotations": 1_000_000, "interval_s": 60, "payload_bytes": 2**26, "fd_headroom": 100_000},
+    "planted": {"steps": 1_000_000, "tiny_bytes": 2**30, "small_bytes": 2**30, "large_bytes": 2**30,
+                "interval_s": 60},
+}
+# Bytes a run's data set takes at once (the fixture database, the dict's table): it must
+# fit in this machine's memory, whatever the cap (which only stops a run late).
+FOOTPRINT = {
+    "rocksdb_merge": lambda p: int(p["keys"]) * int(p["operands"]) * int(p["operand_bytes"]),
+    "dict_shrink": lambda p: int(p["entries"]) * (int(p["value_bytes"]) + 100),
+}
+# What marks carry besides the experiments' own key metrics (``leaklab.marks``).
+IN_PROCESS_METRICS = ("rss_bytes", "malloc_in_use_bytes", "py_blocks", "py_heap_bytes")
+
+
+def machine_memory_bytes() -> int:
+    """MemTotal of this machine (``/proc/meminfo``)."""
+    with open("/proc/meminfo") as f:
+        return int(f.readline().split()[1]) * 1024
 
 
 @dataclass(frozen=True)
@@ -67,13 +95,14 @@ def _check_command(name: str, entry: dict) -> None:
     for key in ("command", "setup"):
         if key not in entry:
             continue
-        try:
-            entry[key].format(**{name_: "x" for name_ in allowed}, project="x")
+        try:  # with the real parameter values, so format specs such as {n:05d} work
+            entry[key].format(**{"variant": "x", "workdir": "x", "setup_dir": "x", "project": "x", **params})
         except KeyError as err:
             raise ConfigError(f"experiments.{name}.{key}: unknown placeholder {{{err.args[0]}}}; "
                               f"allowed: {', '.join('{' + a + '}' for a in allowed)}") from None
-        except (ValueError, IndexError) as err:
-            raise ConfigError(f"experiments.{name}.{key}: not a valid template ({err})") from None
+        except (ValueError, IndexError, TypeError) as err:
+            raise ConfigError(f"experiments.{name}.{key}: {entry[key]!r} is not a valid template ({err}); "
+                              f"allowed: placeholders such as {{variant}} or {{n:05d}}") from None
     baseline = entry.get("baseline", entry["variants"][0])
     if baseline not in entry["variants"]:
         raise ConfigError(f"experiments.{name}.baseline: {baseline!r} is not among its variants; "
@@ -85,6 +114,8 @@ def _check_command(name: str, entry: dict) -> None:
 
 
 def _check_params(name: str, given: dict, key: str = "params") -> None:
+    """Known names; numbers where the default is one, whole where it is whole, within
+    the documented maximum."""
     module = importlib.import_module(f"leaklab.experiments.{name}")
     allowed = sorted(module.DEFAULTS)
     section = key
@@ -101,8 +132,63 @@ def _check_params(name: str, given: dict, key: str = "params") -> None:
         elif isinstance(default, (int, float)) and not isinstance(default, bool):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{where}: {value!r} is not a number")
+            if isinstance(default, int) and not isinstance(value, int):
+                raise ConfigError(f"{where}: {value!r} is not a whole number; allowed: whole numbers such as {default}")
             if value < 0 or (value == 0 and key not in ("interval_s", "seed", "rows")):
                 raise ConfigError(f"{where}: {value!r} must be positive")
+            maximum = PARAM_MAXIMA.get(name, {}).get(key)
+            if maximum is not None and value > maximum:
+                raise ConfigError(f"{where}: {value!r} is too large; allowed: up to {maximum:,}")
+
+
+def _check_footprint(config: dict, name: str) -> None:
+    """A data set larger than this machine's memory cannot be measured here."""
+    if name not in FOOTPRINT:
+        return
+    size, memory = FOOTPRINT[name](experiment_params(config, name)), machine_memory_bytes()
+    if size > memory // 2:
+        raise ConfigError(f"experiments.{name}.params: the data set takes {size / 2**30:.1f} GiB; "
+                          f"allowed: up to half of this machine's memory ({memory / 2**31:.1f} GiB)")
+
+
+def known_metrics(config: dict, name: str | None = None) -> set[str]:
+    """Metrics a verdict can be about: the sampler's, the in-process ones, the
+    experiments' key metrics (one experiment's, or every configured one's)."""
+    names = [name] if name else list(config["experiments"])
+    known = {*settings.DEFAULT_THRESHOLDS, *growth.OUTSIDE_METRICS, *IN_PROCESS_METRICS}
+    for experiment in names:
+        known.update(experiments.get(experiment).key_metrics)
+    return known
+
+
+def _check_metrics(config: dict) -> None:
+    for name in [None, *config["experiments"]]:
+        given = (config.get("verdict") or {}).get("metrics", {}) if name is None \
+            else config["experiments"][name].get("verdict", {})
+        where = "verdict.metrics" if name is None else f"experiments.{name}.verdict"
+        known = known_metrics(config, name)
+        for metric in given:
+            if metric not in known:
+                raise ConfigError(f"{where}.{metric}: unknown metric {metric!r}; allowed: {', '.join(sorted(known))} "
+                                  f"(a command experiment's own metrics: list them in its key_metrics)")
+
+
+def _check_limits(config: dict) -> None:
+    memory_mb = machine_memory_bytes() // 2**20
+    cap = config.get("limits", {}).get("mem_cap_mb", 0)
+    if cap > memory_mb:
+        raise ConfigError(f"limits.mem_cap_mb: {cap} is more than this machine's memory; allowed: up to {memory_mb}")
+
+
+def _check_run_dirs(config: dict) -> None:
+    """Two runs never share a directory (plain ids make this hold; checked all the same)."""
+    seen: dict[str, Run] = {}
+    for run in runs(config):
+        key = os.path.normpath(run.path)
+        if key in seen or key.startswith("..") or key.count("/") != 3:
+            raise ConfigError(f"experiments.{run.experiment}.variants: {run.variant!r} would write into "
+                              f"results/runs/{key}, shared with {seen.get(key, 'another directory')}")
+        seen[key] = run
 
 
 # Keys of ``profiler_settings.<profiler>`` the workflow uses; the rest go to the profiler.
@@ -193,10 +279,14 @@ def check(config: dict) -> None:
                 f"experiments.{name}.warmup_units: {warmup} leaves {units - warmup} of {units} {spec.unit}s; "
                 f"growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up"
             )
+        _check_footprint(config, name)
+    _check_metrics(config)
     try:
         settings.resolve(config)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    _check_limits(config)
+    _check_run_dirs(config)
     _check_sweep(config)
 
 

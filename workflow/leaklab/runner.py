@@ -91,8 +91,52 @@ class _Stopped(Exception):
     """The runner itself was told to stop (SIGTERM, SIGINT, SIGHUP)."""
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 def _raise_stopped(signum, frame):
     raise _Stopped(signal.Signals(signum).name)
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of a process the runner starts: leaklab itself on the path (for
+    interpreters it is not installed in), output unbuffered."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_DIR), os.environ.get("PYTHONPATH")]))
+    return env
+
+
+def run_limited(cmd: list[str], log_path: Path, timeout_s: float, mem_cap_bytes: int | None,
+                interval_s: float = 0.1) -> dict:
+    """Run a helper step (the fixture build) under the same limits as a measurement: its
+    own containment, the memory cap, the time limit, stopped with the runner.  Nothing
+    is recorded but the outcome: status, exit code, wall seconds and peak RSS."""
+    box = containment.create("auto", mem_cap_bytes)
+    ready_r, ready_w = os.pipe()  # no end-of-work handshake: the closed end reads as EOF at once
+    release_r, release_w = os.pipe()
+    os.close(ready_w)
+    os.close(release_r)
+    rows: list[dict] = []
+    t0 = time.monotonic()
+    previous = {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS}
+    try:
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(cmd, env=_child_env(), stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=box.enter)
+        box.started(proc.pid)
+        stopped_for = _sample_until_exit(proc, box, ready_r, release_w, rows, None, t0, t0 + timeout_s,
+                                         interval_s, False, mem_cap_bytes, None)
+    finally:
+        box.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        os.close(ready_r)
+        os.close(release_w)
+    proc.wait()
+    return {"status": _status(proc.returncode, stopped_for), "exit_code": proc.returncode,
+            "wall_s": round(time.monotonic() - t0, 3), "peak_rss_bytes": max([0, *(r["rss_bytes"] for r in rows)]),
+            "containment": box.describe()}
 
 
 def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadline, interval_s, smaps,
@@ -303,14 +347,11 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
     ready_r, ready_w = os.pipe()
     release_r, release_w = os.pipe()
     t0 = time.monotonic()
-    env = dict(os.environ)
+    env = _child_env()
     env.update({
         marks.MARKS_ENV: str(marks_path),
         marks.T0_ENV: repr(t0),
         marks.SYNC_ENV: f"{ready_w},{release_r}",
-        "PYTHONUNBUFFERED": "1",
-        # leaklab itself, for interpreters it is not installed in
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_DIR), os.environ.get("PYTHONPATH")])),
     })
     protocol = None
     if spec.command:
@@ -342,7 +383,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         os.close(ready_w)
         os.close(release_r)
         deadline = t0 + timeout_s
-        previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        previous = {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS}
         try:
             hook = getattr(profiler_module, "at_end_of_work", None)
             stopped_for = _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadline,

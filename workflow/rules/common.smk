@@ -1,22 +1,21 @@
 import os
 import re
-import sys
 
 from snakemake.utils import validate
 
-# The leaklab package lives in workflow/ (installed into the venv by `make setup`, which
-# jobs use); the path lets the workflow be parsed from a bare checkout too.
-PACKAGE_DIR = os.path.abspath(os.path.join(workflow.basedir, "workflow"))
-if PACKAGE_DIR not in sys.path:
-    sys.path.insert(0, PACKAGE_DIR)
-
 import leaklab.config  # noqa: E402
 import leaklab.tables  # noqa: E402
+import leaklab.validation  # noqa: E402
 from leaklab import sweep  # noqa: E402
 from leaklab.tables import TABLES  # noqa: E402
 
-validate(config, "../schemas/config.schema.yaml")
+# leaklab's own one-line errors first (ids, finite numbers, unknown experiments, the
+# schema's first error), then the schema again to fill in its defaults, then the checks
+# that know the experiments: all before any job.
+SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 try:
+    leaklab.validation.check_before_schema(config, SCHEMA)
+    validate(config, SCHEMA)
     leaklab.config.check(config)
 except leaklab.config.ConfigError as error:
     raise WorkflowError(f"config: {error}") from None

@@ -1,14 +1,16 @@
 rule rocksdb_fixture:
-    """A RocksDB database whose keys hold only unmerged Merge operands."""
+    """A RocksDB database whose keys hold only unmerged Merge operands (built under the
+    measurements' memory cap and time limit)."""
     output:
         directory("results/fixtures/rocksdb_merge/keys{n_keys}"),
     params:
         settings=lambda wildcards: leaklab.config.experiment_params(config, "rocksdb_merge"),
+        limits=config["limits"],
     log:
         "results/logs/rocksdb_fixture_keys{n_keys}.log",
     resources:
-        mem_mb=1024,
-        runtime=15,
+        mem_mb=lambda wildcards: config["limits"]["mem_cap_mb"] + 512,
+        runtime=lambda wildcards: int(config["limits"]["timeout_s"] // 60) + 5,
     script:
         "../scripts/rocksdb_fixture.py"
 

@@ -82,6 +82,15 @@ def build_fixture(path: Path, keys: int, operands: int, operand_bytes: int, seed
     return {"keys": keys, "operands": operands, "operand_bytes": operand_bytes, "seed": seed}
 
 
+def fixture_command(path: Path, keys: int, operands: int, operand_bytes: int, seed: int) -> list[str]:
+    """:func:`build_fixture` as its own process, so it runs under the measurements' limits."""
+    import sys
+
+    code = ("import sys; from leaklab.experiments.rocksdb_merge import build_fixture; "
+            "print(build_fixture(sys.argv[1], *map(int, sys.argv[2:])))")
+    return [sys.executable, "-c", code, str(path), str(keys), str(operands), str(operand_bytes), str(seed)]
+
+
 def _binding_scanner(path: str, operator_kind: str):
     import rocksdb
 
