@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from leaklab import experiments, profilers, runner
+from leaklab import experiments, profilers, run_files, runner
 
 
 def run_command(command: str, outdir) -> dict:
@@ -47,7 +47,7 @@ def test_broken_profiler_output_is_a_recorded_parse_error(tmp_path, damage):
     else:
         out.unlink()
     marks = pd.read_parquet(tmp_path / "marks.parquet")
-    status, error = runner.collect_profile(profilers.load("massif"), tmp_path, marks)
+    status, error = run_files.collect_profile(profilers.load("massif"), tmp_path, marks)
     assert status == "parse_error" and "massif.out" in error
 
 
@@ -151,19 +151,29 @@ def test_bad_unit_lines_are_counted_and_quoted_never_raised(root, tmp_path):
     units, non-finite values, duplicates, a 5,000-byte line: each is one bad line; the
     good ones are kept.  The last line, read after the program exited, carries the
     time of the last sample taken before the exit, not a teardown time."""
-    meta = run_script(str(root / "tests" / "data" / "hostile_units.py"), "0.6", tmp_path, interval_s=1.0)
+    run = tmp_path / "runs" / "cmd" / "x" / "plain" / "rep1"
+    meta = run_script(str(root / "tests" / "data" / "hostile_units.py"), "0.6", run, interval_s=1.0)
     assert meta["status"] == "ok", meta["log_tail"]
     assert meta["bad_unit_lines"] == 12
     assert len(meta["bad_unit_line_examples"]) == 5
     assert "units.txt line 2: not UTF-8 text" in meta["bad_unit_line_examples"][0]
     assert "outside 0..1000000000" in meta["bad_unit_line_examples"][1]
     assert "metric name 'phase' is reserved" in meta["bad_unit_line_examples"][2]
-    marks = pd.read_parquet(tmp_path / "marks.parquet")
+    marks = pd.read_parquet(run / "marks.parquet")
     units = marks[marks["phase"] == "unit"]
     assert units["unit"].tolist() == [1, 2, 3, 4, 5] and units["live"].tolist() == [1, 2, 3, 4, 5]
     assert marks["phase"].map(type).eq(str).all() and marks["t"].is_monotonic_increasing
-    samples = pd.read_parquet(tmp_path / "samples.parquet")
+    samples = pd.read_parquet(run / "samples.parquet")
     assert units["t"].iloc[-1] == pytest.approx(samples["t"].iloc[-1])  # stamped before exit
+    from leaklab import summary, tables
+
+    script = str(root / "tests" / "data" / "hostile_units.py")
+    config = {"verdict": {}, "experiments": {"cmd": {"command": f"{sys.executable} {{script}} 0.6", "variants": ["x"],
+                                                     "params": {"script": script}, "warmup_units": 0}}}
+    built = tables.build([run], config)
+    assert built["runs"]["bad_unit_lines"].tolist() == [12]
+    text = summary.render(built["runs"], built["growth"], built["controls"], built["attribution"])
+    assert "**Bad unit lines**" in text and "cmd/x/plain/rep1: 12, first: `units.txt line 2: not UTF-8 text" in text
 
 
 def test_marks_written_by_the_program_itself_are_checked_too(tmp_path):
@@ -245,3 +255,107 @@ def test_the_fixture_build_runs_under_the_measurements_limits(tmp_path):
     slow = runner.run_limited([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "slow.log",
                               timeout_s=1, mem_cap_bytes=None)
     assert slow["status"] == "timeout" and slow["wall_s"] < 5
+
+
+def massif_run(root, tmp_path) -> tuple:
+    """One profiled run and the small config its tables are built with."""
+    run = tmp_path / "runs" / "fd_leak" / "leak" / "massif" / "rep1"
+    meta = runner.run("fd_leak", "leak", run, {"rotations": 15, "interval_s": 0.01}, profiler="massif",
+                      profiler_settings={"max_snapshots": 20})
+    assert meta["profile_status"] == "ok" and "massif.out" in meta["artifacts"]
+    return run, yaml.safe_load((root / "tests" / "config.yaml").read_text())
+
+
+def test_profile_files_damaged_after_the_run_are_noticed_at_aggregation(root, tmp_path):
+    """A damaged derived table is derived again from massif's own file; a damaged
+    massif file makes the run's profile a parse_error (checksums in meta.json)."""
+    from leaklab import tables
+
+    run, config = massif_run(root, tmp_path)
+    (run / "top_sites.parquet").write_bytes(b"PAR1 not parquet")
+    built = tables.build([run], config)
+    row = built["runs"].iloc[0]
+    assert row["status"] == "ok" and row["profile_status"] == "ok" and "derived again" in row["profile_error"]
+    assert len(built["top_sites"]) > 0
+    (run / "massif.out").write_bytes((run / "massif.out").read_bytes().replace(b"mem_heap_B=", b"mem_heap_B=1", 1))
+    row = tables.build([run], config)["runs"].iloc[0]
+    assert row["profile_status"] == "parse_error" and "massif.out: changed since the run" in row["profile_error"]
+
+
+def test_samples_changed_after_the_run_make_it_a_parse_error(root, tmp_path):
+    from leaklab import tables
+
+    run, config = massif_run(root, tmp_path)
+    samples = pd.read_parquet(run / "samples.parquet")
+    samples.assign(rss_bytes=samples["rss_bytes"] * 2).to_parquet(run / "samples.parquet")  # readable, not measured
+    row = tables.build([run], config)["runs"].iloc[0]
+    assert row["status"] == "parse_error" and "samples.parquet: changed since the run" in row["error"]
+
+
+def test_previous_tables_stay_until_the_new_ones_are_complete(tmp_path):
+    from leaklab import tables
+
+    tables.write_csv({"runs": pd.DataFrame({"status": ["ok"]}), "growth": pd.DataFrame({"x": [1]})}, tmp_path)
+    with pytest.raises(AttributeError):
+        tables.write_csv({"runs": pd.DataFrame({"status": ["new"]}), "growth": None}, tmp_path)
+    assert pd.read_csv(tmp_path / "runs.csv")["status"].tolist() == ["ok"]  # not half replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["growth.csv", "runs.csv"]
+
+
+def test_every_figure_and_the_summary_cope_with_only_unreadable_runs(root, tmp_path):
+    """Every run lost (here: one whose meta.json is garbage): the tables still come out,
+    and so do every figure and the summary, from the CSV files as the workflow reads them."""
+    from leaklab import plots, summary, tables
+
+    run = tmp_path / "runs" / "fd_leak" / "leak" / "heaptrack" / "rep1"
+    run.mkdir(parents=True)
+    (run / "meta.json").write_text("{not json")
+    config = yaml.safe_load((root / "tests" / "config.yaml").read_text())
+    tables.write_csv(tables.build([run], config), tmp_path / "tables")
+    read = {name: tables.read_csv_table(tmp_path / "tables" / f"{name}.csv") for name in tables.TABLES}
+    assert read["runs"]["status"].tolist() == ["parse_error"]
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    plots.timeline(read["samples"], read["units"], "fd_leak", figures / "timeline.png")
+    plots.growth_overview(read["growth"], figures / "growth.png")
+    plots.profiler_overhead(read["profiler_overhead"], figures / "overhead.png")
+    plots.heap_timelines(read["heap_timeline"], "fd_leak", figures / "heap.png")
+    plots.top_sites(read["top_sites"], "fd_leak", figures / "sites.png")
+    plots.verdict_matrix(read["growth"], figures / "matrix.png")
+    plots.attribution_bars(read["attribution"], figures / "attribution.png")
+    assert all(p.stat().st_size > 1000 for p in figures.iterdir()) and len(list(figures.iterdir())) == 7
+    assert "parse_error" in summary.render(**{k: read[k] for k in ("runs", "growth", "controls", "attribution",
+                                                                  "variant_verdicts", "sensitivity")})
+
+
+@pytest.mark.e2e
+def test_a_rerun_remeasures_a_lost_run_and_a_damaged_one_costs_no_table(root, tmp_path):
+    """Deleting one run's samples.parquet makes a plain re-run measure that run again
+    and nothing else; changing another's samples after the run makes it a parse_error
+    in runs.csv while every table is rebuilt (none deleted) and the pipeline says so."""
+    config = {"replicates": 1, "verdict": {}, "limits": {"timeout_s": 60, "mem_cap_mb": 1024},
+              "experiments": {"fd_leak": {"variants": ["close", "leak"], "warmup_units": 2,
+                                          "params": {"rotations": 12, "interval_s": 0.01}}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+
+    def pipeline():
+        return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"),
+                               "--directory", str(tmp_path), "--cores", "2"], capture_output=True, text=True)
+
+    first = pipeline()
+    assert first.returncode == 0, first.stderr[-3000:]
+    runs_dir = tmp_path / "results" / "runs" / "fd_leak"
+    lost, damaged = runs_dir / "close" / "plain" / "rep1", runs_dir / "leak" / "plain" / "rep1"
+    kept_meta = (damaged / "meta.json").read_text()
+    (lost / "samples.parquet").unlink()
+    second = pipeline()
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert (lost / "samples.parquet").exists() and (damaged / "meta.json").read_text() == kept_meta  # only the lost one
+    samples = pd.read_parquet(damaged / "samples.parquet")
+    samples.assign(rss_bytes=samples["rss_bytes"] + 1).to_parquet(damaged / "samples.parquet")
+    third = pipeline()
+    assert third.returncode == 1 and "fd_leak/leak/plain/rep1: parse_error" in third.stderr
+    runs = pd.read_csv(tmp_path / "results" / "tables" / "runs.csv").set_index("variant")
+    assert runs.loc["close", "status"] == "ok" and runs.loc["leak", "status"] == "parse_error"
+    assert all((tmp_path / "results" / "tables" / f"{name}.csv").exists() for name in ("growth", "samples", "units"))
+    assert (tmp_path / "results" / "leaklab.duckdb").exists() and (tmp_path / "results" / "summary.md").exists()

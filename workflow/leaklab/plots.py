@@ -57,6 +57,8 @@ def timeline(samples: pd.DataFrame, units: pd.DataFrame, experiment: str, out: P
              profiler: str = "plain") -> None:
     """RSS over time, then each metric that matters for the experiment over its units
     (``plain`` runs only: under a profiler RSS includes the profiler's own memory)."""
+    if samples.empty:
+        return _nothing(out, "no data: every run failed, or none ran")
     spec = experiments.get(experiment)
     if not samples.empty:
         samples = samples[samples["profiler"] == profiler]
@@ -83,6 +85,8 @@ def timeline(samples: pd.DataFrame, units: pd.DataFrame, experiment: str, out: P
 
 def growth_overview(growth: pd.DataFrame, out: Path, profiler: str = "plain") -> None:
     """Growth per unit of RSS and of each experiment's key metric, coloured by verdict."""
+    if growth.empty:
+        return _nothing(out, "no data: every run failed, or none ran")
     data = growth[growth["profiler"] == profiler]
     names = [n for n in experiments.names() if n in set(data["experiment"])]
     panels = [(n, m) for n in names for m in ("rss_bytes", *experiments.get(n).key_metrics)
@@ -112,6 +116,8 @@ def heap_timelines(heap_timeline: pd.DataFrame, experiment: str, out: Path) -> N
     """Each profiler's own heap figure over time, by variant: what it saw grow."""
     from leaklab.profiler_tables import HEAP_SOURCES
 
+    if heap_timeline.empty:
+        return _nothing(out, "no data: every run failed, or none ran")
     data = heap_timeline[(heap_timeline["experiment"] == experiment)
                          & heap_timeline["source"].isin(HEAP_SOURCES.values())].copy()
     names = [p for p in HEAP_SOURCES if p in set(data["profiler"])]
@@ -130,6 +136,8 @@ def heap_timelines(heap_timeline: pd.DataFrame, experiment: str, out: Path) -> N
 
 def top_sites(sites: pd.DataFrame, experiment: str, out: Path, kind: str = "leaked", top: int = 5) -> None:
     """The largest allocation sites still live at exit, per profiler and variant."""
+    if sites.empty:
+        return _nothing(out, "no data: every run failed, or none ran")
     data = sites[(sites["experiment"] == experiment) & (sites["kind"] == kind) & (sites["rank"] <= top)].copy()
     if data.empty:  # tracemalloc reports growth, not leaked sites
         data = sites[(sites["experiment"] == experiment) & (sites["rank"] <= top)].copy()

@@ -34,12 +34,6 @@ AGREEMENT_TOLERANCE = 0.25
 NATIVE_HEAP_PROFILERS = ("massif", "jemalloc", "heaptrack")
 
 
-def read_profile(rundir: Path) -> dict[str, pd.DataFrame]:
-    """The profiler tables the runner collected into the run directory, if any."""
-    return {name: pd.read_parquet(rundir / f"{name}.parquet")
-            for name in PROFILE_TABLES if (Path(rundir) / f"{name}.parquet").exists()}
-
-
 def unit_position(t: pd.Series, marks: pd.DataFrame) -> pd.Series:
     """Fractional unit of each time: 2.5 is halfway through the third unit."""
     bounds = marks[marks["phase"].isin(growth.BOUNDARY_PHASES) & marks["unit"].notna()]

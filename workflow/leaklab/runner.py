@@ -33,7 +33,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab import containment, experiments, flamegraph, marks, profilers, sampler, unit_protocol
+from leaklab import containment, experiments, marks, profilers, sampler, unit_protocol
+from leaklab.run_files import checksums, collect_profile
 
 LOG_TAIL_LINES = 20
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -246,26 +247,6 @@ def command_line(spec: experiments.Spec, variant: str, params: dict, workdir: Pa
     return shlex.split(spec.command.format(**{**params, "variant": variant, "workdir": workdir}))
 
 
-def collect_profile(profiler_module, outdir: Path, mark_frame: pd.DataFrame) -> tuple[str, str | None]:
-    """Read the profiler's native artifacts into ``<table>.parquet`` files in the run
-    directory.  A missing, truncated or corrupt artifact is recorded, not raised: the
-    run's samples and marks stay usable and the aggregation goes on."""
-    from leaklab.profilers.errors import ParseError
-
-    if not hasattr(profiler_module, "collect"):
-        return "none", None
-    try:
-        frames = profiler_module.collect(outdir, mark_frame)
-    except (ParseError, OSError, ValueError) as err:
-        return "parse_error", f"{type(err).__name__}: {err}"
-    for name, frame in frames.items():
-        frame.to_parquet(outdir / f"{name}.parquet", index=False)
-    for collapsed in sorted(outdir.glob("*.collapsed")):
-        what = "growth between the first and last dumps" if ".growth." in collapsed.name else "bytes still allocated at exit"
-        flamegraph.write(collapsed, collapsed.with_suffix(".svg"), f"{collapsed.stem}: {what}")
-    return "ok", None
-
-
 def run(
     experiment: str,
     variant: str,
@@ -314,7 +295,8 @@ def run(
         meta.update(_after_runner_error(outdir, rows, bad, traceback.format_exc()))
     finally:
         box.close()
-    meta.update(containment=box.describe(), bad_unit_lines=bad.count, bad_unit_line_examples=bad.examples)
+    meta.update(containment=box.describe(), bad_unit_lines=bad.count, bad_unit_line_examples=bad.examples,
+                artifacts=checksums(outdir))
     (outdir / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return meta
 

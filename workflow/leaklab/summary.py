@@ -68,6 +68,12 @@ def render(runs: pd.DataFrame, growth: pd.DataFrame, controls: pd.DataFrame, att
     lines.append(f"**Runs:** {len(runs)} in all, {len(runs) - len(bad)} ok.")
     lines += [f"- {r.experiment}/{r.variant}/{r.profiler}/rep{r.replicate}: **{r.status}**" for r in bad.itertuples()]
     lines.append("")
+    noisy = runs[runs["bad_unit_lines"].fillna(0) > 0] if "bad_unit_lines" in runs else runs.iloc[:0]
+    if len(noisy):
+        lines.append("**Bad unit lines** (written by the measured program; skipped, see each run's meta.json):")
+        lines += [f"- {r.experiment}/{r.variant}/{r.profiler}/rep{r.replicate}: {int(r.bad_unit_lines)}, "
+                  f"first: `{r.first_bad_unit_line}`" for r in noisy.itertuples()]
+        lines.append("")
     lines += _sensitivity_lines(sensitivity)
     if variant_verdicts is not None and not variant_verdicts.empty:
         lines += ["## Verdict per variant (the deciding metric)", ""]

@@ -1,19 +1,23 @@
 """Tidy tables from run directories, written to DuckDB and CSV.
 
-Readers (``read_run``) are separate from the analysis (``leaklab.growth``) and from
-the writers (``write_duckdb``, ``write_csv``).  A run directory that cannot be read
-is recorded as a ``parse_error`` run rather than stopping the aggregation.
+Readers (``leaklab.run_files``) are separate from the analysis (``leaklab.growth``) and
+from the writers (``write_duckdb``, ``write_csv``).  Runs are read one by one: a run
+directory with a file that cannot be read, or that changed since the run, is recorded as
+a ``parse_error`` run rather than stopping the aggregation (Snakemake deletes the outputs
+of a failed job: one bad run must not cost every table).  The writers replace the
+previous tables only once the new ones are complete.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from leaklab import attribution, controls, experiments, growth, profiler_tables, profilers, sensitivity, verdicts
+from leaklab.run_files import read_profile, read_run
 from leaklab import settings as leaklab_settings
 
 TABLES = ("runs", "samples", "marks", "units", "replicate_growth", "growth", "variant_verdicts", "comparisons",
@@ -21,22 +25,7 @@ TABLES = ("runs", "samples", "marks", "units", "replicate_growth", "growth", "va
           "heap_timeline", "top_sites", "profiler_summary", "profiler_overhead", "agreement", "visibility")
 RUN_COLUMNS = ["experiment", "variant", "profiler", "replicate", "status", "exit_code",
                "wall_s", "cpu_s", "peak_rss_bytes", "n_samples", "n_units", "unit",
-               "scale", "profile_status", "profile_error"]
-
-
-def read_run(rundir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """A run directory's meta, samples and marks."""
-    rundir = Path(rundir)
-    current = rundir / "meta.json"
-    try:
-        meta = json.loads(current.read_text())
-        current = rundir / "samples.parquet"
-        samples = pd.read_parquet(current)
-        current = rundir / "marks.parquet"
-        marks = pd.read_parquet(current)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{current}: {err}") from err
-    return meta, samples, marks
+               "scale", "profile_status", "profile_error", "bad_unit_lines"]
 
 
 def _keyed(frame: pd.DataFrame, meta: dict) -> pd.DataFrame:
@@ -52,6 +41,38 @@ def _long_marks(marks: pd.DataFrame) -> pd.DataFrame:
     return long.dropna(subset=["value"])
 
 
+def _one_run(rundir: Path, resolved: dict) -> dict:
+    """Everything one run adds to the tables, read and checked before any of it is added."""
+    meta, run_samples, run_marks = read_run(rundir)
+    profile, profile_status, profile_error = read_profile(rundir, meta, run_marks)
+    wall_per_unit, cpu_per_unit = profiler_tables.per_unit_costs(run_marks)
+    got: dict[str, list] = {
+        "run": {**{k: meta.get(k) for k in RUN_COLUMNS}, "profile_status": profile_status,
+                "profile_error": profile_error, "containment": (meta.get("containment") or {}).get("kind"),
+                "first_bad_unit_line": next(iter(meta.get("bad_unit_line_examples") or []), None),
+                "wall_per_unit_s": wall_per_unit, "cpu_per_unit_s": cpu_per_unit},
+        "samples": [_keyed(run_samples, meta)],
+        "marks": [_keyed(_long_marks(run_marks), meta)],
+    }
+    spec = experiments.get(meta["experiment"])
+    series = growth.unit_series(run_samples, run_marks)
+    metric_names = dict.fromkeys([*resolved[meta["experiment"]].thresholds, *spec.key_metrics])
+    present = [m for m in metric_names if m in series]
+    got["units"] = [_keyed(series.melt(id_vars=["unit", "t"], value_vars=present,
+                                       var_name="metric", value_name="value").dropna(subset=["value"]), meta)]
+    warmup = resolved[meta["experiment"]].warmup_units
+    if "heap_timeline" in profile:
+        got["heap_timeline"] = [_keyed(profile["heap_timeline"], meta)]
+        slope, points = profiler_tables.heap_growth(profile["heap_timeline"], run_marks, meta["profiler"], warmup)
+        got["heap_growth"] = [{**{k: meta[k] for k in growth.RUN_KEYS}, "unit": spec.unit,
+                               "scale": meta.get("scale", 1.0), "layer": profilers.LAYERS[meta["profiler"]],
+                               "heap_growth_per_unit": slope, "points": points}]
+    for name in ("top_sites", "summary"):
+        if name in profile:
+            got[name] = [_keyed(profile[name], meta)]
+    return got
+
+
 def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     """Every table, from the run directories the workflow produced."""
     resolved = leaklab_settings.resolve(config)
@@ -59,36 +80,17 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     timelines, sites, summaries, heap_growth = [], [], [], []
     for rundir in run_dirs:
         try:
-            meta, run_samples, run_marks = read_run(rundir)
-        except (OSError, ValueError, KeyError) as err:
+            got = _one_run(Path(rundir), resolved)
+        except Exception as err:  # noqa: BLE001  (whatever is wrong with one run is that run's parse_error)
             parts = Path(rundir).parts
             runs.append({"experiment": parts[-4], "variant": parts[-3], "profiler": parts[-2],
                          "replicate": int(parts[-1].removeprefix("rep")), "status": "parse_error",
                          "error": f"{type(err).__name__}: {err}"})
             continue
-        wall_per_unit, cpu_per_unit = profiler_tables.per_unit_costs(run_marks)
-        runs.append({**{k: meta.get(k) for k in RUN_COLUMNS},
-                     "wall_per_unit_s": wall_per_unit, "cpu_per_unit_s": cpu_per_unit})
-        samples.append(_keyed(run_samples, meta))
-        marks.append(_keyed(_long_marks(run_marks), meta))
-        spec = experiments.get(meta["experiment"])
-        series = growth.unit_series(run_samples, run_marks)
-        metric_names = dict.fromkeys([*resolved[meta["experiment"]].thresholds, *spec.key_metrics])
-        present = [m for m in metric_names if m in series]
-        units.append(_keyed(series.melt(id_vars=["unit", "t"], value_vars=present,
-                                        var_name="metric", value_name="value").dropna(subset=["value"]), meta))
-        warmup = resolved[meta["experiment"]].warmup_units
-        profile = profiler_tables.read_profile(Path(rundir))
-        if "heap_timeline" in profile:
-            timelines.append(_keyed(profile["heap_timeline"], meta))
-            slope, points = profiler_tables.heap_growth(profile["heap_timeline"], run_marks, meta["profiler"], warmup)
-            heap_growth.append({**{k: meta[k] for k in growth.RUN_KEYS}, "unit": spec.unit,
-                                "scale": meta.get("scale", 1.0), "layer": profilers.LAYERS[meta["profiler"]],
-                                "heap_growth_per_unit": slope, "points": points})
-        if "top_sites" in profile:
-            sites.append(_keyed(profile["top_sites"], meta))
-        if "summary" in profile:
-            summaries.append(_keyed(profile["summary"], meta))
+        runs.append(got["run"])
+        for into, name in ((samples, "samples"), (marks, "marks"), (units, "units"), (timelines, "heap_timeline"),
+                           (sites, "top_sites"), (summaries, "summary"), (heap_growth, "heap_growth")):
+            into.extend(got.get(name, []))
 
     tables = {
         "runs": pd.DataFrame(runs),
@@ -128,10 +130,15 @@ def read_csv_table(path: Path) -> pd.DataFrame:
 
 
 def write_csv(tables: dict[str, pd.DataFrame], directory: Path) -> None:
+    """Every table as CSV: all written to temporary files first, then moved into place,
+    so a failure on the way leaves the previous tables as they were."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for name, frame in tables.items():
-        frame.to_csv(directory / f"{name}.csv", index=False)
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".partial-") as partial:
+        for name, frame in tables.items():
+            frame.to_csv(Path(partial) / f"{name}.csv", index=False)
+        for name in tables:
+            os.replace(Path(partial) / f"{name}.csv", directory / f"{name}.csv")
 
 
 def write_duckdb(tables: dict[str, pd.DataFrame], path: Path) -> None:

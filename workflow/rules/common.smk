@@ -93,7 +93,11 @@ def figure_outputs():
 
 
 def all_outputs():
+    """Everything `rule all` asks for; every run's own files are targets too, so a plain
+    re-run measures again a run whose samples or marks were lost (Snakemake leaves a
+    missing intermediate file alone while what was built from it is up to date)."""
     return [
+        *[path for name in ("meta.json", "samples.parquet", "marks.parquet") for path in run_outputs(name)],
         "results/leaklab.duckdb",
         *[f"results/tables/{table}.csv" for table in TABLES],
         *figure_outputs(),

@@ -1,0 +1,130 @@
+"""What a run directory holds, whether it is still what the runner wrote, and reading it.
+
+The runner records a checksum of every file it leaves (``meta.json`` ``artifacts``);
+the aggregation re-checks them, so a file damaged after the run is noticed rather than
+read as if it were a measurement: damaged samples or marks make the run a
+``parse_error``; a damaged table derived from a profiler's file is derived again from
+that file; a damaged profiler file makes the run's ``profile_status`` a
+``parse_error``.  Every error names the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from leaklab import flamegraph
+from leaklab.profiler_tables import PROFILE_TABLES
+
+MEASURED = ("samples.parquet", "marks.parquet")
+NOT_CHECKED = ("meta.json", "run.log", "marks.jsonl", "units.txt")  # the runner's inputs, or its own log
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checksums(rundir: Path) -> dict[str, str]:
+    """sha256 of every file the run left (its work directory aside), by relative path."""
+    rundir = Path(rundir)
+    return {str(p.relative_to(rundir)): _sha256(p) for p in sorted(rundir.rglob("*"))
+            if p.is_file() and p.name not in NOT_CHECKED and p.relative_to(rundir).parts[0] != "work"}
+
+
+def damaged(rundir: Path, meta: dict) -> list[str]:
+    """Files recorded in ``meta.json`` that are missing or changed since the run."""
+    out = []
+    for name, digest in (meta.get("artifacts") or {}).items():
+        path = Path(rundir) / name
+        if not path.is_file() or _sha256(path) != digest:
+            out.append(name)
+    return out
+
+
+def _derived(name: str) -> bool:
+    """A file the runner derives from a profiler's own output (it can be derived again)."""
+    return name in {f"{t}.parquet" for t in PROFILE_TABLES} or name.endswith((".collapsed", ".svg"))
+
+
+def read_run(rundir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """A run directory's meta, samples and marks; ValueError naming the file if any is
+    unreadable, not what the runner wrote, or lacks what the tables need."""
+    rundir = Path(rundir)
+    current = rundir / "meta.json"
+    try:
+        meta = json.loads(current.read_text())
+        if not isinstance(meta, dict) or not all(isinstance(meta.get(k), (str, int)) for k in
+                                                 ("experiment", "variant", "profiler", "replicate")):
+            raise ValueError("not a run's meta (experiment, variant, profiler, replicate)")
+        changed = damaged(rundir, meta)
+        for name in MEASURED:
+            current = rundir / name
+            if name in changed:
+                raise ValueError("changed since the run (checksum in meta.json)")
+        current = rundir / "samples.parquet"
+        samples = pd.read_parquet(current)
+        current = rundir / "marks.parquet"
+        marks = pd.read_parquet(current)
+        if not {"t", "unit", "phase"} <= set(marks.columns) or "t" not in samples.columns:
+            raise ValueError("columns missing")
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{current}: {err}") from err
+    return meta, samples, marks
+
+
+def collect_profile(profiler_module, rundir: Path, mark_frame: pd.DataFrame) -> tuple[str, str | None]:
+    """Read the profiler's native artifacts into ``<table>.parquet`` files in the run
+    directory.  A missing, truncated or corrupt artifact is recorded, not raised: the
+    run's samples and marks stay usable and the aggregation goes on."""
+    from leaklab.profilers.errors import ParseError
+
+    if not hasattr(profiler_module, "collect"):
+        return "none", None
+    try:
+        frames = profiler_module.collect(rundir, mark_frame)
+    except (ParseError, OSError, ValueError) as err:
+        return "parse_error", f"{type(err).__name__}: {err}"
+    for name, frame in frames.items():
+        frame.to_parquet(rundir / f"{name}.parquet", index=False)
+    for collapsed in sorted(rundir.glob("*.collapsed")):
+        what = "growth between the first and last dumps" if ".growth." in collapsed.name else "bytes still allocated at exit"
+        flamegraph.write(collapsed, collapsed.with_suffix(".svg"), f"{collapsed.stem}: {what}")
+    return "ok", None
+
+
+def read_profile(rundir: Path, meta: dict, marks: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], str, str | None]:
+    """The profiler tables of a run, its ``profile_status`` and error.  A damaged or
+    unreadable derived table is derived again from the profiler's own file; a damaged
+    profiler file is a ``parse_error``."""
+    from leaklab import profilers
+
+    rundir = Path(rundir)
+    status, error = meta.get("profile_status", "none"), meta.get("profile_error")
+    changed = damaged(rundir, meta)
+    raw = [name for name in changed if name not in MEASURED and not _derived(name)]
+    if raw:
+        return {}, "parse_error", f"{', '.join(raw)}: changed since the run (checksum in meta.json)"
+    try:
+        if any(_derived(name) for name in changed):
+            raise ValueError("derived tables changed since the run")
+        return _read_tables(rundir), status, error
+    except (OSError, ValueError) as err:
+        status, error = collect_profile(profilers.load(meta["profiler"]), rundir, marks)
+        if status != "ok":
+            return {}, status, error
+        try:
+            return _read_tables(rundir), "ok", f"derived again from the profiler's file ({err})"
+        except (OSError, ValueError) as again:
+            return {}, "parse_error", f"{type(again).__name__}: {again}"
+
+
+def _read_tables(rundir: Path) -> dict[str, pd.DataFrame]:
+    return {name: pd.read_parquet(rundir / f"{name}.parquet")
+            for name in PROFILE_TABLES if (rundir / f"{name}.parquet").exists()}
