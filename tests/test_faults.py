@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -359,3 +360,65 @@ def test_a_rerun_remeasures_a_lost_run_and_a_damaged_one_costs_no_table(root, tm
     assert runs.loc["close", "status"] == "ok" and runs.loc["leak", "status"] == "parse_error"
     assert all((tmp_path / "results" / "tables" / f"{name}.csv").exists() for name in ("growth", "samples", "units"))
     assert (tmp_path / "results" / "leaklab.duckdb").exists() and (tmp_path / "results" / "summary.md").exists()
+
+
+@pytest.fixture
+def locked_dir(tmp_path_factory):
+    """A results directory, readable by every user, with a Snakemake lock in it."""
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix="leaklab-lock-"))
+    directory.chmod(0o755)
+    (directory / "config.yaml").write_text(yaml.safe_dump(
+        {"verdict": {}, "experiments": {"fd_leak": {"variants": ["close"], "params": {"rotations": 8}}}}))
+    locks = directory / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text(str(directory) + "\n")
+    yield directory
+    import shutil
+
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def pretend_pipeline(directory) -> subprocess.Popen:
+    """A process (run as root) whose command line says snakemake, working in ``directory``."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "snakemake"], cwd=directory)
+
+
+def lock_as(uid: int, directory) -> subprocess.CompletedProcess:
+    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                           sys.executable, "-m", "leaklab.lock", str(directory)], capture_output=True, text=True)
+
+
+def test_the_lock_of_a_live_pipeline_is_kept_and_its_owner_named(locked_dir, capsys):
+    from leaklab.lock import clear_stale
+
+    live = pretend_pipeline(locked_dir)
+    try:
+        time.sleep(0.3)
+        assert not clear_stale(locked_dir)
+        assert f"a pipeline may still be working there: pid {live.pid} (user root)" in capsys.readouterr().err
+    finally:
+        live.kill()
+        live.wait()
+    assert clear_stale(locked_dir) and not (locked_dir / ".snakemake" / "locks" / "0.input.lock").exists()
+
+
+def test_another_user_never_removes_a_lock_it_cannot_prove_stale(locked_dir):
+    """nobody cannot read root's /proc/<pid>/cwd: that process counts as alive.  And a
+    lock root owns is not nobody's to judge at all."""
+    live = pretend_pipeline(locked_dir)
+    try:
+        time.sleep(0.3)
+        for path in [locked_dir / ".snakemake", *(locked_dir / ".snakemake").rglob("*")]:
+            os.chown(path, 65534, 65534)
+        kept = lock_as(65534, locked_dir)
+        assert kept.returncode == 0, kept.stderr
+        assert f"pid {live.pid} (user root, working directory unreadable)" in kept.stderr
+        os.chown(locked_dir / ".snakemake" / "locks" / "0.input.lock", 0, 0)
+        refused = lock_as(65534, locked_dir)
+        assert "it belongs to root, whose processes nobody cannot all see" in refused.stderr
+    finally:
+        live.kill()
+        live.wait()
+    assert (locked_dir / ".snakemake" / "locks" / "0.input.lock").exists()
