@@ -422,3 +422,27 @@ def test_another_user_never_removes_a_lock_it_cannot_prove_stale(locked_dir):
         live.kill()
         live.wait()
     assert (locked_dir / ".snakemake" / "locks" / "0.input.lock").exists()
+
+
+def test_what_a_runner_killed_outright_leaves_is_killed_by_the_next_one(root, tmp_path):
+    """SIGKILL gives the runner no chance to clean up: its measured process dies with it
+    (parent-death signal); its daemonised grandchild survives in the run's cgroup until
+    the next runner sweeps the cgroups of runners that no longer exist."""
+    from leaklab import containment
+
+    cgroup_or_skip("cgroup_v1")
+    script = root / "tests" / "data" / "escaping_grandchild.py"
+    code = ("import sys; from leaklab import experiments, runner; "
+            "experiments.configure({'experiments': {'cmd': {'command': sys.argv[1], 'variants': ['x']}}}); "
+            "runner.run('cmd', 'x', sys.argv[2], timeout_s=120)")
+    doomed = subprocess.Popen([sys.executable, "-c", code, f"{sys.executable} {script} 50 120", str(tmp_path)])
+    pid_file = tmp_path / "work" / "grandchild.pid"
+    wait_for(pid_file, timeout=30)
+    time.sleep(0.5)
+    doomed.kill()
+    doomed.wait()
+    grandchild = int(pid_file.read_text())
+    time.sleep(0.5)
+    assert not gone(grandchild)  # outlived its runner: only the cgroup still holds it
+    containment.create("cgroup_v1").close()
+    assert gone(grandchild)

@@ -12,10 +12,15 @@ under the runner's own:
   and pids only where the parent delegates them);
 - neither usable (not root, not mounted): the process group, as before; ``meta.json``
   says which one a run had (``containment``) and why.
+
+A runner killed outright (SIGKILL) cannot clean up: its measured process dies with it
+(``PR_SET_PDEATHSIG``), and whatever is left in its cgroup is killed by the next
+runner, which sweeps the cgroups of runners that no longer exist.
 """
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import signal
@@ -86,7 +91,10 @@ class ProcessGroup:
         return {"kind": self.kind, "path": None, "reason": self.reason}
 
     def enter(self) -> None:
-        """Runs in the child between fork and exec (it is already a session leader)."""
+        """Runs in the child between fork and exec (it is already a session leader):
+        it dies with the runner, even one killed outright."""
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
     def started(self, pid: int) -> None:
         self.leader = pid
@@ -131,8 +139,17 @@ class _Cgroup(ProcessGroup):
         return {"kind": self.kind, "path": str(self.main), "reason": self.reason}
 
     def enter(self) -> None:
+        super().enter()
         for path in dict.fromkeys(self.dirs.values()):
             _write(path / "cgroup.procs", str(os.getpid()))
+
+    def sweep_orphans(self) -> None:
+        """Kill and remove the cgroups of runners that died without cleaning up."""
+        for sibling in self.main.parent.glob("leaklab-*-*"):
+            runner_pid = int(sibling.name.split("-")[1])
+            if sibling.name == self.main.name or os.path.exists(f"/proc/{runner_pid}"):
+                continue
+            type(self)({k: d.parent / sibling.name for k, d in self.dirs.items()}).close()
 
     def pids(self) -> list[int]:
         try:
@@ -187,6 +204,7 @@ class CgroupV1(_Cgroup):
         try:
             for path in dirs.values():
                 path.mkdir()
+            box.sweep_orphans()
             if mem_cap_bytes:
                 _write(dirs["memory"] / "memory.limit_in_bytes", str(mem_cap_bytes))
             _write(dirs["pids"] / "pids.max", str(MAX_PIDS))
@@ -237,6 +255,7 @@ class CgroupV2(_Cgroup):
             box.main.mkdir()
         except OSError as err:
             raise Unavailable(f"cgroup v2 not writable: {err}") from err
+        box.sweep_orphans()
         try:
             wanted = {"memory", "pids"} & set((parent / "cgroup.controllers").read_text().split())
             for controller in wanted:  # delegate what the parent may (refused if it holds processes itself)
