@@ -231,6 +231,11 @@ def _read_marks(path: Path, bad: unit_protocol.BadLines) -> pd.DataFrame:
                 rows.append(_mark_record(line))
             except unit_protocol.BadLine as err:
                 bad.add(f"{path.name} line {number}", line, str(err))
+    return _marks_frame(rows)
+
+
+def _marks_frame(rows: list[dict]) -> pd.DataFrame:
+    """Checked mark records as a frame that always has ``t``, ``unit`` and ``phase``."""
     frame = pd.DataFrame(rows)
     for column in ("t", "unit", "phase"):
         if column not in frame:
@@ -295,8 +300,7 @@ def run(
         meta.update(_after_runner_error(outdir, rows, bad, traceback.format_exc()))
     finally:
         box.close()
-    meta.update(containment=box.describe(), bad_unit_lines=bad.count, bad_unit_line_examples=bad.examples,
-                artifacts=checksums(outdir))
+    meta.update(containment=box.describe(), bad_unit_lines=bad.count, bad_unit_line_examples=bad.examples)
     (outdir / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return meta
 
@@ -312,7 +316,7 @@ def _after_runner_error(outdir: Path, rows: list[dict], bad: unit_protocol.BadLi
     try:
         _read_marks(outdir / "marks.jsonl", bad).to_parquet(outdir / "marks.parquet", index=False)
     except Exception:  # noqa: BLE001
-        _read_marks(Path("/nonexistent"), bad).to_parquet(outdir / "marks.parquet", index=False)
+        _marks_frame([]).to_parquet(outdir / "marks.parquet", index=False)
     return {"status": "runner_error", "exit_code": None, "n_samples": len(samples), "n_units": 0,
             "peak_rss_bytes": int(max([0, *(r["rss_bytes"] for r in rows)])), "profile_status": "none",
             "profile_error": None, "error": error, "log_tail": error.splitlines()[-LOG_TAIL_LINES:]}
@@ -406,6 +410,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         "versions": library_versions(python),
         "host": host_facts(),
         "log_tail": log_lines[-LOG_TAIL_LINES:] if status != "ok" else [],
+        "artifacts": checksums(outdir),
     }
 
 
