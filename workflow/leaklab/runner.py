@@ -344,8 +344,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         cmd = command_line(spec, variant, params, workdir)
         env[unit_protocol.UNITS_ENV] = str(outdir / "units.txt")
         (outdir / "units.txt").unlink(missing_ok=True)
-        protocol = unit_protocol.ProtocolMarks(spec.unit_source, outdir / "units.txt", marks_path)
-        protocol.bad = bad
+        protocol = unit_protocol.ProtocolMarks(spec.unit_source, outdir / "units.txt", marks_path, bad)
     else:
         cmd = [
             python or sys.executable, "-m", spec.module, "--variant", variant,

@@ -48,8 +48,7 @@ class BadLines:
     def add(self, where: str, raw: bytes | str, reason: str) -> None:
         self.count += 1
         if len(self.examples) < QUOTED_BAD_LINES:
-            shown = raw[:80] if isinstance(raw, (bytes, str)) else raw
-            self.examples.append(f"{where}: {reason}: {shown!r}")
+            self.examples.append(f"{where}: {reason}: {raw[:80]!r}")
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -115,14 +114,14 @@ class ProtocolMarks:
     parse, names a reserved metric, or whose unit is negative, too large or not after
     the previous one is counted in ``bad`` and skipped, never raised."""
 
-    def __init__(self, source: str, units_path: Path, marks_path: Path):
+    def __init__(self, source: str, units_path: Path, marks_path: Path, bad: BadLines | None = None):
         self.source, self.units_path, self.marks_path = source, Path(units_path), Path(marks_path)
         self.offset = 0
         self.line_number = 0
         self.last_unit = 0
         self.started = False
         self.next_second = 1
-        self.bad = BadLines()
+        self.bad = bad or BadLines()
 
     def _write(self, record: dict) -> None:
         with open(self.marks_path, "a") as out:
