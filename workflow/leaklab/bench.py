@@ -1,37 +1,43 @@
-"""Benchmark: what the sampler costs the measured process, and what one sample costs.
+"""Benchmarks: the sampler's cost to the measured process, and the pipeline's wall times.
 
-    python -m leaklab.bench [--repeats 5] [--interval 0.05 0.01]
+    python -m leaklab.bench                  # both (make bench)
+    python -m leaklab.bench overhead [--pairs 40]
+    python -m leaklab.bench pipeline [--workdir DIR] [--configfile config.yaml]
 
-The same CPU-bound workload (dict_shrink, 1M entries x 3 cycles) runs without
-sampling (one final sample only) and with the sampler at each interval, in an order
-rotated every repeat; the overhead is the difference of the mean CPU seconds of the
-measured process, with two standard errors: on a shared 2-core VM the same run's
-CPU time varies by tens of percent, and the figure says how much of it is noise.
-Absolute times on shared machines are noisy, so only ratios from one run are quoted.
+``overhead`` runs real experiment workloads with the sampler switched on and off in
+short paired blocks inside one process (see ``leaklab.overhead`` for why separate runs
+cannot measure it here), at 20 Hz and back to back.  ``pipeline`` times, in a fresh
+directory, a dry run, the whole run, a no-op re-run and a dry run of the finished run.
+Absolute times on a shared machine are noisy: the host's load is printed beside them.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import statistics
+import re
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from leaklab import runner, sampler
+from leaklab import overhead, sampler
 
-WORKLOAD = ("dict_shrink", "dict", {"entries": 1_000_000, "cycles": 3})
-UNSAMPLED_INTERVAL_S = 3600.0
+ROOT = Path(__file__).resolve().parents[2]
+TARGET_HZ = 20.0
+# real workloads whose units are CPU-bound and short: a dict's table mmapped and
+# unmapped every cycle (mmap lock writes), and a RocksDB scan whose leak grows the heap
+# (every smaps_rollup walk gets longer)
+WORKLOADS = (
+    overhead.Workload("dict_shrink", "dict", {"entries": 200_000, "value_bytes": 128}, "cycles"),
+    overhead.Workload("rocksdb_merge", "capi-real", {"keys": 5_000, "operands": 10, "operand_bytes": 64}, "passes"),
+)
+QUICK_WORKLOADS = (overhead.Workload("dict_shrink", "dict", {"entries": 20_000, "value_bytes": 128}, "cycles"),)
 
 
-def cpu_seconds(interval_s: float, workdir: Path) -> float:
-    experiment, variant, params = WORKLOAD
-    meta = runner.run(experiment, variant, workdir, params, interval_s=interval_s, timeout_s=600)
-    if meta["status"] != "ok":
-        raise RuntimeError(f"benchmark run failed: {meta['log_tail']}")
-    return meta["cpu_s"]
+def load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
 
 
 def sample_cost_ms(samples: int = 200) -> float:
@@ -42,32 +48,68 @@ def sample_cost_ms(samples: int = 200) -> float:
     return (time.perf_counter() - start) / samples * 1000
 
 
+def bench_overhead(workloads: tuple[overhead.Workload, ...], pairs: int) -> None:
+    print(f"# sampler overhead on the measured process ({pairs} pairs of blocks per setting; {load()})")
+    for workload in workloads:
+        name = f"{workload.experiment}/{workload.variant} {workload.params}"
+        at_target = overhead.measure(workload, 1 / TARGET_HZ, pairs)
+        flat_out = overhead.measure(workload, 0.0, pairs)
+        per_sample = flat_out.cpu.scaled(TARGET_HZ / flat_out.rate_hz)
+        print(f"{name}: one unit {flat_out.unit_cpu_s:.3f} s of CPU")
+        print(f"  sampled at {at_target.rate_hz:.1f} Hz: CPU {at_target.cpu}; wall {at_target.wall}")
+        print(f"  sampled back to back at {flat_out.rate_hz:.0f} Hz: CPU {flat_out.cpu}; wall {flat_out.wall}")
+        print(f"  => at {TARGET_HZ:.0f} Hz, from the back-to-back cost per sample: CPU {per_sample}")
+    print(f"one /proc sample (status, smaps_rollup, fds): {sample_cost_ms():.3f} ms of the sampler's own time; {load()}")
+
+
+def snakemake(workdir: Path, configfile: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile), "--cores", "4", *args]
+    start = time.monotonic()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    return time.monotonic() - start, done
+
+
+def _jobs(dry_run_output: str) -> int:
+    """Jobs a dry run plans (0 when there is nothing to be done)."""
+    found = re.search(r"^total\s+(\d+)", dry_run_output, re.MULTILINE)
+    return int(found.group(1)) if found else 0
+
+
+def bench_pipeline(workdir: Path, configfile: Path, run_first: bool = True) -> dict[str, float]:
+    """Wall seconds of a dry run, the run, a no-op re-run and a dry run of the result."""
+    print(f"# pipeline wall times ({configfile}, in {workdir}; {load()})")
+    seconds: dict[str, float] = {}
+    steps = (["dry run before", "run"] if run_first else []) + ["no-op re-run", "dry run after"]
+    for step in steps:
+        took, done = snakemake(workdir, configfile, *(["--dry-run"] if step.startswith("dry") else []))
+        if done.returncode != 0:
+            raise RuntimeError(f"{step} failed:\n{done.stderr[-3000:]}")
+        seconds[step] = took
+        jobs = _jobs(done.stdout + done.stderr)
+        print(f"{step}: {took:.1f} s" + (f" ({jobs} jobs)" if step.startswith("dry") else ""))
+        if step in ("no-op re-run", "dry run after") and jobs:
+            raise RuntimeError(f"{step}: {jobs} jobs to do after a finished run")
+    print(f"after: {load()}")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m leaklab.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=12)
-    parser.add_argument("--interval", type=float, nargs="+", default=[0.05, 0.01])
+    parser.add_argument("what", nargs="?", choices=("overhead", "pipeline", "all"), default="all")
+    parser.add_argument("--pairs", type=int, default=40, help="pairs of on/off blocks per setting (overhead)")
+    parser.add_argument("--quick", action="store_true", help="a tiny workload (a smoke run of the overhead benchmark)")
+    parser.add_argument("--configfile", type=Path, default=ROOT / "config.yaml", help="the pipeline's config")
+    parser.add_argument("--workdir", type=Path, help="where the pipeline runs (default: a fresh temporary directory)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        results: dict[float, list[float]] = {UNSAMPLED_INTERVAL_S: [], **{i: [] for i in args.interval}}
-        intervals = list(results)
-        for repeat in range(args.repeats):
-            # rotate the order each repeat, so drift (warm caches, clock) favours no setting
-            shift = repeat % len(intervals)
-            for interval in intervals[shift:] + intervals[:shift]:
-                results[interval].append(cpu_seconds(interval, Path(tmp) / f"{interval}-{repeat}"))
-            print(f"repeat {repeat + 1}/{args.repeats} done", flush=True)
-    unsampled = results.pop(UNSAMPLED_INTERVAL_S)
-    base = statistics.mean(unsampled)
-    print(f"workload: {WORKLOAD[0]}/{WORKLOAD[1]} {WORKLOAD[2]}, {args.repeats} repeats")
-    print(f"measured process CPU without sampling: mean {base:.3f} s, sd {statistics.stdev(unsampled):.3f} "
-          f"({min(unsampled):.2f}..{max(unsampled):.2f})")
-    for interval, values in results.items():
-        cpu = statistics.mean(values)
-        # two standard errors of the difference of the means: what the noise allows
-        noise = 2 * math.sqrt(statistics.variance(values) / len(values) + statistics.variance(unsampled) / len(unsampled))
-        print(f"sampler every {interval * 1000:.0f} ms: CPU mean {cpu:.3f} s ({min(values):.2f}..{max(values):.2f}), "
-              f"overhead {100 * (cpu / base - 1):+.1f} % +/- {100 * noise / base:.1f} % (2 SE)")
-    print(f"one /proc sample (status, smaps_rollup, fds): {sample_cost_ms():.3f} ms of sampler time")
+    if args.what in ("overhead", "all"):
+        bench_overhead(QUICK_WORKLOADS if args.quick else WORKLOADS, args.pairs)
+    if args.what in ("pipeline", "all"):
+        if args.workdir:
+            bench_pipeline(args.workdir, args.configfile.resolve())
+        else:
+            with tempfile.TemporaryDirectory(prefix="leaklab-bench-") as tmp:
+                bench_pipeline(Path(tmp), args.configfile.resolve())
 
 
 if __name__ == "__main__":
