@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from leaklab import tables
+if TYPE_CHECKING:  # imported where used: parsing the Snakefile imports this module
+    import pandas as pd
 
 ROOT = "results/sweep"
 DECISIVE = ("leak", "retention", "settling", "stable")
@@ -66,6 +66,10 @@ def _mark_changes(sweep: pd.DataFrame, column: str, keys: list[str], first_colum
 
 def table(run_dirs_by_version: dict[str, list[Path]], config: dict) -> pd.DataFrame:
     """Growth per unit of every metric by version, and where the verdict first changes."""
+    import pandas as pd
+
+    from leaklab import tables
+
     analysed = sweep_config(config)
     package = config["version_sweep"]["package"]
     frames = []

@@ -19,10 +19,8 @@ import pandas as pd
 from leaklab import attribution, controls, experiments, growth, profiler_tables, profilers, sensitivity, verdicts
 from leaklab.run_files import read_profile, read_run
 from leaklab import settings as leaklab_settings
+from leaklab.table_names import TABLES  # noqa: F401  (re-exported)
 
-TABLES = ("runs", "samples", "marks", "units", "replicate_growth", "growth", "variant_verdicts", "comparisons",
-          "controls", "sensitivity", "attribution",
-          "heap_timeline", "top_sites", "profiler_summary", "profiler_overhead", "agreement", "visibility")
 RUN_COLUMNS = ["experiment", "variant", "profiler", "replicate", "status", "exit_code",
                "wall_s", "cpu_s", "peak_rss_bytes", "n_samples", "n_units", "unit",
                "scale", "profile_status", "profile_error", "bad_unit_lines"]

@@ -3,11 +3,11 @@ import re
 
 from snakemake.utils import validate
 
+# only light modules here: a dry run or a no-op re-run should not pay for pandas and scipy
 import leaklab.config  # noqa: E402
-import leaklab.tables  # noqa: E402
 import leaklab.validation  # noqa: E402
 from leaklab import sweep  # noqa: E402
-from leaklab.tables import TABLES  # noqa: E402
+from leaklab.table_names import TABLES  # noqa: E402
 
 # leaklab's own one-line errors first (ids, finite numbers, unknown experiments, the
 # schema's first error), then the schema again to fill in its defaults, then the checks
@@ -123,8 +123,9 @@ def failed_runs():
     path = "results/tables/runs.csv"
     if not os.path.exists(path):
         return []
-    runs = leaklab.tables.read_csv_table(path)
-    if runs.empty:
-        return []
-    bad = runs[runs["status"] != "ok"]
-    return [f"{r.experiment}/{r.variant}/{r.profiler}/rep{r.replicate}: {r.status}" for r in bad.itertuples()]
+    import csv
+
+    with open(path, newline="") as f:
+        runs = list(csv.DictReader(f))
+    return [f"{r['experiment']}/{r['variant']}/{r['profiler']}/rep{r['replicate']}: {r['status']}"
+            for r in runs if r["status"] != "ok"]
