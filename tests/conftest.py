@@ -12,6 +12,13 @@ if str(PACKAGE_DIR) not in sys.path:
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_DIR), os.environ.get("PYTHONPATH")]))
 
 
+def pytest_collection_modifyitems(items):
+    """Every end-to-end and cluster test is slow too: `pytest -m "not slow"` is the fast tier."""
+    for item in items:
+        if item.get_closest_marker("e2e") or item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

@@ -8,6 +8,7 @@ import pytest
 from leaklab import bench, overhead
 
 
+@pytest.mark.slow
 def test_the_overhead_benchmark_runs_end_to_end(capsys):
     """One tiny real workload, two pairs of blocks at 20 Hz and back to back."""
     bench.main(["overhead", "--pairs", "2", "--quick"])

@@ -81,6 +81,7 @@ def dry_run(root, path, config) -> subprocess.CompletedProcess:
                           cwd=root, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_snakemake_refuses_a_bad_config_before_any_job(root, tmp_path, default_config):
     bad = copy.deepcopy(default_config)
     bad["experiments"]["fd_leak"]["variants"] = ["close", "laek"]

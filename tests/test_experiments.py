@@ -83,6 +83,7 @@ def test_fd_leak_holds_one_deleted_lock_per_rotation(tmp_path, variant, deleted_
     assert frame["slab_bytes"].notna().all()
 
 
+@pytest.mark.slow
 def test_fd_leak_stops_cleanly_before_the_fd_limit(tmp_path, root):
     out = tmp_path / "capped-fds"
     result = subprocess.run(

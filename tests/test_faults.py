@@ -35,6 +35,7 @@ def test_a_program_that_cannot_start_is_a_failed_run(tmp_path):
     assert "cannot start" in (tmp_path / "run.log").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "delete"])
 def test_broken_profiler_output_is_a_recorded_parse_error(tmp_path, damage):
     meta = runner.run("fd_leak", "leak", tmp_path, {"rotations": 15, "interval_s": 0.01}, profiler="massif",

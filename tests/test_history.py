@@ -225,6 +225,7 @@ def test_night_key_outside_and_inside_git(tmp_path):
     assert dirty["config_sha256"]
 
 
+@pytest.mark.slow
 def test_trend_and_plot(store, tmp_path):
     add_night(store, tmp_path, "2024-05-01")
     jumped = with_estimate(growth_table(), "rocksdb_merge", "capi_fixed-real", 2.0 * MIB, 1.8 * MIB, 2.3 * MIB)

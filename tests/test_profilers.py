@@ -108,6 +108,7 @@ def check_frames(result: dict) -> None:
 
 # ------------------------------------------------------------------ native tools on C
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profiler", ["massif", "jemalloc", "heaptrack"])
 def test_finds_leak_here(profiled, profiler):
     _, result = profiled(profiler, "leak")
@@ -119,6 +120,7 @@ def test_finds_leak_here(profiled, profiler):
     assert top["stack"].split(";")[0].startswith("leak_here")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profiler", ["massif", "jemalloc", "heaptrack"])
 def test_no_leak_no_leak_here(profiled, profiler):
     _, result = profiled(profiler, "no_leak")
@@ -126,6 +128,7 @@ def test_no_leak_no_leak_here(profiled, profiler):
     assert not leaked_sites(result)["frame"].str.contains("leak_here").any()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profiler", ["massif", "jemalloc", "heaptrack"])
 def test_ctypes_leak_named_past_the_glue(profiled, profiler):
     _, result = profiled(profiler, "ctypes")

@@ -231,6 +231,7 @@ def simulate(rng: np.random.Generator, slope: float, noise: float, n_units: int,
     return [(x, rng.normal(0, 100) + slope * x + noise * draw(n_units)) for _ in range(replicates)]
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(slope=st.floats(-50, 50), noise=st.floats(0.01, 20), n_units=st.integers(5, 40),
        replicates=st.integers(1, 4), heavy=st.booleans(), seed=st.integers(0, 2**32 - 1))
@@ -245,6 +246,7 @@ def test_the_95_interval_covers_the_true_slope(slope, noise, n_units, replicates
     assert covered >= 50
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(noise=st.floats(0.01, 20), n_units=st.integers(5, 40), replicates=st.integers(1, 4),
        heavy=st.booleans(), seed=st.integers(0, 2**32 - 1))
