@@ -265,3 +265,24 @@ def version_sweep(sweep: pd.DataFrame, out: Path, metric: str = "rss_bytes") -> 
     fig.legend(handles, VERDICT_COLOURS.keys(), loc="lower center", ncol=4, frameon=False)
     fig.suptitle("Version sweep: growth per unit by version (95% interval)")
     _save(fig, out, rect=(0, 0.06, 1, 1))
+
+
+def time_to_verdict(table: pd.DataFrame, out: Path) -> None:
+    """Seconds each experiment and variant needed for its verdict (the slowest run and
+    deciding metric), against what its runs recorded; hatched: the length that would
+    decide a run that was not decided."""
+    from leaklab.sequential import by_variant
+
+    if table.empty:
+        _nothing(out, "no plain runs to replay")
+        return
+    data = by_variant(table)
+    labels = data["experiment"] + " / " + data["variant"]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(data) + 1.5))
+    ax.barh(labels, data["recorded_seconds"], color="#dddddd", label="recorded run")
+    ax.barh(labels, data["seconds"], height=0.5, color=[VERDICT_COLOURS.get(v, "#333") for v in data["verdict"]],
+            hatch=["" if d else "//" for d in data["decided"]], label="to the decision")
+    ax.invert_yaxis()
+    ax.set(xlabel="seconds of run time", title="Time to verdict (looks at 1 - 0.05/K; hatched: length that would decide)")
+    ax.legend(loc="lower right", fontsize=8)
+    _save(fig, out)

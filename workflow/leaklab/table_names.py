@@ -4,5 +4,5 @@ Apart from :mod:`leaklab.tables` so that parsing the Snakefile, which needs only
 names, does not import pandas and scipy (most of a dry run's time)."""
 
 TABLES = ("runs", "samples", "marks", "units", "replicate_growth", "growth", "variant_verdicts", "comparisons",
-          "controls", "sensitivity", "attribution",
+          "controls", "sensitivity", "time_to_verdict", "attribution",
           "heap_timeline", "top_sites", "profiler_summary", "profiler_overhead", "agreement", "visibility")

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab import attribution, controls, experiments, growth, profiler_tables, profilers, sensitivity, verdicts
+from leaklab import (attribution, controls, experiments, growth, profiler_tables, profilers, sensitivity, sequential,
+                     verdicts)
 from leaklab.run_files import read_profile, read_run
 from leaklab import settings as leaklab_settings
 from leaklab.table_names import TABLES  # noqa: F401  (re-exported)
@@ -102,6 +103,7 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     tables["variant_verdicts"] = verdicts.variant_verdicts(tables["growth"], resolved).drop(columns="row")
     tables["controls"] = controls.check(tables["growth"], resolved)
     tables["sensitivity"] = sensitivity.table(tables["units"], resolved)
+    tables["time_to_verdict"] = sequential.table(tables["units"], tables["growth"], resolved)
     # one failed control makes every verdict of this run suspect; no controls: unchecked
     tables["growth"]["controls_passed"] = controls.all_passed(tables["controls"])
     baselines = {name: s.baseline for name, s in resolved.items()}

@@ -89,6 +89,7 @@ def figure_outputs():
         + [f"results/figures/{kind}_{name}.png" for name in profiled_experiments() for kind in ("heap", "top_sites")]
         + ["results/figures/growth_overview.png", "results/figures/profiler_overhead.png"]
         + ["results/figures/verdict_matrix.png", "results/figures/attribution.png"]
+        + ["results/figures/time_to_verdict.png"]
     )
 
 

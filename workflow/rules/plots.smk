@@ -79,3 +79,22 @@ rule plot_profiler_overhead:
         runtime=10,
     script:
         "../scripts/plot_profiler_overhead.py"
+
+
+rule plot_time_to_verdict:
+    """Seconds to each experiment and variant's verdict, replayed from its recorded units."""
+    input:
+        table="results/tables/time_to_verdict.csv",
+    output:
+        report(
+            "results/figures/time_to_verdict.png",
+            caption="../report/time_to_verdict.rst",
+            category="Overview",
+        ),
+    log:
+        "results/logs/plot_time_to_verdict.log",
+    resources:
+        mem_mb=1024,
+        runtime=10,
+    script:
+        "../scripts/plot_time_to_verdict.py"

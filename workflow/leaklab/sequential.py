@@ -1,0 +1,157 @@
+"""Time to verdict: when each run's evidence was in, replayed from its recorded units.
+
+A run is looked at after a fixed, geometric set of units past the warm-up
+(``looks``: ``MIN_LOOK`` units, then every ``LOOK_GROWTH`` times as many, and the
+run's full length), each look judged by the same rule as the tables
+(``verdicts.judge``) on that run alone.  It is decided at the first look whose verdict
+is not ``inconclusive``.
+
+Looking again and again at growing data and stopping at the first decisive answer
+would inflate the error rate if every look used the 95 % interval.  Each of the K looks
+here uses a ``1 - 0.05 / K`` interval instead (Bonferroni: an alpha-spending schedule
+that spends alpha equally over a set of looks fixed before the data): a wrong decisive
+interval at any look has probability at most the sum over looks, K x 0.05 / K = 0.05,
+whatever the dependence between looks (the union bound).  The price is a wider interval
+at each look, so a run decided only at its full length may stay undecided here.
+
+Units are counted from the run's start (warm-up included), seconds are the run's clock
+at that unit's boundary: what a run stopped there would have taken.
+
+Where a run is not decided at its full length, ``needed_units`` says what length would
+decide it: a slope's interval half-width shrinks about as n^-1.5 with n units of
+independent noise, so the half-width on the side that must clear the decision bar,
+``w`` at n units, reaches the distance ``d`` between the estimate and the bar after
+n x (w / d)^(2/3) units (more looks, a little more width: an estimate, not a promise).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from leaklab import verdicts
+from leaklab.intervals import CONFIDENCE
+from leaklab.settings import SYSTEM_WIDE, ExperimentSettings
+
+MIN_LOOK = 5
+LOOK_GROWTH = 1.5
+COLUMNS = ["experiment", "variant", "metric", "unit", "warmup_units", "looks", "look_confidence", "replicates",
+           "decided_runs", "recorded_units", "recorded_seconds", "stop_units", "stop_seconds", "stop_verdicts",
+           "fixed_verdicts", "table_verdict", "agrees", "needed_units", "needed_seconds"]
+
+
+def looks(max_units: int, min_units: int = MIN_LOOK, growth: float = LOOK_GROWTH) -> list[int]:
+    """Unit counts after the warm-up at which a run of ``max_units`` is looked at."""
+    found, n = [], min_units
+    while n < max_units:
+        found.append(n)
+        n = max(n + 1, math.ceil(n * growth))
+    return found + [max_units]
+
+
+def look_confidence(n_looks: int, confidence: float = CONFIDENCE) -> float:
+    """Each look's confidence: the error rate shared equally over the looks."""
+    return 1 - (1 - confidence) / n_looks
+
+
+def needed_units(n: int, slope: float, low: float, high: float, bar: float) -> float:
+    """Units after the warm-up at which the interval would clear ``bar`` (n^-1.5 shrinkage)."""
+    if not all(map(math.isfinite, (slope, low, high))) or slope == bar:
+        return math.inf
+    width, distance = (slope - low, slope - bar) if slope > bar else (high - slope, bar - slope)
+    return n * max(1.0, (width / distance) ** (2 / 3))
+
+
+def replay_run(frame: pd.DataFrame, settings: ExperimentSettings, metric: str,
+               max_units: int | None = None) -> dict:
+    """One run's metric (``unit``, ``t``, ``value`` rows) judged at each look; where it was decided."""
+    frame = frame.dropna(subset=["unit", "value"]).sort_values("unit")
+    post = frame[frame["unit"] > settings.warmup_units]
+    x, y, t = (post[c].to_numpy(dtype=float) for c in ("unit", "value", "t"))
+    limit = settings.thresholds[metric]
+    schedule = looks(max_units or len(x))
+    confidence = look_confidence(len(schedule))
+    common = dict(leak_per_unit=limit.leak_per_unit, retained_threshold=limit.retained,
+                  releases=settings.releases, metric=metric, unit=settings.unit)
+
+    def judged(n: int, level: float) -> verdicts.Judgement:
+        retained = float(y[n - 1] - frame["value"].iloc[0]) if settings.releases else math.nan
+        return verdicts.judge([(x[:n], y[:n])], retained=retained, confidence=level, **common)
+
+    fixed = judged(len(x), CONFIDENCE) if len(x) else None
+    out = {"recorded_units": int(x[-1]) if len(x) else 0, "recorded_seconds": float(t[-1]) if len(t) else math.nan,
+           "looks": schedule, "look_confidence": confidence, "fixed_verdict": fixed.verdict if fixed else "inconclusive",
+           "stop_units": math.nan, "stop_seconds": math.nan, "stop_verdict": "inconclusive"}
+    last = None
+    for n in schedule:
+        if n > len(x):
+            break
+        last = judged(n, confidence)
+        if last.verdict != "inconclusive":
+            return {**out, "stop_units": int(x[n - 1]), "stop_seconds": float(t[n - 1]), "stop_verdict": last.verdict,
+                    "needed_units": int(x[n - 1]), "needed_seconds": float(t[n - 1])}
+    whole = last.windows.whole if last else None
+    need = needed_units(len(x), whole.slope, whole.ci_low, whole.ci_high,
+                        verdicts.DECISION_FRACTION * limit.leak_per_unit) if whole else math.inf
+    per_unit = float(t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else math.nan
+    return {**out, "needed_units": settings.warmup_units + need,
+            "needed_seconds": float(t[-1]) + (need - len(x)) * per_unit if len(x) else math.nan}
+
+
+def _deciding_metrics(growth: pd.DataFrame) -> pd.DataFrame:
+    """Plain rows whose metric decides its own verdict (family leaders, not system-wide)."""
+    rows = growth[(growth["profiler"] == "plain") & (growth["decided_by"] == growth["metric"])]
+    return rows[~rows["metric"].isin(SYSTEM_WIDE)]
+
+
+def table(units: pd.DataFrame, growth: pd.DataFrame, resolved: dict[str, ExperimentSettings]) -> pd.DataFrame:
+    """Per experiment, variant and deciding metric of the plain runs: units and seconds
+    to the decision (the slowest replicate), the verdicts there and at full length, and
+    what length would decide where the runs did not."""
+    if units.empty or growth.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    plain = verdicts.clean_units(units[units["profiler"] == "plain"])
+    runs = {key: frame for key, frame in plain.groupby(["experiment", "variant", "metric", "replicate"])}
+    rows = []
+    for row in _deciding_metrics(growth).itertuples():
+        s = resolved.get(row.experiment)
+        replays = [replay_run(frame, s, row.metric) for (e, v, m, _), frame in runs.items()
+                   if (e, v, m) == (row.experiment, row.variant, row.metric)]
+        if s is None or not replays:
+            continue
+        decided = [r for r in replays if r["stop_verdict"] != "inconclusive"]
+        rows.append({
+            "experiment": row.experiment, "variant": row.variant, "metric": row.metric, "unit": s.unit,
+            "warmup_units": s.warmup_units, "looks": ",".join(map(str, replays[0]["looks"])),
+            "look_confidence": replays[0]["look_confidence"], "replicates": len(replays),
+            "decided_runs": len(decided),
+            "recorded_units": max(r["recorded_units"] for r in replays),
+            "recorded_seconds": max(r["recorded_seconds"] for r in replays),
+            "stop_units": max(r["stop_units"] for r in replays) if len(decided) == len(replays) else math.nan,
+            "stop_seconds": max(r["stop_seconds"] for r in replays) if len(decided) == len(replays) else math.nan,
+            "stop_verdicts": ",".join(r["stop_verdict"] for r in replays),
+            "fixed_verdicts": ",".join(r["fixed_verdict"] for r in replays),
+            "table_verdict": row.verdict,
+            # an early stop may only say what the full run says (it may say less: undecided)
+            "agrees": all(r["stop_verdict"] in ("inconclusive", r["fixed_verdict"]) for r in replays),
+            "needed_units": max(r["needed_units"] for r in replays),
+            "needed_seconds": max(r["needed_seconds"] for r in replays),
+        })
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def by_variant(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per experiment and variant: a run stops when every deciding metric is
+    decided, so its time is the slowest metric's; its verdict the most severe one."""
+    severity = {v: i for i, v in enumerate(verdicts.VERDICTS)}
+    rows = []
+    for (experiment, variant), part in table.groupby(["experiment", "variant"], sort=False):
+        stops = [v for joined in part["stop_verdicts"] for v in joined.split(",")]
+        decided = bool(part["stop_seconds"].notna().all())
+        rows.append({"experiment": experiment, "variant": variant, "decided": decided,
+                     "verdict": min(stops, key=severity.get) if decided else "inconclusive",
+                     "recorded_seconds": part["recorded_seconds"].max(), "seconds": part["needed_seconds"].max(),
+                     "recorded_units": part["recorded_units"].max(), "units": part["needed_units"].max()})
+    return pd.DataFrame(rows)
