@@ -36,7 +36,7 @@ import numpy as np
 
 from leaklab import marks, sampler
 
-POLL_S = 0.001  # how often the controller looks for a finished unit (same in both states)
+POLL_S = 0.005  # how often the controller looks for a finished unit (same in both states)
 
 
 @dataclass(frozen=True)
