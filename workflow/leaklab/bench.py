@@ -58,6 +58,8 @@ def bench_overhead(workloads: tuple[overhead.Workload, ...], pairs: int) -> None
         print(f"{name}: one unit {flat_out.unit_cpu_s:.3f} s of CPU")
         print(f"  sampled at {at_target.rate_hz:.1f} Hz: CPU {at_target.cpu}; wall {at_target.wall}")
         print(f"  sampled back to back at {flat_out.rate_hz:.0f} Hz: CPU {flat_out.cpu}; wall {flat_out.wall}")
+        no_smaps = overhead.measure(workload, 1 / TARGET_HZ, pairs, smaps=False)
+        print(f"  sampled at {no_smaps.rate_hz:.1f} Hz without smaps_rollup: CPU {no_smaps.cpu}; wall {no_smaps.wall}")
         print(f"  => at {TARGET_HZ:.0f} Hz, from the back-to-back cost per sample: CPU {per_sample}")
     print(f"one /proc sample (status, smaps_rollup, fds): {sample_cost_ms():.3f} ms of the sampler's own time; {load()}")
 

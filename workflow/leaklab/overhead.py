@@ -83,7 +83,7 @@ def _read_units(stream, pending: str) -> tuple[list[dict], str]:
 
 
 def run_blocks(workload: Workload, interval_s: float, pairs: int, block_units: int, workdir: Path,
-               warmup_units: int = 1, seed: int = 1) -> tuple[list[dict], list[bool], list[int]]:
+               warmup_units: int = 1, seed: int = 1, smaps: bool = True) -> tuple[list[dict], list[bool], list[int]]:
     """Run the workload once, sampling it every ``interval_s`` (0: back to back) in the
     blocks where the schedule says on.  Returns the unit marks, the schedule and the
     number of samples taken in each block."""
@@ -107,7 +107,7 @@ def run_blocks(workload: Workload, interval_s: float, pairs: int, block_units: i
             block = (len(seen) - warmup_units) // block_units  # the block of the unit now running
             now = time.monotonic()
             if 0 <= block < len(blocks) and blocks[block] and now >= next_tick:
-                if sampler.sample(proc.pid, now) is not None:
+                if sampler.sample(proc.pid, now, smaps=smaps) is not None:
                     samples[block] += 1
                 next_tick = now + interval_s
             else:
@@ -155,9 +155,13 @@ class Result:
     unit_cpu_s: float
 
 
-def measure(workload: Workload, interval_s: float, pairs: int, block_units: int = 3, seed: int = 1) -> Result:
+def measure(workload: Workload, interval_s: float, pairs: int, block_units: int = 3, seed: int = 1,
+            smaps: bool = True) -> Result:
+    """``smaps=False`` leaves out ``smaps_rollup`` (``sampler.smaps: false``), the one read
+    that takes the measured process's mmap lock."""
     with tempfile.TemporaryDirectory(prefix="leaklab-overhead-") as tmp:
-        unit_marks, blocks, samples = run_blocks(workload, interval_s, pairs, block_units, Path(tmp), seed=seed)
+        unit_marks, blocks, samples = run_blocks(workload, interval_s, pairs, block_units, Path(tmp), seed=seed,
+                                                 smaps=smaps)
     cpu = per_block(unit_marks, blocks, block_units, 1, "cpu_s")
     wall = per_block(unit_marks, blocks, block_units, 1, "t")
     on_seconds = sum(w * block_units for w, on in zip(wall, blocks) if on)  # about: guards included
