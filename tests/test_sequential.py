@@ -50,6 +50,7 @@ def test_needed_units_follow_the_slope_interval_shrinking_as_n_to_the_minus_one_
     assert sequential.needed_units(10, slope=3.0, low=1.0, high=5.0, bar=2.0) == pytest.approx(10 * 2 ** (2 / 3))
     assert sequential.needed_units(10, slope=1.0, low=0.0, high=1.5, bar=2.0) == 10  # already clear
     assert sequential.needed_units(10, slope=2.0, low=1.0, high=3.0, bar=2.0) == math.inf
+    assert math.isnan(sequential.needed_units(3, slope=2.0, low=math.nan, high=math.nan, bar=1.0))  # no interval
 
 
 @pytest.mark.slow

@@ -57,8 +57,11 @@ def look_confidence(n_looks: int, confidence: float = CONFIDENCE) -> float:
 
 
 def needed_units(n: int, slope: float, low: float, high: float, bar: float) -> float:
-    """Units after the warm-up at which the interval would clear ``bar`` (n^-1.5 shrinkage)."""
-    if not all(map(math.isfinite, (slope, low, high))) or slope == bar:
+    """Units after the warm-up at which the interval would clear ``bar`` (n^-1.5 shrinkage):
+    NaN when there is no interval to extrapolate, infinite for an estimate on the bar."""
+    if not all(map(math.isfinite, (slope, low, high))):
+        return math.nan
+    if slope == bar:
         return math.inf
     width, distance = (slope - low, slope - bar) if slope > bar else (high - slope, bar - slope)
     return n * max(1.0, (width / distance) ** (2 / 3))
@@ -94,10 +97,16 @@ def replay_run(frame: pd.DataFrame, settings: ExperimentSettings, metric: str,
                     "needed_units": int(x[n - 1]), "needed_seconds": float(t[n - 1])}
     whole = last.windows.whole if last else None
     need = needed_units(len(x), whole.slope, whole.ci_low, whole.ci_high,
-                        verdicts.DECISION_FRACTION * limit.leak_per_unit) if whole else math.inf
+                        verdicts.DECISION_FRACTION * limit.leak_per_unit) if whole else math.nan
     per_unit = float(t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else math.nan
     return {**out, "needed_units": settings.warmup_units + need,
             "needed_seconds": float(t[-1]) + (need - len(x)) * per_unit if len(x) else math.nan}
+
+
+def _slowest(values) -> float:
+    """The largest, or NaN when one run's is unknown (it could be the slowest)."""
+    values = list(values)
+    return math.nan if any(math.isnan(v) for v in values) else max(values)
 
 
 def _deciding_metrics(growth: pd.DataFrame) -> pd.DataFrame:
@@ -136,8 +145,8 @@ def table(units: pd.DataFrame, growth: pd.DataFrame, resolved: dict[str, Experim
             "table_verdict": row.verdict,
             # an early stop may only say what the full run says (it may say less: undecided)
             "agrees": all(r["stop_verdict"] in ("inconclusive", r["fixed_verdict"]) for r in replays),
-            "needed_units": max(r["needed_units"] for r in replays),
-            "needed_seconds": max(r["needed_seconds"] for r in replays),
+            "needed_units": _slowest(r["needed_units"] for r in replays),
+            "needed_seconds": _slowest(r["needed_seconds"] for r in replays),
         })
     return pd.DataFrame(rows, columns=COLUMNS)
 
