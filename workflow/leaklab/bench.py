@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -64,12 +65,19 @@ def bench_overhead(workloads: tuple[overhead.Workload, ...], pairs: int) -> None
     print(f"one /proc sample (status, smaps_rollup, fds): {sample_cost_ms():.3f} ms of the sampler's own time; {load()}")
 
 
-def snakemake(workdir: Path, configfile: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def snakemake(workdir: Path, configfile: Path, *args: str) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall and CPU seconds of one snakemake invocation (CPU, with its jobs, is what a
+    loaded machine inflates least)."""
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(configfile), "--cores", "4", *args]
-    start = time.monotonic()
+    start, cpu = time.monotonic(), _children_cpu_s()
     done = subprocess.run(cmd, capture_output=True, text=True)
-    return time.monotonic() - start, done
+    return time.monotonic() - start, _children_cpu_s() - cpu, done
 
 
 def _jobs(dry_run_output: str) -> int:
@@ -84,12 +92,12 @@ def bench_pipeline(workdir: Path, configfile: Path, run_first: bool = True) -> d
     seconds: dict[str, float] = {}
     steps = (["dry run before", "run"] if run_first else []) + ["no-op re-run", "dry run after"]
     for step in steps:
-        took, done = snakemake(workdir, configfile, *(["--dry-run"] if step.startswith("dry") else []))
+        took, cpu, done = snakemake(workdir, configfile, *(["--dry-run"] if step.startswith("dry") else []))
         if done.returncode != 0:
             raise RuntimeError(f"{step} failed:\n{done.stderr[-3000:]}")
         seconds[step] = took
         jobs = _jobs(done.stdout + done.stderr)
-        print(f"{step}: {took:.1f} s" + (f" ({jobs} jobs)" if step.startswith("dry") else ""))
+        print(f"{step}: {took:.1f} s wall, {cpu:.1f} s CPU" + (f" ({jobs} jobs)" if step.startswith("dry") else ""))
         if step in ("no-op re-run", "dry run after") and jobs:
             raise RuntimeError(f"{step}: {jobs} jobs to do after a finished run")
     print(f"after: {load()}")

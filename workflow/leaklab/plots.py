@@ -282,7 +282,17 @@ def time_to_verdict(table: pd.DataFrame, out: Path) -> None:
     ax.barh(labels, data["recorded_seconds"], color="#dddddd", label="recorded run")
     ax.barh(labels, data["seconds"], height=0.5, color=[VERDICT_COLOURS.get(v, "#333") for v in data["verdict"]],
             hatch=["" if d else "//" for d in data["decided"]], label="to the decision")
+    for y, row in enumerate(data.itertuples()):
+        if row.decided:
+            text = f"{row.units:.0f} {row.unit}s"
+        elif row.units == row.units and row.units < float("inf"):
+            text = f"undecided; about {row.units:.0f} {row.unit}s would decide"
+        else:
+            text = "undecided"
+        end = max(row.recorded_seconds, row.seconds if row.seconds == row.seconds else 0)
+        ax.text(end, y, f" {text}", va="center", fontsize=8)
     ax.invert_yaxis()
-    ax.set(xlabel="seconds of run time", title="Time to verdict (looks at 1 - 0.05/K; hatched: length that would decide)")
+    ax.margins(x=0.35)
+    ax.set(xlabel="seconds of run time", title="Time to verdict (each look at 1 - 0.05/K)")
     ax.legend(loc="lower right", fontsize=8)
     _save(fig, out)

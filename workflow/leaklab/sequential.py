@@ -152,15 +152,23 @@ def table(units: pd.DataFrame, growth: pd.DataFrame, resolved: dict[str, Experim
 
 
 def by_variant(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per experiment and variant: a run stops when every deciding metric is
-    decided, so its time is the slowest metric's; its verdict the most severe one."""
+    """One row per experiment and variant.  A variant's verdict is the most severe of its
+    deciding metrics (``verdicts.variant_verdicts``), so its runs are decided as soon as
+    one metric is decided ``leak`` in every run, or else once every metric is decided
+    (the slowest then sets the time)."""
     severity = {v: i for i, v in enumerate(verdicts.VERDICTS)}
     rows = []
     for (experiment, variant), part in table.groupby(["experiment", "variant"], sort=False):
-        stops = [v for joined in part["stop_verdicts"] for v in joined.split(",")]
+        leaks = part[part["stop_verdicts"].map(lambda joined: set(joined.split(",")) == {"leak"})]
         decided = bool(part["stop_seconds"].notna().all())
-        rows.append({"experiment": experiment, "variant": variant, "decided": decided,
-                     "verdict": min(stops, key=severity.get) if decided else "inconclusive",
-                     "recorded_seconds": part["recorded_seconds"].max(), "seconds": part["needed_seconds"].max(),
-                     "recorded_units": part["recorded_units"].max(), "units": part["needed_units"].max()})
+        if len(leaks):
+            first = leaks.loc[leaks["stop_seconds"].idxmin()]
+            seconds, units, verdict, decided = first["stop_seconds"], first["stop_units"], "leak", True
+        else:
+            stops = [v for joined in part["stop_verdicts"] for v in joined.split(",")]
+            verdict = min(stops, key=severity.get) if decided else "inconclusive"
+            seconds, units = _slowest(part["needed_seconds"]), _slowest(part["needed_units"])
+        rows.append({"experiment": experiment, "variant": variant, "unit": part["unit"].iloc[0], "decided": decided,
+                     "verdict": verdict, "recorded_seconds": part["recorded_seconds"].max(), "seconds": seconds,
+                     "recorded_units": part["recorded_units"].max(), "units": units})
     return pd.DataFrame(rows)
