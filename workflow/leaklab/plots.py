@@ -284,9 +284,9 @@ def time_to_verdict(table: pd.DataFrame, out: Path) -> None:
             hatch=["" if d else "//" for d in data["decided"]], label="to the decision")
     for y, row in enumerate(data.itertuples()):
         if row.decided:
-            text = f"{row.units:.0f} {row.unit}s"
+            text = f"{row.units:.0f} x {row.unit}"
         elif row.units == row.units and row.units < float("inf"):
-            text = f"undecided; about {row.units:.0f} {row.unit}s would decide"
+            text = f"undecided; about {row.units:.0f} x {row.unit} would decide"
         else:
             text = "undecided"
         end = max(row.recorded_seconds, row.seconds if row.seconds == row.seconds else 0)
@@ -294,5 +294,5 @@ def time_to_verdict(table: pd.DataFrame, out: Path) -> None:
     ax.invert_yaxis()
     ax.margins(x=0.35)
     ax.set(xlabel="seconds of run time", title="Time to verdict (each look at 1 - 0.05/K)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
     _save(fig, out)
