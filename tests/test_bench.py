@@ -52,3 +52,19 @@ def test_a_workload_that_fails_is_reported_with_its_output(tmp_path):
     workload = overhead.Workload("fd_leak", "leak", {"payload_bytes": "big"}, "rotations")
     with pytest.raises(RuntimeError, match="fd_leak/leak failed"):
         overhead.run_blocks(workload, 0.05, pairs=1, block_units=2, workdir=tmp_path)
+
+
+def test_parsing_the_snakefile_imports_neither_pandas_nor_scipy(root):
+    """What workflow/rules/common.smk imports and calls at parse time stays light: a dry
+    run or a no-op re-run should cost Snakemake's own start-up, not pandas and scipy's."""
+    import subprocess
+    import sys
+
+    script = ("import sys, yaml\n"
+              "import leaklab.config, leaklab.validation, leaklab.sweep, leaklab.table_names\n"
+              f"config = yaml.safe_load(open({str(root / 'config.yaml')!r}))\n"
+              "leaklab.config.check(config); leaklab.config.runs(config)\n"
+              "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'scipy', 'numpy', 'matplotlib'}))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from leaklab import experiments, growth, profilers, settings
+from leaklab import experiments, profilers, sampler, settings  # light: the Snakefile parse imports this
 from leaklab.experiments.duckdb_load import expected_drops, parse_duration
 from leaklab.validation import ConfigError
 
@@ -155,7 +155,7 @@ def known_metrics(config: dict, name: str | None = None) -> set[str]:
     """Metrics a verdict can be about: the sampler's, the in-process ones, the
     experiments' key metrics (one experiment's, or every configured one's)."""
     names = [name] if name else list(config["experiments"])
-    known = {*settings.DEFAULT_THRESHOLDS, *growth.OUTSIDE_METRICS, *IN_PROCESS_METRICS}
+    known = {*settings.DEFAULT_THRESHOLDS, *sampler.OUTSIDE_METRICS, *IN_PROCESS_METRICS}
     for experiment in names:
         known.update(experiments.get(experiment).key_metrics)
     return known

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import theilslopes
 
+from leaklab.sampler import OUTSIDE_METRICS
+
 RUN_KEYS = ["experiment", "variant", "profiler", "replicate"]
-OUTSIDE_METRICS = ("rss_bytes", "pss_bytes", "uss_bytes", "fds", "deleted_fds", "threads")
 BOUNDARY_PHASES = ("start", "unit")
 MIN_POINTS = 3
 

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+# what the outside view measures, per unit of work (``growth.unit_series``)
+OUTSIDE_METRICS = ("rss_bytes", "pss_bytes", "uss_bytes", "fds", "deleted_fds", "threads")
 SAMPLE_COLUMNS = (
     "t", "pids", "rss_bytes", "pss_bytes", "uss_bytes", "vmhwm_bytes",
     "threads", "fds", "deleted_fds", "cgroup_bytes", "final",
