@@ -5,7 +5,7 @@ VENV := .venv
 APT_PACKAGES := valgrind heaptrack libjemalloc2 libjemalloc-dev librocksdb-dev lsof slurmctld slurmd slurm-client munge
 SNAKEMAKE := $(VENV)/bin/snakemake
 
-.PHONY: help setup apt venv run test report sweep accuracy nightly bench lint clean
+.PHONY: help setup apt venv run test report figures-docs sweep accuracy nightly bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,6 +43,9 @@ report: setup  ## the HTML report of the last run: results/report.html (opens of
 accuracy: setup  ## the labelled accuracy benchmark into results/accuracy/ (first time: builds DuckDB 0.3.2 and 0.3.3, 25-40 min each)
 	mkdir -p results/accuracy && $(VENV)/bin/python -m leaklab.lock results/accuracy
 	$(SNAKEMAKE) --cores 4 --snakefile Snakefile --configfile workflow/accuracy/config.yaml --directory results/accuracy accuracy
+
+figures-docs: setup  ## the README's figures (docs/) from the last run's results/figures
+	$(VENV)/bin/python -m leaklab.docs_figures --results results --out docs
 
 nightly: setup  ## fresh measurements, appended to the history store; fails on regressions
 	$(VENV)/bin/python -m leaklab.nightly

@@ -307,7 +307,7 @@ def test_previous_tables_stay_until_the_new_ones_are_complete(tmp_path):
 def test_every_figure_and_the_summary_cope_with_only_unreadable_runs(root, tmp_path):
     """Every run lost (here: one whose meta.json is garbage): the tables still come out,
     and so do every figure and the summary, from the CSV files as the workflow reads them."""
-    from leaklab import plots, summary, tables
+    from leaklab import plots, profile_plots, summary, tables
 
     run = tmp_path / "runs" / "fd_leak" / "leak" / "heaptrack" / "rep1"
     run.mkdir(parents=True)
@@ -320,12 +320,13 @@ def test_every_figure_and_the_summary_cope_with_only_unreadable_runs(root, tmp_p
     figures.mkdir()
     plots.timeline(read["samples"], read["units"], "fd_leak", figures / "timeline.png")
     plots.growth_overview(read["growth"], figures / "growth.png")
-    plots.profiler_overhead(read["profiler_overhead"], figures / "overhead.png")
-    plots.heap_timelines(read["heap_timeline"], "fd_leak", figures / "heap.png")
-    plots.top_sites(read["top_sites"], "fd_leak", figures / "sites.png")
-    plots.verdict_matrix(read["growth"], figures / "matrix.png")
-    plots.attribution_bars(read["attribution"], figures / "attribution.png")
-    assert all(p.stat().st_size > 1000 for p in figures.iterdir()) and len(list(figures.iterdir())) == 7
+    profile_plots.profiler_overhead(read["profiler_overhead"], figures / "overhead.png")
+    profile_plots.heap_timelines(read["heap_timeline"], "fd_leak", figures / "heap.png")
+    profile_plots.top_sites(read["top_sites"], "fd_leak", figures / "sites.png")
+    plots.verdict_matrix(read["variant_verdicts"], figures / "matrix.png")
+    plots.attribution_bars(read["attribution"], read["growth"], figures / "attribution.png")
+    plots.headline(read["units"], read["growth"], read["variant_verdicts"], "fd_leak", figures / "headline.png")
+    assert all(p.stat().st_size > 1000 for p in figures.iterdir()) and len(list(figures.glob("*.png"))) == 8
     assert "parse_error" in summary.render(**{k: read[k] for k in ("runs", "growth", "controls", "attribution",
                                                                   "variant_verdicts", "sensitivity")})
 

@@ -119,6 +119,6 @@ def test_aggregation_and_summary_survive_a_run_set_with_no_plain_run(tmp_path, r
     assert len(built["profiler_summary"]) == 1 and built["profiler_summary"]["leaked_bytes"].iloc[0] >= 0
     text = summary.render(built["runs"], built["growth"], built["controls"], built["attribution"])
     assert "Controls: FAILED" in text and "expected leak, got missing" in text
-    plots.verdict_matrix(built["growth"], tmp_path / "matrix.png")
-    plots.attribution_bars(built["attribution"], tmp_path / "attribution.png")
+    plots.verdict_matrix(built["variant_verdicts"], tmp_path / "matrix.png")
+    plots.attribution_bars(built["attribution"], built["growth"], tmp_path / "attribution.png")
     assert (tmp_path / "matrix.png").stat().st_size > 1000 and (tmp_path / "attribution.png").stat().st_size > 1000

@@ -90,15 +90,15 @@ def test_comparisons_against_baselines(results):
     assert set(comparisons["baseline"]) == {"binding-dummy", "rebuilt", "load_off", "close", "zero"}
 
 
-def test_figures_exist_and_are_not_empty(results):
+def test_figures_exist_as_png_and_svg(results):
+    """What each figure draws is tested in test_plots.py; here: every one is made, twice."""
     figures = results / "results" / "figures"
-    for name in ("rocksdb_merge", "dict_shrink", "duckdb_load", "fd_leak"):
-        assert (figures / f"timeline_{name}.png").stat().st_size > 20_000
-    assert (figures / "growth_overview.png").stat().st_size > 20_000
-    for name in ("rocksdb_merge", "dict_shrink"):
-        for kind in ("heap", "top_sites"):
-            assert (figures / f"{kind}_{name}.png").stat().st_size > 20_000
-    assert (figures / "profiler_overhead.png").stat().st_size > 10_000
+    names = [f"{kind}_{name}" for name in ("rocksdb_merge", "dict_shrink", "duckdb_load", "fd_leak", "planted")
+             for kind in ("headline", "timeline")]
+    names += [f"{kind}_{name}" for name in ("rocksdb_merge", "dict_shrink") for kind in ("heap", "top_sites")]
+    for name in [*names, "growth_overview", "verdict_matrix", "attribution", "profiler_overhead"]:
+        assert (figures / f"{name}.png").stat().st_size > 10_000, name
+        assert (figures / f"{name}.svg").read_text().lstrip().startswith("<?xml"), name
 
 
 def test_rerun_when_up_to_date_does_nothing(root, results, capsys):
@@ -211,6 +211,7 @@ def test_html_report_holds_every_figure_and_opens_offline(root, results):
     assert done.returncode == 0, done.stderr[-3000:]
     html = (results / "results" / "report.html").read_text()
     for name in ("verdict_matrix.png", "attribution.png", "growth_overview.png", "timeline_fd_leak.png",
+                 "headline_fd_leak.png",
                  "top_sites_rocksdb_merge.png", "profiler_overhead.png", "summary.md", "growth.csv"):
         assert name in html, name
     assert 'src="http' not in html and "src='http" not in html  # everything embedded: opens offline

@@ -1,298 +1,547 @@
-"""Figures from the tidy tables (never from run directories): seaborn, PNG.
+"""The figures that show a decision, drawn from the tidy tables (never from run directories).
 
-Byte metrics are drawn in MiB; every axis says its unit.  Replicates are thin lines
-so their spread stays visible.
+Growth is drawn divided by the bar its interval was held against (half the metric's
+``leak_per_unit``, ``verdicts.DECISION_FRACTION``), so the bar sits at 1 in every panel,
+whatever the metric's unit, and the leak threshold itself at 2; the axis is linear up to
+the bar and logarithmic beyond (``symlog``), so a stable metric at noise level stays a
+dot near 0 and a leak of thirty thresholds reaches far right.  Whiskers are the 95 %
+interval, colour is the verdict (``figstyle.VERDICT_COLOURS``), and the real amount
+with its unit is written beside every estimate.  Every function returns the figure it
+saved, so tests can check what was drawn.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import math
+import textwrap
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib import patheffects
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+from leaklab.amounts import MIB
+from leaklab.figstyle import (TEXT_ON, THRESHOLD_STYLE, WARMUP_COLOUR, as_float, experiment_order, figure,
+                              interval_text, nothing, panel_title, quantity, rate_text, save, say, scaled, short,
+                              spec_of, style, variant_colours, variant_order, verdict_colour, verdict_handles)
 
-from leaklab import experiments  # noqa: E402
-from leaklab.amounts import MIB  # noqa: E402
-
-VERDICT_COLOURS = {"leak": "#d62728", "retention": "#ff7f0e", "stable": "#2ca02c", "inconclusive": "#7f7f7f"}
-
-
-def _save(fig, out: Path, rect: tuple | None = None, layout: bool = True) -> None:
-    """Lay out, write as PNG at report size, and free the figure."""
-    if layout:
-        fig.tight_layout(**({"rect": rect} if rect else {}))
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+SYMLOG = {"linthresh": 1.0, "linscale": 1.0}  # linear within one bar, log beyond
+LEAK_THRESHOLD_STYLE = {"color": "#777777", "linestyle": ":", "linewidth": 0.9}
+TITLE_CHARS = 70  # a panel title line that fits across the figure at A4 half width
 
 
-def _say(ax, message: str) -> None:
-    """An empty panel that says why it is empty."""
-    ax.text(0.5, 0.5, message, ha="center", va="center")
-    ax.axis("off")
+def _decides(frame: pd.DataFrame) -> pd.Series:
+    return frame["decides"].fillna(False).astype(bool) if "decides" in frame else pd.Series(False, frame.index)
 
 
-def _nothing(out: Path, message: str) -> None:
-    """A figure that says why it is empty, so the report and its links stay whole."""
-    fig, ax = plt.subplots(figsize=(6, 2))
-    _say(ax, message)
-    _save(fig, out, layout=False)
+# ---------------------------------------------------------------- growth overview
+
+def _overview_rows(data: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The rows of one experiment's panel: per variant its deciding metric, RSS and the
+    experiment's key metrics (those judged), deciding metric first."""
+    part = data[data["experiment"] == name].assign(_decides=lambda f: _decides(f))
+    spec = spec_of(name)
+    wanted = ["rss_bytes", *(spec.key_metrics if spec else ())]
+    rows = []
+    for variant in variant_order(name, part["variant"]):
+        mine = part[part["variant"] == variant]
+        deciding = list(mine.loc[mine["_decides"], "metric"])
+        for metric in dict.fromkeys([*deciding, *wanted]):
+            rows.append(mine[mine["metric"] == metric])
+    return pd.concat(rows) if rows else part.iloc[:0]
 
 
-def _scaled(metric: str, values: pd.Series) -> tuple[pd.Series, str]:
-    if metric.endswith("_bytes"):
-        return values / MIB, f"{metric.removesuffix('_bytes')} (MiB)"
-    return values, metric
+def _symlog_limits(lows: pd.Series, highs: pd.Series) -> tuple[float, float]:
+    """One x range for every panel: at least [-1, 10] thresholds, wider when an interval is."""
+    low = np.nanmin([-1.0, *lows.replace([np.inf, -np.inf], np.nan).dropna()])
+    high = np.nanmax([10.0, *highs.replace([np.inf, -np.inf], np.nan).dropna()])
+    return (low * 2 if low < -1 else -1.5), high * 2
 
 
-def _replicate_lines(ax, frame: pd.DataFrame, x: str, y: str, order: list[str]) -> None:
-    sns.lineplot(data=frame, x=x, y=y, hue="variant", hue_order=order, units="replicate",
-                 estimator=None, linewidth=0.9, alpha=0.8, ax=ax)
+def decision_bar(leak_per_unit):
+    """What a growth interval is held against: half the leak threshold (``verdicts``)."""
+    from leaklab.verdicts import DECISION_FRACTION
+
+    return DECISION_FRACTION * leak_per_unit
 
 
-def timeline(samples: pd.DataFrame, units: pd.DataFrame, experiment: str, out: Path,
-             profiler: str = "plain") -> None:
-    """RSS over time, then each metric that matters for the experiment over its units
-    (``plain`` runs only: under a profiler RSS includes the profiler's own memory)."""
-    if samples.empty:
-        return _nothing(out, "no data: every run failed, or none ran")
-    spec = experiments.get(experiment)
-    if not samples.empty:
-        samples = samples[samples["profiler"] == profiler]
-    if not units.empty:
-        units = units[units["profiler"] == profiler]
-    order = [v for v in spec.variants if v in set(samples.get("variant", []))]
-    key_metrics = [m for m in spec.key_metrics if not units.empty and m in set(units["metric"])]
-    fig, axes = plt.subplots(1, 1 + len(key_metrics), figsize=(5.5 * (1 + len(key_metrics)), 4.2), squeeze=False)
-    rss = samples[samples["experiment"] == experiment].copy()
-    rss["rss"], label = _scaled("rss_bytes", rss["rss_bytes"])
-    _replicate_lines(axes[0][0], rss, "t", "rss", order)
-    axes[0][0].set(xlabel="time since start (s)", ylabel=label.replace("rss", "RSS"), title="RSS (sampler)")
-    for ax, metric in zip(axes[0][1:], key_metrics):
-        part = units[(units["experiment"] == experiment) & (units["metric"] == metric)].copy()
-        part["value"], label = _scaled(metric, part["value"])
-        _replicate_lines(ax, part, "unit", "value", order)
-        ax.set(xlabel=f"{spec.unit} (unit of work)", ylabel=label, title=metric)
-    for ax in axes[0][1:]:
-        if ax.get_legend():
-            ax.get_legend().remove()
-    fig.suptitle(f"{experiment}: memory by variant (thin lines: replicates)")
-    _save(fig, out)
+def _bars_text(rows: pd.DataFrame, bar: pd.Series, name: str) -> str:
+    """``bars: RSS 512 KiB, deleted_fds 0.25``: each metric's bar, once per panel, wrapped."""
+    first = ~rows["metric"].duplicated()
+    text = f"{name}: " + ", ".join(f"{short(m)} {quantity(b, m)}" for m, b in zip(rows["metric"][first], bar[first]))
+    return "\n".join(textwrap.wrap(text, TITLE_CHARS))
 
 
-def growth_overview(growth: pd.DataFrame, out: Path, profiler: str = "plain") -> None:
-    """Growth per unit of RSS and of each experiment's key metric, coloured by verdict."""
-    if growth.empty:
-        return _nothing(out, "no data: every run failed, or none ran")
-    data = growth[growth["profiler"] == profiler]
-    names = [n for n in experiments.names() if n in set(data["experiment"])]
-    panels = [(n, m) for n in names for m in ("rss_bytes", *experiments.get(n).key_metrics)
-              if m in set(data[data["experiment"] == n]["metric"])]
-    cols = 2
-    rows = max(1, -(-len(panels) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 2.6 * rows), squeeze=False)
-    for ax, (name, metric) in zip(axes.flat, panels):
-        part = data[(data["experiment"] == name) & (data["metric"] == metric)].copy()
-        order = [v for v in experiments.get(name).variants if v in set(part["variant"])]
-        part = part.set_index("variant").loc[order].reset_index()
-        values, label = _scaled(metric, part["growth_per_unit"])
-        bars = ax.barh(part["variant"], values, color=[VERDICT_COLOURS.get(v, "#333") for v in part["verdict"]])
-        ax.bar_label(bars, labels=[f"{v:.3g}" for v in values], fontsize=8, padding=2)
-        ax.axvline(0, color="black", linewidth=0.6)
-        ax.invert_yaxis()
-        ax.set(title=f"{name}: {metric}", xlabel=f"{label} per {part['unit'].iloc[0]}")
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in VERDICT_COLOURS.values()]
-    fig.legend(handles, VERDICT_COLOURS.keys(), loc="lower center", ncol=4, frameon=False)
-    fig.suptitle("Growth per unit of work after warm-up (pooled over replicates)")
-    _save(fig, out, rect=(0, 0.04, 1, 1))
+def _decision_panel(ax, rows: pd.DataFrame, value: str, low: str | None, high: str | None, bar: pd.Series,
+                    title: str, leak_threshold: float | None) -> None:
+    """One panel of estimates over their bars: dot, whiskers (95 %), the bar at x = 1,
+    the leak threshold (when it is not the bar) dotted, the verdict as colour, the real
+    amount to the right, the bars in real units under the title."""
+    y = np.arange(len(rows))
+    ratio = rows[value].astype(float) / bar
+    lo = rows[low].astype(float) / bar if low else ratio
+    hi = rows[high].astype(float) / bar if high else ratio
+    colours = [verdict_colour(v) for v in rows["verdict"]]
+    for yi, a, b, c in zip(y, lo, hi, colours):
+        if np.isfinite(a) and np.isfinite(b):
+            ax.plot([a, b], [yi, yi], color=c, linewidth=2.2, solid_capstyle="butt", gid="interval")
+    ax.scatter(ratio.fillna(0), y, c=colours, edgecolors="black", linewidths=0.5, s=22, zorder=3, gid="estimate")
+    ax.axvline(1, **THRESHOLD_STYLE, gid="threshold")
+    if leak_threshold is not None:
+        ax.axvline(leak_threshold, **LEAK_THRESHOLD_STYLE, gid="leak_threshold")
+    ax.axvline(0, color="#444444", linewidth=0.5)
+    ax.set_yticks(y, [f"{r.variant} · {short(r.metric)}" for r in rows.itertuples()])
+    for tick, decides in zip(ax.get_yticklabels(), rows["_decides"]):
+        tick.set_fontweight("bold" if decides else "normal")
+    for yi, r in zip(y, rows.itertuples()):
+        ax.annotate(quantity(getattr(r, value), r.metric, sign=bool(low)), xy=(1, yi),
+                    xycoords=("axes fraction", "data"), xytext=(3, 0), textcoords="offset points",
+                    va="center", fontsize=6.5, gid="amount")
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xscale("symlog", **SYMLOG)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.tick_params(axis="x", labelbottom=True)
+    name = "bars (half the leak threshold)" if leak_threshold else "thresholds"
+    panel_title(ax, f"{title}\n{_bars_text(rows, bar, name)}")
 
 
-def heap_timelines(heap_timeline: pd.DataFrame, experiment: str, out: Path) -> None:
-    """Each profiler's own heap figure over time, by variant: what it saw grow."""
-    from leaklab.profiler_tables import HEAP_SOURCES
-
-    if heap_timeline.empty:
-        return _nothing(out, "no data: every run failed, or none ran")
-    data = heap_timeline[(heap_timeline["experiment"] == experiment)
-                         & heap_timeline["source"].isin(HEAP_SOURCES.values())].copy()
-    names = [p for p in HEAP_SOURCES if p in set(data["profiler"])]
-    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(5 * max(1, len(names)), 4), squeeze=False)
-    order = [v for v in experiments.get(experiment).variants if v in set(data["variant"])]
-    for ax, profiler in zip(axes[0], names):
-        part = data[data["profiler"] == profiler].copy()
-        part["heap"] = part["heap_bytes"] / MIB
-        _replicate_lines(ax, part, "t", "heap", order)
-        ax.set(title=profiler, xlabel="time since start (s)", ylabel="heap (MiB)")
-    if not names:
-        _say(axes[0][0], "no profiler timeline for this experiment")
-    fig.suptitle(f"{experiment}: heap as each profiler sees it (runs are scaled, see runs.scale)")
-    _save(fig, out)
-
-
-def top_sites(sites: pd.DataFrame, experiment: str, out: Path, kind: str = "leaked", top: int = 5) -> None:
-    """The largest allocation sites still live at exit, per profiler and variant."""
-    if sites.empty:
-        return _nothing(out, "no data: every run failed, or none ran")
-    data = sites[(sites["experiment"] == experiment) & (sites["kind"] == kind) & (sites["rank"] <= top)].copy()
-    if data.empty:  # tracemalloc reports growth, not leaked sites
-        data = sites[(sites["experiment"] == experiment) & (sites["rank"] <= top)].copy()
-    pairs = sorted(set(zip(data["profiler"], data["variant"])))
-    fig, axes = plt.subplots(max(1, len(pairs)), 1, figsize=(10, 1.0 + 1.3 * max(1, len(pairs))), squeeze=False)
-    for ax, (profiler, variant) in zip(axes[:, 0], pairs):
-        part = data[(data["profiler"] == profiler) & (data["variant"] == variant)].sort_values("rank")
-        labels = [_site_label(row) for row in part.itertuples()]
-        bars = ax.barh(labels, part["bytes"] / MIB, color="#4c72b0")
-        ax.bar_label(bars, labels=[f"{b / MIB:.2f}" for b in part["bytes"]], fontsize=7, padding=2)
-        ax.invert_yaxis()
-        ax.tick_params(axis="y", labelsize=7)
-        ax.set(title=f"{variant} under {profiler} ({part['kind'].iloc[0]})", xlabel="MiB")
-    if not pairs:
-        _say(axes[0][0], "no profiler ran on this experiment")
-    fig.suptitle(f"{experiment}: top allocation sites")
-    _save(fig, out)
-
-
-def _site_label(row) -> str:
-    caller = row.native_caller if isinstance(row.native_caller, str) and row.native_caller else None
-    frame = str(row.frame)
-    label = f"{caller} <- {frame.split(' (')[0]}" if caller and caller not in frame else frame
-    return label if len(label) <= 70 else label[:67] + "..."
-
-
-def profiler_overhead(overhead: pd.DataFrame, out: Path) -> None:
-    """CPU cost of one unit of work under each profiler, relative to plain (log scale)."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    if overhead.empty:
-        _say(ax, "no profiled runs")
-    else:
-        data = overhead.dropna(subset=["cpu_per_unit_ratio"])
-        sns.barplot(data=data, y="profiler", x="cpu_per_unit_ratio", hue="experiment", ax=ax, errorbar=None)
-        ax.set_xscale("log")
-        ax.axvline(1, color="black", linewidth=0.6)
-        ax.set(xlabel="CPU per unit of work / plain (x, log scale)", ylabel="")
-        ax.set_title("Profiler overhead (per unit, normalised by scale)")
-    _save(fig, out)
-
-
-def verdict_matrix(growth: pd.DataFrame, out: Path, profiler: str = "plain") -> None:
-    """Experiment-variant x metric, coloured by verdict, growth per unit written in."""
+def growth_overview(growth: pd.DataFrame, out, profiler: str = "plain"):
+    """Growth per unit of every variant's deciding metric, RSS and key metrics, in units
+    of the bar it was judged against, with 95 % intervals and verdict colours; for
+    experiments whose units release their memory, what stays after release against the
+    retention threshold."""
     if growth.empty or "verdict" not in growth:
-        return _nothing(out, "no verdicts: no plain run could be read")
-    data = growth[(growth["profiler"] == profiler) & growth["verdict"].notna()].copy()
+        return nothing(out, "no growth: no run could be read")
+    data = growth[(growth["profiler"] == profiler) & growth["verdict"].notna()]
+    panels = [(name, _overview_rows(data, name)) for name in experiment_order(data["experiment"])]
+    panels = [(name, rows) for name, rows in panels if len(rows)]
+    releasing = [(name, rows[rows["retained"].notna() & rows["retained_threshold"].gt(0)])
+                 for name, rows in panels if (spec_of(name) is None or spec_of(name).releases)]
+    releasing = [(name, rows) for name, rows in releasing if len(rows)]
+    if not panels:
+        return nothing(out, f"no verdicts from {profiler} runs")
+    everything = pd.concat([rows for _, rows in panels])
+    kept = [r["retained"] / r["retained_threshold"] for _, r in releasing]
+    bar = decision_bar(everything["leak_per_unit"].astype(float))
+    xlim = _symlog_limits(pd.concat([everything["ci_low"] / bar, *kept]),
+                          pd.concat([everything["ci_high"] / bar, *kept]))
+    heights = [len(rows) + 2.6 for _, rows in panels] + [len(rows) + 2.6 for _, rows in releasing]
+    with style():
+        fig = figure(0.16 * sum(heights) + 1.0)
+        axes = fig.subplots(len(heights), 1, height_ratios=heights, squeeze=False)[:, 0]
+        for ax, (name, rows) in zip(axes, panels):
+            _decision_panel(ax, rows, "growth_per_unit", "ci_low", "ci_high",
+                            decision_bar(rows["leak_per_unit"].astype(float)),
+                            f"{name}: growth per {rows['unit'].iloc[0]}", 1 / decision_bar(1.0))
+        for ax, (name, rows) in zip(axes[len(panels):], releasing):
+            _decision_panel(ax, rows, "retained", None, None, rows["retained_threshold"].astype(float),
+                            f"{name}: kept after release", None)
+        for ax in axes:
+            ax.set_xlim(*xlim)
+        axes[-1].set_xlabel("estimate ÷ its bar (linear to 1, log beyond)")
+        handles, labels = verdict_handles()
+        handles += [Line2D([], [], **THRESHOLD_STYLE), Line2D([], [], **LEAK_THRESHOLD_STYLE),
+                    Line2D([], [], color="#555555", linewidth=2.2)]
+        labels += ["bar", "leak threshold", "95% interval"]
+        fig.legend(handles, labels, loc="outside lower center", ncol=4, frameon=False)
+        fig.suptitle("Verdicts, plain runs (bold: the metric that decides the variant)")
+        save(fig, out)
+    return fig
+
+
+# ---------------------------------------------------------------- headline per experiment
+
+def _fit_line(x: np.ndarray, y: np.ndarray, slope: float) -> tuple[np.ndarray, np.ndarray]:
+    """The pooled slope through the points: Theil–Sen's intercept, median(y - slope x)."""
+    intercept = float(np.median(y - slope * x))
+    ends = np.array([x.min(), x.max()])
+    return ends, intercept + slope * ends
+
+
+def _series(units: pd.DataFrame, experiment: str, variant: str, metric: str, profiler: str) -> pd.DataFrame:
+    part = units[(units["experiment"] == experiment) & (units["variant"] == variant)
+                 & (units["metric"] == metric) & (units["profiler"] == profiler)]
+    return part.dropna(subset=["unit", "value"]).sort_values(["replicate", "unit"])
+
+
+def _headline_panel(ax, series: pd.DataFrame, g: pd.Series, verdict: str, title: str) -> None:
+    """One variant: replicates, warm-up shaded, the fitted growth in the verdict's colour
+    beside a line rising at the decision bar from the same start (an interval steeper
+    than that line is a leak), the verdict with its interval in the legend."""
+    metric, unit = g["metric"], g["unit"]
+    div = MIB if metric.endswith("_bytes") else 1.0
+    warmup = as_float(g.get("warmup_units"))
+    handles = []
+    post = series[series["unit"] > warmup] if np.isfinite(warmup) else series
+    slope = as_float(g.get("growth_per_unit"))
+    if len(post) >= 2 and np.isfinite(slope):
+        x, y = _fit_line(post["unit"].to_numpy(float), post["value"].to_numpy(float), slope)
+        handles += ax.plot(x, y / div, color=verdict_colour(verdict), linewidth=2.0, gid="fit", zorder=3,
+                           path_effects=[patheffects.withStroke(linewidth=2.8, foreground="black")],
+                           label=f"{verdict} {rate_text(slope, metric, unit)} "
+                                 f"{interval_text(g.get('ci_low'), g.get('ci_high'), metric)}")
+        late = as_float(g.get("late_growth_per_unit"))
+        if verdict == "settling" and np.isfinite(late):
+            xs = np.sort(post["unit"].unique())
+            tail = post[post["unit"] >= xs[len(xs) // 2]]
+            lx, ly = _fit_line(tail["unit"].to_numpy(float), tail["value"].to_numpy(float), late)
+            handles += ax.plot(lx, ly / div, color="black", linestyle=":", linewidth=1.4, gid="late_fit", zorder=5,
+                               label=f"last half: {rate_text(late, metric, unit)}")
+        bar = decision_bar(as_float(g.get("leak_per_unit")))
+        if np.isfinite(bar):
+            handles += ax.plot(x, (y[0] + bar * (x - x[0])) / div, **THRESHOLD_STYLE, gid="threshold",
+                               label=f"bar {rate_text(bar, metric, unit)}")
+    else:
+        handles += ax.plot([], [], color=verdict_colour(verdict), linewidth=2.4, gid="fit",
+                           label=f"{verdict}: no slope")
+    replicates = list(series.groupby("replicate"))
+    for i, (_, run) in enumerate(replicates):
+        line = ax.plot(run["unit"], run["value"] / div, color="#333333", linewidth=0.7, marker="o",
+                       markersize=1.8 if len(run) < 60 else 0, gid="replicate", zorder=5)
+        if i == 0:
+            line[0].set_label(f"{len(replicates)} replicate{'s' if len(replicates) > 1 else ''}")
+            handles += line
+    if len(series) and np.isfinite(warmup) and warmup >= series["unit"].min():
+        handles.append(ax.axvspan(series["unit"].min(), warmup, color=WARMUP_COLOUR, zorder=0, gid="warmup",
+                                  label="warm-up"))
+    ax.legend(handles=handles, title=title, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, frameon=False,
+              alignment="left", handlelength=1.6, borderaxespad=0.2)
+    ax.set_ylabel(scaled(metric, pd.Series(dtype=float))[1])
+
+
+def _levels_panel(ax, units: pd.DataFrame, experiment: str, variants: list[str], metrics: list[str],
+                  profiler: str) -> None:
+    """A library's own accounting beside RSS, per variant, in MiB: which of them moves."""
+    colours = variant_colours(variants)
+    for variant in variants:
+        for metric, line in zip(metrics, ("-", "--", ":")):
+            for i, (_, run) in enumerate(_series(units, experiment, variant, metric, profiler).groupby("replicate")):
+                ax.plot(run["unit"], run["value"] / MIB, color=colours[variant], linestyle=line, linewidth=0.9,
+                        gid=f"level:{metric}", label=f"{variant}: {short(metric)}" if i == 0 else None)
+    ax.legend(title="levels: RSS beside the library's own accounting", loc="lower left", bbox_to_anchor=(0, 1.0),
+              ncol=2, frameon=False, alignment="left", borderaxespad=0.2)
+    ax.set(ylabel="MiB")
+
+
+def headline(units: pd.DataFrame, growth: pd.DataFrame, verdicts: pd.DataFrame, experiment: str, out,
+             profiler: str = "plain"):
+    """The experiment on one page: per variant the metric that decided its verdict, each
+    replicate over the units, the warm-up shaded, the fitted growth after it in the
+    verdict's colour, the verdict and its interval in the legend; for an experiment with
+    a library's own accounting, its level beside RSS."""
+    from leaklab.attribution import LAYERS
+
+    mine = verdicts[(verdicts["experiment"] == experiment) & (verdicts["profiler"] == profiler)] \
+        if not verdicts.empty else verdicts
+    if mine.empty:
+        return nothing(out, f"{experiment}: no verdict from {profiler} runs")
+    variants = variant_order(experiment, mine["variant"])
+    rows = mine.set_index("variant").loc[variants]
+    library = [m for m, layer in LAYERS.items() if layer == "library accounting"
+               and not units.empty and m in set(units[units["experiment"] == experiment]["metric"])]
+    spec = spec_of(experiment)
+    with style():
+        fig = figure(1.75 * (len(variants) + bool(library)) + 0.5)
+        axes = fig.subplots(len(variants) + bool(library), 1, sharex=True, squeeze=False)[:, 0]
+        by_metric: dict[str, object] = {}
+        for ax, variant in zip(axes, variants):
+            row = rows.loc[variant]
+            match = growth[(growth["experiment"] == experiment) & (growth["variant"] == variant)
+                           & (growth["profiler"] == profiler) & (growth["metric"] == row["metric"])]
+            g = (match.iloc[0] if len(match) else row).copy()
+            g["metric"], g["unit"] = row["metric"], row["unit"]
+            _headline_panel(ax, _series(units, experiment, variant, row["metric"], profiler), g, row["verdict"],
+                            f"{variant}: {row['verdict']} (decided by {short(row['metric'])})")
+            if row["metric"] in by_metric:
+                ax.sharey(by_metric[row["metric"]])
+            by_metric.setdefault(row["metric"], ax)
+        if library:
+            _levels_panel(axes[-1], units, experiment, variants, ["rss_bytes", *library], profiler)
+        axes[-1].set_xlabel(f"{spec.unit if spec else 'unit'} (unit of work; shaded: warm-up, not fitted)")
+        fig.suptitle(f"{experiment}: the deciding metric per variant ({profiler} runs)")
+        save(fig, out)
+    return fig
+
+
+# ---------------------------------------------------------------- verdict matrix
+
+def _cell_text(row: pd.Series) -> str:
+    """The deciding metric and what decided: growth with its interval, or what was kept."""
+    metric = row["metric"]
+    if row["verdict"] == "retention":
+        return (f"retention · {short(metric)} {quantity(row['retained'], metric)} kept "
+                f"(threshold {quantity(row['retained_threshold'], metric)})")
+    return (f"{row['verdict']} · {short(metric)} {rate_text(row['growth_per_unit'], metric, row['unit'])} "
+            f"{interval_text(row['ci_low'], row['ci_high'], metric)}")
+
+
+def verdict_matrix(verdicts: pd.DataFrame, out, profiler: str = "plain"):
+    """One decisive verdict per experiment and variant, the metric that decided it named
+    in the cell with its growth and 95 % interval (every metric is in ``growth.csv``)."""
+    if verdicts.empty or "verdict" not in verdicts:
+        return nothing(out, "no verdicts: no plain run could be read")
+    data = verdicts[verdicts["profiler"] == profiler]
     if data.empty:
-        return _nothing(out, f"no verdicts from {profiler} runs")
-    data["row"] = data["experiment"] + " / " + data["variant"]
-    rows, cols = sorted(set(data["row"])), sorted(set(data["metric"]))
-    codes = {v: i for i, v in enumerate(VERDICT_COLOURS)}
-    grid = pd.DataFrame(float("nan"), index=rows, columns=cols)
-    text = pd.DataFrame("", index=rows, columns=cols)
-    for r in data.itertuples():
-        grid.loc[r.row, r.metric] = codes.get(r.verdict, float("nan"))
-        value, _ = _scaled(r.metric, pd.Series([r.growth_per_unit]))
-        text.loc[r.row, r.metric] = f"{r.verdict}\n{value.iloc[0]:.3g}"
-    fig, ax = plt.subplots(figsize=(1.6 * len(cols) + 3, 0.42 * len(rows) + 1.5))
-    cmap = matplotlib.colors.ListedColormap(list(VERDICT_COLOURS.values()))
-    ax.imshow(grid.to_numpy(dtype=float), cmap=cmap, vmin=-0.5, vmax=len(codes) - 0.5, aspect="auto")
-    for i, row in enumerate(rows):
-        for j, col in enumerate(cols):
-            ax.text(j, i, text.loc[row, col], ha="center", va="center", fontsize=6.5, color="white")
-    ax.set_xticks(range(len(cols)), [c.removesuffix("_bytes") + (" (MiB)" if c.endswith("_bytes") else "")
-                                     for c in cols], rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(len(rows)), rows, fontsize=8)
-    ax.set_title("Verdicts (growth per unit in each cell)")
-    _save(fig, out)
+        return nothing(out, f"no verdicts from {profiler} runs")
+    lines: list[tuple[str, pd.Series | None]] = []
+    for name in experiment_order(data["experiment"]):
+        part = data[data["experiment"] == name].set_index("variant")
+        lines.append((name, None))
+        lines += [(variant, part.loc[variant]) for variant in variant_order(name, part.index)]
+    with style():
+        fig = figure(0.2 * len(lines) + 0.9)
+        ax = fig.add_subplot()
+        for y, (label, row) in enumerate(lines):
+            if row is None:
+                ax.text(-0.02, y, label, ha="right", va="center", fontweight="bold", fontsize=7.5,
+                        transform=ax.get_yaxis_transform())
+                continue
+            ax.barh(y, 1.0, height=0.86, color=verdict_colour(row["verdict"]), edgecolor="white", gid="cell")
+            ax.text(0.012, y, _cell_text(row), va="center", fontsize=6.2,
+                    color=TEXT_ON.get(row["verdict"], "black"))
+        ax.set_yticks([y for y, (_, row) in enumerate(lines) if row is not None],
+                      [label for label, row in lines if row is not None])
+        ax.set_ylim(len(lines) - 0.5, -0.5)
+        ax.set_xlim(0, 1)
+        ax.tick_params(axis="y", length=0)
+        ax.set_xticks([])
+        for side in ("left", "bottom"):
+            ax.spines[side].set_visible(False)
+        handles, labels = verdict_handles()
+        fig.legend(handles, labels, loc="outside lower center", ncol=5, frameon=False)
+        fig.suptitle("Verdict per variant: deciding metric, growth per unit, 95% interval")
+        save(fig, out)
+    return fig
 
 
-def attribution_bars(attribution: pd.DataFrame, out: Path) -> None:
-    """Per experiment, each variant's growth (or retention) per unit stacked by layer."""
+# ---------------------------------------------------------------- attribution
+
+LAYER_COLOURS = {"Python heap": "#56B4E9", "native heap": "#0072B2", "library accounting": "#1F3A93",
+                 "allocator retention / other": "#C7C7C7", "kernel: deleted fds": "#8C564B",
+                 "kernel: slab": "#B15928"}
+LAYER_NAMES = {"library accounting": "library", "allocator retention / other": "allocator/other",
+               "kernel: deleted fds": "kernel fds", "kernel: slab": "kernel slab"}  # short, for tick labels
+KERNEL_UNITS = {"kernel: deleted fds": ("deleted_fds", 1.0, "deleted fds"),  # layer: metric, divisor, unit
+                "kernel: slab": ("slab_bytes", 1024.0, "slab KiB")}
+
+
+def holding_layer(part: pd.DataFrame) -> str:
+    """What the figure says holds a variant's growth: the layers whose own metric is a
+    leak (or else retained), RSS's unexplained rest when only RSS is, or nothing."""
+    from leaklab.attribution import RESIDUAL
+
+    for where, verb in (("grows here", "grows in"), ("retained here", "kept in")):
+        named = list(part[(part["where"] == where) & (part["layer"] != "RSS (total)")]["layer"])
+        if not named and ((part["where"] == where) & (part["layer"] == "RSS (total)")).any():
+            named = [RESIDUAL]
+        if named:
+            return f"{verb} {', '.join(LAYER_NAMES.get(n, n) for n in named)}"
+    return "no layer grows"
+
+
+def _threshold(growth: pd.DataFrame, experiment: str, metric: str, column: str) -> float:
+    if growth.empty or column not in growth:
+        return math.nan
+    match = growth[(growth["experiment"] == experiment) & (growth["metric"] == metric)
+                   & (growth["profiler"] == "plain")][column]
+    return as_float(match.iloc[0]) if len(match) else math.nan
+
+
+def _stacked(ax, table: pd.DataFrame, layers: list[str], threshold: float, divisor: float) -> None:
+    """Layers stacked per variant, positives right of 0 and negatives left, threshold dashed."""
+    y = np.arange(len(table))
+    right, left = np.zeros(len(table)), np.zeros(len(table))
+    for layer in layers:
+        values = table[layer].fillna(0.0).to_numpy(float) / divisor if layer in table else np.zeros(len(table))
+        base = np.where(values >= 0, right, left)
+        ax.barh(y, values, left=base, height=0.6, color=LAYER_COLOURS[layer], edgecolor="white", linewidth=0.4,
+                gid=f"layer:{layer}")
+        right, left = np.where(values >= 0, right + values, right), np.where(values < 0, left + values, left)
+    ax.axvline(0, color="#444444", linewidth=0.5)
+    if np.isfinite(threshold):
+        ax.axvline(threshold / divisor, **THRESHOLD_STYLE, gid="threshold")
+        span = max(threshold / divisor * 1.25, np.nanmax(np.abs(np.r_[right, left])) * 1.1)
+        ax.set_xlim(min(-0.1 * span, left.min() * 1.1), span)
+    ax.set_ylim(len(table) - 0.5, -0.5)
+
+
+def attribution_bars(attribution: pd.DataFrame, growth: pd.DataFrame, out):
+    """Per experiment and variant: RSS growth per unit split into its layers (MiB),
+    kernel objects on their own axes (deleted fds, slab KiB per unit), what stays after
+    release for releasing experiments, each against the bar its verdict was judged by
+    (dashed), and the layer that holds the growth named beside each variant."""
     from leaklab.attribution import HEAP_LAYERS, RESIDUAL
 
-    layers = [*HEAP_LAYERS, RESIDUAL]
     if attribution.empty:
-        return _nothing(out, "nothing to attribute: no plain run could be read")
-    data = attribution[attribution["layer"].isin(layers)].copy()
-    names = sorted(set(data["experiment"]))
-    fig, axes = plt.subplots(len(names) or 1, 2, figsize=(12, 2.6 * max(1, len(names))), squeeze=False)
-    palette = dict(zip(layers, sns.color_palette("Set2", len(layers))))
-    for (ax_growth, ax_kept), name in zip(axes, names):
-        part = data[data["experiment"] == name]
-        for ax, column, title in ((ax_growth, "growth_per_unit", "growth"), (ax_kept, "retained", "retained")):
-            table = part.pivot_table(index="variant", columns="layer", values=f"stacked_{column}", aggfunc="first")
-            table = table.reindex(columns=[c for c in layers if c in table.columns]) / MIB
-            if not table.notna().any().any():
-                ax.axis("off")  # nothing released, so nothing to call retained
-                continue
-            table.plot.barh(stacked=True, ax=ax, color=[palette[c] for c in table.columns], legend=False)
-            ax.axvline(0, color="black", linewidth=0.6)
+        return nothing(out, "nothing to attribute: no plain run could be read")
+    memory = [*HEAP_LAYERS, RESIDUAL]
+    sections = []
+    for name in experiment_order(attribution["experiment"]):
+        part = attribution[attribution["experiment"] == name]
+        variants = variant_order(name, part["variant"])
+        tables = {column: part.pivot_table(index="variant", columns="layer", values=f"stacked_{column}",
+                                           aggfunc="first").reindex(variants)
+                  for column in ("growth_per_unit", "retained")}
+        kept_layers = [c for c in memory if c in tables["retained"] and tables["retained"][c].notna().any()]
+        kernel = [k for k in KERNEL_UNITS if k in tables["growth_per_unit"]  # flat zero: nothing to see
+                  and tables["growth_per_unit"][k].fillna(0).abs().gt(0).any()]
+        sections.append((name, part, variants, tables, ["growth"] + (["kept"] if kept_layers else []) + kernel,
+                         kept_layers))
+    heights = [len(section[2]) + 1.9 for section in sections for _ in section[4]]
+    with style():
+        fig = figure(0.19 * sum(heights) + 0.7)
+        axes = iter(fig.subplots(len(heights), 1, height_ratios=heights, squeeze=False)[:, 0])
+        for name, part, variants, tables, panels, kept_layers in sections:
             unit = part["unit"].iloc[0]
-            ax.set(title=f"{name}: {title}", xlabel=f"MiB per {unit}" if column == "growth_per_unit" else "MiB",
-                   ylabel="")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=palette[c]) for c in layers]
-    fig.legend(handles, layers, loc="lower center", ncol=4, frameon=False)
-    fig.suptitle("Where the memory lives (kernel fds and slab are outside RSS: see the attribution table)")
-    _save(fig, out, rect=(0, 0.05, 1, 1))
+            for i, panel in enumerate(panels):
+                ax = next(axes)
+                if panel == "growth":
+                    _stacked(ax, tables["growth_per_unit"], memory,
+                             decision_bar(_threshold(growth, name, "rss_bytes", "leak_per_unit")), MIB)
+                    title = f"{name}: RSS growth, MiB per {unit}"
+                elif panel == "kept":
+                    _stacked(ax, tables["retained"], kept_layers,
+                             _threshold(growth, name, "rss_bytes", "retained_threshold"), MIB)
+                    title = f"{name}: kept after release, MiB"
+                else:
+                    metric, divisor, label = KERNEL_UNITS[panel]
+                    _stacked(ax, tables["growth_per_unit"], [panel],
+                             decision_bar(_threshold(growth, name, metric, "leak_per_unit")), divisor)
+                    title = f"{name}: {label} per {unit} (kernel)"
+                panel_title(ax, title, fontweight="bold" if i == 0 else "normal")
+                ax.set_yticks(range(len(variants)),
+                              [f"{v}: {holding_layer(part[part['variant'] == v])}" if i == 0 else v for v in variants])
+        present = [layer for layer in LAYER_COLOURS if layer in set(attribution["layer"]) or layer == RESIDUAL]
+        fig.legend([Patch(color=LAYER_COLOURS[c]) for c in present] + [Line2D([], [], **THRESHOLD_STYLE)],
+                   present + ["bar (½ leak threshold; kept: retention threshold)"], loc="outside lower center",
+                   ncol=2, frameon=False)
+        fig.suptitle("Where the growth lives, layer by layer (plain runs)")
+        save(fig, out)
+    return fig
 
 
-def version_sweep(sweep: pd.DataFrame, out: Path, metric: str = "rss_bytes") -> None:
-    """Growth per unit by library version, one panel per variant, coloured by verdict."""
+# ---------------------------------------------------------------- timeline
+
+def timeline(samples: pd.DataFrame, units: pd.DataFrame, experiment: str, out, profiler: str = "plain"):
+    """RSS over time (every sample), then each of the experiment's key metrics over its
+    units, by variant, replicates as thin lines (``plain`` runs only: under a profiler
+    RSS includes the profiler's own memory)."""
+    if samples.empty:
+        return nothing(out, "no data: every run failed, or none ran")
+    spec = spec_of(experiment)
+    samples = samples[(samples["profiler"] == profiler) & (samples["experiment"] == experiment)]
+    units = units[(units["profiler"] == profiler) & (units["experiment"] == experiment)] \
+        if not units.empty else units
+    key_metrics = [m for m in (spec.key_metrics if spec else ()) if not units.empty and m in set(units["metric"])]
+    variants = variant_order(experiment, samples["variant"] if not samples.empty else [])
+    colours = variant_colours(variants)
+    with style():
+        fig = figure(1.6 * (1 + len(key_metrics)) + 0.5)
+        axes = fig.subplots(1 + len(key_metrics), 1, squeeze=False)[:, 0]
+        panels = [(axes[0], samples, "t", "rss_bytes", "time since start (s)")]
+        panels += [(ax, units[units["metric"] == m].rename(columns={"value": m}), "unit", m,
+                    f"{spec.unit} (unit of work)") for ax, m in zip(axes[1:], key_metrics)]
+        for ax, frame, x, metric, xlabel in panels:
+            if frame.empty:
+                say(ax, f"no {metric} recorded")
+                continue
+            values, label = scaled(metric, frame[metric])
+            for variant in variants:
+                for i, (_, run) in enumerate(frame[frame["variant"] == variant].groupby("replicate")):
+                    ax.plot(run[x], values[run.index], color=colours[variant], linewidth=0.8, alpha=0.85,
+                            gid=f"variant:{variant}", label=variant if i == 0 else None)
+            ax.set(xlabel=xlabel, ylabel=label, title=short(metric))
+        if not samples.empty:
+            fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=min(4, len(variants)),
+                       frameon=False, title="variant (thin lines: replicates)")
+        fig.suptitle(f"{experiment}: memory over the run ({profiler})")
+        save(fig, out)
+    return fig
+
+
+# ---------------------------------------------------------------- version sweep
+
+def version_sweep(sweep: pd.DataFrame, out, metric: str = "rss_bytes"):
+    """Growth per unit by library version, one panel per variant, in units of the bar its
+    verdict was judged by (dashed at 1, half the leak threshold) with 95 % intervals,
+    coloured by verdict."""
     from leaklab.sweep import version_key
 
-    data = sweep[sweep["metric"] == metric].copy() if not sweep.empty else sweep
-    variants = sorted(set(data["variant"])) if not data.empty else []
-    fig, axes = plt.subplots(1, max(1, len(variants)), figsize=(6 * max(1, len(variants)), 4), squeeze=False)
-    for ax, variant in zip(axes[0], variants):
-        part = data[data["variant"] == variant].copy()
-        part = part.iloc[sorted(range(len(part)), key=lambda i: version_key(str(part["version"].iloc[i])))]
-        x = range(len(part))
-        values, label = _scaled(metric, part["growth_per_unit"])
-        low, _ = _scaled(metric, part["ci_low"])
-        high, _ = _scaled(metric, part["ci_high"])
-        ax.errorbar(x, values, yerr=[(values - low).clip(lower=0).fillna(0), (high - values).clip(lower=0).fillna(0)],
-                    fmt="none", ecolor="#555", capsize=3)
-        ax.scatter(x, values, c=[VERDICT_COLOURS.get(v, "#333") for v in part["verdict"]], s=50, zorder=3)
-        ax.axhline(0, color="black", linewidth=0.6)
-        ax.set_xticks(list(x), part["version"].astype(str), rotation=45)
-        ax.set(title=f"{variant}", xlabel=f"{part['package'].iloc[0]} version",
-               ylabel=f"{label} per {part['unit'].iloc[0]}")
-    if not variants:
-        _say(axes[0][0], "no sweep results")
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=c) for c in VERDICT_COLOURS.values()]
-    fig.legend(handles, VERDICT_COLOURS.keys(), loc="lower center", ncol=4, frameon=False)
-    fig.suptitle("Version sweep: growth per unit by version (95% interval)")
-    _save(fig, out, rect=(0, 0.06, 1, 1))
+    data = sweep[sweep["metric"] == metric] if not sweep.empty else sweep
+    if data.empty:
+        return nothing(out, "no sweep results")
+    variants = sorted(set(data["variant"]))
+    with style():
+        fig = figure(1.7 * len(variants) + 0.7)
+        axes = fig.subplots(len(variants), 1, sharey=True, squeeze=False)[:, 0]
+        for ax, variant in zip(axes, variants):
+            part = data[data["variant"] == variant]
+            part = part.iloc[sorted(range(len(part)), key=lambda i: version_key(str(part["version"].iloc[i])))]
+            bar = decision_bar(part["leak_per_unit"].astype(float))
+            x = np.arange(len(part))
+            for xi, r in zip(x, part.itertuples()):
+                if np.isfinite(r.ci_low) and np.isfinite(r.ci_high):
+                    ends = [r.ci_low / decision_bar(r.leak_per_unit), r.ci_high / decision_bar(r.leak_per_unit)]
+                    ax.plot([xi, xi], ends, color=verdict_colour(r.verdict), linewidth=2.2, gid="interval")
+            ax.scatter(x, part["growth_per_unit"].astype(float) / bar, c=[verdict_colour(v) for v in part["verdict"]],
+                       edgecolors="black", linewidths=0.5, s=22, zorder=3, gid="estimate")
+            ax.axhline(1, **THRESHOLD_STYLE, gid="threshold")
+            ax.axhline(0, color="#444444", linewidth=0.5)
+            ax.set_yscale("symlog", **SYMLOG)
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            bars = decision_bar(data["leak_per_unit"].astype(float))
+            ax.set_ylim(*_symlog_limits(data["ci_low"] / bars, data["ci_high"] / bars))
+            ax.set_xticks(x, part["version"].astype(str), rotation=45)
+            ax.set(title=f"{variant}: {short(metric)} growth per {part['unit'].iloc[0]}",
+                   xlabel=f"{part['package'].iloc[0]} version",
+                   ylabel=f"growth / {quantity(bar.iloc[0], metric)} per {part['unit'].iloc[0]}")
+        handles, labels = verdict_handles()
+        fig.legend(handles + [Line2D([], [], **THRESHOLD_STYLE)], labels + ["bar (half the leak threshold)"],
+                   loc="outside lower center", ncol=3, frameon=False)
+        fig.suptitle("Version sweep: growth by version (95% interval)")
+        save(fig, out)
+    return fig
 
 
-def time_to_verdict(table: pd.DataFrame, out: Path) -> None:
+# ---------------------------------------------------------------- time to verdict
+
+def _time_text(row) -> str:
+    if row.decided:
+        return f"{row.units:.0f} {row.unit}s"
+    if np.isfinite(as_float(row.units)):
+        return f"undecided: ~{row.units:.0f} {row.unit}s would decide"
+    return "undecided"
+
+
+def time_to_verdict(table: pd.DataFrame, out):
     """Seconds each experiment and variant needed for its verdict (the slowest run and
-    deciding metric), against what its runs recorded; hatched: the length that would
-    decide a run that was not decided."""
+    deciding metric), in the verdict's colour, over the length its runs recorded (grey);
+    hatched: the length that would decide a run that was not decided."""
     from leaklab.sequential import by_variant
 
     if table.empty:
-        _nothing(out, "no plain runs to replay")
-        return
+        return nothing(out, "no plain runs to replay")
     data = by_variant(table)
-    labels = data["experiment"] + " / " + data["variant"]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(data) + 1.5))
-    ax.barh(labels, data["recorded_seconds"], color="#dddddd", label="recorded run")
-    ax.barh(labels, data["seconds"], height=0.5, color=[VERDICT_COLOURS.get(v, "#333") for v in data["verdict"]],
-            hatch=["" if d else "//" for d in data["decided"]], label="to the decision")
-    for y, row in enumerate(data.itertuples()):
-        if row.decided:
-            text = f"{row.units:.0f} x {row.unit}"
-        elif row.units == row.units and row.units < float("inf"):
-            text = f"undecided; about {row.units:.0f} x {row.unit} would decide"
-        else:
-            text = "undecided"
-        end = max(row.recorded_seconds, row.seconds if row.seconds == row.seconds else 0)
-        ax.text(end, y, f" {text}", va="center", fontsize=8)
-    ax.invert_yaxis()
-    ax.margins(x=0.35)
-    ax.set(xlabel="seconds of run time", title="Time to verdict (each look at 1 - 0.05/K)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
-    _save(fig, out)
+    y = np.arange(len(data))
+    with style():
+        fig = figure(0.2 * len(data) + 1.2)
+        ax = fig.add_subplot()
+        ax.barh(y, data["recorded_seconds"], color="#DDDDDD", gid="recorded")
+        ax.barh(y, data["seconds"].fillna(0), height=0.5, color=[verdict_colour(v) for v in data["verdict"]],
+                hatch=["" if d else "//" for d in data["decided"]], gid="decision")
+        for yi, row in zip(y, data.itertuples()):
+            end = max(row.recorded_seconds, as_float(row.seconds) if np.isfinite(as_float(row.seconds)) else 0)
+            ax.annotate(_time_text(row), xy=(end, yi), xytext=(2, 0), textcoords="offset points", va="center",
+                        fontsize=6, gid="amount")
+        ax.set_yticks(y, [f"{r.experiment} / {r.variant}" for r in data.itertuples()])
+        ax.set_ylim(len(data) - 0.5, -0.5)
+        ax.margins(x=0.45)
+        ax.set(xlabel="seconds of run time")
+        handles, labels = verdict_handles()
+        fig.legend([Patch(color="#DDDDDD"), *handles], ["recorded run", *labels], loc="outside lower center",
+                   ncol=3, frameon=False)
+        fig.suptitle("Time to verdict (each look at 1 - 0.05/K; hatched: undecided)")
+        save(fig, out)
+    return fig

@@ -89,6 +89,6 @@ def table(run_dirs_by_version: dict[str, list[Path]], config: dict) -> pd.DataFr
     _mark_changes(sweep, "verdict", ["variant", "metric"], "first_change_version")
     _mark_changes(sweep, "variant_verdict", ["variant"], "variant_first_change_version")
     columns = ["package", "version", "experiment", "variant", "metric", "unit", "growth_per_unit", "ci_low",
-               "ci_high", "verdict", "verdict_changed", "first_change_version", "variant_verdict", "decided_by",
-               "variant_first_change_version", "n_replicates", "run_status"]
+               "ci_high", "leak_per_unit", "verdict", "verdict_changed", "first_change_version", "variant_verdict",
+               "decided_by", "variant_first_change_version", "n_replicates", "run_status"]
     return sweep[[c for c in columns if c in sweep.columns]]

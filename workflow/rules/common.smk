@@ -84,13 +84,13 @@ def profiled_experiments():
 
 
 def figure_outputs():
-    return (
-        [f"results/figures/timeline_{name}.png" for name in EXPERIMENTS]
-        + [f"results/figures/{kind}_{name}.png" for name in profiled_experiments() for kind in ("heap", "top_sites")]
-        + ["results/figures/growth_overview.png", "results/figures/profiler_overhead.png"]
-        + ["results/figures/verdict_matrix.png", "results/figures/attribution.png"]
-        + ["results/figures/time_to_verdict.png"]
+    """Every figure, as PNG and as the SVG beside it."""
+    names = (
+        [f"{kind}_{name}" for name in EXPERIMENTS for kind in ("headline", "timeline")]
+        + [f"{kind}_{name}" for name in profiled_experiments() for kind in ("heap", "top_sites")]
+        + ["growth_overview", "profiler_overhead", "verdict_matrix", "attribution", "time_to_verdict"]
     )
+    return [f"results/figures/{name}.{ext}" for name in names for ext in ("png", "svg")]
 
 
 def all_outputs():

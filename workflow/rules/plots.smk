@@ -1,14 +1,18 @@
+# Every figure is written as PNG (for the report) and SVG beside it (for publication).
+
+
 rule plot_timeline:
     """RSS over time and the experiment's key metrics per unit, by variant."""
     input:
         samples="results/tables/samples.csv",
         units="results/tables/units.csv",
     output:
-        report(
+        png=report(
             "results/figures/timeline_{experiment}.png",
             caption="../report/timeline.rst",
             category="{experiment}",
         ),
+        svg="results/figures/timeline_{experiment}.svg",
     log:
         "results/logs/plot_timeline_{experiment}.log",
     resources:
@@ -18,16 +22,39 @@ rule plot_timeline:
         "../scripts/plot_timeline.py"
 
 
+rule plot_headline:
+    """The experiment on one page: each variant's deciding metric, its fit and verdict."""
+    input:
+        units="results/tables/units.csv",
+        growth="results/tables/growth.csv",
+        verdicts="results/tables/variant_verdicts.csv",
+    output:
+        png=report(
+            "results/figures/headline_{experiment}.png",
+            caption="../report/headline.rst",
+            category="{experiment}",
+        ),
+        svg="results/figures/headline_{experiment}.svg",
+    log:
+        "results/logs/plot_headline_{experiment}.log",
+    resources:
+        mem_mb=2048,
+        runtime=10,
+    script:
+        "../scripts/plot_headline.py"
+
+
 rule plot_growth_overview:
-    """Growth per unit for every experiment and variant, coloured by verdict."""
+    """Growth per unit for every experiment and variant against its threshold, by verdict."""
     input:
         growth="results/tables/growth.csv",
     output:
-        report(
+        png=report(
             "results/figures/growth_overview.png",
             caption="../report/growth_overview.rst",
             category="Overview",
         ),
+        svg="results/figures/growth_overview.svg",
     log:
         "results/logs/plot_growth_overview.log",
     resources:
@@ -35,6 +62,28 @@ rule plot_growth_overview:
         runtime=10,
     script:
         "../scripts/plot_growth_overview.py"
+
+
+rule plot_summary:
+    """The verdict matrix (one decisive verdict per variant) and the layer attribution."""
+    input:
+        verdicts="results/tables/variant_verdicts.csv",
+        growth="results/tables/growth.csv",
+        attribution="results/tables/attribution.csv",
+    output:
+        matrix=report("results/figures/verdict_matrix.png", caption="../report/verdict_matrix.rst",
+                      category="Summary"),
+        matrix_svg="results/figures/verdict_matrix.svg",
+        attribution=report("results/figures/attribution.png", caption="../report/attribution.rst",
+                           category="Summary"),
+        attribution_svg="results/figures/attribution.svg",
+    log:
+        "results/logs/plot_summary.log",
+    resources:
+        mem_mb=1024,
+        runtime=10,
+    script:
+        "../scripts/plot_summary.py"
 
 
 rule plot_profiles:
@@ -48,11 +97,13 @@ rule plot_profiles:
             caption="../report/heap_timeline.rst",
             category="{experiment}",
         ),
+        timeline_svg="results/figures/heap_{experiment}.svg",
         sites=report(
             "results/figures/top_sites_{experiment}.png",
             caption="../report/top_sites.rst",
             category="{experiment}",
         ),
+        sites_svg="results/figures/top_sites_{experiment}.svg",
     log:
         "results/logs/plot_profiles_{experiment}.log",
     resources:
@@ -67,11 +118,12 @@ rule plot_profiler_overhead:
     input:
         overhead="results/tables/profiler_overhead.csv",
     output:
-        report(
+        png=report(
             "results/figures/profiler_overhead.png",
             caption="../report/profiler_overhead.rst",
             category="Overview",
         ),
+        svg="results/figures/profiler_overhead.svg",
     log:
         "results/logs/plot_profiler_overhead.log",
     resources:
@@ -86,11 +138,12 @@ rule plot_time_to_verdict:
     input:
         table="results/tables/time_to_verdict.csv",
     output:
-        report(
+        png=report(
             "results/figures/time_to_verdict.png",
             caption="../report/time_to_verdict.rst",
             category="Overview",
         ),
+        svg="results/figures/time_to_verdict.svg",
     log:
         "results/logs/plot_time_to_verdict.log",
     resources:

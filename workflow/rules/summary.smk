@@ -1,5 +1,5 @@
 rule summary:
-    """Verdict matrix, layer attribution and results/summary.md (controls first)."""
+    """results/summary.md: controls first, failed runs, verdicts, layers."""
     input:
         runs="results/tables/runs.csv",
         growth="results/tables/growth.csv",
@@ -9,10 +9,6 @@ rule summary:
         sensitivity="results/tables/sensitivity.csv",
     output:
         summary=report("results/summary.md", caption="../report/summary.rst", category="Summary"),
-        matrix=report("results/figures/verdict_matrix.png", caption="../report/verdict_matrix.rst",
-                      category="Summary"),
-        attribution=report("results/figures/attribution.png", caption="../report/attribution.rst",
-                           category="Summary"),
     log:
         "results/logs/summary.log",
     resources:

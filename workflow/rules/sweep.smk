@@ -54,6 +54,7 @@ rule version_sweep:
         table=report("results/tables/version_sweep.csv", caption="../report/version_sweep.rst", category="Version sweep"),
         figure=report("results/figures/version_sweep.png", caption="../report/version_sweep.rst",
                       category="Version sweep"),
+        figure_svg="results/figures/version_sweep.svg",
     log:
         "results/logs/version_sweep.log",
     resources:

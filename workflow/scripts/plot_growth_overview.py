@@ -9,4 +9,4 @@ from leaklab.tables import read_csv_table  # noqa: E402
 
 experiments.configure(snakemake.config)  # noqa: F821  (command experiments)
 
-plots.growth_overview(read_csv_table(snakemake.input.growth), snakemake.output[0])  # noqa: F821
+plots.growth_overview(read_csv_table(snakemake.input.growth), snakemake.output.png)  # noqa: F821

@@ -4,11 +4,11 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
-from leaklab import experiments, plots  # noqa: E402
+from leaklab import experiments, profile_plots  # noqa: E402
 from leaklab.tables import read_csv_table  # noqa: E402
 
 experiments.configure(snakemake.config)  # noqa: F821  (command experiments)
 
 experiment = snakemake.wildcards.experiment  # noqa: F821
-plots.heap_timelines(read_csv_table(snakemake.input.heap_timeline), experiment, snakemake.output.timeline)  # noqa: F821
-plots.top_sites(read_csv_table(snakemake.input.top_sites), experiment, snakemake.output.sites)  # noqa: F821
+profile_plots.heap_timelines(read_csv_table(snakemake.input.heap_timeline), experiment, snakemake.output.timeline)  # noqa: F821
+profile_plots.top_sites(read_csv_table(snakemake.input.top_sites), experiment, snakemake.output.sites)  # noqa: F821

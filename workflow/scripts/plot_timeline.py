@@ -13,5 +13,5 @@ plots.timeline(
     read_csv_table(snakemake.input.samples),  # noqa: F821
     read_csv_table(snakemake.input.units),  # noqa: F821
     snakemake.wildcards.experiment,  # noqa: F821
-    snakemake.output[0],  # noqa: F821
+    snakemake.output.png,  # noqa: F821
 )
