@@ -96,7 +96,7 @@ def test_figures_exist_as_png_and_svg(results):
     names = [f"{kind}_{name}" for name in ("rocksdb_merge", "dict_shrink", "duckdb_load", "fd_leak", "planted")
              for kind in ("headline", "timeline")]
     names += [f"{kind}_{name}" for name in ("rocksdb_merge", "dict_shrink") for kind in ("heap", "top_sites")]
-    for name in [*names, "growth_overview", "verdict_matrix", "attribution", "profiler_overhead"]:
+    for name in [*names, "growth_overview", "verdict_matrix", "attribution", "profiler_overhead", "time_to_verdict"]:
         assert (figures / f"{name}.png").stat().st_size > 10_000, name
         assert (figures / f"{name}.svg").read_text().lstrip().startswith("<?xml"), name
 
