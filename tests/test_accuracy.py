@@ -6,6 +6,8 @@ import pytest
 
 from leaklab import accuracy, sensitivity, verdicts
 
+pytestmark = pytest.mark.slow  # the synthetic benchmark judges hundreds of seeded series
+
 NOT_LEAKING = ("settling", "step", "retention", "flat", "churn", "sawtooth")
 
 

@@ -183,6 +183,7 @@ def test_two_experiments_never_share_a_run_directory(root):
         leaklab_config.check(two)
 
 
+@pytest.mark.slow
 def test_bad_yaml_names_file_and_line(root, tmp_path):
     (tmp_path / "config.yaml").write_text("replicates: 2\nexperiments:\n  fd_leak: {variants: [close, leak}\n")
     result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(root / "Snakefile"),
@@ -192,6 +193,7 @@ def test_bad_yaml_names_file_and_line(root, tmp_path):
     assert "config: config.yaml:3:" in output and "not valid YAML" in output
 
 
+@pytest.mark.slow
 def test_an_unknown_experiment_is_one_line_not_a_schema_dump(root, tmp_path):
     config = minimal()
     config["experiments"]["plantd"] = {"variants": ["zero"]}

@@ -268,6 +268,7 @@ def massif_run(root, tmp_path) -> tuple:
     return run, yaml.safe_load((root / "tests" / "config.yaml").read_text())
 
 
+@pytest.mark.slow
 def test_profile_files_damaged_after_the_run_are_noticed_at_aggregation(root, tmp_path):
     """A damaged derived table is derived again from massif's own file; a damaged
     massif file makes the run's profile a parse_error (checksums in meta.json)."""
@@ -284,6 +285,7 @@ def test_profile_files_damaged_after_the_run_are_noticed_at_aggregation(root, tm
     assert row["profile_status"] == "parse_error" and "massif.out: changed since the run" in row["profile_error"]
 
 
+@pytest.mark.slow
 def test_samples_changed_after_the_run_make_it_a_parse_error(root, tmp_path):
     from leaklab import tables
 
@@ -392,6 +394,7 @@ def lock_as(uid: int, directory) -> subprocess.CompletedProcess:
                            sys.executable, "-m", "leaklab.lock", str(directory)], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_the_lock_of_a_live_pipeline_is_kept_and_its_owner_named(locked_dir, capsys):
     from leaklab.lock import clear_stale
 
@@ -426,6 +429,7 @@ def test_another_user_never_removes_a_lock_it_cannot_prove_stale(locked_dir):
     assert (locked_dir / ".snakemake" / "locks" / "0.input.lock").exists()
 
 
+@pytest.mark.slow
 def test_what_a_runner_killed_outright_leaves_is_killed_by_the_next_one(root, tmp_path):
     """SIGKILL gives the runner no chance to clean up: its measured process dies with it
     (parent-death signal); its daemonised grandchild survives in the run's cgroup until

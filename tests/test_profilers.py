@@ -214,6 +214,7 @@ def test_jemalloc_timeline_growth_and_artifacts(profiled):
     assert "leak_here" in (rundir / "jemalloc.collapsed").read_text()
 
 
+@pytest.mark.slow
 def test_jemalloc_total_matches_jeprof(profiled):
     rundir, _ = profiled("jemalloc", "ctypes")
     total = re.search(r"^Total: (-?\d+) B", (rundir / "jemalloc.txt").read_text(), re.M)

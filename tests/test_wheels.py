@@ -24,6 +24,7 @@ def sdist(tmp_path, setup: str = SETUP):
     return found
 
 
+@pytest.mark.slow
 def test_a_source_distribution_is_built_once_into_the_cache_and_reused(tmp_path):
     cache = tmp_path / "cache"
     said = io.StringIO()
@@ -42,6 +43,7 @@ def test_a_source_distribution_is_built_once_into_the_cache_and_reused(tmp_path)
     assert (target / "leaklabtiny.py").read_text() == "VALUE = 42\n"
 
 
+@pytest.mark.slow
 def test_a_failed_build_names_its_log_and_leaves_no_wheel(tmp_path):
     cache = tmp_path / "cache"
     broken = sdist(tmp_path, "import sys\nif 'bdist_wheel' in sys.argv:\n"
