@@ -1,11 +1,13 @@
 """The real Snakemake workflow on the small config: the output contract, end to end."""
 
+import shutil
 import subprocess
 import sys
 
 import duckdb
 import pandas as pd
 import pytest
+import yaml
 
 pytestmark = pytest.mark.e2e
 
@@ -215,3 +217,71 @@ def test_html_report_holds_every_figure_and_opens_offline(root, results):
                  "top_sites_rocksdb_merge.png", "profiler_overhead.png", "summary.md", "growth.csv"):
         assert name in html, name
     assert 'src="http' not in html and "src='http" not in html  # everything embedded: opens offline
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The "Job stats" table of a snakemake run or dry run: rule -> number of jobs."""
+    lines = output.split("Job stats:", 1)[1].splitlines()[3:] if "Job stats:" in output else []
+    counts = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def changed_config(root, directory, change) -> str:
+    config = yaml.safe_load((root / "tests" / "config.yaml").read_text())
+    change(config)
+    path = directory / "changed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+ANALYSIS_JOBS = {"aggregate", "plot_growth_overview", "plot_profiler_overhead", "plot_profiles", "plot_timeline",
+                 "summary", "all"}
+
+
+def test_a_threshold_change_reruns_the_analysis_and_never_a_measurement(root, results, tmp_path):
+    """Every result follows its inputs: a new threshold re-runs aggregate and what follows
+    it, no run, and changes the verdict it governs."""
+    copy = tmp_path / "copy"
+    shutil.copytree(results, copy, symlinks=True)  # the finished pipeline, mtimes and metadata kept
+    metas = {p: p.stat().st_mtime_ns for p in (copy / "results" / "runs").glob("*/*/*/rep*/meta.json")}
+    config = changed_config(root, tmp_path, lambda c: c["verdict"]["metrics"]["rss_bytes"].update(
+        leak_per_unit=64 * 2**20))
+    before = verdict(pd.read_csv(copy / "results" / "tables" / "growth.csv"), "rocksdb_merge", "capi-real", "rss_bytes")
+    done = snakemake(root, copy, "--configfile", config)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert job_counts(done.stdout + done.stderr) == {"aggregate": 1, "plot_growth_overview": 1,
+                                                     "plot_profiler_overhead": 1, "plot_profiles": 2,
+                                                     "plot_timeline": 5, "summary": 1, "all": 1}
+    assert {p: p.stat().st_mtime_ns for p in metas} == metas  # no measurement re-ran
+    after = verdict(pd.read_csv(copy / "results" / "tables" / "growth.csv"), "rocksdb_merge", "capi-real", "rss_bytes")
+    assert before["verdict"] == "leak" and after["verdict"] == "stable", after["verdict_reason"]
+    assert after["growth_per_unit"] == before["growth_per_unit"]  # same measurements, another bar
+    assert after["leak_per_unit"] == 64 * 2**20
+
+
+@pytest.mark.parametrize("change, measured", [
+    (lambda c: c["experiments"]["fd_leak"].update(warmup_units=6), set()),
+    (lambda c: c["verdict"].update(min_relative_growth=0.2), set()),
+    (lambda c: c["experiments"]["fd_leak"]["params"].update(rotations=61), {"fd_leak"}),
+    (lambda c: c["sampler"].update(interval_s=0.03), "all"),
+])
+def test_what_reruns_when_the_config_changes(root, results, tmp_path, change, measured):
+    """Warm-ups and thresholds re-run the analysis only; an experiment's parameters re-run
+    its own measurements; sampler settings re-run every measurement."""
+    done = snakemake(root, results, "--configfile", changed_config(root, tmp_path, change), "-n")
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = job_counts(done.stdout + done.stderr)
+    assert ANALYSIS_JOBS <= set(counts)
+    output = done.stdout + done.stderr
+    reran = {line.split("/")[2] for line in output.splitlines() if line.strip().startswith("output: results/runs/")}
+    runs = pd.read_csv(results / "results" / "tables" / "runs.csv")
+    if measured == "all":
+        assert counts["run_experiment"] == len(runs)
+    else:
+        assert reran == measured
+        assert counts.get("run_experiment", 0) == len(runs[runs["experiment"].isin(measured)])

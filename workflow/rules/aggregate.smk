@@ -11,6 +11,8 @@ rule aggregate:
             caption="../report/tables.rst",
             category="Tables",
         ),
+    params:
+        analysis=analysis_settings(),
     log:
         "results/logs/aggregate.log",
     resources:

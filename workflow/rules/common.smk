@@ -16,10 +16,15 @@ SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.ya
 try:
     leaklab.validation.check_before_schema(config, SCHEMA)
     validate(config, SCHEMA)
+    leaklab.config.select_only(config)
     leaklab.config.check(config)
 except leaklab.config.ConfigError as error:
     raise WorkflowError(f"config: {error}") from None
 
+# {project} in a command experiment: the directory of the user's config file (the last
+# --configfile), else this checkout; --directory (where results/ goes) does not change it.
+PROJECT_DIR = (os.path.dirname(os.path.abspath(workflow.overwrite_configfiles[-1])) if workflow.overwrite_configfiles
+               else workflow.basedir)
 RUNS = leaklab.config.runs(config)
 EXPERIMENTS = list(config["experiments"])
 SWEEP = config.get("version_sweep") or {"experiment": None, "variants": []}
@@ -47,10 +52,20 @@ def rocksdb_fixture(params):
     return f"results/fixtures/rocksdb_merge/keys{params['keys']}"
 
 
+def workdir_files(wildcards):
+    """The files a command experiment's run gets in its working directory, resolved."""
+    entry = config["experiments"][wildcards.experiment]
+    fields = {**run_params(wildcards), "variant": wildcards.variant, "workdir": "."}
+    return [os.path.join(PROJECT_DIR, path.format(**fields)) for path in entry.get("workdir_files", [])]
+
+
 def run_inputs(wildcards):
-    """The shared fixture a run reads, or the setup step of a command experiment."""
-    if config["experiments"][wildcards.experiment].get("setup"):
-        return {"setup": f"results/commands/{wildcards.experiment}/setup.done"}
+    """The shared fixture a run reads, or a command experiment's setup step and the
+    files it copies into each run's working directory (a change re-runs the runs)."""
+    entry = config["experiments"][wildcards.experiment]
+    if "command" in entry:
+        setup = {"setup": f"results/commands/{wildcards.experiment}/setup.done"} if entry.get("setup") else {}
+        return {**setup, "workdir_files": workdir_files(wildcards)}
     if wildcards.experiment == "rocksdb_merge":
         params = leaklab.config.run_params(config, wildcards.experiment, wildcards.profiler)
         return {"fixture": rocksdb_fixture(params)}
@@ -58,8 +73,11 @@ def run_inputs(wildcards):
 
 
 def run_params(wildcards):
-    """The experiment's parameters for this profiler (scaled) and its fixture."""
-    params = leaklab.config.run_params(config, wildcards.experiment, wildcards.profiler)
+    """The experiment's parameters for this variant and profiler (scaled), its fixture,
+    and for a command experiment {project}."""
+    params = leaklab.config.run_params(config, wildcards.experiment, wildcards.profiler, wildcards.variant)
+    if "command" in config["experiments"][wildcards.experiment]:
+        params["project"] = PROJECT_DIR
     if wildcards.experiment == "rocksdb_merge":
         params["fixture"] = os.path.abspath(rocksdb_fixture(params))
     return params
@@ -69,7 +87,52 @@ def setup_command(wildcards):
     """A command experiment's setup step, its placeholders filled."""
     entry = config["experiments"][wildcards.experiment]
     params = leaklab.config.experiment_params(config, wildcards.experiment)
-    return entry["setup"].format(**params, project=os.path.abspath("."))
+    return entry["setup"].format(**params, project=PROJECT_DIR)
+
+
+# What the analysis reads of an experiment's entry, and what a script needs to register a
+# command experiment. Rules get exactly these through params:, so a changed threshold or
+# warm-up re-runs the analysis (aggregate and what follows) and never a measurement.
+ANALYSIS_KEYS = ("variants", "baseline", "unit", "unit_source", "key_metrics", "releases", "scaled_params",
+                 "command", "warmup_units", "verdict", "params")
+SPEC_KEYS = ("variants", "baseline", "unit", "unit_source", "key_metrics", "releases", "scaled_params", "command")
+
+
+def _entries(keys, names):
+    return {name: {k: v for k, v in config["experiments"][name].items() if k in keys} for name in names}
+
+
+def analysis_settings(names=None):
+    """The config subset tables.build reads: thresholds, warm-ups, units, baselines and
+    the planted controls' parameters of ``names`` (default: every experiment)."""
+    return {"verdict": config["verdict"], "experiments": _entries(ANALYSIS_KEYS, EXPERIMENTS if names is None else names)}
+
+
+def sweep_settings():
+    """The config subset the version sweep's table reads: its settings, the swept
+    experiment's analysis settings and the thresholds."""
+    name = config["version_sweep"]["experiment"]
+    return {**analysis_settings([name] if name in config["experiments"] else []),
+            "version_sweep": config["version_sweep"]}
+
+
+def command_specs():
+    """The command experiments as a config subset experiments.configure registers (their
+    units, variants and key metrics name plots and summary rows)."""
+    return {"experiments": _entries(SPEC_KEYS, [n for n in EXPERIMENTS if "command" in config["experiments"][n]])}
+
+
+def run_spec(wildcards):
+    """What the runner needs of a command experiment for one run (this variant's command,
+    the unit and how units are counted, the workdir files); empty for a built-in one.
+    Only this variant, so adding a variant re-runs no other run."""
+    entry = config["experiments"][wildcards.experiment]
+    if "command" not in entry:
+        return {"experiments": {}}
+    spec = {k: entry[k] for k in ("command", "unit", "unit_source", "unit_pattern", "workdir_files") if k in entry}
+    own = leaklab.config.variant_settings(entry, wildcards.variant)
+    return {"experiments": {wildcards.experiment: {**spec, "command": own.get("command", entry["command"]),
+                                                   "variants": [wildcards.variant]}}}
 
 
 def profiler_params(wildcards):

@@ -13,6 +13,8 @@ rule plot_timeline:
             category="{experiment}",
         ),
         svg="results/figures/timeline_{experiment}.svg",
+    params:
+        registry=command_specs(),
     log:
         "results/logs/plot_timeline_{experiment}.log",
     resources:
@@ -35,6 +37,8 @@ rule plot_headline:
             category="{experiment}",
         ),
         svg="results/figures/headline_{experiment}.svg",
+    params:
+        registry=command_specs(),
     log:
         "results/logs/plot_headline_{experiment}.log",
     resources:
@@ -55,6 +59,8 @@ rule plot_growth_overview:
             category="Overview",
         ),
         svg="results/figures/growth_overview.svg",
+    params:
+        registry=command_specs(),
     log:
         "results/logs/plot_growth_overview.log",
     resources:
@@ -77,6 +83,8 @@ rule plot_summary:
         attribution=report("results/figures/attribution.png", caption="../report/attribution.rst",
                            category="Summary"),
         attribution_svg="results/figures/attribution.svg",
+    params:
+        registry=command_specs(),
     log:
         "results/logs/plot_summary.log",
     resources:
@@ -104,6 +112,8 @@ rule plot_profiles:
             category="{experiment}",
         ),
         sites_svg="results/figures/top_sites_{experiment}.svg",
+    params:
+        registry=command_specs(),
     log:
         "results/logs/plot_profiles_{experiment}.log",
     resources:

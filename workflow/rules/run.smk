@@ -13,6 +13,7 @@ rule run_experiment:
     params:
         settings=run_params,
         profiler=profiler_params,
+        registry=run_spec,
         sampler=config["sampler"],
         limits=config["limits"],
     log:

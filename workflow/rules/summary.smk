@@ -9,6 +9,8 @@ rule summary:
         sensitivity="results/tables/sensitivity.csv",
     output:
         summary=report("results/summary.md", caption="../report/summary.rst", category="Summary"),
+    params:
+        registry=command_specs(),
     log:
         "results/logs/summary.log",
     resources:

@@ -55,6 +55,8 @@ rule version_sweep:
         figure=report("results/figures/version_sweep.png", caption="../report/version_sweep.rst",
                       category="Version sweep"),
         figure_svg="results/figures/version_sweep.svg",
+    params:
+        analysis=lambda wildcards: sweep_settings(),
     log:
         "results/logs/version_sweep.log",
     resources:

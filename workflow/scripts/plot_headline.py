@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 from leaklab import experiments, plots  # noqa: E402
 from leaklab.tables import read_csv_table  # noqa: E402
 
-experiments.configure(snakemake.config)  # noqa: F821  (command experiments)
+experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments)
 
 plots.headline(
     read_csv_table(snakemake.input.units),  # noqa: F821

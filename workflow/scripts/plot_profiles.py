@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 from leaklab import experiments, profile_plots  # noqa: E402
 from leaklab.tables import read_csv_table  # noqa: E402
 
-experiments.configure(snakemake.config)  # noqa: F821  (command experiments)
+experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments)
 
 experiment = snakemake.wildcards.experiment  # noqa: F821
 profile_plots.heap_timelines(read_csv_table(snakemake.input.heap_timeline), experiment, snakemake.output.timeline)  # noqa: F821

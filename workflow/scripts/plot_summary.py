@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 from leaklab import experiments, plots  # noqa: E402
 from leaklab.tables import read_csv_table  # noqa: E402
 
-experiments.configure(snakemake.config)  # noqa: F821  (command experiments)
+experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments)
 
 tables = {name: read_csv_table(path) for name, path in snakemake.input.items()}  # noqa: F821
 plots.verdict_matrix(tables["verdicts"], snakemake.output.matrix)  # noqa: F821

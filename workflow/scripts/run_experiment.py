@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
 from leaklab import experiments, runner  # noqa: E402
 
-experiments.configure(snakemake.config)  # noqa: F821  (command experiments)
+experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments)
 runner.die_with_parent()  # a killed pipeline takes its measurements down with it
 
 w = snakemake.wildcards  # noqa: F821

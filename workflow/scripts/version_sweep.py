@@ -13,6 +13,6 @@ for meta in snakemake.input.meta:  # noqa: F821
     run = Path(meta).parent
     version = run.parts[-6].split("-", 1)[1]  # results/sweep/<package>-<version>/runs/...
     by_version[version].append(run)
-table = sweep.table(dict(by_version), snakemake.config)  # noqa: F821
+table = sweep.table(dict(by_version), snakemake.params.analysis)  # noqa: F821
 table.to_csv(snakemake.output.table, index=False)  # noqa: F821
 plots.version_sweep(table, snakemake.output.figure)  # noqa: F821
