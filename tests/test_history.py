@@ -1,7 +1,9 @@
 """The nightly history store: appends that survive, and what counts as a regression."""
 
+import json
 import shutil
 import subprocess
+import uuid
 
 import duckdb
 import pandas as pd
@@ -41,7 +43,7 @@ def runs_table() -> pd.DataFrame:
 
 
 def add_night(store, project, date, growth=None, runs=None, meta=META) -> str:
-    key = history.night_key(project, meta, date=date)
+    key = history.night_key(project, meta, uuid.uuid4().hex, date=date)  # each call: another run set
     return history.append_night(store, key, {"growth": growth_table() if growth is None else growth,
                                              "runs": runs_table() if runs is None else runs})
 
@@ -174,14 +176,14 @@ def test_schema_evolution_and_history_survives(store, tmp_path):
 
 def test_crash_mid_append_leaves_previous_nights(store, tmp_path, monkeypatch):
     first = add_night(store, tmp_path, "2024-05-01")
-    real = history._append_table
+    real = history.store._append_table
 
     def crash_on_runs(con, table, *args, **kwargs):
         if table == "runs_history":
             raise RuntimeError("power cut")
         return real(con, table, *args, **kwargs)
 
-    monkeypatch.setattr(history, "_append_table", crash_on_runs)
+    monkeypatch.setattr(history.store, "_append_table", crash_on_runs)
     with pytest.raises(RuntimeError):
         add_night(store, tmp_path, "2024-05-02", growth=growth_table().assign(extra=1))
     monkeypatch.undo()
@@ -193,19 +195,19 @@ def test_crash_mid_append_leaves_previous_nights(store, tmp_path, monkeypatch):
                                                          "WHERE table_name = 'growth_history'").fetchall()]
     finally:
         con.close()
-    key = history.night_key(tmp_path, META, date="2024-05-01")
+    key = history.night_key(tmp_path, META, "another run set", date="2024-05-01")
     key["night_id"] = first
     with pytest.raises(ValueError, match="already"):
         history.append_night(store, key, {"growth": growth_table()})
 
 
 def test_night_key_outside_and_inside_git(tmp_path):
-    key = history.night_key(tmp_path, META, date="2024-05-01")
+    key = history.night_key(tmp_path, META, "ab" * 32, date="2024-05-01")
     assert key["commit"] == "unknown" and key["dirty"] is None
     assert key["date"] == "2024-05-01" and key["night_id"].startswith("2024-05-01_")
     assert key["version_faust_streaming_rocksdb"] == "0.9.3" and key["version_snakemake"] == "9.27.1"
     assert key["hostname"] == "nightly-box"
-    assert history.night_key(tmp_path, META)["night_id"] != history.night_key(tmp_path, META)["night_id"]
+    assert key["night_id"] == f"2024-05-01_unknown_{'ab' * 6}" and key["runs_sha256"] == "ab" * 32
     if shutil.which("git") is None:
         pytest.skip("git not installed")
     repo = tmp_path / "repo"
@@ -217,12 +219,12 @@ def test_night_key_outside_and_inside_git(tmp_path):
     subprocess.run([*git, "commit", "-q", "-m", "one"], check=True)
     (repo / "results").mkdir()
     (repo / "results" / "new.csv").write_text("untracked output\n")
-    clean = history.night_key(repo, META)
+    clean = history.night_key(repo, META, "cd" * 32)
     assert len(clean["commit"]) == 40 and clean["dirty"] is False and clean["diff_sha256"] is None
     (repo / "a.txt").write_text("two\n")
-    dirty = history.night_key(repo, META, config={"replicates": 3})
+    dirty = history.night_key(repo, META, "cd" * 32, config_sha256="0123abcd")
     assert dirty["commit"] == clean["commit"] and dirty["dirty"] is True and dirty["diff_sha256"]
-    assert dirty["config_sha256"]
+    assert dirty["config_sha256"] == "0123abcd" and dirty["night_id"].startswith(dirty["date"] + "_" + clean["commit"][:10])
 
 
 @pytest.mark.slow
@@ -255,3 +257,61 @@ def test_exit_code_reads_the_csv_back(tmp_path):
     empty = pd.DataFrame(columns=history.REGRESSION_COLUMNS)
     empty.to_csv(tmp_path / "e.csv", index=False)
     assert history.exit_code(pd.read_csv(tmp_path / "e.csv")) == 0
+
+
+def write_runs(root, walls) -> list:
+    """meta.json files of a run set (one per wall time), as the workflow lays them out."""
+    paths = []
+    for i, wall in enumerate(walls):
+        path = root / "runs" / "fd_leak" / "leak" / "plain" / f"rep{i + 1}" / "meta.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**META, "wall_s": wall}))
+        paths.append(path)
+    return paths
+
+
+def test_a_run_set_is_recorded_once(store, tmp_path):
+    """A night is what it measured: recording the same runs again (a re-run history step,
+    another day) adds nothing; re-measured runs are a new night."""
+    runs = write_runs(tmp_path / "a", [1.0, 2.0])
+    digest = history.run_set_sha256(runs)
+    first = history.append_night(store, history.night_key(tmp_path, META, digest, date="2024-05-01"),
+                                 {"growth": growth_table()})
+    again = history.append_night(store, history.night_key(tmp_path, META, digest, date="2024-05-02"),
+                                 {"growth": growth_table()})
+    assert again == first
+    remeasured = history.run_set_sha256(write_runs(tmp_path / "b", [1.0, 2.5]))
+    assert remeasured != digest and history.run_set_sha256(write_runs(tmp_path / "c", [1.0, 2.0])) == digest
+    history.append_night(store, history.night_key(tmp_path, META, remeasured, date="2024-05-02"),
+                         {"growth": growth_table()})
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM nights").fetchone()[0] == 2
+        assert con.execute("SELECT count(DISTINCT night_id) FROM growth_history").fetchone()[0] == 2
+    finally:
+        con.close()
+
+
+def test_tonight_is_compared_before_it_is_recorded(store, tmp_path):
+    """The comparison and the trend see tonight in memory, as they will once it is appended."""
+    add_night(store, tmp_path, "2024-05-01")
+    jumped = with_estimate(growth_table(), "rocksdb_merge", "capi_fixed-real", 2.0 * MIB, 1.8 * MIB, 2.3 * MIB)
+    key = history.night_key(tmp_path, META, "ef" * 32, date="2024-05-02")
+    nights, growth, night = history.with_night(*history.load(store), key, jumped)
+    found = history.compare(nights, growth, night)
+    assert night == key["night_id"] and list(found.loc[found["counts"], "kind"]) == ["growth_moved"]
+    assert set(history.trend_frame(nights, growth)["night_id"]) == {night, *history.load(store)[0]["night_id"]}
+    history.append_night(store, key, {"growth": jumped})
+    assert history.regressions(store, night).equals(found)
+    assert history.with_night(*history.load(store), key, jumped)[2] == night  # recorded: not added twice
+
+
+def test_profiled_rows_are_not_compared(store, tmp_path):
+    """Like with like: a profiled row (scaled workload, the profiler inside RSS) never
+    makes a regression, however much it moved."""
+    profiled = growth_table().assign(profiler="heaptrack")
+    add_night(store, tmp_path, "2024-05-01", growth=pd.concat([growth_table(), profiled]))
+    moved = profiled.assign(growth_per_unit=50 * MIB, ci_low=49 * MIB, ci_high=51 * MIB, verdict="leak")
+    second = add_night(store, tmp_path, "2024-05-02", growth=pd.concat([growth_table(), moved]))
+    found = history.regressions(store, second)
+    assert found.empty, found.to_dict("records")

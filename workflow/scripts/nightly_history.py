@@ -1,5 +1,12 @@
-"""Snakemake entry point: tonight into the history store, and what changed since last night."""
+"""Snakemake entry point: tonight compared with earlier nights, drawn, then recorded.
 
+Runs once every other output of the night exists (they are its inputs).  The
+comparison and the trend see tonight in memory; the append to the history store comes
+last, in one transaction, and a run set already recorded is not recorded again, so
+re-running this step after a failure records one night.
+"""
+
+import json
 import os
 import sys
 from pathlib import Path
@@ -9,14 +16,18 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 from leaklab import history  # noqa: E402
 from leaklab.tables import read_csv_table  # noqa: E402
 
-store = Path(snakemake.params.history).resolve()  # noqa: F821
-store.parent.mkdir(parents=True, exist_ok=True)
-tables = {name: read_csv_table(path) for name, path in snakemake.input.items()}  # noqa: F821
-key = history.night_key(Path(snakemake.scriptdir).parents[1], history.read_meta("results"),  # noqa: F821
-                        date=os.environ.get("LEAKLAB_NIGHT_DATE"), config=snakemake.config)  # noqa: F821
-night = history.append_night(store, key, tables)
-found = history.regressions(store, night, min_change=history.min_change_from_config(snakemake.config))  # noqa: F821
+params, given = snakemake.params, snakemake.input  # noqa: F821
+key = history.night_key(Path(snakemake.scriptdir).parents[1], history.read_meta(given.meta),  # noqa: F821
+                        history.run_set_sha256(given.meta), date=os.environ.get("LEAKLAB_NIGHT_DATE"),
+                        config_sha256=params.config_sha256)
+tables = {name: read_csv_table(getattr(given, name)) for name in ("growth", "runs", "controls")}
+nights, growth, night = history.with_night(*history.load(params.history), key, tables["growth"])
+found = history.compare(nights, growth, night, min_change=history.min_change_from_config(params.analysis))
 found.to_csv(snakemake.output.regressions, index=False)  # noqa: F821
-history.plot_trend(history.trend(store), snakemake.output.trend, found)  # noqa: F821
-print(f"night {night}: {len(found)} change(s), {int(found['counts'].sum()) if len(found) else 0} counting",
+history.plot_trend(history.trend_frame(nights, growth), snakemake.output.trend, found)  # noqa: F821
+recorded = history.append_night(params.history, key, tables)
+Path(snakemake.output.night).write_text(json.dumps(  # noqa: F821
+    {"night_id": recorded, "runs_sha256": key["runs_sha256"], "recorded_now": recorded == key["night_id"]
+     and night == key["night_id"], "store": str(Path(params.history).resolve())}, indent=2) + "\n")
+print(f"night {recorded}: {len(found)} change(s), {int(found['counts'].sum()) if len(found) else 0} counting",
       file=sys.stderr)
