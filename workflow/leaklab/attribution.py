@@ -31,6 +31,9 @@ LAYERS = {
 }
 HEAP_LAYERS = ("Python heap", "native heap", "library accounting")
 RESIDUAL = "allocator retention / other"
+# RSS of a program that reports no heap metric (an outside program): nothing tells the
+# heap from the allocator, so the layer says so instead of guessing
+NO_HEAP = "native or allocator (no heap metric from this program)"
 
 
 def _value(row: pd.Series, column: str) -> float:
@@ -73,8 +76,11 @@ def table(growth: pd.DataFrame, agreement: pd.DataFrame | None = None) -> pd.Dat
 
             layers["RSS (total)"] = {"source": "rss_bytes", "growth_per_unit": _value(rss, "growth_per_unit"),
                                      "retained": _value(rss, "retained"), "verdict": rss["verdict"]}
-            layers[RESIDUAL] = {"source": "rss_bytes minus heap layers", "verdict": None,
-                                "growth_per_unit": residual("growth_per_unit"), "retained": residual("retained")}
+            if any(name in layers for name in HEAP_LAYERS):
+                layers[RESIDUAL] = {"source": "rss_bytes minus heap layers", "verdict": None,
+                                    "growth_per_unit": residual("growth_per_unit"), "retained": residual("retained")}
+            else:
+                layers[NO_HEAP] = {**layers["RSS (total)"], "source": "rss_bytes (no heap metric)"}
         for layer, values in layers.items():
             rows.append({"experiment": experiment, "variant": variant, "unit": unit, "layer": layer, **values})
     frame = pd.DataFrame(rows)

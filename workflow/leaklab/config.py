@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,14 +71,22 @@ class Run:
         return f"{self.experiment}/{self.variant}/{self.profiler}/rep{self.replicate}"
 
 
-def experiment_params(config: dict, name: str) -> dict[str, Any]:
-    """The experiment's defaults overlaid with the configured parameters (a command
-    experiment also gets ``setup_dir``, where its ``setup`` step built things)."""
+def variant_settings(entry: dict, variant: str) -> dict[str, Any]:
+    """A variant's own settings (``params``, ``command``) when ``variants`` is a mapping."""
+    variants = entry["variants"]
+    return dict(variants.get(variant) or {}) if isinstance(variants, dict) else {}
+
+
+def experiment_params(config: dict, name: str, variant: str | None = None) -> dict[str, Any]:
+    """The experiment's defaults overlaid with the configured parameters, then with the
+    variant's own (a command experiment also gets ``setup_dir``, where its ``setup``
+    step built things)."""
     entry = config["experiments"][name]
+    own = variant_settings(entry, variant).get("params", {}) if variant else {}
     if "command" in entry:
-        return {**entry.get("params", {}), "setup_dir": setup_dir(name)}
+        return {**entry.get("params", {}), **own, "setup_dir": setup_dir(name)}
     module = importlib.import_module(f"leaklab.experiments.{name}")
-    return {**module.DEFAULTS, **entry.get("params", {})}
+    return {**module.DEFAULTS, **entry.get("params", {}), **own}
 
 
 def setup_dir(name: str) -> str:
@@ -87,23 +96,41 @@ def setup_dir(name: str) -> str:
     return os.path.abspath(f"results/commands/{name}")
 
 
+def _check_template(where: str, template: str, values: dict) -> None:
+    """A command template filled with the real parameter values, so format specs such
+    as ``{n:05d}`` work; an unknown placeholder or a bad spec is a config error."""
+    try:
+        template.format(**values)
+    except KeyError as err:
+        raise ConfigError(f"{where}: unknown placeholder {{{err.args[0]}}}; "
+                          f"allowed: {', '.join('{' + a + '}' for a in values)}") from None
+    except (ValueError, IndexError, TypeError) as err:
+        raise ConfigError(f"{where}: {template!r} is not a valid template ({err}); "
+                          f"allowed: placeholders such as {{variant}} or {{n:05d}}") from None
+
+
 def _check_command(name: str, entry: dict) -> None:
-    """A command experiment: placeholders that resolve, a baseline among the variants,
-    scaled parameters that are numbers."""
+    """A command experiment: placeholders that resolve (for every variant, with its own
+    parameters and command), a baseline among the variants, a unit pattern that
+    compiles, scaled parameters that are numbers."""
     params = entry.get("params", {})
-    allowed = ["variant", "workdir", "setup_dir", *params]
-    for key in ("command", "setup"):
-        if key not in entry:
-            continue
-        try:  # with the real parameter values, so format specs such as {n:05d} work
-            entry[key].format(**{"variant": "x", "workdir": "x", "setup_dir": "x", "project": "x", **params})
-        except KeyError as err:
-            raise ConfigError(f"experiments.{name}.{key}: unknown placeholder {{{err.args[0]}}}; "
-                              f"allowed: {', '.join('{' + a + '}' for a in allowed)}") from None
-        except (ValueError, IndexError, TypeError) as err:
-            raise ConfigError(f"experiments.{name}.{key}: {entry[key]!r} is not a valid template ({err}); "
-                              f"allowed: placeholders such as {{variant}} or {{n:05d}}") from None
-    baseline = entry.get("baseline", entry["variants"][0])
+    fixed = {"variant": "x", "workdir": "x", "setup_dir": "x", "project": "x"}
+    if "setup" in entry:
+        _check_template(f"experiments.{name}.setup", entry["setup"], {**fixed, **params})
+    for variant in entry["variants"]:
+        own = variant_settings(entry, variant)
+        values = {**fixed, **params, **own.get("params", {})}
+        where = f"experiments.{name}.variants.{variant}.command" if "command" in own else f"experiments.{name}.command"
+        _check_template(where, own.get("command", entry["command"]), values)
+        for i, path in enumerate(entry.get("workdir_files", [])):
+            _check_template(f"experiments.{name}.workdir_files[{i}]", path, values)
+    if "unit_pattern" in entry:
+        try:
+            re.compile(entry["unit_pattern"])
+        except re.error as err:
+            raise ConfigError(f"experiments.{name}.unit_pattern: {entry['unit_pattern']!r} is not a regular "
+                              f"expression ({err})") from None
+    baseline = entry.get("baseline", next(iter(entry["variants"])))
     if baseline not in entry["variants"]:
         raise ConfigError(f"experiments.{name}.baseline: {baseline!r} is not among its variants; "
                           f"allowed: {', '.join(entry['variants'])}")
@@ -226,11 +253,11 @@ def replicates(config: dict, name: str, profiler: str) -> int:
     return int(_profiler_entry(config, name, profiler).get("replicates", default))
 
 
-def run_params(config: dict, name: str, profiler: str) -> dict[str, Any]:
-    """The experiment's parameters for one profiler: for profilers other than plain,
-    ``profile_params`` overlaid, then size parameters scaled down (rounded, at least
-    1), so growth stays comparable per unit."""
-    params = experiment_params(config, name)
+def run_params(config: dict, name: str, profiler: str, variant: str | None = None) -> dict[str, Any]:
+    """The experiment's parameters for one variant and profiler: the variant's own
+    overlaid, for profilers other than plain ``profile_params`` overlaid, then size
+    parameters scaled down (rounded, at least 1), so growth stays comparable per unit."""
+    params = experiment_params(config, name, variant)
     if profiler != "plain":
         params.update(config["experiments"][name].get("profile_params", {}))
     factor = scale(config, name, profiler)
@@ -271,6 +298,8 @@ def check(config: dict) -> None:
         if spec.command:
             continue  # the program decides how many units it runs
         _check_params(name, entry.get("params", {}))
+        for variant in entry["variants"]:
+            _check_params(name, variant_settings(entry, variant).get("params", {}), key=f"variants.{variant}.params")
         _check_params(name, entry.get("profile_params", {}), key="profile_params")
         units = UNITS_FROM_PARAMS[name](experiment_params(config, name))
         warmup = entry.get("warmup_units", 1)
@@ -310,6 +339,19 @@ def _check_sweep(config: dict) -> None:
     if units - warmup < MIN_POST_WARMUP_UNITS:
         raise ConfigError(f"version_sweep.warmup_units: {warmup} leaves {units - warmup} of {units} {spec.unit}s; "
                           f"growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up")
+
+
+def select_only(config: dict) -> None:
+    """Keep only the experiments ``only`` names (``--config only=[my_exp]``), in place."""
+    only = config.get("only")
+    if only is None:
+        return
+    only = [only] if isinstance(only, str) else list(only)
+    unknown = [name for name in only if name not in config["experiments"]]
+    if unknown or not only:
+        raise ConfigError(f"only: {', '.join(map(repr, unknown)) or 'an empty list'} names no configured experiment; "
+                          f"allowed: {', '.join(config['experiments'])}")
+    config["experiments"] = {name: config["experiments"][name] for name in only}
 
 
 def runs(config: dict) -> list[Run]:

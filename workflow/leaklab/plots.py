@@ -320,8 +320,9 @@ def verdict_matrix(verdicts: pd.DataFrame, out, profiler: str = "plain"):
 
 LAYER_COLOURS = {"Python heap": "#56B4E9", "native heap": "#0072B2", "library accounting": "#1F3A93",
                  "allocator retention / other": "#C7C7C7", "kernel: deleted fds": "#8C564B",
-                 "kernel: slab": "#B15928"}
+                 "kernel: slab": "#B15928", "native or allocator (no heap metric from this program)": "#9E9AC8"}
 LAYER_NAMES = {"library accounting": "library", "allocator retention / other": "allocator/other",
+               "native or allocator (no heap metric from this program)": "native or allocator",
                "kernel: deleted fds": "kernel fds", "kernel: slab": "kernel slab"}  # short, for tick labels
 KERNEL_UNITS = {"kernel: deleted fds": ("deleted_fds", 1.0, "deleted fds"),  # layer: metric, divisor, unit
                 "kernel: slab": ("slab_bytes", 1024.0, "slab KiB")}
@@ -372,11 +373,11 @@ def attribution_bars(attribution: pd.DataFrame, growth: pd.DataFrame, out):
     kernel objects on their own axes (deleted fds, slab KiB per unit), what stays after
     release for releasing experiments, each against the bar its verdict was judged by
     (dashed), and the layer that holds the growth named beside each variant."""
-    from leaklab.attribution import HEAP_LAYERS, RESIDUAL
+    from leaklab.attribution import HEAP_LAYERS, NO_HEAP, RESIDUAL
 
     if attribution.empty:
         return nothing(out, "nothing to attribute: no plain run could be read")
-    memory = [*HEAP_LAYERS, RESIDUAL]
+    memory = [*HEAP_LAYERS, RESIDUAL, NO_HEAP]
     sections = []
     for name in experiment_order(attribution["experiment"]):
         part = attribution[attribution["experiment"] == name]

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab import containment, experiments, marks, profilers, sampler, unit_protocol
+from leaklab import containment, experiments, marks, own_program, profilers, sampler, unit_protocol
 from leaklab.run_files import checksums, collect_profile
 
 LOG_TAIL_LINES = 20
@@ -244,14 +244,6 @@ def _marks_frame(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def command_line(spec: experiments.Spec, variant: str, params: dict, workdir: Path) -> list[str]:
-    """A command experiment's argv: its template filled with the variant, the run's
-    work directory and the parameters."""
-    import shlex
-
-    return shlex.split(spec.command.format(**{**params, "variant": variant, "workdir": workdir}))
-
-
 def run(
     experiment: str,
     variant: str,
@@ -339,12 +331,18 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         marks.T0_ENV: repr(t0),
         marks.SYNC_ENV: f"{ready_w},{release_r}",
     })
-    protocol = None
+    protocol, wrapper = None, None
     if spec.command:
-        cmd = command_line(spec, variant, params, workdir)
+        fields = own_program.fields(params, variant, workdir)
+        cmd = own_program.argv(spec.command, fields)
+        wrapper = own_program.wrapper_note(cmd)
+        own_program.stage_workdir(spec.workdir_files, fields, workdir)
         env[unit_protocol.UNITS_ENV] = str(outdir / "units.txt")
         (outdir / "units.txt").unlink(missing_ok=True)
-        protocol = unit_protocol.ProtocolMarks(spec.unit_source, outdir / "units.txt", marks_path, bad)
+        if spec.unit_pattern:  # the program's own progress lines, as it prints them
+            protocol = unit_protocol.ProtocolMarks("pattern", outdir / "run.log", marks_path, bad, spec.unit_pattern)
+        else:
+            protocol = unit_protocol.ProtocolMarks(spec.unit_source, outdir / "units.txt", marks_path, bad)
     else:
         cmd = [
             python or sys.executable, "-m", spec.module, "--variant", variant,
@@ -394,6 +392,8 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
 
     status = _status(proc.returncode, stopped_for)
     profile_status, profile_error = collect_profile(profiler_module, outdir, mark_frame)
+    if wrapper and profiler != "plain":  # never `ok` for the wrong process
+        profile_status, profile_error = "wrapper", "; ".join(filter(None, [wrapper, profile_error]))
     log_lines = (outdir / "run.log").read_text(errors="replace").splitlines()
     return {
         "status": status,

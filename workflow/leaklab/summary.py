@@ -12,6 +12,8 @@ from leaklab import controls as leaklab_controls
 from leaklab import experiments
 from leaklab.amounts import amount
 
+TRUSTED_PROFILES = ("ok", "none")  # a profile of the program itself, or no profiler
+
 
 def rate(value: float, metric: str, unit: str) -> str:
     text = amount(value, metric, "+.3f", "+.3g")
@@ -73,6 +75,13 @@ def render(runs: pd.DataFrame, growth: pd.DataFrame, controls: pd.DataFrame, att
         lines.append("**Bad unit lines** (written by the measured program; skipped, see each run's meta.json):")
         lines += [f"- {r.experiment}/{r.variant}/{r.profiler}/rep{r.replicate}: {int(r.bad_unit_lines)}, "
                   f"first: `{r.first_bad_unit_line}`" for r in noisy.itertuples()]
+        lines.append("")
+    untrusted = runs[~runs["profile_status"].fillna("none").isin(TRUSTED_PROFILES)] \
+        if "profile_status" in runs else runs.iloc[:0]
+    if len(untrusted):
+        lines += ["**Profiles not to read as the program's:**", ""]
+        lines += [f"- {r.experiment}/{r.variant}/{r.profiler}/rep{r.replicate}: **{r.profile_status}**: "
+                  f"{r.profile_error}" for r in untrusted.itertuples()]
         lines.append("")
     lines += _sensitivity_lines(sensitivity)
     if variant_verdicts is not None and not variant_verdicts.empty:

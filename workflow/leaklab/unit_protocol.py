@@ -10,7 +10,10 @@ each line (``fprintf`` + ``fflush`` in C, ``echo 7 >> "$LEAKLAB_UNITS"`` in shel
 The runner reads the file as it samples, stamps each line with the time it saw it
 (within one sampling interval) and turns it into a mark; the outside metrics at that
 mark come from the sampler.  With ``unit_source: seconds`` no line is needed: the
-runner marks every whole second itself.
+runner marks every whole second itself.  A program that already prints its progress
+needs no change either: with ``unit_pattern`` (source ``pattern``) each line of its
+output that matches the regular expression ends one unit, and the pattern's named
+groups become metrics; its other output is not a protocol line and counts as nothing.
 """
 
 from __future__ import annotations
@@ -114,8 +117,10 @@ class ProtocolMarks:
     parse, names a reserved metric, or whose unit is negative, too large or not after
     the previous one is counted in ``bad`` and skipped, never raised."""
 
-    def __init__(self, source: str, units_path: Path, marks_path: Path, bad: BadLines | None = None):
+    def __init__(self, source: str, units_path: Path, marks_path: Path, bad: BadLines | None = None,
+                 pattern: str | None = None):
         self.source, self.units_path, self.marks_path = source, Path(units_path), Path(marks_path)
+        self.pattern = re.compile(pattern) if pattern else None
         self.offset = 0
         self.line_number = 0
         self.last_unit = 0
@@ -145,6 +150,22 @@ class ProtocolMarks:
         lines = chunk[:end].split(b"\n")
         return lines[:-1] if chunk[:end].endswith(b"\n") else lines
 
+    def _match(self, t: float, cpu: float | None, raw: bytes) -> None:
+        """One line of the program's own output: the next unit when it matches the
+        pattern, its named groups checked as metrics; any other line is just output."""
+        match = self.pattern.search(raw[:MAX_LINE_BYTES].decode("utf-8", errors="replace"))
+        if match is None:
+            return
+        try:
+            record = {"unit": check_unit(self.last_unit + 1),
+                      **{name: check_metric(name, value) for name, value in match.groupdict().items()
+                         if value is not None}}
+        except BadLine as bad:
+            self.bad.add(f"{self.units_path.name} line {self.line_number}", raw, str(bad))
+            return
+        self.last_unit = record["unit"]
+        self._write({"t": t, "phase": "unit", "cpu_s": cpu, **record})
+
     def poll(self, t: float, pid: int) -> None:
         cpu = cpu_seconds(pid)
         if not self.started:
@@ -158,6 +179,9 @@ class ProtocolMarks:
         for raw in self._read_complete_lines():
             self.line_number += 1
             if not raw.strip():
+                continue
+            if self.pattern:
+                self._match(t, cpu, raw)
                 continue
             try:
                 if len(raw) > MAX_LINE_BYTES:

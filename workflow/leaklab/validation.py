@@ -60,8 +60,9 @@ def _check_finite(value: object, where: str) -> None:
 
 
 def _list(value: object) -> list:
-    """The items of a list; anything else is the schema's to report."""
-    return value if isinstance(value, list) else []
+    """The items of a list (the keys of a mapping: ``variants`` may map each variant to
+    its settings); anything else is the schema's to report."""
+    return list(value) if isinstance(value, (list, dict)) else []
 
 
 def _check_ids(config: dict) -> None:

@@ -47,6 +47,8 @@ class Spec:
     command: str | None = None  # a user's program: a template with {variant}, {workdir}, params
     unit_source: str = "marks"  # command experiments: unit lines from the program, or seconds
     setup: str | None = None    # command experiments: run once before any run (a build step)
+    unit_pattern: str | None = None          # command experiments: a unit per matching output line
+    workdir_files: tuple[str, ...] = ()      # command experiments: copied into each run's workdir
 
     def check_variant(self, variant: str) -> None:
         if variant not in self.variants:
@@ -66,7 +68,7 @@ def command_spec(name: str, entry: dict) -> Spec:
         name=name,
         module=None,
         variants=tuple(entry["variants"]),
-        baseline=entry.get("baseline", entry["variants"][0]),
+        baseline=entry.get("baseline", next(iter(entry["variants"]))),
         unit=entry.get("unit", "second" if entry.get("unit_source") == "seconds" else "unit"),
         key_metrics=tuple(entry.get("key_metrics", ())),
         releases=bool(entry.get("releases", False)),
@@ -75,6 +77,8 @@ def command_spec(name: str, entry: dict) -> Spec:
         command=entry["command"],
         unit_source=entry.get("unit_source", "marks"),
         setup=entry.get("setup"),
+        unit_pattern=entry.get("unit_pattern"),
+        workdir_files=tuple(entry.get("workdir_files", ())),
     )
 
 

@@ -1,0 +1,92 @@
+"""A user's own program: argv without a shell, wrappers named, progress lines as units,
+per-variant settings, only the chosen experiments, and the verdict defaults."""
+
+import copy
+import json
+
+import pytest
+import yaml
+
+from leaklab import config as leaklab_config
+from leaklab import own_program, unit_protocol
+
+ENTRY = {"command": "{setup_dir}/prog {rate} {n}", "params": {"n": 10},
+         "variants": {"clean": {"params": {"rate": 0}}, "leak": {"params": {"rate": 4096}}}}
+
+
+def test_commands_run_without_a_shell_unless_they_need_one():
+    fields = {"setup_dir": "/opt/my dir", "variant": "leak", "n": 3}
+    assert own_program.argv("{setup_dir}/prog --variant {variant} {n}", fields) == \
+        ["/opt/my dir/prog", "--variant", "leak", "3"]  # filled after splitting: a space stays inside
+    assert own_program.argv("{setup_dir}/prog {n} | tee out", fields) == ["/bin/sh", "-c", "/opt/my dir/prog 3 | tee out"]
+    assert not own_program.needs_shell("prog 'a|b' \"x > y\"")  # quoted: arguments, not operators
+    assert own_program.needs_shell("prog $HOME") and own_program.needs_shell("a && b")
+
+
+def test_a_shell_or_a_script_in_front_of_the_program_is_named(tmp_path):
+    assert "shell" in own_program.wrapper_note(["sh", "-c", "prog"])
+    script = tmp_path / "run.sh"
+    script.write_text("#!/usr/bin/env bash\nexec prog\n")
+    assert "script run by bash" in own_program.wrapper_note([str(script)])
+    assert own_program.wrapper_note(["/bin/true"]) is None  # a program: its profile is its own
+
+
+def test_workdir_files_are_fresh_copies(tmp_path):
+    (tmp_path / "segments").mkdir()
+    (tmp_path / "segments" / "a").write_text("data")
+    work = tmp_path / "work"
+    work.mkdir()
+    staged = own_program.stage_workdir(["segments"], {"project": str(tmp_path)}, work)
+    assert staged == [work / "segments"] and (work / "segments" / "a").read_text() == "data"
+    (work / "segments" / "a").write_text("changed by the run")
+    assert (tmp_path / "segments" / "a").read_text() == "data"
+    with pytest.raises(FileNotFoundError, match="workdir_files"):
+        own_program.stage_workdir(["missing"], {"project": str(tmp_path)}, work)
+
+
+def test_progress_lines_are_units_and_named_groups_metrics(tmp_path):
+    log, marks = tmp_path / "run.log", tmp_path / "marks.jsonl"
+    protocol = unit_protocol.ProtocolMarks("pattern", log, marks,
+                                          pattern=r"Iteration \d+ finished, cache=(?P<cache>\d+)")
+    log.write_bytes(b"starting\nIteration 1 finished, cache=10\n\xff\xfe noise\nIteration 2 finished, cache=2")
+    protocol.poll(0.5, 1)
+    with open(log, "ab") as f:
+        f.write(b"0\n")  # the line ends only now
+    protocol.poll(0.9, 1)
+    rows = [json.loads(line) for line in marks.read_text().splitlines()]
+    assert [(r["unit"], r["phase"], r.get("cache")) for r in rows] == [(0, "start", None), (1, "unit", 10.0),
+                                                                       (2, "unit", 20.0)]
+    assert [r["t"] for r in rows[1:]] == [0.5, 0.9] and protocol.bad.count == 0
+
+
+def test_per_variant_params_and_their_errors():
+    config = {"verdict": {"metrics": {}}, "experiments": {"own": copy.deepcopy(ENTRY)}}
+    leaklab_config.check(config)
+    assert leaklab_config.run_params(config, "own", "plain", "leak")["rate"] == 4096
+    assert leaklab_config.run_params(config, "own", "plain", "clean")["rate"] == 0
+    config["experiments"]["own"]["variants"]["leak"]["command"] = "{setup_dir}/prog {rat}"
+    with pytest.raises(leaklab_config.ConfigError, match=r"experiments.own.variants.leak.command: unknown placeholder "
+                                                         r"\{rat\}; allowed: .*\{rate\}"):
+        leaklab_config.check(config)
+    builtin = {"verdict": {"metrics": {}},
+               "experiments": {"fd_leak": {"variants": {"close": None, "leak": {"params": {"rotatoins": 9}}}}}}
+    with pytest.raises(leaklab_config.ConfigError, match="experiments.fd_leak.variants.leak.params.rotatoins: "
+                                                         "unknown parameter"):
+        leaklab_config.check(builtin)
+
+
+def test_a_unit_pattern_that_does_not_compile_is_refused():
+    config = {"verdict": {"metrics": {}}, "experiments": {"own": {**ENTRY, "unit_pattern": "Iteration ("}}}
+    with pytest.raises(leaklab_config.ConfigError, match=r"experiments.own.unit_pattern: 'Iteration \(' is not"):
+        leaklab_config.check(config)
+
+
+def test_only_keeps_the_chosen_experiments(root):
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["experiments"]["own"] = copy.deepcopy(ENTRY)
+    config["only"] = ["own"]
+    leaklab_config.select_only(config)
+    assert list(config["experiments"]) == ["own"]
+    config["only"] = "nope"
+    with pytest.raises(leaklab_config.ConfigError, match="only: 'nope' names no configured experiment; allowed: own"):
+        leaklab_config.select_only(config)
