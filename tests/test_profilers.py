@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from leaklab.profilers import heaptrack, jemalloc, massif, tracemalloc as tm
+from leaklab.profilers import heaptrack, jemalloc, massif, stacks, tracemalloc as tm
 from leaklab.profilers.errors import ParseError
 
 N_BLOCKS = 200
@@ -188,12 +188,12 @@ def test_massif_garbage_and_missing(tmp_path):
 
 
 def test_pick_frame_skips_glue_but_not_everything():
-    F = massif.Frame
+    F = stacks.Frame
     frames = [F("malloc"), F("???", "", "/usr/lib/libffi.so.8"), F("ffi_call"), F("_ctypes_callproc", "callproc.c:1"),
               F("_PyObject_MakeTpCall", "call.c:214")]
-    assert massif.pick_frame(frames) == 4
-    assert massif.pick_frame([F("malloc"), F("ffi_call")]) == 1
-    assert massif.pick_frame([F("operator new(unsigned long)")]) == 0
+    assert stacks.pick_frame(frames) == 4
+    assert stacks.pick_frame([F("malloc"), F("ffi_call")]) == 1
+    assert stacks.pick_frame([F("operator new(unsigned long)")]) == 0
     assert massif.split_location("f(int) (a.c:3)") == ("f(int)", "a.c:3")
     assert massif.split_location("(below main) (libc.h:58)") == ("(below main)", "libc.h:58")
 

@@ -78,7 +78,8 @@ def collect(rundir: Path, unit_marks: "pd.DataFrame | None" = None) -> dict[str,
     """``leaked`` and ``peak`` sites, a one-row ``summary``, and the massif-format timeline."""
     import pandas as pd
 
-    from leaklab.profilers.massif import empty_sites, massif_timeline, parse_massif, timeline_frame
+    from leaklab.profilers.massif import massif_timeline, parse_massif
+    from leaklab.profilers.stacks import empty_sites, timeline_frame
 
     rundir = Path(rundir)
     data = find_data_file(rundir)
@@ -160,7 +161,7 @@ def parse_report(text: str, source: Path | str = "<heaptrack_print output>") -> 
     and ``    in library`` under it.  A report without the closing summary lines
     means heaptrack_print could not read the whole recording: :class:`ParseError`.
     """
-    from leaklab.profilers.massif import Frame, clean_func, rank_sites
+    from leaklab.profilers.stacks import Frame, clean_func, rank_sites
 
     import pandas as pd
 

@@ -99,7 +99,7 @@ def collect(rundir: Path, unit_marks: "pd.DataFrame | None" = None) -> dict[str,
     ``growth`` sites from the final dump less the first interval dump."""
     import pandas as pd
 
-    from leaklab.profilers.massif import empty_sites, timeline_frame
+    from leaklab.profilers.stacks import empty_sites, timeline_frame
 
     rundir = Path(rundir)
     meta = read_meta(rundir)
@@ -218,7 +218,7 @@ def heap_total_bytes(path: Path) -> int:
 def collapsed_sites(text: str, kind: str) -> "pd.DataFrame":
     """Rank jeprof ``--collapsed`` stacks (outermost first, ``value`` last) by frame."""
     from leaklab.flamegraph import read_collapsed
-    from leaklab.profilers.massif import Frame, clean_func, rank_sites
+    from leaklab.profilers.stacks import Frame, clean_func, rank_sites
 
     sites = []
     for names, nbytes in read_collapsed(text):

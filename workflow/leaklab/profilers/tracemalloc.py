@@ -84,7 +84,7 @@ def collect(rundir: Path, unit_marks: "pd.DataFrame | None" = None) -> dict[str,
     """Traced bytes per unit snapshot, and the lines that grew after warm-up."""
     import pandas as pd
 
-    from leaklab.profilers.massif import empty_sites, timeline_frame
+    from leaklab.profilers.stacks import empty_sites, timeline_frame
 
     rundir = Path(rundir)
     settings = _settings(rundir)
@@ -151,7 +151,7 @@ def growth_sites(base: tracemalloc.Snapshot, last: tracemalloc.Snapshot, top_n: 
     """
     import pandas as pd
 
-    from leaklab.profilers.massif import empty_sites
+    from leaklab.profilers.stacks import empty_sites
 
     by_line = [d for d in last.compare_to(base, "lineno") if d.size_diff > 0]
     by_line.sort(key=lambda d: (-d.size_diff, str(d.traceback[0])))
