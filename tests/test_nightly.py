@@ -1,5 +1,6 @@
 """The nightly command for real: two nights on the same code, then a doctored history."""
 
+import json
 import subprocess
 import sys
 
@@ -8,12 +9,14 @@ import pandas as pd
 import pytest
 import yaml
 
+from test_workflow import job_counts
+
 pytestmark = pytest.mark.e2e
 
 
 def nightly(tmp_path, config):
     return subprocess.run(
-        [sys.executable, "-m", "leaklab.nightly", "--directory", str(tmp_path), "--configfile", str(config),
+        [sys.executable, "-m", "leaklab", "nightly", "--directory", str(tmp_path), "--configfile", str(config),
          "--config", "replicates=2", "--cores", "2"],
         capture_output=True, text=True,
     )
@@ -44,6 +47,23 @@ def test_two_nights_on_the_same_code_give_no_regression(nights):
     runs = con.execute("SELECT night_id, sum(wall_s) FROM runs_history GROUP BY night_id").fetchall()
     assert len(runs) == 2 and runs[0][1] != runs[1][1]
     assert (tmp_path / "results" / "figures" / "nightly_trend.png").stat().st_size > 10_000
+
+
+def test_the_history_step_run_again_records_the_same_night_once(root, nights):
+    """A re-run after a failure (here: forced) finds tonight's run set already recorded."""
+    tmp_path, path, _, _ = nights
+    before = json.loads((tmp_path / "results" / "nightly" / "night.json").read_text())
+    again = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(path), "--config", "replicates=2", "--cores", "2", "--forcerun", "nightly_history",
+         "nightly"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "run_experiment" not in job_counts(again.stdout + again.stderr)
+    after = json.loads((tmp_path / "results" / "nightly" / "night.json").read_text())
+    assert after["night_id"] == before["night_id"] and after["recorded_now"] is False
+    con = duckdb.connect(str(tmp_path / "store" / "history.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM nights").fetchone()[0] == 2
+    assert con.execute("SELECT count(DISTINCT night_id) FROM runs_history").fetchone()[0] == 2
 
 
 def test_a_planted_jump_in_the_history_is_a_regression(nights):

@@ -21,13 +21,15 @@ key = history.night_key(Path(snakemake.scriptdir).parents[1], history.read_meta(
                         history.run_set_sha256(given.meta), date=os.environ.get("LEAKLAB_NIGHT_DATE"),
                         config_sha256=params.config_sha256)
 tables = {name: read_csv_table(getattr(given, name)) for name in ("growth", "runs", "controls")}
-nights, growth, night = history.with_night(*history.load(params.history), key, tables["growth"])
+stored_nights, stored_growth = history.load(params.history)
+already = key["runs_sha256"] in set(stored_nights.get("runs_sha256", []))
+nights, growth, night = history.with_night(stored_nights, stored_growth, key, tables["growth"])
 found = history.compare(nights, growth, night, min_change=history.min_change_from_config(params.analysis))
 found.to_csv(snakemake.output.regressions, index=False)  # noqa: F821
 history.plot_trend(history.trend_frame(nights, growth), snakemake.output.trend, found)  # noqa: F821
 recorded = history.append_night(params.history, key, tables)
 Path(snakemake.output.night).write_text(json.dumps(  # noqa: F821
-    {"night_id": recorded, "runs_sha256": key["runs_sha256"], "recorded_now": recorded == key["night_id"]
-     and night == key["night_id"], "store": str(Path(params.history).resolve())}, indent=2) + "\n")
+    {"night_id": recorded, "runs_sha256": key["runs_sha256"], "recorded_now": not already,
+     "store": str(Path(params.history).resolve())}, indent=2) + "\n")
 print(f"night {recorded}: {len(found)} change(s), {int(found['counts'].sum()) if len(found) else 0} counting",
       file=sys.stderr)
