@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 APT_PACKAGES := valgrind heaptrack libjemalloc2 libjemalloc-dev librocksdb-dev lsof slurmctld slurmd slurm-client munge
 SNAKEMAKE := $(VENV)/bin/snakemake
+LEAKLAB := $(VENV)/bin/leaklab
 
 .PHONY: help setup apt venv run test report figures-docs sweep accuracy nightly bench lint clean
 
@@ -30,15 +31,14 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
-run: setup  ## run the whole default pipeline (snakemake --cores 4)
-	$(VENV)/bin/python -m leaklab.lock
-	$(SNAKEMAKE) --cores 4
+run: setup  ## run the whole default pipeline (leaklab run: snakemake --cores 4)
+	$(LEAKLAB) run
 
 test: setup  ## run the whole test suite (real profilers, RocksDB, DuckDB, Snakemake)
 	$(VENV)/bin/python -m pytest -v -rs --durations=15 tests
 
-report: setup  ## the HTML report of the last run: results/report.html (opens offline)
-	$(SNAKEMAKE) --report results/report.html
+report: setup  ## the HTML report of the last run: results/report.html (opens offline, on the findings)
+	$(LEAKLAB) report
 
 accuracy: setup  ## the labelled accuracy benchmark into results/accuracy/ (first time: builds DuckDB 0.3.2 and 0.3.3, 25-40 min each)
 	mkdir -p results/accuracy && $(VENV)/bin/python -m leaklab.lock results/accuracy
@@ -48,14 +48,13 @@ figures-docs: setup  ## the README's figures (docs/) from the last run's results
 	$(VENV)/bin/python -m leaklab.docs_figures --results results --out docs
 
 nightly: setup  ## fresh measurements, appended to the history store; fails on regressions
-	$(VENV)/bin/python -m leaklab.nightly
+	$(LEAKLAB) nightly
 
 sweep: setup  ## the version sweep (config: version_sweep)
-	$(VENV)/bin/python -m leaklab.lock
-	$(SNAKEMAKE) --cores 4 version_sweep
+	$(LEAKLAB) sweep
 
 bench: setup  ## sampler overhead and pipeline wall time (figures for the README)
-	$(VENV)/bin/python -m leaklab.bench
+	$(LEAKLAB) bench
 
 lint: setup  ## snakemake --lint
 	$(SNAKEMAKE) --lint

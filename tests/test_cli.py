@@ -1,0 +1,54 @@
+"""The ``leaklab`` command: one entry point for every verb, declared in pyproject.toml."""
+
+import importlib
+import subprocess
+import sys
+import tomllib
+
+import yaml
+
+
+def leaklab(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "leaklab", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_the_script_is_declared_and_lists_every_verb(root):
+    target = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]["leaklab"]
+    module, function = target.split(":")
+    assert getattr(importlib.import_module(module), function) is not None
+    done = leaklab("--help")
+    assert done.returncode == 0
+    for verb in ("run", "nightly", "sweep", "report", "measure", "bench", "lock"):
+        assert f"\n  {verb} " in done.stdout, verb
+
+
+def test_run_passes_snakemake_options_through(root, tmp_path):
+    done = leaklab("run", "--directory", str(tmp_path), "--configfile", str(root / "tests" / "config.yaml"),
+                   "--config", "only=[fd_leak]", "-n")
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    assert "run_experiment" in output and "results/runs/fd_leak/" in output
+    assert "results/runs/planted/" not in output  # only the chosen experiment
+    bad = leaklab("run", "--directory", str(tmp_path), "--configfile", str(root / "tests" / "config.yaml"),
+                  "--config", "only=[fd_laek]", "-n")
+    assert bad.returncode != 0 and "only: 'fd_laek' names no configured experiment; allowed:" in bad.stdout + bad.stderr
+
+
+def test_lock_and_measure(root, tmp_path):
+    assert leaklab("lock", str(tmp_path)).returncode == 0  # nothing locked: nothing to do
+    done = leaklab("measure", "--experiment", "planted", "--variant", "zero", "--outdir", str(tmp_path / "run"),
+                   "--params", '{"steps": 4, "interval_s": 0.01}')
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "planted/zero/plain: ok" in done.stdout
+    assert (tmp_path / "run" / "meta.json").exists()
+
+
+def test_sweep_runs_the_version_sweep_target(root, tmp_path):
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({
+        "experiments": {"duckdb_load": {"variants": ["load_on"], "params": {"duration": "PT8S"}}},
+        "version_sweep": {"experiment": "duckdb_load", "package": "duckdb", "versions": ["1.4.4"],
+                          "variants": ["load_on"], "warmup_units": 2}}))
+    done = leaklab("sweep", "--directory", str(tmp_path), "--configfile", str(config), "-n")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "sweep_run" in done.stdout + done.stderr and "version_sweep" in done.stdout + done.stderr
