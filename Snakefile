@@ -12,6 +12,10 @@ include: "workflow/rules/configfile.smk"  # config.yaml's syntax, with file and 
 configfile: "config.yaml"
 
 
+# The HTML report's first page: the findings, then the way to the details (see `leaklab report`).
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/fixtures.smk"
 include: "workflow/rules/run.smk"

@@ -206,12 +206,15 @@ def test_attribution_puts_each_leak_in_its_layer(results):
 
 def test_html_report_holds_every_figure_and_opens_offline(root, results):
     done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"), "--directory", str(results),
-         "--configfile", str(root / "tests" / "config.yaml"), "--report", "results/report.html"],
+        [sys.executable, "-m", "leaklab", "report", "--directory", str(results),
+         "--configfile", str(root / "tests" / "config.yaml")],
         capture_output=True, text=True,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     html = (results / "results" / "report.html").read_text()
+    # it opens on the findings: the first page's text and the run's own controls and verdicts
+    for text in ("what this run found", "1. Controls", "passed", "5. Verdict per variant", "capi-real"):
+        assert text in html, text
     for name in ("verdict_matrix.png", "attribution.png", "growth_overview.png", "timeline_fd_leak.png",
                  "headline_fd_leak.png",
                  "top_sites_rocksdb_merge.png", "profiler_overhead.png", "summary.md", "growth.csv"):

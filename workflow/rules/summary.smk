@@ -9,6 +9,7 @@ rule summary:
         sensitivity="results/tables/sensitivity.csv",
     output:
         summary=report("results/summary.md", caption="../report/summary.rst", category="Summary"),
+        findings="results/report_findings.yaml",  # the HTML report's landing page (leaklab report)
     params:
         registry=command_specs(),
     log:
