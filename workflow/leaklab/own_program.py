@@ -17,18 +17,30 @@ import shutil
 from pathlib import Path
 
 SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "busybox", "fish", "csh", "tcsh"}
-SHELL_OPERATORS = set("|&;<>()")
+SHELL_CHARACTERS = set("|&;<>()$`")  # operators, expansions, substitutions
 
 
 def needs_shell(command: str) -> bool:
-    """Whether the command uses shell syntax: operators outside quotes, or ``$``/backticks."""
-    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
-    try:
-        tokens = list(lexer)
-    except ValueError:  # unbalanced quotes: only a shell can say what was meant
-        return True
-    return any(set(token) <= SHELL_OPERATORS for token in tokens) or "$" in command or "`" in command
+    """Whether the command uses shell syntax outside quotes: operators (``|``, ``&&``,
+    ``>``...), ``$`` expansions or backticks (which work inside double quotes too), or
+    quotes left open.  ``sh -c 'kill $$'`` needs none: its ``$`` is the inner shell's."""
+    quote, escaped = None, False
+    for ch in command:
+        if escaped:
+            escaped = False
+        elif quote == "'":
+            quote = None if ch == "'" else quote
+        elif ch == "\\":
+            escaped = True
+        elif quote == '"':
+            if ch in "$`":
+                return True
+            quote = None if ch == '"' else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in SHELL_CHARACTERS:
+            return True
+    return quote is not None
 
 
 def argv(command: str, fields: dict) -> list[str]:
