@@ -1,6 +1,5 @@
 """The real Snakemake workflow on the small config: the output contract, end to end."""
 
-import shutil
 import subprocess
 import sys
 
@@ -246,27 +245,6 @@ ANALYSIS_JOBS = {"aggregate", "plot_growth_overview", "plot_profiler_overhead", 
                  "summary", "all"}
 
 
-def test_a_threshold_change_reruns_the_analysis_and_never_a_measurement(root, results, tmp_path):
-    """Every result follows its inputs: a new threshold re-runs aggregate and what follows
-    it, no run, and changes the verdict it governs."""
-    copy = tmp_path / "copy"
-    shutil.copytree(results, copy, symlinks=True)  # the finished pipeline, mtimes and metadata kept
-    metas = {p: p.stat().st_mtime_ns for p in (copy / "results" / "runs").glob("*/*/*/rep*/meta.json")}
-    config = changed_config(root, tmp_path, lambda c: c["verdict"]["metrics"]["rss_bytes"].update(
-        leak_per_unit=64 * 2**20))
-    before = verdict(pd.read_csv(copy / "results" / "tables" / "growth.csv"), "rocksdb_merge", "capi-real", "rss_bytes")
-    done = snakemake(root, copy, "--configfile", config)
-    assert done.returncode == 0, done.stderr[-4000:]
-    assert job_counts(done.stdout + done.stderr) == {"aggregate": 1, "plot_growth_overview": 1,
-                                                     "plot_profiler_overhead": 1, "plot_profiles": 2,
-                                                     "plot_timeline": 5, "summary": 1, "all": 1}
-    assert {p: p.stat().st_mtime_ns for p in metas} == metas  # no measurement re-ran
-    after = verdict(pd.read_csv(copy / "results" / "tables" / "growth.csv"), "rocksdb_merge", "capi-real", "rss_bytes")
-    assert before["verdict"] == "leak" and after["verdict"] == "stable", after["verdict_reason"]
-    assert after["growth_per_unit"] == before["growth_per_unit"]  # same measurements, another bar
-    assert after["leak_per_unit"] == 64 * 2**20
-
-
 @pytest.mark.parametrize("change, measured", [
     (lambda c: c["experiments"]["fd_leak"].update(warmup_units=6), set()),
     (lambda c: c["verdict"].update(min_relative_growth=0.2), set()),
@@ -288,3 +266,26 @@ def test_what_reruns_when_the_config_changes(root, results, tmp_path, change, me
     else:
         assert reran == measured
         assert counts.get("run_experiment", 0) == len(runs[runs["experiment"].isin(measured)])
+
+
+def test_a_threshold_change_reruns_the_analysis_and_never_a_measurement(root, results, tmp_path):
+    """Every result follows its inputs: a new threshold re-runs aggregate and what follows
+    it, no run, and changes the verdict it governs.  Last in this module: it changes the
+    results in place (a copy elsewhere would re-run the runs, whose params hold absolute
+    paths).  The changed config is re-serialised with sorted keys: order alone changes nothing."""
+    metas = {p: p.stat().st_mtime_ns for p in (results / "results" / "runs").glob("*/*/*/rep*/meta.json")}
+    config = changed_config(root, tmp_path, lambda c: c["verdict"]["metrics"]["rss_bytes"].update(
+        leak_per_unit=64 * 2**20))
+    before = verdict(pd.read_csv(results / "results" / "tables" / "growth.csv"), "rocksdb_merge", "capi-real",
+                     "rss_bytes")
+    done = snakemake(root, results, "--configfile", config)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert job_counts(done.stdout + done.stderr) == {"aggregate": 1, "plot_growth_overview": 1,
+                                                     "plot_profiler_overhead": 1, "plot_profiles": 2,
+                                                     "plot_timeline": 5, "summary": 1, "all": 1}
+    assert {p: p.stat().st_mtime_ns for p in metas} == metas  # no measurement re-ran
+    after = verdict(pd.read_csv(results / "results" / "tables" / "growth.csv"), "rocksdb_merge", "capi-real",
+                    "rss_bytes")
+    assert before["verdict"] == "leak" and after["verdict"] == "stable", after["verdict_reason"]
+    assert after["growth_per_unit"] == before["growth_per_unit"]  # same measurements, another bar
+    assert after["leak_per_unit"] == 64 * 2**20

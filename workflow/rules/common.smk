@@ -42,6 +42,17 @@ wildcard_constraints:
     replicate=r"\d+",
 
 
+def canonical(value):
+    """``value`` with every mapping in key order (lists keep theirs). Snakemake compares a
+    rule's params by their repr, in which a dict's order shows: without this, reordering
+    keys in a YAML file would look like a change and re-run jobs."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
 def run_outputs(name):
     """One file of every run the config asks for."""
     return [f"results/runs/{run.path}/{name}" for run in RUNS]
@@ -80,7 +91,7 @@ def run_params(wildcards):
         params["project"] = PROJECT_DIR
     if wildcards.experiment == "rocksdb_merge":
         params["fixture"] = os.path.abspath(rocksdb_fixture(params))
-    return params
+    return canonical(params)
 
 
 def setup_command(wildcards):
@@ -99,13 +110,20 @@ SPEC_KEYS = ("variants", "baseline", "unit", "unit_source", "key_metrics", "rele
 
 
 def _entries(keys, names):
-    return {name: {k: v for k, v in config["experiments"][name].items() if k in keys} for name in names}
+    """The given keys of each experiment's entry, canonical; the order of the experiments
+    and of their variants (the first is the default baseline) is kept."""
+    def variants(value):
+        return [*value] if isinstance(value, list) else {v: canonical(s) for v, s in value.items()}
+
+    return {name: {k: variants(v) if k == "variants" else canonical(v)
+                   for k, v in sorted(config["experiments"][name].items()) if k in keys} for name in names}
 
 
 def analysis_settings(names=None):
     """The config subset tables.build reads: thresholds, warm-ups, units, baselines and
     the planted controls' parameters of ``names`` (default: every experiment)."""
-    return {"verdict": config["verdict"], "experiments": _entries(ANALYSIS_KEYS, EXPERIMENTS if names is None else names)}
+    return {"verdict": canonical(config["verdict"]),
+            "experiments": _entries(ANALYSIS_KEYS, EXPERIMENTS if names is None else names)}
 
 
 def sweep_settings():
@@ -113,7 +131,7 @@ def sweep_settings():
     experiment's analysis settings and the thresholds."""
     name = config["version_sweep"]["experiment"]
     return {**analysis_settings([name] if name in config["experiments"] else []),
-            "version_sweep": config["version_sweep"]}
+            "version_sweep": canonical(config["version_sweep"])}
 
 
 def command_specs():
@@ -131,15 +149,15 @@ def run_spec(wildcards):
         return {"experiments": {}}
     spec = {k: entry[k] for k in ("command", "unit", "unit_source", "unit_pattern", "workdir_files") if k in entry}
     own = leaklab.config.variant_settings(entry, wildcards.variant)
-    return {"experiments": {wildcards.experiment: {**spec, "command": own.get("command", entry["command"]),
-                                                   "variants": [wildcards.variant]}}}
+    return canonical({"experiments": {wildcards.experiment: {**spec, "command": own.get("command", entry["command"]),
+                                                             "variants": [wildcards.variant]}}})
 
 
 def profiler_params(wildcards):
-    return {
+    return canonical({
         "settings": leaklab.config.profiler_settings(config, wildcards.experiment, wildcards.profiler),
         "scale": leaklab.config.scale(config, wildcards.experiment, wildcards.profiler),
-    }
+    })
 
 
 def profiled_experiments():

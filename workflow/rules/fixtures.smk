@@ -4,8 +4,8 @@ rule rocksdb_fixture:
     output:
         directory("results/fixtures/rocksdb_merge/keys{n_keys}"),
     params:
-        settings=lambda wildcards: leaklab.config.experiment_params(config, "rocksdb_merge"),
-        limits=config["limits"],
+        settings=lambda wildcards: canonical(leaklab.config.experiment_params(config, "rocksdb_merge")),
+        limits=canonical(config["limits"]),
     log:
         "results/logs/rocksdb_fixture_keys{n_keys}.log",
     resources:

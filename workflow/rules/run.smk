@@ -14,8 +14,8 @@ rule run_experiment:
         settings=run_params,
         profiler=profiler_params,
         registry=run_spec,
-        sampler=config["sampler"],
-        limits=config["limits"],
+        sampler=canonical(config["sampler"]),
+        limits=canonical(config["limits"]),
     log:
         # the runner's own messages; the measured process's output is run.log in the run directory
         "results/logs/run/{experiment}/{variant}/{profiler}/rep{replicate}.log",

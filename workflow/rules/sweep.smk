@@ -32,10 +32,10 @@ rule sweep_run:
         samples=f"{SWEEP_RUN_DIR}/samples.parquet",
         marks=f"{SWEEP_RUN_DIR}/marks.parquet",
     params:
-        settings=lambda wildcards: sweep.sweep_config(config)["experiments"][wildcards.experiment]["params"],
+        settings=lambda wildcards: canonical(sweep.sweep_config(config)["experiments"][wildcards.experiment]["params"]),
         python=lambda wildcards: os.path.abspath(f"{sweep.venv_dir(wildcards.package, wildcards.version)}/bin/python"),
-        sampler=config["sampler"],
-        limits=config["limits"],
+        sampler=canonical(config["sampler"]),
+        limits=canonical(config["limits"]),
     log:
         "results/logs/sweep_run/{package}-{version}/{experiment}/{variant}/rep{replicate}.log",
     resources:
