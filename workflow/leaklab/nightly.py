@@ -1,17 +1,18 @@
 """The nightly command: a fresh measurement, appended to the history, judged.
 
-    python -m leaklab.nightly [--configfile FILE] [snakemake options ...]
+    leaklab nightly [--configfile FILE] [snakemake options ...]   (or python -m leaklab.nightly)
 
 Runs the pipeline with ``profiles/nightly`` (every measurement re-run, nightly
-settings), which appends the night to the history store and lists regressions
-against the previous night.  Exits non-zero when the pipeline failed (a run did not
-end ok), a planted control failed (the night's verdicts are invalid), or a regression
-counts; says which on stderr.
+settings), which lists regressions against the previous night and then records the
+night in the history store (once per run set).  Exits non-zero when the pipeline
+failed (a run did not end ok), a planted control failed (the night's verdicts are
+invalid), or a regression counts; says which on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
         *snakemake_args, "nightly",
     ])
     tables = args.directory / "results" / "tables"
+    night = args.directory / "results" / "nightly" / "night.json"
+    if night.exists():
+        recorded = json.loads(night.read_text())
+        print(f"leaklab nightly: night {recorded['night_id']} "
+              f"{'recorded' if recorded['recorded_now'] else 'was already recorded'} in {recorded['store']}",
+              file=sys.stderr)
     problems = []
     if pipeline.returncode != 0:
         problems.append(f"the pipeline exited {pipeline.returncode} (see runs.csv and the log above)")
