@@ -1,3 +1,5 @@
+import hashlib
+import json
 import os
 import re
 
@@ -211,3 +213,18 @@ def failed_runs():
         runs = list(csv.DictReader(f))
     return [f"{r['experiment']}/{r['variant']}/{r['profiler']}/rep{r['replicate']}: {r['status']}"
             for r in runs if r["status"] != "ok"]
+
+
+def history_path():
+    return config.get("history", {}).get("path", "history/leaklab-history.duckdb")
+
+
+def history_store():
+    """The history store once it exists: nightly_history reads earlier nights from it and
+    appends tonight (ancient: its own appends do not make the night stale)."""
+    return [ancient(history_path())] if os.path.exists(history_path()) else []
+
+
+def config_sha256():
+    """The configuration's hash, recorded with the night: changed settings show next to changed growth."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,22 +1,5 @@
 # The nightly target: the whole pipeline, then tonight compared with earlier nights and
 # appended to the history store (`make nightly`, i.e. `leaklab nightly`).
-import hashlib
-import json
-
-
-def history_path():
-    return config.get("history", {}).get("path", "history/leaklab-history.duckdb")
-
-
-def history_store():
-    """The history store once it exists: nightly_history reads earlier nights from it and
-    appends tonight (ancient: its own appends do not make the night stale)."""
-    return [ancient(history_path())] if os.path.exists(history_path()) else []
-
-
-def config_sha256():
-    """The configuration's hash, recorded with the night: changed settings show next to changed growth."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 rule nightly_history:
