@@ -46,7 +46,7 @@ def test_lock_and_measure(root, tmp_path):
 def test_sweep_runs_the_version_sweep_target(root, tmp_path):
     config = tmp_path / "sweep.yaml"
     config.write_text(yaml.safe_dump({
-        "experiments": {"duckdb_load": {"variants": ["load_on"], "params": {"duration": "PT8S"}}},
+        "experiments": {"duckdb_load": {"variants": ["load_on"], "params": {"duration": "PT30S", "resident_tables": 10}}},
         "version_sweep": {"experiment": "duckdb_load", "package": "duckdb", "versions": ["1.4.4"],
                           "variants": ["load_on"], "warmup_units": 2}}))
     done = leaklab("sweep", "--directory", str(tmp_path), "--configfile", str(config), "-n")

@@ -161,12 +161,13 @@ def test_bad_values_get_one_line_naming_key_value_and_allowed(root, mutate, mess
 
 
 def test_format_specs_in_command_templates_work(root):
-    from leaklab import experiments, runner
+    from leaklab import experiments, own_program
 
     config = minimal(cmd={"command": "prog {variant} {n:05d} {ratio:.2f}", "variants": ["a"], "params": {"n": 7, "ratio": 0.5}})
     leaklab_config.check(config)
     spec = experiments.get("cmd")
-    assert runner.command_line(spec, "a", config["experiments"]["cmd"]["params"], root)[1:] == ["a", "00007", "0.50"]
+    fields = own_program.fields(config["experiments"]["cmd"]["params"], "a", root)
+    assert own_program.argv(spec.command, fields)[1:] == ["a", "00007", "0.50"]
     experiments.configure({})
 
 
