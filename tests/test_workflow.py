@@ -243,6 +243,7 @@ def changed_config(root, directory, change) -> str:
 
 ANALYSIS_JOBS = {"aggregate", "plot_growth_overview", "plot_profiler_overhead", "plot_profiles", "plot_timeline",
                  "summary", "all"}
+MEASUREMENT_JOBS = {"run_experiment", "rocksdb_fixture", "command_setup"}
 
 
 @pytest.mark.parametrize("change, measured", [
@@ -281,9 +282,9 @@ def test_a_threshold_change_reruns_the_analysis_and_never_a_measurement(root, re
                      "rss_bytes")
     done = snakemake(root, results, "--configfile", config)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert job_counts(done.stdout + done.stderr) == {"aggregate": 1, "plot_growth_overview": 1,
-                                                     "plot_profiler_overhead": 1, "plot_profiles": 2,
-                                                     "plot_timeline": 5, "summary": 1, "all": 1}
+    counts = job_counts(done.stdout + done.stderr)
+    assert counts["aggregate"] == 1 and counts["summary"] == 1 and counts["plot_timeline"] == 5
+    assert not set(counts) & MEASUREMENT_JOBS, counts
     assert {p: p.stat().st_mtime_ns for p in metas} == metas  # no measurement re-ran
     after = verdict(pd.read_csv(results / "results" / "tables" / "growth.csv"), "rocksdb_merge", "capi-real",
                     "rss_bytes")
