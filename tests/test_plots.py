@@ -216,8 +216,11 @@ def test_verdict_matrix_says_when_no_plain_run_was_read(tmp_path):
 
 @pytest.fixture
 def attribution():
+    sources = {"kernel: slab": "slab_bytes", "kernel: deleted fds": "deleted_fds", "RSS (total)": "rss_bytes"}
+
     def layer(experiment, variant, name, growth, retained=math.nan, where="", unit="rotation"):
         return {"experiment": experiment, "variant": variant, "unit": unit, "layer": name,
+                "source": sources.get(name, "other"),
                 "growth_per_unit": growth, "retained": retained, "where": where,
                 "stacked_growth_per_unit": growth, "stacked_retained": retained}
     return pd.DataFrame([
@@ -225,7 +228,7 @@ def attribution():
         layer("fd_leak", "close", "RSS (total)", 100.0),
         layer("fd_leak", "close", "allocator retention / other", 90.0),
         layer("fd_leak", "close", "kernel: deleted fds", 0.0),
-        layer("fd_leak", "close", "kernel: slab", 500.0),
+        layer("fd_leak", "close", "kernel: slab", 500.0, where="grows here"),  # system-wide: never named
         layer("fd_leak", "leak", "native heap", 20.0),
         layer("fd_leak", "leak", "RSS (total)", 140.0),
         layer("fd_leak", "leak", "allocator retention / other", 120.0),

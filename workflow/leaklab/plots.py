@@ -330,12 +330,16 @@ KERNEL_UNITS = {"kernel: deleted fds": ("deleted_fds", 1.0, "deleted fds"),  # l
 
 def holding_layer(part: pd.DataFrame) -> str:
     """What the figure says holds a variant's growth: the layers whose own metric is a
-    leak (or else retained), RSS's unexplained rest when only RSS is, or nothing."""
+    leak (or else retained), RSS's unexplained rest when only RSS is, or nothing.  A
+    system-wide layer (slab: every process on the machine) is drawn but never named,
+    as it never decides a verdict."""
     from leaklab.attribution import RESIDUAL
+    from leaklab.settings import SYSTEM_WIDE
 
+    own = part[~part["source"].isin(SYSTEM_WIDE)] if "source" in part else part
     for where, verb in (("grows here", "grows in"), ("retained here", "kept in")):
-        named = list(part[(part["where"] == where) & (part["layer"] != "RSS (total)")]["layer"])
-        if not named and ((part["where"] == where) & (part["layer"] == "RSS (total)")).any():
+        named = list(own[(own["where"] == where) & (own["layer"] != "RSS (total)")]["layer"])
+        if not named and ((own["where"] == where) & (own["layer"] == "RSS (total)")).any():
             named = [RESIDUAL]
         if named:
             return f"{verb} {', '.join(LAYER_NAMES.get(n, n) for n in named)}"
