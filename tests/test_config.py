@@ -23,7 +23,8 @@ def test_default_config_passes_and_lists_every_run(default_config):
                   for name, entry in default_config["experiments"].items()}
     assert len(plain) == sum(len(entry["variants"]) * replicates[name]
                              for name, entry in default_config["experiments"].items())
-    assert len(plain) == (5 + 2 + 2 + 7) * 2 + 2  # duckdb_load runs long: one replicate
+    # duckdb_load runs long, the Go and C++ programs are quick and steady: one replicate each
+    assert len(plain) == (5 + 2 + 2 + 7) * 2 + 2 + (4 + 2 + 3 + 2)
     assert runs[0].path == "rocksdb_merge/binding-dummy/plain/rep1"
     massif = [run.variant for run in runs if run.experiment == "rocksdb_merge" and run.profiler == "massif"]
     assert massif == default_config["experiments"]["rocksdb_merge"]["profile_variants"]
@@ -52,8 +53,8 @@ def test_heavy_profilers_run_a_scaled_workload(default_config):
      "experiments.dict_shrink.warmup_units: 4 leaves 1 of 5 cycles"),
     (lambda c: c["experiments"]["rocksdb_merge"].update(profile_variants=["capi-real", "capi-fixed"]),
      "experiments.rocksdb_merge.profile_variants: 'capi-fixed' is not among its variants"),
-    (lambda c: c["experiments"].update(go_map={"variants": ["x"]}),
-     "experiments.go_map: unknown experiment; allowed: rocksdb_merge, dict_shrink"),
+    (lambda c: c["experiments"].update(rust_map={"variants": ["x"]}),
+     "experiments.rust_map: unknown experiment; allowed: rocksdb_merge, dict_shrink"),
 ])
 def test_config_errors_name_key_value_and_allowed(default_config, mutate, message):
     bad = copy.deepcopy(default_config)

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from leaklab import experiments, profilers, sampler, settings  # light: the Snakefile parse imports this
+from leaklab import build, experiments, profilers, sampler, settings  # light: the Snakefile parse imports this
 from leaklab.experiments.duckdb_load import expected_drops, parse_duration
 from leaklab.validation import ConfigError
 
@@ -27,6 +27,10 @@ UNITS_FROM_PARAMS = {
     "duckdb_load": expected_drops,
     "fd_leak": lambda p: int(p["rotations"]),
     "planted": lambda p: int(p["steps"]),
+    "go_merge": lambda p: int(p["passes"]),
+    "cpp_merge": lambda p: int(p["passes"]),
+    "go_map": lambda p: int(p["cycles"]),
+    "go_fd": lambda p: int(p["rotations"]),
 }
 MIN_POST_WARMUP_UNITS = 3
 
@@ -80,13 +84,16 @@ def variant_settings(entry: dict, variant: str) -> dict[str, Any]:
 def experiment_params(config: dict, name: str, variant: str | None = None) -> dict[str, Any]:
     """The experiment's defaults overlaid with the configured parameters, then with the
     variant's own (a command experiment also gets ``setup_dir``, where its ``setup``
-    step built things)."""
+    step built things; a native reproduction ``binary``, where the workflow builds it)."""
     entry = config["experiments"][name]
     own = variant_settings(entry, variant).get("params", {}) if variant else {}
     if "command" in entry:
         return {**entry.get("params", {}), **own, "setup_dir": setup_dir(name)}
     module = importlib.import_module(f"leaklab.experiments.{name}")
-    return {**module.DEFAULTS, **entry.get("params", {}), **own}
+    params = {**module.DEFAULTS, **entry.get("params", {}), **own}
+    if name in build.PROGRAMS:
+        params["binary"] = build.binary_path(name)
+    return params
 
 
 def setup_dir(name: str) -> str:
@@ -282,7 +289,7 @@ def check(config: dict) -> None:
         if name not in known:
             raise ConfigError(f"experiments.{name}: unknown experiment; allowed: {', '.join(known)}")
         spec = experiments.get(name)
-        if spec.command:
+        if spec.module is None:
             _check_command(name, entry)
         for variant in entry["variants"]:
             if variant not in spec.variants:
@@ -295,7 +302,7 @@ def check(config: dict) -> None:
                     f"experiments.{name}.profile_variants: {variant!r} is not among its variants; "
                     f"allowed: {', '.join(entry['variants'])}"
                 )
-        if spec.command:
+        if spec.module is None:
             continue  # the program decides how many units it runs
         _check_params(name, entry.get("params", {}))
         for variant in entry["variants"]:
@@ -326,7 +333,7 @@ def _check_sweep(config: dict) -> None:
     name = sweep["experiment"]
     if name not in experiments.names() or experiments.get(name).command:
         raise ConfigError(f"version_sweep.experiment: {name!r} is not a built-in experiment; "
-                          f"allowed: {', '.join(experiments.NAMES)}")
+                          f"allowed: {', '.join(n for n in experiments.NAMES if not experiments.get(n).command)}")
     spec = experiments.get(name)
     for variant in sweep["variants"]:
         if variant not in spec.variants:

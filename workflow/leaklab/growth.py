@@ -31,7 +31,7 @@ def unit_series(samples: pd.DataFrame, marks: pd.DataFrame) -> pd.DataFrame:
     if marks.empty or "phase" not in marks:
         return pd.DataFrame(columns=["unit", "t"])
     inside = marks[marks["phase"].isin(BOUNDARY_PHASES) & marks["unit"].notna()].drop(columns="phase")
-    inside = inside.sort_values("t").drop_duplicates("unit", keep="last")
+    inside = inside.sort_values("t", kind="stable").drop_duplicates("unit", keep="last")  # a line wins over its start mark
     if samples.empty:
         return inside.reset_index(drop=True)
     outside_only = [m for m in OUTSIDE_METRICS if m not in inside.columns or inside[m].isna().all()]

@@ -140,11 +140,14 @@ def visibility_table(experiment_profilers: dict[str, list[str]]) -> pd.DataFrame
     A library that links its own allocator hides its heap from every profiler that
     hooks malloc (massif, heaptrack, a preloaded jemalloc): they see its page-sized
     chunks at best.  Growth in kernel objects (deleted fds, slab) is outside every
-    heap profiler and outside RSS.
+    heap profiler and outside RSS.  A language runtime with its own heap (Go maps its
+    arenas itself) is invisible to them the same way: they see only what cgo and the C
+    libraries malloc.
     """
     rows = []
     for name, used in experiment_profilers.items():
-        bundled = bundled_allocators(experiments.get(name).native_libraries())
+        spec = experiments.get(name)
+        bundled = bundled_allocators(spec.native_libraries())
         for profiler in used:
             note = ""
             sees_library_heap = profiler != "tracemalloc"
@@ -153,6 +156,10 @@ def visibility_table(experiment_profilers: dict[str, list[str]]) -> pd.DataFrame
                 sees_library_heap = False
                 note = (f"library links its own allocator ({libs}): {profiler} sees only the large chunks it "
                         "maps, not its objects; use massif pages_as_heap or the library's own accounting")
+            elif spec.runtime_heap and profiler in ("massif", "jemalloc", "heaptrack"):
+                note = (f"the {spec.runtime_heap} runtime maps its own heap, not through malloc: {profiler} sees only "
+                        f"C allocations (cgo, C libraries), not {spec.runtime_heap} objects; the program's "
+                        "go_heap_* metrics (runtime.MemStats) and RSS see them (massif pages_as_heap as mapped pages)")
             rows.append({"experiment": name, "profiler": profiler, "layer": profilers.LAYERS[profiler],
                          "sees_library_heap": sees_library_heap, "bundled_allocator": bool(bundled), "note": note})
     return pd.DataFrame(rows)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab import containment, experiments, marks, own_program, profilers, sampler, unit_protocol
+from leaklab import build, containment, experiments, marks, own_program, profilers, sampler, unit_protocol
 from leaklab.run_files import checksums, collect_profile
 
 LOG_TAIL_LINES = 20
@@ -406,7 +406,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         "profile_status": profile_status,
         "profile_error": profile_error,
         "command": cmd,
-        "versions": library_versions(python),
+        "versions": {**library_versions(python), **build.recorded_versions(params)},
         "host": host_facts(),
         "log_tail": log_lines[-LOG_TAIL_LINES:] if status != "ok" else [],
         "artifacts": checksums(outdir),

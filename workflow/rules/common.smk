@@ -6,9 +6,10 @@ import re
 from snakemake.utils import validate
 
 # only light modules here: a dry run or a no-op re-run should not pay for pandas and scipy
+import leaklab.build  # noqa: E402
 import leaklab.config  # noqa: E402
 import leaklab.validation  # noqa: E402
-from leaklab import sweep  # noqa: E402
+from leaklab import experiments, sweep  # noqa: E402
 from leaklab.table_names import TABLES  # noqa: E402
 
 # leaklab's own one-line errors first (ids, finite numbers, unknown experiments, the
@@ -30,6 +31,7 @@ PROJECT_DIR = (os.path.dirname(os.path.abspath(workflow.overwrite_configfiles[-1
 RUNS = leaklab.config.runs(config)
 EXPERIMENTS = list(config["experiments"])
 SWEEP = config.get("version_sweep") or {"experiment": None, "variants": []}
+NATIVE_ROOT = os.path.join(workflow.basedir, "native")
 RUN_DIR = "results/runs/{experiment}/{variant}/{profiler}/rep{replicate}"
 SWEEP_RUN_DIR = "results/sweep/{package}-{version}/runs/{experiment}/{variant}/plain/rep{replicate}"
 
@@ -42,6 +44,7 @@ wildcard_constraints:
     package=r"[A-Za-z0-9_.]+",
     version=r"[0-9][0-9A-Za-z.]*",
     replicate=r"\d+",
+    program="|".join(leaklab.build.PROGRAMS),
 
 
 def canonical(value):
@@ -65,6 +68,16 @@ def rocksdb_fixture(params):
     return f"results/fixtures/rocksdb_merge/keys{params['keys']}"
 
 
+def rocksdb_fixture_settings():
+    """Operands, their size and the seed of every fixture: rocksdb_merge's, or its
+    defaults when only the Go and C++ merge programs are configured."""
+    if "rocksdb_merge" in config["experiments"]:
+        return leaklab.config.experiment_params(config, "rocksdb_merge")
+    from leaklab.experiments import rocksdb_merge
+
+    return rocksdb_merge.DEFAULTS
+
+
 def workdir_files(wildcards):
     """The files a command experiment's run gets in its working directory, resolved."""
     entry = config["experiments"][wildcards.experiment]
@@ -73,16 +86,20 @@ def workdir_files(wildcards):
 
 
 def run_inputs(wildcards):
-    """The shared fixture a run reads, or a command experiment's setup step and the
-    files it copies into each run's working directory (a change re-runs the runs)."""
+    """The shared fixture a run reads, the native program it runs, or a command
+    experiment's setup step and the files it copies into each run's working directory
+    (a change re-runs the runs)."""
     entry = config["experiments"][wildcards.experiment]
     if "command" in entry:
         setup = {"setup": f"results/commands/{wildcards.experiment}/setup.done"} if entry.get("setup") else {}
         return {**setup, "workdir_files": workdir_files(wildcards)}
-    if wildcards.experiment == "rocksdb_merge":
+    inputs = {}
+    if wildcards.experiment in experiments.ROCKSDB_FIXTURE_READERS:
         params = leaklab.config.run_params(config, wildcards.experiment, wildcards.profiler)
-        return {"fixture": rocksdb_fixture(params)}
-    return {}
+        inputs["fixture"] = rocksdb_fixture(params)
+    if wildcards.experiment in leaklab.build.PROGRAMS:
+        inputs["binary"] = f"results/build/{wildcards.experiment}/{wildcards.experiment}"
+    return inputs
 
 
 def run_params(wildcards):
@@ -91,7 +108,7 @@ def run_params(wildcards):
     params = leaklab.config.run_params(config, wildcards.experiment, wildcards.profiler, wildcards.variant)
     if "command" in config["experiments"][wildcards.experiment]:
         params["project"] = PROJECT_DIR
-    if wildcards.experiment == "rocksdb_merge":
+    if wildcards.experiment in experiments.ROCKSDB_FIXTURE_READERS:
         params["fixture"] = os.path.abspath(rocksdb_fixture(params))
     return canonical(params)
 

@@ -4,7 +4,7 @@ rule rocksdb_fixture:
     output:
         directory("results/fixtures/rocksdb_merge/keys{n_keys}"),
     params:
-        settings=lambda wildcards: canonical(leaklab.config.experiment_params(config, "rocksdb_merge")),
+        settings=lambda wildcards: canonical(rocksdb_fixture_settings()),
         limits=canonical(config["limits"]),
     log:
         "results/logs/rocksdb_fixture_keys{n_keys}.log",

@@ -7,6 +7,11 @@ handing its memory back, so what stays is retention), ``SCALED_PARAMS`` (the
 size parameters a heavy profiler's ``scale`` multiplies), ``native_libraries()``
 (shared objects worth checking for a bundled allocator) and ``run(variant, params, workdir)``, and ends with
 ``main = cli(run, VARIANTS)`` so ``python -m leaklab.experiments.<name>`` runs it.
+A native reproduction (a Go or C++ program under ``native/``, built by the workflow)
+defines ``COMMAND`` instead of ``run``: the argv template a command experiment has,
+filled with its parameters, ``binary`` and (for the merge programs) ``fixture``; it
+speaks the unit-line protocol like a user's program.  ``RUNTIME_HEAP`` names a
+language runtime that keeps its own heap outside malloc (Go).
 
 Users' own reproductions need no module: an ``experiments`` entry with a ``command``
 (see ``command_spec``) declares one through the configuration alone, and
@@ -24,7 +29,9 @@ from pathlib import Path
 
 from leaklab import marks
 
-NAMES = ("rocksdb_merge", "dict_shrink", "duckdb_load", "fd_leak", "planted")
+NAMES = ("rocksdb_merge", "dict_shrink", "duckdb_load", "fd_leak", "planted", "go_merge", "cpp_merge", "go_map", "go_fd")
+# experiments that read the rocksdb_merge fixture database
+ROCKSDB_FIXTURE_READERS = ("rocksdb_merge", "go_merge", "cpp_merge")
 UNIT_SOURCES = ("marks", "seconds")
 _commands: dict[str, "Spec"] = {}
 
@@ -49,6 +56,7 @@ class Spec:
     setup: str | None = None    # command experiments: run once before any run (a build step)
     unit_pattern: str | None = None          # command experiments: a unit per matching output line
     workdir_files: tuple[str, ...] = ()      # command experiments: copied into each run's workdir
+    runtime_heap: str | None = None  # a runtime whose own heap malloc-hooking profilers cannot see
 
     def check_variant(self, variant: str) -> None:
         if variant not in self.variants:
@@ -106,6 +114,8 @@ def get(name: str) -> Spec:
         releases=getattr(module, "RELEASES", False),
         scaled_params=tuple(getattr(module, "SCALED_PARAMS", ())),
         native_libraries=getattr(module, "native_libraries", list),
+        command=getattr(module, "COMMAND", None),
+        runtime_heap=getattr(module, "RUNTIME_HEAP", None),
     )
 
 

@@ -1,0 +1,7 @@
+module leaklab/go_fd
+
+go 1.19
+
+require leaklab/unitline v0.0.0
+
+replace leaklab/unitline => ../unitline

@@ -1,0 +1,3 @@
+module leaklab/unitline
+
+go 1.19

@@ -1,0 +1,141 @@
+"""The Go and C++ reproductions: built for real with Debian's toolchains, run through
+the unit-line protocol by the runner at small sizes, checked against their physics."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from leaklab import build, config, runner
+
+MERGED_BYTES = 10 * 64  # the conftest fixture: 10 operands of 64 B per key
+FIXTURE_KEYS = 2000
+MAP_BUCKET_BYTES = 8 + 8 * 8 + 8 * 128 + 8  # tophash, 8 int keys, 8 [128]byte values, overflow pointer
+
+
+@pytest.fixture(scope="module")
+def binaries(tmp_path_factory, root):
+    out = tmp_path_factory.mktemp("build")
+    log = out / "build.log"
+    return {program: out / program / program for program in build.PROGRAMS
+            if build.build(program, root / "native", out / program / program, log)}
+
+
+def run(binaries, tmp_path, experiment, variant, **params):
+    meta = runner.run(experiment, variant, tmp_path / variant, params={**params, "binary": str(binaries[experiment])},
+                      interval_s=0.02, timeout_s=120)
+    assert meta["status"] == "ok", meta["log_tail"]
+    marks = pd.read_parquet(tmp_path / variant / "marks.parquet")
+    return meta, marks[marks["phase"] == "unit"].set_index("unit").sort_index()
+
+
+def per_unit(series: pd.Series) -> float:
+    """Mean growth per unit after the first unit (the first fills caches)."""
+    return float((series.iloc[-1] - series.iloc[1]) / (len(series) - 2))
+
+
+def test_builds_record_their_toolchains(binaries):
+    for program, binary in binaries.items():
+        versions = json.loads((binary.parent / build.VERSIONS_NAME).read_text())
+        assert os.access(binary, os.X_OK)
+        if build.PROGRAMS[program] == "go":
+            assert versions["go"].startswith("go version go1.")
+        else:
+            assert versions["g++"].startswith("g++")
+    assert json.loads((binaries["go_merge"].parent / build.VERSIONS_NAME).read_text())["rocksdb_headers"].startswith("7.")
+
+
+def test_go_merge_leaks_every_merged_value_only_when_delete_value_is_empty(binaries, rocksdb_fixture, tmp_path):
+    growth = {}
+    for variant in ("leaky-real", "fixed-real", "leaky-dummy"):
+        meta, units = run(binaries, tmp_path, "go_merge", variant, fixture=str(rocksdb_fixture), passes=6)
+        assert list(units.index) == list(range(7))  # unit 0 (the database open) and six passes
+        assert (units.loc[1:, "keys_read"] == FIXTURE_KEYS).all()
+        growth[variant] = per_unit(units["malloc_in_use_bytes"])
+        assert meta["versions"]["go"].startswith("go version")
+    expected = FIXTURE_KEYS * MERGED_BYTES
+    assert (units.loc[1:, "merged_bytes"] == 0).all()  # dummy: an empty slice is never malloc'd
+    # keys x merged size per pass, plus glibc's 16-byte chunk header per value
+    assert expected <= growth["leaky-real"] <= 1.1 * (expected + 16 * FIXTURE_KEYS)
+    assert abs(growth["fixed-real"]) < 0.02 * expected
+    assert abs(growth["leaky-dummy"]) < 0.02 * expected
+
+
+def test_cpp_merge_is_flat(binaries, rocksdb_fixture, tmp_path):
+    for variant in ("real", "dummy"):
+        _, units = run(binaries, tmp_path, "cpp_merge", variant, fixture=str(rocksdb_fixture), passes=6)
+        assert (units.loc[1:, "value_bytes_read"] == (FIXTURE_KEYS * MERGED_BYTES if variant == "real" else 0)).all()
+        assert abs(per_unit(units["malloc_in_use_bytes"])) < 0.02 * FIXTURE_KEYS * MERGED_BYTES
+
+
+def test_go_map_keeps_its_buckets_until_rebuilt(binaries, tmp_path):
+    entries = 100_000  # 2^14 buckets: 100,000 / 2^14 < 6.5 entries per bucket
+    heaps, rss = {}, {}
+    for variant in ("kept", "rebuilt", "rebuilt_free"):
+        _, units = run(binaries, tmp_path, "go_map", variant, entries=entries, cycles=3)
+        assert units.loc[0, "go_heap_alloc_bytes"] < 1e6  # before the first fill
+        heaps[variant] = units.loc[3, "go_heap_alloc_bytes"]  # after the last empty and a GC
+        rss[variant] = units.loc[3, "rss_bytes"]
+        assert (units.loc[1:, "filled_heap_alloc_bytes"] > 2**14 * MAP_BUCKET_BYTES).all()
+        assert (units.loc[1:, "map_len"] == 0).all()
+    assert 2**14 * MAP_BUCKET_BYTES < heaps["kept"] < 2**15 * MAP_BUCKET_BYTES
+    assert heaps["rebuilt"] < 1e6 and heaps["rebuilt_free"] < 1e6
+    assert rss["rebuilt_free"] < rss["kept"] - 2**14 * MAP_BUCKET_BYTES  # FreeOSMemory hands the pages back
+
+
+def test_go_fd_holds_one_deleted_fd_per_rotation(binaries, tmp_path):
+    _, leak = run(binaries, tmp_path, "go_fd", "leak", rotations=8, interval_s=0.005, payload_bytes=64)
+    _, close = run(binaries, tmp_path, "go_fd", "close", rotations=8, interval_s=0.005, payload_bytes=64)
+    assert list(leak["deleted_fds"]) == list(range(9))
+    # Dolt's test: the next fd number keeps rising (the Go runtime opens its poller's fds once, early)
+    assert (leak["next_fd"].diff().iloc[1:] >= 1).all() and leak.loc[8, "next_fd"] - leak.loc[1, "next_fd"] >= 7
+    assert (close["deleted_fds"] == 0).all()
+    assert close["next_fd"].max() - close["next_fd"].min() <= 4
+
+
+def test_bad_arguments_and_config_are_refused(binaries, root):
+    done = subprocess.run([binaries["go_merge"], "-variant", "leaky-rael", "-db", "x"], capture_output=True, text=True)
+    assert done.returncode == 2 and "usage: go_merge -variant {leaky-dummy,leaky-real" in done.stderr
+    cfg = yaml.safe_load((root / "config.yaml").read_text())
+    cfg["experiments"]["go_merge"]["variants"] = ["leaky-rael"]
+    with pytest.raises(config.ConfigError, match="experiments.go_merge.variants: unknown variant 'leaky-rael'; allowed: fixed-real"):
+        config.check(cfg)
+    cfg = yaml.safe_load((root / "config.yaml").read_text())
+    cfg["experiments"]["go_map"]["params"]["entires"] = 10
+    with pytest.raises(config.ConfigError, match="experiments.go_map.params.entires: unknown parameter; allowed: cycles, entries"):
+        config.check(cfg)
+
+
+@pytest.mark.e2e
+def test_the_workflow_builds_runs_and_rebuilds_when_a_source_changes(root, tmp_path):
+    settings = {
+        "replicates": 1, "sampler": {"interval_s": 0.02}, "limits": {"timeout_s": 60, "mem_cap_mb": 1024},
+        "verdict": {"metrics": {"deleted_fds": {"leak_per_unit": 0.5, "retained": 16}}},
+        "experiments": {"go_fd": {"variants": ["close", "leak"], "warmup_units": 2,
+                                  "params": {"rotations": 10, "interval_s": 0.01}}},
+    }
+    (tmp_path / "native.yaml").write_text(yaml.safe_dump(settings))
+    target = "results/runs/go_fd/leak/plain/rep1/meta.json"
+    snakemake = [sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"), "--directory", str(tmp_path),
+                 "--configfile", str(tmp_path / "native.yaml"), "--cores", "2"]
+    built = subprocess.run([*snakemake, "results/build/go_fd/go_fd"], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert (tmp_path / "results/build/go_fd/versions.json").exists() and not (tmp_path / "results/runs").exists()
+    done = subprocess.run([*snakemake, target], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.loads((tmp_path / target).read_text())
+    assert meta["status"] == "ok" and meta["n_units"] == 10
+    assert meta["versions"]["go"].startswith("go version go1.")
+    assert meta["command"][0] == str(tmp_path / "results/build/go_fd/go_fd")
+    assert (tmp_path / "results/logs/build_go_fd.log").exists()
+    # a program older than its sources is rebuilt, and its runs redone
+    old = time.time() - 10 * 365 * 86400
+    os.utime(tmp_path / "results/build/go_fd/go_fd", (old, old))
+    dry = subprocess.run([*snakemake, "-n", target], capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "build_native" in dry.stdout and "run_experiment" in dry.stdout

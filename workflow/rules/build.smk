@@ -1,0 +1,17 @@
+rule build_native:
+    """A native reproduction (Go with cgo, or C++) compiled from native/<program>/;
+    rebuilt when any of its sources changes. versions.json records the compiler."""
+    input:
+        lambda wildcards: leaklab.build.sources(wildcards.program, NATIVE_ROOT),
+    output:
+        binary="results/build/{program}/{program}",
+        versions="results/build/{program}/versions.json",
+    params:
+        native_root=NATIVE_ROOT,
+    log:
+        "results/logs/build_{program}.log",
+    resources:
+        mem_mb=2048,
+        runtime=20,
+    script:
+        "../scripts/build_native.py"

@@ -1,0 +1,12 @@
+"""Snakemake entry point: compile one native reproduction (see leaklab.build)."""
+
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+
+from leaklab.build import build  # noqa: E402
+
+versions = build(snakemake.wildcards.program, Path(snakemake.params.native_root),  # noqa: F821
+                 Path(snakemake.output.binary), Path(snakemake.log[0]))  # noqa: F821
+print(f"built {snakemake.output.binary}: {versions}", file=sys.stderr)  # noqa: F821
