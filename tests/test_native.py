@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from leaklab import build, config, runner
+from leaklab import build, config, growth, runner
 
 MERGED_BYTES = 10 * 64  # the conftest fixture: 10 operands of 64 B per key
 FIXTURE_KEYS = 2000
@@ -30,8 +30,9 @@ def run(binaries, tmp_path, experiment, variant, **params):
     meta = runner.run(experiment, variant, tmp_path / variant, params={**params, "binary": str(binaries[experiment])},
                       interval_s=0.02, timeout_s=120)
     assert meta["status"] == "ok", meta["log_tail"]
-    marks = pd.read_parquet(tmp_path / variant / "marks.parquet")
-    return meta, marks[marks["phase"] == "unit"].set_index("unit").sort_index()
+    series = growth.unit_series(pd.read_parquet(tmp_path / variant / "samples.parquet"),
+                                pd.read_parquet(tmp_path / variant / "marks.parquet"))
+    return meta, series.set_index("unit")
 
 
 def per_unit(series: pd.Series) -> float:

@@ -5,7 +5,8 @@ one line when it finishes each unit of work::
 
     <unit number> [name=value ...]
 
-for example ``7`` or ``7 cache_entries=1200 queue_bytes=65536``.  Append and flush
+for example ``7`` or ``7 cache_entries=1200 queue_bytes=65536``; an optional line for
+unit ``0`` before the first unit gives the values at the start.  Append and flush
 each line (``fprintf`` + ``fflush`` in C, ``echo 7 >> "$LEAKLAB_UNITS"`` in shell).
 The runner reads the file as it samples, stamps each line with the time it saw it
 (within one sampling interval) and turns it into a mark; the outside metrics at that
@@ -123,7 +124,7 @@ class ProtocolMarks:
         self.pattern = re.compile(pattern) if pattern else None
         self.offset = 0
         self.line_number = 0
-        self.last_unit = 0
+        self.last_unit = -1  # an optional unit 0 line: the program's values at the start
         self.started = False
         self.next_second = 1
         self.bad = bad or BadLines()
@@ -197,4 +198,4 @@ class ProtocolMarks:
                 self.bad.add(f"{self.units_path.name} line {self.line_number}", raw, str(bad))
                 continue
             self.last_unit = record["unit"]
-            self._write({"t": t, "phase": "unit", "cpu_s": cpu, **record})
+            self._write({"t": t, "phase": "unit" if record["unit"] else "start", "cpu_s": cpu, **record})
