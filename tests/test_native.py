@@ -113,30 +113,33 @@ def test_bad_arguments_and_config_are_refused(binaries, root):
 
 
 @pytest.mark.e2e
-def test_the_workflow_builds_runs_and_rebuilds_when_a_source_changes(root, tmp_path):
-    settings = {
-        "replicates": 1, "sampler": {"interval_s": 0.02}, "limits": {"timeout_s": 60, "mem_cap_mb": 1024},
-        "verdict": {"metrics": {"deleted_fds": {"leak_per_unit": 0.5, "retained": 16}}},
-        "experiments": {"go_fd": {"variants": ["close", "leak"], "warmup_units": 2,
-                                  "params": {"rotations": 10, "interval_s": 0.01}}},
-    }
+def test_the_workflow_builds_compares_languages_and_rebuilds_when_a_source_changes(root, tmp_path):
+    fds = {"variants": ["close", "leak"], "warmup_units": 2, "params": {"rotations": 12, "interval_s": 0.01}}
+    settings = {"replicates": 1, "sampler": {"interval_s": 0.02}, "limits": {"timeout_s": 60, "mem_cap_mb": 1024},
+                "verdict": {"metrics": {"deleted_fds": {"leak_per_unit": 0.5, "retained": 16}}},
+                "experiments": {"fd_leak": fds, "go_fd": fds}}
     (tmp_path / "native.yaml").write_text(yaml.safe_dump(settings))
-    target = "results/runs/go_fd/leak/plain/rep1/meta.json"
+    targets = ["results/tables/cross_language.csv", "results/figures/cross_language.png"]
     snakemake = [sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"), "--directory", str(tmp_path),
                  "--configfile", str(tmp_path / "native.yaml"), "--cores", "2"]
-    built = subprocess.run([*snakemake, "results/build/go_fd/go_fd"], capture_output=True, text=True)
-    assert built.returncode == 0, built.stderr[-3000:]
-    assert (tmp_path / "results/build/go_fd/versions.json").exists() and not (tmp_path / "results/runs").exists()
-    done = subprocess.run([*snakemake, target], capture_output=True, text=True)
+    done = subprocess.run([*snakemake, "results/build/go_fd/go_fd", *targets], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    meta = json.loads((tmp_path / target).read_text())
-    assert meta["status"] == "ok" and meta["n_units"] == 10
+    assert (tmp_path / "results/build/go_fd/versions.json").exists()
+    assert (tmp_path / "results/logs/build_go_fd.log").exists()
+    meta = json.loads((tmp_path / "results/runs/go_fd/leak/plain/rep1/meta.json").read_text())
+    assert meta["status"] == "ok" and meta["n_units"] == 12
     assert meta["versions"]["go"].startswith("go version go1.")
     assert meta["command"][0] == str(tmp_path / "results/build/go_fd/go_fd")
-    assert (tmp_path / "results/logs/build_go_fd.log").exists()
+    side = pd.read_csv(tmp_path / targets[0]).set_index(["language", "variant"])
+    assert set(side["mechanism"]) == {"handles to deleted LOCK files"}
+    for language in ("Python", "Go"):
+        assert side.loc[(language, "leak"), "verdict"] == "leak"
+        assert side.loc[(language, "leak"), "growth_per_unit"] == pytest.approx(1.0)
+        assert side.loc[(language, "close"), "verdict"] == "stable"
+    assert (tmp_path / targets[1]).stat().st_size > 10_000
     # a program older than its sources is rebuilt, and its runs redone
     old = time.time() - 10 * 365 * 86400
     os.utime(tmp_path / "results/build/go_fd/go_fd", (old, old))
-    dry = subprocess.run([*snakemake, "-n", target], capture_output=True, text=True)
+    dry = subprocess.run([*snakemake, "-n", *targets], capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert "build_native" in dry.stdout and "run_experiment" in dry.stdout

@@ -550,3 +550,41 @@ def time_to_verdict(table: pd.DataFrame, out):
         fig.suptitle("Time to verdict (each look at 1 - 0.05/K; hatched: undecided)")
         save(fig, out)
     return fig
+
+
+def cross_language(table: pd.DataFrame, out):
+    """The same mechanism in each language: growth per unit (or, where every unit
+    releases everything, what stays after it), verdict colours, 95 % whiskers and the
+    amount in its own unit beside each bar."""
+    if table.empty:
+        return nothing(out, "no mechanism was measured in two languages")
+    mechanisms = list(dict.fromkeys(table["mechanism"]))
+    heights = [(table["mechanism"] == m).sum() + 1.6 for m in mechanisms]
+    with style():
+        fig = figure(0.2 * sum(heights) + 0.8)
+        axes = fig.subplots(len(mechanisms), 1, height_ratios=heights, squeeze=False)[:, 0]
+        for ax, mechanism in zip(axes, mechanisms):
+            part = table[table["mechanism"] == mechanism]
+            column = "retained" if part["measure"].iloc[0] == "retained" else "growth_per_unit"
+            scale = MIB if part["metric"].str.endswith("_bytes").all() else 1
+            y = np.arange(len(part))
+            values = part[column].astype(float) / scale
+            ax.barh(y, values.fillna(0), color=[verdict_colour(v) for v in part["verdict"]], gid="estimate")
+            if column == "growth_per_unit":
+                low, high = part["ci_low"].astype(float) / scale, part["ci_high"].astype(float) / scale
+                ax.errorbar(values, y, xerr=[(values - low).clip(lower=0), (high - values).clip(lower=0)],
+                            fmt="none", ecolor="black", capsize=2, linewidth=0.8, gid="interval")
+            for yi, r in zip(y, part.itertuples()):
+                ax.annotate(quantity(getattr(r, column), r.metric, sign=column == "growth_per_unit"), xy=(1, yi),
+                            xycoords=("axes fraction", "data"), xytext=(3, 0), textcoords="offset points",
+                            va="center", fontsize=6.5, gid="amount")
+            ax.set_yticks(y, [f"{r.language} · {r.variant} · {short(r.metric)}" for r in part.itertuples()])
+            ax.set_ylim(len(part) - 0.5, -0.5)
+            ax.axvline(0, color="#444444", linewidth=0.5)
+            what = "kept after each unit" if column == "retained" else f"growth per {part['unit'].iloc[0]}"
+            ax.set(xlabel=f"{what} ({'MiB' if scale == MIB else 'count'})")
+            panel_title(ax, mechanism)
+        handles, labels = verdict_handles()
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
+        save(fig, out)
+    return fig

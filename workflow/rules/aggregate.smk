@@ -20,3 +20,19 @@ rule aggregate:
         runtime=10,
     script:
         "../scripts/aggregate.py"
+
+
+rule cross_language:
+    """The same mechanism in Python, Go and C++ side by side (results/tables/cross_language.csv)."""
+    input:
+        growth="results/tables/growth.csv",
+        top_sites="results/tables/top_sites.csv",
+    output:
+        report("results/tables/cross_language.csv", caption="../report/cross_language.rst", category="Overview"),
+    log:
+        "results/logs/cross_language.log",
+    resources:
+        mem_mb=1024,
+        runtime=10,
+    script:
+        "../scripts/cross_language.py"

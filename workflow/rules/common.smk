@@ -189,6 +189,7 @@ def figure_outputs():
         [f"{kind}_{name}" for name in EXPERIMENTS for kind in ("headline", "timeline")]
         + [f"{kind}_{name}" for name in profiled_experiments() for kind in ("heap", "top_sites")]
         + ["growth_overview", "profiler_overhead", "verdict_matrix", "attribution", "time_to_verdict"]
+        + ["cross_language"]
     )
     return [f"results/figures/{name}.{ext}" for name in names for ext in ("png", "svg")]
 
@@ -201,6 +202,7 @@ def all_outputs():
         *[path for name in ("meta.json", "samples.parquet", "marks.parquet") for path in run_outputs(name)],
         "results/leaklab.duckdb",
         *[f"results/tables/{table}.csv" for table in TABLES],
+        "results/tables/cross_language.csv",
         *figure_outputs(),
         "results/summary.md",
     ]

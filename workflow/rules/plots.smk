@@ -161,3 +161,19 @@ rule plot_time_to_verdict:
         runtime=10,
     script:
         "../scripts/plot_time_to_verdict.py"
+
+
+rule plot_cross_language:
+    """Growth or retention of the same mechanism in each language, by verdict."""
+    input:
+        table="results/tables/cross_language.csv",
+    output:
+        png=report("results/figures/cross_language.png", caption="../report/cross_language.rst", category="Overview"),
+        svg="results/figures/cross_language.svg",
+    log:
+        "results/logs/plot_cross_language.log",
+    resources:
+        mem_mb=1024,
+        runtime=10,
+    script:
+        "../scripts/plot_cross_language.py"
