@@ -67,6 +67,19 @@ def test_go_merge_leaks_every_merged_value_only_when_delete_value_is_empty(binar
     assert abs(growth["leaky-dummy"]) < 0.02 * expected
 
 
+def test_heaptrack_names_the_cgo_merge_path_of_go_merge(binaries, rocksdb_fixture, tmp_path):
+    meta = runner.run("go_merge", "leaky-real", tmp_path / "heaptrack", profiler="heaptrack", interval_s=0.05,
+                      timeout_s=120, params={"binary": str(binaries["go_merge"]), "fixture": str(rocksdb_fixture),
+                                             "passes": 3})
+    assert meta["status"] == "ok" and meta["profile_status"] == "ok", meta
+    sites = pd.read_parquet(tmp_path / "heaptrack" / "top_sites.parquet")
+    top = sites[sites["kind"] == "leaked"].sort_values("bytes", ascending=False).iloc[0]
+    # the original's evidence: the merged values, malloc'd by C.CBytes, under runtime.asmcgocall
+    assert "Cfunc__Cmalloc" in top["frame"] and "runtime.asmcgocall" in top["stack"]
+    assert top["bytes"] == pytest.approx(3 * FIXTURE_KEYS * MERGED_BYTES, rel=1e-3)  # every merged value, 3 passes
+    assert 3 * FIXTURE_KEYS <= top["count"] <= 3 * FIXTURE_KEYS + 4  # (and the few C strings cgo mallocs too)
+
+
 def test_cpp_merge_is_flat(binaries, rocksdb_fixture, tmp_path):
     for variant in ("real", "dummy"):
         _, units = run(binaries, tmp_path, "cpp_merge", variant, fixture=str(rocksdb_fixture), passes=6)

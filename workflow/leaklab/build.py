@@ -63,7 +63,7 @@ def go_environment(cache_dir: Path) -> dict[str, str]:
     """Go's settings for an offline build: no proxy, caches inside ``results/build``."""
     cache_dir = Path(cache_dir).resolve()
     return {**os.environ, "GOPROXY": "off", "GOFLAGS": "-mod=readonly", "CGO_ENABLED": "1",
-            "GOCACHE": str(cache_dir / "go-build"), "GOPATH": str(cache_dir / "gopath"), "GO111MODULE": "on"}
+            "GOCACHE": str(cache_dir / "go-build"), "GOPATH": str(cache_dir / "gopath")}
 
 
 def build(program: str, native_root: Path, binary: Path, log: Path) -> dict[str, str | None]:
