@@ -13,6 +13,8 @@ import yaml
 
 from leaklab import build, config, growth, runner
 
+pytestmark = pytest.mark.slow  # real compilers, real runs
+
 MERGED_BYTES = 10 * 64  # the conftest fixture: 10 operands of 64 B per key
 FIXTURE_KEYS = 2000
 MAP_BUCKET_BYTES = 8 + 8 * 8 + 8 * 128 + 8  # tophash, 8 int keys, 8 [128]byte values, overflow pointer
