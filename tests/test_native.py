@@ -117,12 +117,10 @@ def test_go_fd_holds_one_deleted_fd_per_rotation(binaries, tmp_path):
 def test_bad_arguments_and_config_are_refused(binaries, root):
     done = subprocess.run([binaries["go_merge"], "-variant", "leaky-rael", "-db", "x"], capture_output=True, text=True)
     assert done.returncode == 2 and "usage: go_merge -variant {leaky-dummy,leaky-real" in done.stderr
-    cfg = yaml.safe_load((root / "config.yaml").read_text())
-    cfg["experiments"]["go_merge"]["variants"] = ["leaky-rael"]
+    cfg = {"verdict": {"metrics": {}}, "experiments": {"go_merge": {"variants": ["leaky-rael"]}}}
     with pytest.raises(config.ConfigError, match="experiments.go_merge.variants: unknown variant 'leaky-rael'; allowed: fixed-real"):
         config.check(cfg)
-    cfg = yaml.safe_load((root / "config.yaml").read_text())
-    cfg["experiments"]["go_map"]["params"]["entires"] = 10
+    cfg = {"verdict": {"metrics": {}}, "experiments": {"go_map": {"variants": ["kept"], "params": {"entires": 10}}}}
     with pytest.raises(config.ConfigError, match="experiments.go_map.params.entires: unknown parameter; allowed: cycles, entries"):
         config.check(cfg)
 
