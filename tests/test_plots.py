@@ -171,6 +171,10 @@ def test_headline_draws_the_deciding_metric_its_fit_warmup_and_verdict(growth, t
     assert list(threshold.get_xdata()) == [2, 6] and threshold.get_ydata()[0] == pytest.approx(fit.get_ydata()[0])
     assert np.diff(threshold.get_ydata())[0] / 4 == pytest.approx(0.5)
     assert colour(gid(dummy, "fit")[0].get_color()) == VERDICT_COLOURS["stable"]
+    kept = pd.concat([units, units_for("dict_shrink", "dict", "dict_size_bytes", {1: [40 * MIB] * 5})])
+    fig = plots.headline(kept, growth, verdicts_of(growth), "dict_shrink", tmp_path / "d.png")
+    assert [t.get_text() for t in panel(fig, "dict:").get_legend().get_texts()][0] == \
+        "retention +0 B/cycle [0, 0] B, 40 MiB kept"
     assert real.get_ylabel() == "RSS (MiB)" and dummy.get_ylabel() == "RSS (MiB)"
     assert real.get_shared_y_axes().joined(real, dummy)  # one metric, one scale: the flat variant looks flat
 

@@ -181,7 +181,8 @@ def _headline_panel(ax, series: pd.DataFrame, g: pd.Series, verdict: str, title:
         handles += ax.plot(x, y / div, color=verdict_colour(verdict), linewidth=2.0, gid="fit", zorder=3,
                            path_effects=[patheffects.withStroke(linewidth=2.8, foreground="black")],
                            label=f"{verdict} {rate_text(slope, metric, unit)} "
-                                 f"{interval_text(g.get('ci_low'), g.get('ci_high'), metric)}")
+                                 f"{interval_text(g.get('ci_low'), g.get('ci_high'), metric)}"
+                                 + (f", {quantity(g.get('retained'), metric)} kept" if verdict == "retention" else ""))
         late = as_float(g.get("late_growth_per_unit"))
         if verdict == "settling" and np.isfinite(late):
             xs = np.sort(post["unit"].unique())
