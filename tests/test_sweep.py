@@ -32,6 +32,9 @@ def test_duckdb_version_sweep(root, tmp_path):
     assert sorted(set(rss["version"].astype(str))) == ["0.6.1", "1.4.4"]
     assert set(rss["variant"]) == {"load_on", "load_off"}
     assert (rss["run_status"] == "ok").all()
+    assert (rss["unit"] == "dropped table").all()
+    assert {"variant_verdict", "decided_by", "variant_first_change_version"} <= set(table.columns)
+    assert table["variant_verdict"].notna().all()
     for version in ("0.6.1", "1.4.4"):  # each run really used its own DuckDB
         meta = json.loads((tmp_path / "results" / "sweep" / f"duckdb-{version}" / "runs" / "duckdb_load" / "load_on"
                            / "plain" / "rep1" / "meta.json").read_text())
