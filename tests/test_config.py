@@ -23,7 +23,8 @@ def test_default_config_passes_and_lists_every_run(default_config):
                   for name, entry in default_config["experiments"].items()}
     assert len(plain) == sum(len(entry["variants"]) * replicates[name]
                              for name, entry in default_config["experiments"].items())
-    assert len(plain) == (5 + 2 + 2 + 7) * 2 + 2  # duckdb_load runs long: one replicate
+    # duckdb_load runs long: one replicate; so do go_map and go_fd, quick and steady
+    assert len(plain) == (5 + 2 + 2 + 7) * 2 + 2 + (4 + 2) * 2 + 3 + 2
     assert runs[0].path == "rocksdb_merge/binding-dummy/plain/rep1"
     massif = [run.variant for run in runs if run.experiment == "rocksdb_merge" and run.profiler == "massif"]
     assert massif == default_config["experiments"]["rocksdb_merge"]["profile_variants"]
