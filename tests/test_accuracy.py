@@ -73,3 +73,35 @@ def test_sensitivity_is_the_smallest_rate_from_which_every_larger_one_is_caught(
     assert sensitivity.smallest_detected(results) <= 262144
     assert sensitivity.smallest_detected([(1, "leak"), (2, "inconclusive"), (4, "leak")]) == 4
     assert verdicts.judge(baseline, leak_per_unit=262144).verdict == "stable"
+
+
+def test_make_accuracy_runs_the_real_tier_through_the_workflow(root, tmp_path):
+    """`make accuracy`'s target on a small config: planted programs of known behaviour
+    through the real pipeline, scored beside a few synthetic draws."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = yaml.safe_load((root / "workflow" / "accuracy" / "config.yaml").read_text())
+    config.pop("version_sweep")  # the DuckDB 0.3.x builds take 25-40 minutes each: `make accuracy` only
+    config["experiments"] = {"planted": {**config["experiments"]["planted"],
+                                         "variants": ["zero", "native_small", "cache", "sawtooth"],
+                                         "params": {**config["experiments"]["planted"]["params"], "steps": 24,
+                                                    "interval_s": 0.01}}}
+    config["accuracy"] = {"draws": 2, "seed": 1}
+    (tmp_path / "accuracy.yaml").write_text(yaml.safe_dump(config))
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(tmp_path / "accuracy.yaml"), "--cores", "2", "accuracy"],
+        capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    tables = tmp_path / "results" / "tables"
+    cases = pd.read_csv(tables / "accuracy_cases.csv")
+    real = cases[cases["tier"] == "real"].set_index("case")
+    assert set(real.index) == {"planted/zero", "planted/native_small", "planted/cache", "planted/sawtooth"}
+    assert real.loc["planted/cache", "truth"] == "settling" and real.loc["planted/sawtooth", "truth"] == "leak"
+    assert real["correct"].astype(bool).all(), real.to_string()
+    scores = pd.read_csv(tables / "accuracy.csv")
+    assert set(scores["tier"]) == {"synthetic", "real"}
+    assert (tmp_path / "results" / "figures" / "accuracy.png").stat().st_size > 10_000

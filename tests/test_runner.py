@@ -60,7 +60,8 @@ def test_a_failing_experiment_is_recorded_with_its_log_tail(tmp_path):
 
 
 def test_a_hanging_experiment_is_stopped_at_its_time_limit(tmp_path):
-    meta = runner.run("duckdb_load", "load_off", tmp_path, {"duration": "PT1H"}, timeout_s=3)
+    meta = runner.run("duckdb_load", "load_off", tmp_path,
+                      {"duration": "PT1H", "tables_per_second": 20, "resident_tables": 2}, timeout_s=3)
     outputs_complete(tmp_path)
     assert meta["status"] == "timeout"
     assert 3 <= meta["wall_s"] < 10

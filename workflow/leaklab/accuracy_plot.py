@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from leaklab import verdicts  # noqa: E402
+from leaklab import figstyle, verdicts
 
 
 def confusion(cases: pd.DataFrame, real: pd.DataFrame, out: Path) -> None:
@@ -22,19 +18,22 @@ def confusion(cases: pd.DataFrame, real: pd.DataFrame, out: Path) -> None:
     grid = shares.to_numpy()
     real_rows = [f"real: {r.case} (truth: {r.truth})" for r in real.itertuples()]
     real_grid = [[1.0 if r.verdict == label else 0.0 for label in labels] for r in real.itertuples()]
-    fig, ax = plt.subplots(figsize=(7.5, 0.32 * (len(rows) + len(real_rows)) + 1.6))
-    data = pd.DataFrame([*grid, *real_grid], index=[*rows, *real_rows], columns=labels)
+    with figstyle.style():
+        fig = figstyle.figure(0.2 * (len(rows) + len(real_rows)) + 1.2)
+        _draw(fig.add_subplot(), pd.DataFrame([*grid, *real_grid], index=[*rows, *real_rows], columns=labels))
+        figstyle.save(fig, out)
+
+
+def _draw(ax, data: pd.DataFrame) -> None:
+    """Shares as a heat map, each non-zero cell written in."""
+    labels = list(data.columns)
     ax.imshow(data.to_numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(data)), data.index, fontsize=8)
+    ax.set_yticks(range(len(data)), data.index, fontsize=6)
     for i, row in enumerate(data.to_numpy()):
         for j, value in enumerate(row):
             if value > 0:
-                ax.text(j, i, f"{value:.0%}", ha="center", va="center", fontsize=7,
+                ax.text(j, i, f"{value:.0%}", ha="center", va="center", fontsize=5,
                         color="white" if value > 0.6 else "black")
     ax.set_xlabel("verdict given")
-    ax.set_title("Verdicts on series and programs of known behaviour", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    fig.savefig(Path(out).with_suffix(".svg"))
-    plt.close(fig)
+    ax.set_title("Verdicts on series and programs of known behaviour")

@@ -158,7 +158,7 @@ class ProtocolMarks:
         if match is None:
             return
         try:
-            record = {"unit": check_unit(self.last_unit + 1),
+            record = {"unit": check_unit(max(self.last_unit, 0) + 1),  # a match ends unit 1 onwards
                       **{name: check_metric(name, value) for name, value in match.groupdict().items()
                          if value is not None}}
         except BadLine as bad:

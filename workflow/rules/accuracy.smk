@@ -1,13 +1,6 @@
 # The labelled accuracy benchmark: `make accuracy` (workflow/accuracy/config.yaml).
 
 
-def accuracy_inputs(wildcards):
-    inputs = {"variant_verdicts": "results/tables/variant_verdicts.csv"}
-    if config.get("version_sweep"):
-        inputs["sweep"] = "results/tables/version_sweep.csv"
-    return inputs
-
-
 rule accuracy:
     """Precision and recall of the verdict on series and programs of known behaviour."""
     input:
@@ -16,6 +9,7 @@ rule accuracy:
         table=report("results/tables/accuracy.csv", caption="../report/accuracy.rst", category="Accuracy"),
         cases="results/tables/accuracy_cases.csv",
         figure=report("results/figures/accuracy.png", caption="../report/accuracy.rst", category="Accuracy"),
+        svg="results/figures/accuracy.svg",
     params:
         draws=config.get("accuracy", {}).get("draws", 50),
         seed=config.get("accuracy", {}).get("seed", 0),

@@ -247,3 +247,11 @@ def history_store():
 def config_sha256():
     """The configuration's hash, recorded with the night: changed settings show next to changed growth."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def accuracy_inputs(wildcards):
+    """The accuracy benchmark's real tier: the verdicts of the run, and the sweep's when one is configured."""
+    inputs = {"variant_verdicts": "results/tables/variant_verdicts.csv"}
+    if config.get("version_sweep"):
+        inputs["sweep"] = "results/tables/version_sweep.csv"
+    return inputs
