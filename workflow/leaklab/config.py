@@ -10,6 +10,7 @@ allowed, and is raised before any job starts.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import re
@@ -33,6 +34,10 @@ UNITS_FROM_PARAMS = {
     "go_fd": lambda p: int(p["rotations"]),
 }
 MIN_POST_WARMUP_UNITS = 3
+# Experiments that mark once a second, not once a unit (a dropped table's number jumps):
+# the looks of sequential stopping are counted in marks, so they run their full length.
+MARKED_BY_THE_SECOND = ("duckdb_load",)
+DEFAULT_MIN_UNITS = 5  # sequential.MIN_LOOK (not imported: the Snakefile's parse stays light)
 
 
 # Documented maxima of the built-in experiments' parameters: far above every default and
@@ -274,6 +279,48 @@ def run_params(config: dict, name: str, profiler: str, variant: str | None = Non
     return params
 
 
+def planned_units(config: dict, name: str, variant: str) -> int | None:
+    """How many units a plain run of ``variant`` is configured to run (the most a
+    stopped run measures), or None where that is not known in units: an experiment
+    marked by the second, a command experiment without ``length_param``."""
+    entry = config["experiments"][name]
+    params = experiment_params(config, name, variant)
+    if name in UNITS_FROM_PARAMS and name not in MARKED_BY_THE_SECOND:
+        return int(UNITS_FROM_PARAMS[name](params))
+    if "command" in entry and "length_param" in entry:
+        return int(params[entry["length_param"]])
+    return None
+
+
+def stop_plan(config: dict, name: str, profiler: str, variant: str) -> dict[str, Any]:
+    """What a run needs to stop as soon as its verdict is decided (``leaklab.stopping``):
+    empty, so not watched, when ``stopping.sequential`` is off, for profiled runs (their
+    rows are never judged) and where the length in units is unknown.  The thresholds and
+    warm-up are in it only when stopping is on: otherwise a changed threshold re-runs the
+    analysis, never a measurement."""
+    stopping = config.get("stopping") or {}
+    max_units = planned_units(config, name, variant) if profiler == "plain" else None
+    if not stopping.get("sequential", False) or max_units is None:
+        return {}
+    return {"max_units": max_units, "min_units": int(stopping.get("min_units", DEFAULT_MIN_UNITS)),
+            "settings": dataclasses.asdict(settings.resolve_one(config, name))}
+
+
+def _check_stopping(config: dict) -> None:
+    """A command experiment's ``length_param`` names a whole-number parameter of every variant."""
+    for name, entry in config["experiments"].items():
+        key = entry.get("length_param")
+        if key is None or "command" not in entry:
+            continue
+        for variant in entry["variants"]:
+            value = experiment_params(config, name, variant).get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                numeric = [k for k, v in experiment_params(config, name, variant).items()
+                           if isinstance(v, int) and not isinstance(v, bool)]
+                raise ConfigError(f"experiments.{name}.length_param: {key!r} is not a whole-number parameter of "
+                                  f"variant {variant!r} (it is {value!r}); allowed: {', '.join(numeric) or 'none'}")
+
+
 def check(config: dict) -> None:
     """Raise ConfigError on the first value that cannot work."""
     experiments.configure(config)
@@ -322,6 +369,7 @@ def check(config: dict) -> None:
     except ValueError as err:
         raise ConfigError(str(err)) from None
     _check_limits(config)
+    _check_stopping(config)
     _check_run_dirs(config)
     _check_sweep(config)
 

@@ -14,6 +14,12 @@ is on (the ``tracemalloc`` profiler then also dumps a snapshot at every unit).  
 At exit :func:`finish` writes an ``end`` mark and, when the runner handed over a
 sync pipe, waits (briefly) for the runner to take a final outside sample, so the
 samples include one taken just before the process exits.
+
+A run whose verdict is decided early is asked to stop with SIGTERM
+(``leaklab.stopping``).  :func:`stop_on_signal` turns the signal into a request that the
+next unit mark honours by raising :class:`StopRequested`: the unit in progress is
+finished and marked, and the experiment's ``main`` still writes the end mark and waits
+for the final sample with what it holds still alive.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import ctypes
 import json
 import os
 import select
+import signal
 import sys
 import time
 import tracemalloc
@@ -54,6 +61,12 @@ def _load_mallinfo2():
 
 _mallinfo2 = _load_mallinfo2()
 _out = None
+_stop_requested = False
+
+
+class StopRequested(Exception):
+    """The runner asked the process to stop after the unit it just finished (its verdict
+    is decided); raised by :func:`mark` at that unit's mark."""
 _t0 = float(os.environ.get(T0_ENV, time.monotonic()))
 
 
@@ -88,6 +101,17 @@ def start_tracing_if_asked() -> None:
         tracemalloc.start(int(frames))
 
 
+def stop_on_signal(signum: int = signal.SIGTERM) -> None:
+    """Let ``signum`` end the run at the next unit boundary instead of at once, so the
+    last unit is whole and the final sample still sees what the process holds."""
+
+    def requested(*_):
+        global _stop_requested
+        _stop_requested = True
+
+    signal.signal(signum, requested)
+
+
 def mark(unit: int | None, phase: str, **metrics: float | int | str | None) -> None:
     """Record one mark: ``unit`` is the unit of work just finished (None for phases
     outside the unit loop); ``phase`` names the point (``unit``, ``filled``, ...)."""
@@ -108,6 +132,8 @@ def mark(unit: int | None, phase: str, **metrics: float | int | str | None) -> N
         from leaklab.profilers.tracemalloc import dump_snapshot
 
         dump_snapshot(unit)  # after the mark line, so the mark's time is not inflated
+    if _stop_requested and phase == "unit" and unit is not None:
+        raise StopRequested(f"asked to stop after unit {unit}")
 
 
 def finish(**metrics) -> None:

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab import build, containment, experiments, marks, own_program, profilers, sampler, unit_protocol
+from leaklab import (build, containment, experiments, marks, own_program, profilers, sampler, stopping,
+                     unit_protocol)
 from leaklab.run_files import checksums, collect_profile
 
 LOG_TAIL_LINES = 20
@@ -141,14 +142,22 @@ def run_limited(cmd: list[str], log_path: Path, timeout_s: float, mem_cap_bytes:
 
 
 def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadline, interval_s, smaps,
-                       mem_cap_bytes, at_end_of_work) -> str | None:
+                       mem_cap_bytes, at_end_of_work, watcher: stopping.Watcher | None = None,
+                       own_final_sample: bool = True) -> str | None:
     """Sample the process tree (and its cgroup's members) until it exits or must be
     stopped; returns why it was stopped (``capped``, ``timeout``) or None.  Waiting on
     the sync pipe doubles as the sampling sleep, so the final sample is taken the
     moment the process asks, and waiting on a pidfd ends the wait the moment it exits,
     whatever the interval.  Samples after the final one (interpreter teardown) still
     enforce the limits but are not recorded: the final sample is the last one of the
-    measured work."""
+    measured work.
+
+    With a ``watcher`` (sequential stopping) every sample is also a chance to look at
+    the marks: once the verdict is decided the program is asked to stop
+    (``stopping.request_stop``).  A program that does not take its own final sample
+    (``own_final_sample`` false: not a built-in experiment) has the sample just taken
+    marked final instead, the last one of its measured work, and gets
+    ``stopping.STOP_GRACE_S`` to exit before it is killed."""
     final_taken, pipe_open = False, True
     exited = os.pidfd_open(proc.pid)  # readable once the process has exited
     while proc.poll() is None:
@@ -164,6 +173,12 @@ def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadli
             if protocol:
                 protocol.poll(row["t"], proc.pid)
         final_taken = final_taken or final
+        if watcher is not None and row is not None and not final_taken and watcher.decided is None \
+                and watcher.update(rows) is not None:
+            if not own_final_sample:
+                rows[-1]["final"] = final_taken = True  # taken while it still held everything
+            stopping.request_stop(proc.pid, own_final_sample)
+            deadline = min(deadline, time.monotonic() + stopping.STOP_GRACE_S)
         if final:
             if at_end_of_work:  # the process waits: a profiler may look at it now
                 at_end_of_work(proc.pid)
@@ -175,7 +190,7 @@ def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadli
         if box.oom_killed() or (mem_cap_bytes and row and max(row["rss_bytes"], row["cgroup_bytes"] or 0) > mem_cap_bytes):
             stopped_for = "capped"
         elif time.monotonic() > deadline:
-            stopped_for = "timeout"
+            stopped_for = "timeout" if watcher is None or watcher.decided is None else "killed_after_stop"
         if stopped_for:
             box.stop()
             proc.wait()
@@ -259,8 +274,13 @@ def run(
     scale: float = 1.0,
     python: str | None = None,
     contain: str = "auto",
+    stopping_plan: dict | None = None,
 ) -> dict:
     """Run one variant to completion (or until stopped) and write the run directory.
+
+    ``stopping_plan`` (``leaklab.config.stop_plan``, plain runs only) stops the run as
+    soon as its verdict is decided (``leaklab.stopping``); ``meta.json`` records
+    ``stop_reason`` and ``stopped_at_unit`` either way.
 
     ``python`` runs a built-in experiment under another interpreter (a version sweep's
     venv); the measured process needs only the standard library, leaklab's experiment
@@ -278,14 +298,15 @@ def run(
         "experiment": experiment, "variant": variant, "profiler": profiler, "replicate": replicate,
         "unit": spec.unit, "scale": scale, "profiler_settings": profiler_settings or {},
         "interval_s": interval_s, "timeout_s": timeout_s, "mem_cap_bytes": mem_cap_bytes, "params": params,
-        "python": python or sys.executable,
+        "python": python or sys.executable, "stopping": stopping_plan or {},
     }
     box = containment.create(contain, mem_cap_bytes)
     rows: list[dict] = []
     bad = unit_protocol.BadLines()
     try:
         meta.update(_measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem_cap_bytes, smaps,
-                             profiler_settings or {}, python, box, rows, bad))
+                             profiler_settings or {}, python, box, rows, bad,
+                             stopping.Plan.from_params(stopping_plan) if profiler == "plain" else None))
     except _Stopped:
         raise  # the measured process tree goes with the runner (below); no outputs are written
     except Exception:  # noqa: BLE001  (anything at all: recorded, never lost)
@@ -309,13 +330,41 @@ def _after_runner_error(outdir: Path, rows: list[dict], bad: unit_protocol.BadLi
         _read_marks(outdir / "marks.jsonl", bad).to_parquet(outdir / "marks.parquet", index=False)
     except Exception:  # noqa: BLE001
         _marks_frame([]).to_parquet(outdir / "marks.parquet", index=False)
-    return {"status": "runner_error", "exit_code": None, "n_samples": len(samples), "n_units": 0,
+    return {"status": "runner_error", "stop_reason": "runner_error", "stopped_at_unit": None,
+            "exit_code": None, "n_samples": len(samples), "n_units": 0,
             "peak_rss_bytes": int(max([0, *(r["rss_bytes"] for r in rows)])), "profile_status": "none",
             "profile_error": None, "error": error, "log_tail": error.splitlines()[-LOG_TAIL_LINES:]}
 
 
+def _stop_facts(status: str, stopped_for: str | None, returncode: int, plan: stopping.Plan | None,
+                watcher: stopping.Watcher | None) -> tuple[str, dict]:
+    """The run's status and why it stopped: ``decided`` (its verdict was in; a program
+    that ended because it was asked to is ``ok``), ``max_units`` (watched, it ran its
+    configured length undecided), ``finished`` (not watched: it ran its length), else
+    its status (``timeout``, ``capped``, ``failed``, ``crashed``)."""
+    decision = watcher.decided if watcher else None
+    if decision is not None:
+        if stopped_for in (None, "killed_after_stop") and returncode in stopping.STOPPED_EXITS:
+            status = "ok"
+        elif stopped_for == "killed_after_stop":
+            status = _status(returncode, None)
+        reason = "decided"
+    elif status == "ok":
+        reason = "max_units" if plan else "finished"
+    else:
+        reason = status
+    facts = {"stop_reason": reason, "max_units": plan.max_units if plan else None,
+             "looks": watcher.looks if watcher else None,
+             "look_confidence": watcher.confidence if watcher else None,
+             "decided_at_unit": decision["unit"] if decision else None,
+             "decided_at_s": round(decision["t"], 3) if decision else None,
+             "decided_verdict": decision["verdict"] if decision else None,
+             "decided_metrics": decision["metrics"] if decision else None}
+    return status, facts
+
+
 def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem_cap_bytes, smaps,
-             profiler_settings, python, box, rows, bad) -> dict:
+             profiler_settings, python, box, rows, bad, plan: stopping.Plan | None = None) -> dict:
     """Start the measured process in ``box``, sample it until it ends or is stopped,
     write samples and marks and read the profiler's files; the facts for ``meta.json``."""
     workdir = outdir / "work"
@@ -366,12 +415,14 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         os.close(ready_w)
         os.close(release_r)
         deadline = t0 + timeout_s
+        watcher = stopping.Watcher(plan, marks_path, _mark_record) if plan else None
         previous = {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS}
         try:
             hook = getattr(profiler_module, "at_end_of_work", None)
             stopped_for = _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadline,
                                              interval_s, smaps, mem_cap_bytes,
-                                             hook and (lambda pid: hook(pid, outdir)))
+                                             hook and (lambda pid: hook(pid, outdir)), watcher,
+                                             own_final_sample=not spec.command)
         finally:
             box.close()  # leftovers of the tree (daemonised ones included), whatever happened
             proc.wait()
@@ -390,7 +441,9 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
     mark_frame = _read_marks(marks_path, bad)
     mark_frame.to_parquet(outdir / "marks.parquet", index=False)
 
-    status = _status(proc.returncode, stopped_for)
+    status, stop_facts = _stop_facts(_status(proc.returncode, stopped_for), stopped_for, proc.returncode, plan,
+                                     watcher)
+    n_units = int(mark_frame["unit"].max()) if mark_frame["unit"].notna().any() else 0
     profile_status, profile_error = collect_profile(profiler_module, outdir, mark_frame)
     if wrapper and profiler != "plain":  # never `ok` for the wrong process
         profile_status, profile_error = "wrapper", "; ".join(filter(None, [wrapper, profile_error]))
@@ -402,7 +455,9 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         "cpu_s": round(cpu_s, 3),
         "peak_rss_bytes": int(max([0, *samples["rss_bytes"], *samples["vmhwm_bytes"]])),
         "n_samples": len(samples),
-        "n_units": int(mark_frame["unit"].max()) if mark_frame["unit"].notna().any() else 0,
+        "n_units": n_units,
+        "stopped_at_unit": n_units,
+        **stop_facts,
         "profile_status": profile_status,
         "profile_error": profile_error,
         "command": cmd,

@@ -67,21 +67,53 @@ def needed_units(n: int, slope: float, low: float, high: float, bar: float) -> f
     return n * max(1.0, (width / distance) ** (2 / 3))
 
 
+class RunSeries:
+    """One run's metric (``unit``, ``t``, ``value`` rows) after its warm-up, ready to be
+    judged alone at any number of units: the replay below and the runner's online
+    stopping (``leaklab.stopping``) judge a look the same way."""
+
+    def __init__(self, frame: pd.DataFrame, settings: ExperimentSettings, metric: str):
+        frame = frame.dropna(subset=["unit", "value"]).sort_values("unit")
+        post = frame[frame["unit"] > settings.warmup_units]
+        self.x, self.y, self.t = (post[c].to_numpy(dtype=float) for c in ("unit", "value", "t"))
+        self.first_value = float(frame["value"].iloc[0]) if len(frame) else math.nan
+        self.settings, self.metric = settings, metric
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def judge(self, n: int, confidence: float) -> verdicts.Judgement:
+        """The verdict on the first ``n`` units after the warm-up at ``confidence``."""
+        limit = self.settings.thresholds[self.metric]
+        retained = float(self.y[n - 1] - self.first_value) if self.settings.releases else math.nan
+        return verdicts.judge([(self.x[:n], self.y[:n])], retained=retained, confidence=confidence,
+                              leak_per_unit=limit.leak_per_unit, retained_threshold=limit.retained,
+                              releases=self.settings.releases, metric=self.metric, unit=self.settings.unit)
+
+
+def variant_decision(stop_verdicts: dict[str, str]) -> str | None:
+    """A run's variant verdict from its deciding metrics' first decisive looks
+    (``inconclusive`` while undecided), or None while it is not decided: a ``leak`` on
+    any metric decides at once (the most severe verdict, nothing can override it);
+    otherwise every metric must be decided, and the most severe of them is the verdict
+    (``verdicts.variant_verdicts``' rule; ``by_variant`` applies it across replicates)."""
+    found = set(stop_verdicts.values())
+    if "leak" in found:
+        return "leak"
+    if not found or "inconclusive" in found:
+        return None
+    return min(found, key=verdicts.VERDICTS.index)
+
+
 def replay_run(frame: pd.DataFrame, settings: ExperimentSettings, metric: str,
                max_units: int | None = None) -> dict:
     """One run's metric (``unit``, ``t``, ``value`` rows) judged at each look; where it was decided."""
-    frame = frame.dropna(subset=["unit", "value"]).sort_values("unit")
-    post = frame[frame["unit"] > settings.warmup_units]
-    x, y, t = (post[c].to_numpy(dtype=float) for c in ("unit", "value", "t"))
+    run = RunSeries(frame, settings, metric)
+    x, t = run.x, run.t
     limit = settings.thresholds[metric]
     schedule = looks(max_units or len(x))
     confidence = look_confidence(len(schedule))
-    common = dict(leak_per_unit=limit.leak_per_unit, retained_threshold=limit.retained,
-                  releases=settings.releases, metric=metric, unit=settings.unit)
-
-    def judged(n: int, level: float) -> verdicts.Judgement:
-        retained = float(y[n - 1] - frame["value"].iloc[0]) if settings.releases else math.nan
-        return verdicts.judge([(x[:n], y[:n])], retained=retained, confidence=level, **common)
+    judged = run.judge
 
     fixed = judged(len(x), CONFIDENCE) if len(x) else None
     out = {"recorded_units": int(x[-1]) if len(x) else 0, "recorded_seconds": float(t[-1]) if len(t) else math.nan,

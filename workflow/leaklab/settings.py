@@ -95,16 +95,20 @@ def thresholds(config: dict, experiment: str) -> dict[str, Threshold]:
 def resolve(config: dict) -> dict[str, ExperimentSettings]:
     """Every configured experiment's analysis settings."""
     experiments.configure(config)
-    resolved = {}
-    for name, entry in config["experiments"].items():
-        spec = experiments.get(name)
-        resolved[name] = ExperimentSettings(
-            name=name, unit=spec.unit, releases=spec.releases, baseline=spec.baseline,
-            warmup_units=int(entry.get("warmup_units", 1)), variants=tuple(entry["variants"]),
-            key_metrics=spec.key_metrics, thresholds=thresholds(config, name),
-            params=dict(entry.get("params", {})),
-        )
-    return resolved
+    return {name: resolve_one(config, name) for name in config["experiments"]}
+
+
+def resolve_one(config: dict, name: str) -> ExperimentSettings:
+    """One experiment's analysis settings (its command experiment already registered:
+    ``experiments.configure``), for a job that needs only its own (a stopped run)."""
+    entry = config["experiments"][name]
+    spec = experiments.get(name)
+    return ExperimentSettings(
+        name=name, unit=spec.unit, releases=spec.releases, baseline=spec.baseline,
+        warmup_units=int(entry.get("warmup_units", 1)), variants=tuple(entry["variants"]),
+        key_metrics=spec.key_metrics, thresholds=thresholds(config, name),
+        params=dict(entry.get("params", {})),
+    )
 
 
 def to_params(resolved: dict[str, ExperimentSettings]) -> dict[str, dict]:

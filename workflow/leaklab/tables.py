@@ -23,7 +23,8 @@ from leaklab import settings as leaklab_settings
 from leaklab.table_names import TABLES  # noqa: F401  (re-exported)
 
 RUN_COLUMNS = ["experiment", "variant", "profiler", "replicate", "status", "exit_code",
-               "wall_s", "cpu_s", "peak_rss_bytes", "n_samples", "n_units", "unit",
+               "wall_s", "cpu_s", "peak_rss_bytes", "n_samples", "n_units", "stop_reason", "stopped_at_unit",
+               "decided_at_unit", "unit",
                "scale", "profile_status", "profile_error", "bad_unit_lines"]
 
 

@@ -113,6 +113,12 @@ def run_params(wildcards):
     return canonical(params)
 
 
+def stop_params(wildcards):
+    """Sequential stopping's plan for this run (``leaklab.config.stop_plan``): empty when
+    it is off or the run is profiled, so only what a stopped run depends on re-runs it."""
+    return canonical(leaklab.config.stop_plan(config, wildcards.experiment, wildcards.profiler, wildcards.variant))
+
+
 def setup_command(wildcards):
     """A command experiment's setup step, its placeholders filled."""
     entry = config["experiments"][wildcards.experiment]

@@ -16,6 +16,7 @@ rule run_experiment:
         registry=run_spec,
         sampler=canonical(config["sampler"]),
         limits=canonical(config["limits"]),
+        stopping=stop_params,
     log:
         # the runner's own messages; the measured process's output is run.log in the run directory
         "results/logs/run/{experiment}/{variant}/{profiler}/rep{replicate}.log",

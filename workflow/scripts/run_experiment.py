@@ -18,6 +18,7 @@ meta = runner.run(
     interval_s=params.sampler["interval_s"], smaps=params.sampler["smaps"],
     timeout_s=params.limits["timeout_s"], mem_cap_bytes=params.limits["mem_cap_mb"] * 2**20,
     profiler_settings=params.profiler["settings"], scale=params.profiler["scale"],
+    stopping_plan=params.stopping or None,
 )
 print(f"{w.experiment}/{w.variant}/{w.profiler}/rep{w.replicate}: {meta['status']}, "
-      f"{meta['wall_s']:.1f} s, {meta['n_units']} {meta['unit']}s", file=sys.stderr)
+      f"{meta['wall_s']:.1f} s, {meta['n_units']} {meta['unit']}s ({meta['stop_reason']})", file=sys.stderr)

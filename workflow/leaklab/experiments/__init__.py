@@ -132,7 +132,13 @@ def cli(run: Callable[[str, dict, Path], object], variants: tuple[str, ...]) -> 
         args.workdir.mkdir(parents=True, exist_ok=True)
         # what run() returns stays alive through the end mark and the final sample
         # (and a profiler's end-of-work snapshot): a leak held until exit shows there
-        kept = run(args.variant, json.loads(args.params), args.workdir)
+        marks.stop_on_signal()  # a run decided early ends after its unit in progress
+        try:
+            kept = run(args.variant, json.loads(args.params), args.workdir)
+        except marks.StopRequested as stop:
+            # the traceback holds run()'s frames, and with them everything it kept:
+            # alive through the end mark and the final sample, as after a full run
+            kept = stop.__traceback__
         marks.finish()
         del kept
 

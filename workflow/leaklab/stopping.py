@@ -1,0 +1,153 @@
+"""Sequential stopping: a plain run ends as soon as its verdict is decided.
+
+The runner hands every sample it takes to a :class:`Watcher`, which follows the run's
+marks (``marks.jsonl``) as they arrive.  Each time the number of units after the
+warm-up reaches one of the looks fixed before the run (``sequential.looks`` between
+``min_units`` and the configured length), the run's series so far is judged alone, by
+the same rule as the tables, at each look's ``1 - 0.05/K`` confidence
+(``sequential.RunSeries``, Bonferroni over the K looks: the chance that any look gives
+a wrong decisive verdict stays at most 5 %).  A metric is decided at its first decisive
+look; the run is decided when its variant verdict is (``sequential.variant_decision``:
+a leak on any deciding metric, or every deciding metric decided).  The runner then asks
+the program to stop (``request_stop``): the run keeps its final sample, its marks and
+its files, and ``meta.json`` says why and where it stopped.
+
+Only plain runs are watched: a profiled run's RSS holds the profiler's own memory and
+its rows are never judged, so there is no verdict to reach early.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from leaklab import growth, sequential
+from leaklab.settings import FAMILIES, ExperimentSettings, deciding_metrics, from_params
+
+STOP_SIGNAL = signal.SIGTERM
+# After the stop signal, how long a program may take to finish its unit and exit before
+# it is killed (its marks and samples so far are kept either way).
+STOP_GRACE_S = 30.0
+# Exit statuses of a program that ended because it was asked to: 0 (it caught the
+# signal), killed by the signal, or a shell's 128 + signal.
+STOPPED_EXITS = frozenset({0, -STOP_SIGNAL, -signal.SIGKILL, 128 + STOP_SIGNAL})
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the runner needs to stop one run early: the experiment's analysis settings,
+    its configured length (the maximum) and the first look after the warm-up."""
+
+    settings: ExperimentSettings
+    max_units: int
+    min_units: int
+
+    @property
+    def looks(self) -> list[int]:
+        """Units after the warm-up at which the run is judged, fixed before it starts."""
+        return sequential.looks(max(1, self.max_units - self.settings.warmup_units), self.min_units)
+
+    @classmethod
+    def from_params(cls, data: dict | None) -> "Plan | None":
+        """The plan a rule's ``params.stopping`` carries (``leaklab.config.stop_plan``); None: not watched."""
+        if not data:
+            return None
+        settings = from_params({data["settings"]["name"]: data["settings"]})[data["settings"]["name"]]
+        return cls(settings, int(data["max_units"]), int(data["min_units"]))
+
+
+def _family_leaders(metrics: list[str]) -> list[str]:
+    """Deciding metrics without the followers of a family (USS follows RSS)."""
+    followers = {m for members in FAMILIES.values() for m in members[1:]}
+    leaders = {members[0] for members in FAMILIES.values()}
+    return [m for m in metrics if m not in followers or not leaders & set(metrics)]
+
+
+class Watcher:
+    """Follows a run's marks and says when its verdict is decided.
+
+    ``parse`` checks one line of ``marks.jsonl`` (the runner's own checker: the program
+    writes there, so a line is untrusted); a line it refuses is skipped here and counted
+    when the runner reads the file at the end."""
+
+    def __init__(self, plan: Plan, marks_path: os.PathLike, parse: Callable[[bytes], dict]):
+        self.plan, self.marks_path, self.parse = plan, marks_path, parse
+        self.looks = plan.looks
+        self.confidence = sequential.look_confidence(len(self.looks))
+        self.offset = 0
+        self.records: list[dict] = []
+        self.next_look = 0
+        self.stop_verdicts: dict[str, str] = {}
+        self.decided: dict | None = None  # verdict, unit and t of the deciding look
+
+    def _read_new(self) -> None:
+        try:
+            with open(self.marks_path, "rb") as feed:
+                feed.seek(self.offset)
+                chunk = feed.read()
+        except FileNotFoundError:
+            return
+        end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next poll
+        self.offset += end
+        for line in chunk[:end].split(b"\n"):
+            try:
+                record = self.parse(line) if line.strip() else None
+            except ValueError:
+                continue
+            if record and record["unit"] is not None and record["phase"] in growth.BOUNDARY_PHASES:
+                self.records.append(record)
+
+    def update(self, samples: list[dict]) -> dict | None:
+        """Read the marks that arrived; at a new look, judge the run so far.  Returns the
+        decision (``verdict``, ``unit``: the look's last unit, ``t``) once there is one."""
+        if self.decided is not None or self.next_look >= len(self.looks):
+            return self.decided
+        self._read_new()
+        warmup = self.plan.settings.warmup_units
+        n_post = len({r["unit"] for r in self.records if r["unit"] > warmup})
+        if n_post < self.looks[self.next_look]:
+            return None
+        while self.next_look + 1 < len(self.looks) and n_post >= self.looks[self.next_look + 1]:
+            self.next_look += 1  # marks arrived faster than the polls: judge the latest look reached
+        self._judge(self.looks[self.next_look], samples)
+        self.next_look += 1
+        return self.decided
+
+    def _judge(self, n: int, samples: list[dict]) -> None:
+        series = growth.unit_series(pd.DataFrame(samples), pd.DataFrame(self.records))
+        s = self.plan.settings
+        present = [m for m in deciding_metrics(s) if m in series and series[m].notna().any()]
+        t_look = None
+        for metric in _family_leaders(present):
+            if self.stop_verdicts.get(metric, "inconclusive") != "inconclusive":
+                continue  # decided at an earlier look: its first decisive look stands
+            run = sequential.RunSeries(series[["unit", "t", metric]].rename(columns={metric: "value"}), s, metric)
+            if len(run) < n:
+                self.stop_verdicts[metric] = "inconclusive"  # not measured at every unit: never decides
+                continue
+            self.stop_verdicts[metric] = run.judge(n, self.confidence).verdict
+            t_look = float(run.t[n - 1])
+            unit_look = int(run.x[n - 1])
+        verdict = sequential.variant_decision(self.stop_verdicts)
+        if verdict is not None and t_look is not None:
+            self.decided = {"verdict": verdict, "unit": unit_look, "t": t_look, "look": n,
+                            "metrics": dict(self.stop_verdicts)}
+
+
+def request_stop(pid: int, own_final_sample: bool) -> None:
+    """Ask the measured program to end: the process group gets ``STOP_SIGNAL``.  A
+    built-in experiment (``own_final_sample``) catches it, ends after the unit in progress
+    and takes its final sample through the marks' handshake; any other program (a
+    user's, the Go and C++ ones) ends as the signal's default action says, its final
+    sample taken by the runner just before."""
+    try:
+        if own_final_sample:
+            os.kill(pid, STOP_SIGNAL)  # the experiment itself: its own children are its business
+        else:
+            os.killpg(pid, STOP_SIGNAL)  # a shell and the program it runs alike
+    except ProcessLookupError:
+        pass
