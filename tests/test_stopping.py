@@ -1,0 +1,150 @@
+"""Sequential stopping, for real: runs of built-in experiments and of a user's own
+program are stopped by the runner once their verdict is decided, and keep their final
+sample and marks; undecided and unwatched runs run their configured length."""
+
+import copy
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from leaklab import config as leaklab_config
+from leaklab import experiments, runner, sequential, stopping
+
+MIB = 2**20
+STOPPING = {"sequential": True, "min_units": 5}
+
+
+@pytest.fixture
+def planted_config(root):
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["stopping"] = dict(STOPPING)
+    config["experiments"] = {"planted": config["experiments"]["planted"]}
+    config["experiments"]["planted"]["params"].update(steps=60)
+    return config
+
+
+def run_planted(config, variant, out):
+    plan = leaklab_config.stop_plan(config, "planted", "plain", variant)
+    params = leaklab_config.run_params(config, "planted", "plain", variant)
+    return runner.run("planted", variant, out, params, interval_s=0.02, timeout_s=120, stopping_plan=plan), plan
+
+
+def read(out):
+    return pd.read_parquet(out / "samples.parquet"), pd.read_parquet(out / "marks.parquet")
+
+
+def test_a_clear_leak_stops_decided_well_before_its_maximum_with_its_final_sample(planted_config, tmp_path):
+    meta, plan = run_planted(planted_config, "native_large", tmp_path)
+    assert plan["max_units"] == 60 and meta["max_units"] == 60
+    assert meta["status"] == "ok" and meta["exit_code"] == 0
+    assert meta["stop_reason"] == "decided" and meta["decided_verdict"] == "leak"
+    # decided at a look (units counted from the start, after a 2-unit warm-up), then
+    # stopped after the unit in progress: far short of 60
+    assert meta["decided_at_unit"] - 2 in meta["looks"] and meta["decided_at_unit"] <= 12
+    assert meta["decided_at_unit"] <= meta["stopped_at_unit"] == meta["n_units"] < 30
+    samples, marks = read(tmp_path)
+    assert samples["final"].sum() == 1 and samples["final"].iloc[-1]  # still taken, by the handshake
+    # the final sample still sees everything kept: 4 MiB per step up to the last unit
+    units = marks[marks["phase"] == "unit"]
+    assert list(units["unit"]) == list(range(1, meta["n_units"] + 1))
+    assert marks["phase"].iloc[-1] == "end"
+    assert samples["rss_bytes"].iloc[-1] >= units["rss_bytes"].iloc[-1] - MIB
+
+
+def test_a_stable_run_is_decided_stable_and_unwatched_it_runs_its_full_length(planted_config, tmp_path):
+    meta, _ = run_planted(planted_config, "zero", tmp_path / "on")
+    assert meta["stop_reason"] == "decided" and meta["decided_verdict"] == "stable"
+    assert meta["n_units"] < 60
+    assert set(meta["decided_metrics"]) >= {"rss_bytes", "malloc_in_use_bytes"}
+    planted_config["stopping"]["sequential"] = False
+    meta, plan = run_planted(planted_config, "zero", tmp_path / "off")
+    assert plan == {} and meta["stopping"] == {}
+    assert meta["stop_reason"] == "finished" and meta["n_units"] == meta["stopped_at_unit"] == 60
+    assert meta["decided_at_unit"] is None
+
+
+# A user's program, speaking the unit-line protocol: it reports `cache_bytes`, growing by
+# RATE per unit, and holds nothing itself; it does not handle SIGTERM (its default action
+# ends it).
+PROGRAM = """
+import os, sys, time
+rate, units = float(sys.argv[1]), int(sys.argv[2])
+with open(os.environ["LEAKLAB_UNITS"], "a") as out:
+    for unit in range(1, units + 1):
+        time.sleep(0.02)
+        out.write(f"{unit} cache_bytes={rate * unit:.0f}\\n")
+        out.flush()
+"""
+
+
+@pytest.fixture
+def own_program(tmp_path):
+    script = tmp_path / "prog.py"
+    script.write_text(PROGRAM)
+    config = {
+        "stopping": dict(STOPPING),
+        "experiments": {"prog": {
+            "command": f"{sys.executable} {script} {{rate}} {{units}}",
+            "variants": {"grows": {"params": {"rate": 8 * MIB}}, "on_the_bar": {"params": {"rate": MIB}}},
+            "params": {"units": 200}, "length_param": "units", "key_metrics": ["cache_bytes"],
+            "warmup_units": 1, "verdict": {"cache_bytes": {"leak_per_unit": 2 * MIB, "retained": 64 * MIB}},
+        }},
+        "verdict": {"metrics": {}},
+    }
+    experiments.configure(config)
+    yield config
+    experiments.configure({})
+
+
+def run_own(config, variant, out):
+    plan = leaklab_config.stop_plan(config, "prog", "plain", variant)
+    params = leaklab_config.run_params(config, "prog", "plain", variant)
+    return runner.run("prog", variant, out, params, interval_s=0.02, timeout_s=120, stopping_plan=plan)
+
+
+def test_a_users_program_is_stopped_with_sigterm_once_decided_and_keeps_its_final_sample(own_program, tmp_path):
+    meta = run_own(own_program, "grows", tmp_path)
+    assert meta["status"] == "ok" and meta["stop_reason"] == "decided" and meta["decided_verdict"] == "leak"
+    assert meta["exit_code"] == -stopping.STOP_SIGNAL  # ended by the signal's default action
+    assert meta["decided_metrics"]["cache_bytes"] == "leak"
+    assert meta["n_units"] < 40 and meta["wall_s"] < 20
+    samples, marks = read(tmp_path)
+    assert samples["final"].sum() == 1 and samples["final"].iloc[-1]  # the runner took it before the signal
+    units = marks[marks["phase"] == "unit"]["unit"]
+    assert list(units) == list(range(1, meta["n_units"] + 1))
+
+
+def test_a_run_whose_growth_sits_on_the_bar_runs_to_its_maximum(own_program, tmp_path):
+    """cache_bytes grows exactly at the bar (half the threshold): no look can decide it
+    (its interval is the bar itself), so the run goes to its configured length."""
+    meta = run_own(own_program, "on_the_bar", tmp_path)
+    assert meta["status"] == "ok" and meta["exit_code"] == 0
+    assert meta["stop_reason"] == "max_units" and meta["n_units"] == 200
+    assert meta["looks"] == sequential.looks(199)
+
+
+def test_profiled_runs_and_unknown_lengths_are_never_watched(own_program, planted_config):
+    assert leaklab_config.stop_plan(planted_config, "planted", "massif", "zero") == {}
+    no_length = copy.deepcopy(own_program)
+    del no_length["experiments"]["prog"]["length_param"]
+    assert leaklab_config.stop_plan(no_length, "prog", "plain", "grows") == {}
+    plan = leaklab_config.stop_plan(own_program, "prog", "plain", "grows")
+    assert plan["max_units"] == 200 and plan["min_units"] == 5
+    assert stopping.Plan.from_params(plan).settings.thresholds["cache_bytes"].leak_per_unit == 2 * MIB
+
+
+def test_the_default_first_look_is_the_time_to_verdict_tables(root):
+    assert leaklab_config.DEFAULT_MIN_UNITS == sequential.MIN_LOOK
+    schema = yaml.safe_load((root / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert schema["properties"]["stopping"]["properties"]["min_units"]["default"] == sequential.MIN_LOOK
+
+
+def test_a_length_param_that_is_not_a_whole_number_names_key_and_allowed(own_program):
+    bad = copy.deepcopy(own_program)
+    bad["experiments"]["prog"]["length_param"] = "rate"
+    bad["experiments"]["prog"]["variants"]["grows"]["params"]["rate"] = 0.5
+    with pytest.raises(leaklab_config.ConfigError, match=r"experiments.prog.length_param: 'rate' is not a whole-number "
+                                                         r"parameter of variant 'grows' \(it is 0.5\); allowed: units"):
+        leaklab_config._check_stopping(bad)
