@@ -19,7 +19,10 @@ baseline level, and the threshold is ``THRESHOLD`` of it per unit.
 | ``sub_threshold`` | a leak at a tenth of the threshold: reported, not scored | (leak) |
 
 Scores (``score``): per class, the share of each verdict; per verdict, precision and
-recall with Wilson 95 % intervals.  The real tier (``make accuracy``) runs programs
+recall with Wilson 95 % intervals.  With ``stopping`` every data set is also replayed
+the way sequential stopping runs it (``judge_case_stopped``, tier
+``synthetic_stopped``), so ``wrong`` can count the wrong verdicts with and without
+early stopping on the same data.  The real tier (``make accuracy``) runs programs
 with known behaviour through the pipeline and scores them the same way
 (``real_rows``).
 """
@@ -33,13 +36,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from leaklab import verdicts
+from leaklab import sequential, verdicts
+from leaklab.config import DEFAULT_STOP_ON
+from leaklab.settings import ExperimentSettings, Threshold
 
 LEVEL = 100.0 * 2**20   # the baseline the synthetic series sit on
 THRESHOLD = 0.001       # leak_per_unit: 0.1 % of the baseline per unit
 UNITS = 30              # post-warm-up units per run, as the default run's experiments
 REPLICATES = 2
 SCORED = ("leak", "settling", "retention", "stable")
+STOP_ON = tuple(DEFAULT_STOP_ON)  # the verdicts that end a run early by default (config ``stopping.stop_on``)
 
 
 @dataclass(frozen=True)
@@ -154,11 +160,65 @@ def judge_case(case: Case) -> str:
                           releases=case.releases, retained=retained, n_boot=200).verdict
 
 
-def synthetic_rows(draws: int, seed: int = 0, noise: Noise = Noise()) -> pd.DataFrame:
-    """One row per data set: tier, class, parameters, truth and the verdict given."""
-    rows = [{"tier": "synthetic", "case": c.cls, "detail": c.detail, "truth": c.truth, "verdict": judge_case(c)}
-            for c in cases(draws, seed, noise)]
+def stop_units(x: np.ndarray, y: np.ndarray, releases: bool, stop_on: tuple[str, ...] = STOP_ON) -> int:
+    """How many points of one run sequential stopping keeps (``leaklab.stopping``): the
+    run judged alone at each look of its length (``sequential.looks``, each at
+    ``1 - 0.05/K``), stopped at the first decisive one (``sequential.decisive``) whose
+    verdict may end a run (``stop_on``) after the unit in progress (a built-in
+    experiment finishes it before it ends), else kept whole."""
+    settings = ExperimentSettings(name="synthetic", unit="unit", releases=releases, baseline="", warmup_units=0,
+                                  thresholds={"rss_bytes": Threshold(THRESHOLD * LEVEL, 0.1 * LEVEL)})
+    run = sequential.RunSeries(pd.DataFrame({"unit": x, "t": x, "value": y}), settings, "rss_bytes")
+    schedule = sequential.looks(len(run))
+    confidence = sequential.look_confidence(len(schedule))
+    first = len(x) - len(run)  # unit 0 of a releasing run: before the first fill
+    for n in schedule:
+        judgement = run.judge(n, confidence)
+        if sequential.decisive(judgement) and judgement.verdict in stop_on:
+            return first + min(n + 1, len(run))
+    return len(x)
+
+
+def judge_case_stopped(case: Case, stop_on: tuple[str, ...] = STOP_ON) -> tuple[str, float]:
+    """The verdict the tables give when every run of the case was stopped early: each
+    replicate cut where sequential stopping ends it (``stop_units``), then the cut runs
+    judged together at 95 % (``judge_case``); and the mean units after the warm-up kept."""
+    cut = []
+    for x, y in case.series:
+        keep = stop_units(x, y, case.releases, stop_on)
+        cut.append((x[:keep], y[:keep]))
+    kept = float(np.mean([len(x) - (1 if case.releases else 0) for x, _ in cut]))
+    return judge_case(Case(case.cls, case.truth, case.detail, case.releases, cut)), kept
+
+
+def synthetic_rows(draws: int, seed: int = 0, noise: Noise = Noise(), stopping: bool = False,
+                   stop_on: tuple[str, ...] = STOP_ON) -> pd.DataFrame:
+    """One row per data set: tier, class, parameters, truth, the verdict given and the
+    units after the warm-up it was judged on; with ``stopping``, a second row per data
+    set (tier ``synthetic_stopped``) with the verdict after sequential stopping."""
+    rows = []
+    for c in cases(draws, seed, noise):
+        rows.append({"tier": "synthetic", "case": c.cls, "detail": c.detail, "truth": c.truth,
+                     "verdict": judge_case(c), "units": float(UNITS)})
+        if stopping:
+            verdict, kept = judge_case_stopped(c, stop_on)
+            rows.append({"tier": "synthetic_stopped", "case": c.cls, "detail": c.detail, "truth": c.truth,
+                         "verdict": verdict, "units": kept})
     return pd.DataFrame(rows)
+
+
+def wrong(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per tier, over the scored cases: data sets, wrong decisive verdicts (a verdict
+    that is not the truth and not ``inconclusive``), undecided ones, and the mean units
+    judged: what early stopping must not make worse, and what it saves."""
+    scored = rows[rows["case"] != "sub_threshold"]
+    decisive = scored["verdict"] != "inconclusive"
+    return pd.DataFrame({
+        "n": scored.groupby("tier").size(),
+        "wrong": (decisive & (scored["verdict"] != scored["truth"])).groupby(scored["tier"]).sum(),
+        "inconclusive": (~decisive).groupby(scored["tier"]).sum(),
+        "mean_units": scored.groupby("tier")["units"].mean(),
+    }).reset_index()
 
 
 def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -243,11 +303,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Score the verdict on seeded synthetic series of known class.")
     parser.add_argument("--draws", type=int, default=50, help="data sets per class and parameter set")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stopping", action="store_true",
+                        help="also replay every data set through sequential stopping and compare")
+    parser.add_argument("--stop-on", default=",".join(STOP_ON),
+                        help=f"verdicts that end a run early (default {','.join(STOP_ON)})")
     args = parser.parse_args(argv)
-    rows = synthetic_rows(args.draws, args.seed)
+    rows = synthetic_rows(args.draws, args.seed, stopping=args.stopping, stop_on=tuple(args.stop_on.split(",")))
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print(by_case(rows).to_string(index=False))
         print(score(rows).round(4).to_string(index=False))
+        print(wrong(rows).to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,10 @@ MIN_POST_WARMUP_UNITS = 3
 # the looks of sequential stopping are counted in marks, so they run their full length.
 MARKED_BY_THE_SECOND = ("duckdb_load",)
 DEFAULT_MIN_UNITS = 5  # sequential.MIN_LOOK (not imported: the Snakefile's parse stays light)
+# The verdicts that end a run early unless ``stopping.stop_on`` says otherwise: not
+# ``stable``, which claims no growth over units a stopped run never ran (a step or an
+# onset after the stop; README "Sequential stopping" has the accuracy figures).
+DEFAULT_STOP_ON = ("leak", "retention", "settling")
 
 
 # Documented maxima of the built-in experiments' parameters: far above every default and
@@ -303,6 +307,7 @@ def stop_plan(config: dict, name: str, profiler: str, variant: str) -> dict[str,
     if not stopping.get("sequential", False) or max_units is None:
         return {}
     return {"max_units": max_units, "min_units": int(stopping.get("min_units", DEFAULT_MIN_UNITS)),
+            "stop_on": list(stopping.get("stop_on", DEFAULT_STOP_ON)),
             "settings": dataclasses.asdict(settings.resolve_one(config, name))}
 
 

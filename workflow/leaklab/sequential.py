@@ -4,7 +4,7 @@ A run is looked at after a fixed, geometric set of units past the warm-up
 (``looks``: ``MIN_LOOK`` units, then every ``LOOK_GROWTH`` times as many, and the
 run's full length), each look judged by the same rule as the tables
 (``verdicts.judge``) on that run alone.  It is decided at the first look whose verdict
-is not ``inconclusive``.
+is not ``inconclusive`` and was reached with every check of the rule (``decisive``).
 
 Looking again and again at growing data and stopping at the first decisive answer
 would inflate the error rate if every look used the 95 % interval.  Each of the K looks
@@ -91,6 +91,25 @@ class RunSeries:
                               releases=self.settings.releases, metric=self.metric, unit=self.settings.unit)
 
 
+def decisive(judgement: verdicts.Judgement) -> bool:
+    """Whether a look decides: its verdict is not ``inconclusive``, and a ``leak`` was
+    reached with the rule's checks on the halves of the window (the late half still
+    grows, the growth does not decelerate), each half with its interval at the look's
+    confidence.  ``verdicts.decide`` calls a leak on the whole window alone when a half
+    is too short for an interval (fewer than 2 x ``MIN_UNITS`` units, or at a look's
+    stricter confidence): those checks only ever hold a leak back, so without them a look
+    would decide on less than the full-length rule asks for, and in the labelled accuracy
+    tier saturating curves were then called leaks (README "Sequential stopping").
+    ``stable`` and ``retention`` never consult the halves, ``settling`` is reached only
+    through them."""
+    if judgement.verdict == "inconclusive":
+        return False
+    if judgement.verdict != "leak":
+        return True
+    w = judgement.windows
+    return not (w.late is None or w.early is None or math.isnan(w.late.ci_low) or math.isnan(w.early.ci_low))
+
+
 def variant_decision(stop_verdicts: dict[str, str]) -> str | None:
     """A run's variant verdict from its deciding metrics' first decisive looks
     (``inconclusive`` while undecided), or None while it is not decided: a ``leak`` on
@@ -124,7 +143,7 @@ def replay_run(frame: pd.DataFrame, settings: ExperimentSettings, metric: str,
         if n > len(x):
             break
         last = judged(n, confidence)
-        if last.verdict != "inconclusive":
+        if decisive(last):
             return {**out, "stop_units": int(x[n - 1]), "stop_seconds": float(t[n - 1]), "stop_verdict": last.verdict,
                     "needed_units": int(x[n - 1]), "needed_seconds": float(t[n - 1])}
     whole = last.windows.whole if last else None

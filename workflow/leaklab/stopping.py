@@ -6,9 +6,12 @@ warm-up reaches one of the looks fixed before the run (``sequential.looks`` betw
 ``min_units`` and the configured length), the run's series so far is judged alone, by
 the same rule as the tables, at each look's ``1 - 0.05/K`` confidence
 (``sequential.RunSeries``, Bonferroni over the K looks: the chance that any look gives
-a wrong decisive verdict stays at most 5 %).  A metric is decided at its first decisive
-look; the run is decided when its variant verdict is (``sequential.variant_decision``:
-a leak on any deciding metric, or every deciding metric decided).  The runner then asks
+a wrong decisive interval stays at most 5 %).  A metric is decided at its first decisive
+look (``sequential.decisive``: a leak only with the checks on the window's halves); the
+run is decided when its variant verdict is (``sequential.variant_decision``: a leak on
+any deciding metric, or every deciding metric decided) and that verdict is one that may
+end a run (``stop_on``; by default not ``stable``, which would speak for units the run
+never ran).  The runner then asks
 the program to stop (``request_stop``): the run keeps its final sample, its marks and
 its files, and ``meta.json`` says why and where it stopped.
 
@@ -45,6 +48,7 @@ class Plan:
     settings: ExperimentSettings
     max_units: int
     min_units: int
+    stop_on: tuple[str, ...] = ("leak", "retention", "settling")
 
     @property
     def looks(self) -> list[int]:
@@ -57,7 +61,7 @@ class Plan:
         if not data:
             return None
         settings = from_params({data["settings"]["name"]: data["settings"]})[data["settings"]["name"]]
-        return cls(settings, int(data["max_units"]), int(data["min_units"]))
+        return cls(settings, int(data["max_units"]), int(data["min_units"]), tuple(data["stop_on"]))
 
 
 def _family_leaders(metrics: list[str]) -> list[str]:
@@ -129,11 +133,12 @@ class Watcher:
             if len(run) < n:
                 self.stop_verdicts[metric] = "inconclusive"  # not measured at every unit: never decides
                 continue
-            self.stop_verdicts[metric] = run.judge(n, self.confidence).verdict
+            judgement = run.judge(n, self.confidence)
+            self.stop_verdicts[metric] = judgement.verdict if sequential.decisive(judgement) else "inconclusive"
             t_look = float(run.t[n - 1])
             unit_look = int(run.x[n - 1])
         verdict = sequential.variant_decision(self.stop_verdicts)
-        if verdict is not None and t_look is not None:
+        if verdict in self.plan.stop_on and t_look is not None:
             self.decided = {"verdict": verdict, "unit": unit_look, "t": t_look, "look": n,
                             "metrics": dict(self.stop_verdicts)}
 
