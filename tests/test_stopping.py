@@ -156,3 +156,36 @@ def test_a_length_param_that_is_not_a_whole_number_names_key_and_allowed(own_pro
     with pytest.raises(leaklab_config.ConfigError, match=r"experiments.prog.length_param: 'rate' is not a whole-number "
                                                          r"parameter of variant 'grows' \(it is 0.5\); allowed: units"):
         leaklab_config._check_stopping(bad)
+
+
+def test_the_nightly_profile_keeps_fixed_length_whatever_the_config_says(root):
+    """The profile's `config:` entries are parsed as Snakemake parses --config (nested
+    values as strings), then read back and checked like any config."""
+    from snakemake.cli import parse_config
+    from snakemake.utils import update_config
+
+    from leaklab import validation
+
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["stopping"] = {"sequential": True, "min_units": 8}
+    profile = yaml.safe_load((root / "profiles" / "nightly" / "config.yaml").read_text())
+    update_config(config, parse_config(profile["config"]))
+    validation.check_before_schema(config, root / "workflow" / "schemas" / "config.schema.yaml")
+    assert config["stopping"] == {"sequential": False, "min_units": 8}
+    assert leaklab_config.stop_plan(config, "planted", "plain", "zero") == {}
+
+
+@pytest.mark.parametrize("stopping, message", [
+    ({"sequential": "yes"}, "stopping.sequential: 'yes' is not a boolean"),
+    ({"min_units": 1}, "stopping.min_units: 1 is out of range; allowed: >= 3"),
+    ({"stop_on": ["leak", "leaks"]}, "stopping.stop_on.1: 'leaks'; allowed: leak, retention, settling, stable"),
+    ({"sequentail": True}, "stopping: unknown key 'sequentail'; allowed: min_units, sequential, stop_on"),
+])
+def test_a_bad_stopping_block_names_the_key_and_what_is_allowed(root, stopping, message):
+    from leaklab import validation
+
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["stopping"] = stopping
+    with pytest.raises(validation.ConfigError) as err:
+        validation.check_before_schema(config, root / "workflow" / "schemas" / "config.schema.yaml")
+    assert str(err.value) == message

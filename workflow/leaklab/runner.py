@@ -174,7 +174,7 @@ def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadli
                 protocol.poll(row["t"], proc.pid)
         final_taken = final_taken or final
         if watcher is not None and row is not None and not final_taken and watcher.decided is None \
-                and watcher.update(rows) is not None:
+                and watcher.update(rows) is not None and watcher.cuts_short():
             if not own_final_sample:
                 rows[-1]["final"] = final_taken = True  # taken while it still held everything
             stopping.request_stop(proc.pid, own_final_sample)
@@ -338,12 +338,12 @@ def _after_runner_error(outdir: Path, rows: list[dict], bad: unit_protocol.BadLi
 
 def _stop_facts(status: str, stopped_for: str | None, returncode: int, plan: stopping.Plan | None,
                 watcher: stopping.Watcher | None) -> tuple[str, dict]:
-    """The run's status and why it stopped: ``decided`` (its verdict was in; a program
-    that ended because it was asked to is ``ok``), ``max_units`` (watched, it ran its
-    configured length undecided), ``finished`` (not watched: it ran its length), else
+    """The run's status and why it stopped: ``decided`` (its verdict was in before its
+    last look; a program that ended because it was asked to is ``ok``), ``max_units``
+    (watched, it ran its configured length, decided at its last look or not at all), ``finished`` (not watched: it ran its length), else
     its status (``timeout``, ``capped``, ``failed``, ``crashed``)."""
     decision = watcher.decided if watcher else None
-    if decision is not None:
+    if decision is not None and watcher.cuts_short():
         if stopped_for in (None, "killed_after_stop") and returncode in stopping.STOPPED_EXITS:
             status = "ok"
         elif stopped_for == "killed_after_stop":
@@ -353,6 +353,7 @@ def _stop_facts(status: str, stopped_for: str | None, returncode: int, plan: sto
         reason = "max_units" if plan else "finished"
     else:
         reason = status
+    # a decision at the last look (the configured length) cut nothing: max_units, with its verdict
     facts = {"stop_reason": reason, "max_units": plan.max_units if plan else None,
              "looks": watcher.looks if watcher else None,
              "look_confidence": watcher.confidence if watcher else None,

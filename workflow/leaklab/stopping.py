@@ -121,6 +121,11 @@ class Watcher:
         self.next_look += 1
         return self.decided
 
+    def cuts_short(self) -> bool:
+        """Whether the decision came before the last look: at the last one (the
+        configured length) the program is ending anyway and is not signalled."""
+        return self.decided is not None and self.decided["look"] < self.looks[-1]
+
     def _judge(self, n: int, samples: list[dict]) -> None:
         series = growth.unit_series(pd.DataFrame(samples), pd.DataFrame(self.records))
         s = self.plan.settings

@@ -122,8 +122,23 @@ def check_schema(config: dict, schema_path: str | Path) -> None:
         raise ConfigError(schema_error_line(error))
 
 
+def stopping_from_command_line(config: dict) -> None:
+    """``--config stopping={sequential: false}`` (the nightly profile's fixed length)
+    reaches the config as strings: Snakemake reads nested command-line values with
+    YAML's BaseLoader.  The stopping block's booleans and whole numbers are read back
+    here; anything else is left for the schema to report."""
+    block = config.get("stopping")
+    if not isinstance(block, dict):
+        return
+    if isinstance(block.get("sequential"), str) and block["sequential"].lower() in ("true", "false"):
+        block["sequential"] = block["sequential"].lower() == "true"
+    if isinstance(block.get("min_units"), str) and block["min_units"].isdigit():
+        block["min_units"] = int(block["min_units"])
+
+
 def check_before_schema(config: dict, schema_path: str | Path) -> None:
     """Finite numbers, plain ids, known experiments, then the schema."""
+    stopping_from_command_line(config)
     _check_finite(config, "")
     _check_ids(config)
     check_schema(config, schema_path)
