@@ -308,7 +308,10 @@ def stop_plan(config: dict, name: str, profiler: str, variant: str) -> dict[str,
         return {}
     return {"max_units": max_units, "min_units": int(stopping.get("min_units", DEFAULT_MIN_UNITS)),
             "stop_on": list(stopping.get("stop_on", DEFAULT_STOP_ON)),
-            "settings": dataclasses.asdict(settings.resolve_one(config, name))}
+            # only what the looks read (thresholds, warm-up, unit, key metrics): another
+            # variant, baseline or parameter must not re-run this run
+            "settings": dataclasses.asdict(dataclasses.replace(settings.resolve_one(config, name), variants=(),
+                                                               baseline="", params={}))}
 
 
 def _check_stopping(config: dict) -> None:
