@@ -190,7 +190,8 @@ def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadli
         if box.oom_killed() or (mem_cap_bytes and row and max(row["rss_bytes"], row["cgroup_bytes"] or 0) > mem_cap_bytes):
             stopped_for = "capped"
         elif time.monotonic() > deadline:
-            stopped_for = "timeout" if watcher is None or watcher.decided is None else "killed_after_stop"
+            # past the grace after the stop signal: killed, but stopped because it was decided
+            stopped_for = "killed_after_stop" if watcher is not None and watcher.cuts_short() else "timeout"
         if stopped_for:
             box.stop()
             proc.wait()
@@ -340,8 +341,9 @@ def _stop_facts(status: str, stopped_for: str | None, returncode: int, plan: sto
                 watcher: stopping.Watcher | None) -> tuple[str, dict]:
     """The run's status and why it stopped: ``decided`` (its verdict was in before its
     last look; a program that ended because it was asked to is ``ok``), ``max_units``
-    (watched, it ran its configured length, decided at its last look or not at all), ``finished`` (not watched: it ran its length), else
-    its status (``timeout``, ``capped``, ``failed``, ``crashed``)."""
+    (watched, it ran its configured length: a decision at the last look cut nothing),
+    ``finished`` (not watched: it ran its length), else its status (``timeout``,
+    ``capped``, ``failed``, ``crashed``)."""
     decision = watcher.decided if watcher else None
     if decision is not None and watcher.cuts_short():
         if stopped_for in (None, "killed_after_stop") and returncode in stopping.STOPPED_EXITS:
@@ -353,7 +355,6 @@ def _stop_facts(status: str, stopped_for: str | None, returncode: int, plan: sto
         reason = "max_units" if plan else "finished"
     else:
         reason = status
-    # a decision at the last look (the configured length) cut nothing: max_units, with its verdict
     facts = {"stop_reason": reason, "max_units": plan.max_units if plan else None,
              "looks": watcher.looks if watcher else None,
              "look_confidence": watcher.confidence if watcher else None,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from leaklab import growth, sequential
+from leaklab.config import DEFAULT_STOP_ON
 from leaklab.settings import FAMILIES, ExperimentSettings, deciding_metrics, from_params
 
 STOP_SIGNAL = signal.SIGTERM
@@ -48,7 +49,7 @@ class Plan:
     settings: ExperimentSettings
     max_units: int
     min_units: int
-    stop_on: tuple[str, ...] = ("leak", "retention", "settling")
+    stop_on: tuple[str, ...] = DEFAULT_STOP_ON
 
     @property
     def looks(self) -> list[int]:
@@ -65,10 +66,14 @@ class Plan:
 
 
 def _family_leaders(metrics: list[str]) -> list[str]:
-    """Deciding metrics without the followers of a family (USS follows RSS)."""
-    followers = {m for members in FAMILIES.values() for m in members[1:]}
-    leaders = {members[0] for members in FAMILIES.values()}
-    return [m for m in metrics if m not in followers or not leaders & set(metrics)]
+    """Deciding metrics without a family's followers: the first member present decides
+    for the family, as in the tables (``verdicts.harmonise_families``): USS follows RSS."""
+    leaders = []
+    for metric in metrics:
+        members = next((family for family in FAMILIES.values() if metric in family), (metric,))
+        if next(m for m in members if m in metrics) == metric:
+            leaders.append(metric)
+    return leaders
 
 
 class Watcher:
