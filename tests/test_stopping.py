@@ -189,3 +189,55 @@ def test_a_bad_stopping_block_names_the_key_and_what_is_allowed(root, stopping, 
     with pytest.raises(validation.ConfigError) as err:
         validation.check_before_schema(config, root / "workflow" / "schemas" / "config.schema.yaml")
     assert str(err.value) == message
+
+
+SMALL = """
+replicates: 1
+profilers: [plain]
+sampler: {interval_s: 0.02, smaps: true}
+limits: {timeout_s: 120, mem_cap_mb: 2048}
+stopping: {sequential: true}
+experiments:
+  planted:
+    variants: [zero, native_large]
+    warmup_units: 2
+    params: {steps: 60, interval_s: 0.01}
+    verdict:
+      rss_bytes: {leak_per_unit: 65536}
+      malloc_in_use_bytes: {leak_per_unit: 65536}
+"""
+
+
+@pytest.mark.e2e
+def test_the_plan_reaches_the_runs_through_params_and_runs_carry_why_they_stopped(root, tmp_path):
+    """Through Snakemake: the leak is stopped, the stable run goes to its maximum, the
+    `runs` table says so; a changed `stopping` re-runs the watched runs, and with
+    stopping off a threshold change re-runs none."""
+    import subprocess
+
+    from leaklab import tables
+
+    (tmp_path / "config.yaml").write_text(SMALL)
+    targets = [f"results/runs/planted/{v}/plain/rep1/meta.json" for v in ("zero", "native_large")]
+
+    def snakemake(*args):
+        return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"),
+                               "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
+                               "--cores", "2", *targets, *args], capture_output=True, text=True, cwd=root)
+
+    done = snakemake()
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs_dir = tmp_path / "results" / "runs" / "planted"
+    config = yaml.safe_load(SMALL)
+    built = tables.build([runs_dir / v / "plain" / "rep1" for v in ("zero", "native_large")], config)
+    runs = built["runs"].set_index("variant")
+    assert runs.loc["native_large", "stop_reason"] == "decided" and runs.loc["native_large", "stopped_at_unit"] < 30
+    assert runs.loc["zero", "stop_reason"] == "max_units" and runs.loc["zero", "stopped_at_unit"] == 60
+    again = snakemake("-n", "--config", "stopping={min_units: 8}")
+    assert again.returncode == 0 and "run_experiment        2" in again.stdout, again.stdout[-2000:]
+    (tmp_path / "config.yaml").write_text(SMALL.replace("sequential: true", "sequential: false"))
+    assert snakemake().returncode == 0
+    (tmp_path / "config.yaml").write_text(SMALL.replace("sequential: true", "sequential: false")
+                                          .replace("rss_bytes: {leak_per_unit: 65536}", "rss_bytes: {leak_per_unit: 131072}"))
+    threshold = snakemake("-n")
+    assert threshold.returncode == 0 and "run_experiment" not in threshold.stdout, threshold.stdout[-2000:]
