@@ -122,6 +122,19 @@ def test_verdict_flip_counts_inconclusive_does_not(store, tmp_path):
     assert history.exit_code(found[~found["counts"]]) == 0
 
 
+def test_a_system_wide_metric_is_reported_but_never_counts(store, tmp_path):
+    """The kernel's slab moves with every process on the host: a flip there is no regression."""
+    slab = pd.DataFrame([("fd_leak", "plain", "close", "slab_bytes", "rotation", 0.0, -300.0, 300.0, "stable")],
+                        columns=["experiment", "profiler", "variant", "metric", "unit", "growth_per_unit", "ci_low",
+                                 "ci_high", "verdict"]).assign(n_replicates=3)
+    add_night(store, tmp_path, "2024-05-01", growth=pd.concat([growth_table(), slab], ignore_index=True))
+    moved = slab.assign(growth_per_unit=5000.0, ci_low=4000.0, ci_high=6000.0, verdict="leak")
+    second = add_night(store, tmp_path, "2024-05-02", growth=pd.concat([growth_table(), moved], ignore_index=True))
+    found = history.regressions(store, second)
+    assert set(found["kind"]) == {"verdict_flip", "growth_moved"} and set(found["metric"]) == {"slab_bytes"}
+    assert not found["counts"].any() and history.exit_code(found) == 0
+
+
 def test_previous_night_is_on_the_same_host_and_code(store, tmp_path):
     first = add_night(store, tmp_path, "2024-05-01")
     other_host = {**META, "host": {**META["host"], "hostname": "laptop"}}

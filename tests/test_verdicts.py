@@ -327,6 +327,15 @@ def test_the_variant_verdict_is_the_most_severe_deciding_metric_and_names_it():
     assert growth["decides"].sum() == 2
 
 
+def test_a_finding_is_named_by_the_key_metric_that_shows_where_the_memory_is():
+    units = pd.concat([units_table(MIB, variant="capi-real", seed=s, noise=0.01 * MIB, metric=m)
+                       for s, m in ((25, "rss_bytes"), (26, "malloc_in_use_bytes"))], ignore_index=True)
+    growth = verdicts.pooled_growth(verdicts.replicate_slopes(units, 1), RESOLVED, units)
+    assert set(growth["verdict"]) == {"leak"}
+    decided = verdicts.variant_verdicts(growth, RESOLVED).set_index("variant")
+    assert decided.loc["capi-real", ["verdict", "metric"]].to_list() == ["leak", "malloc_in_use_bytes"]
+
+
 def test_profiled_runs_are_never_judged():
     units = units_table(32 * MIB, noise=MIB, seed=3).assign(profiler="heaptrack")
     row = only(judge(units), metric="rss_bytes")

@@ -72,7 +72,7 @@ def test_verdicts_show_the_physics(results):
     assert verdict(growth, "duckdb_load", "load_on", "rss_bytes")["unit"] == "dropped table"
     # one verdict per variant, from the metric that decided it
     decided = pd.read_csv(results / "results" / "tables" / "variant_verdicts.csv").set_index(["experiment", "variant"])
-    assert decided.loc[("rocksdb_merge", "capi-real"), ["verdict", "metric"]].to_list() == ["leak", "rss_bytes"]
+    assert decided.loc[("rocksdb_merge", "capi-real"), ["verdict", "metric"]].to_list() == ["leak", "malloc_in_use_bytes"]
     assert decided.loc[("fd_leak", "leak"), ["verdict", "metric"]].to_list() == ["leak", "deleted_fds"]
     assert decided.loc[("dict_shrink", "dict"), ["verdict", "metric"]].to_list() == ["retention", "dict_size_bytes"]
     for variant in ("binding-real", "capi_fixed-real", "capi-dummy", "binding-dummy"):

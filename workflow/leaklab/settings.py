@@ -68,12 +68,15 @@ def family(metric: str) -> str:
     return next((name for name, members in FAMILIES.items() if metric in members), metric)
 
 
-def deciding_metrics(s: ExperimentSettings) -> list[str]:
+def deciding_metrics(s: ExperimentSettings, verdict: str = "stable") -> list[str]:
     """The metrics a variant's verdict is taken from, in order of preference among equal
-    verdicts: resident memory, the experiment's own key metrics, then the rest
-    (system-wide metrics never decide)."""
+    verdicts (system-wide metrics never decide).  An all-clear (``stable``,
+    ``inconclusive``) is named by resident memory, the symptom users watch; a finding
+    (``leak``, ``retention``, ``settling``) by the experiment's own key metrics first,
+    because they say where the memory is (the dict's table, the native heap), where RSS
+    would say the same of a variant that only keeps freed pages."""
     judged = [m for m in s.thresholds if m not in SYSTEM_WIDE]
-    first = ["rss_bytes", *s.key_metrics]
+    first = ["rss_bytes", *s.key_metrics] if verdict in ("stable", "inconclusive") else [*s.key_metrics, "rss_bytes"]
     return [m for m in first if m in judged] + sorted(m for m in judged if m not in first)
 
 

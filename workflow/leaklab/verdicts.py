@@ -331,7 +331,7 @@ def harmonise_families(growth: pd.DataFrame,
 def variant_verdicts(growth: pd.DataFrame,
                      resolved: Mapping[str, leaklab_settings.ExperimentSettings] | None = None) -> pd.DataFrame:
     """One verdict per experiment x variant (plain runs): the most severe of its deciding
-    metrics (``settings.deciding_metrics``, whose order breaks ties), with the metric
+    metrics (``settings.deciding_metrics``, whose order for that verdict breaks ties), with the metric
     that decided it (``row``: its index in ``growth``)."""
     if growth.empty:
         return pd.DataFrame(columns=[*VARIANT_COLUMNS, "row"])
@@ -340,13 +340,15 @@ def variant_verdicts(growth: pd.DataFrame,
     rows = []
     for (experiment, _, _), group in judged.groupby(["experiment", "variant", "profiler"], sort=True):
         s = (resolved or {}).get(experiment)
-        preference = leaklab_settings.deciding_metrics(s) if s else ["rss_bytes"]
-        candidates = group[group["metric"].isin(preference) | (s is None and ~group["metric"].isin(
+        allowed = leaklab_settings.deciding_metrics(s) if s else ["rss_bytes"]
+        candidates = group[group["metric"].isin(allowed) | (s is None and ~group["metric"].isin(
             leaklab_settings.SYSTEM_WIDE))]
         if candidates.empty:
             continue
-        position = candidates["metric"].map({m: i for i, m in enumerate(preference)}).fillna(len(preference))
-        best = candidates.loc[(candidates["verdict"].map(rank) * 1000 + position).idxmin()]
+        severest = candidates.loc[candidates["verdict"].map(rank).idxmin(), "verdict"]
+        tied = candidates[candidates["verdict"] == severest]
+        preference = leaklab_settings.deciding_metrics(s, severest) if s else ["rss_bytes"]
+        best = tied.loc[tied["metric"].map({m: i for i, m in enumerate(preference)}).fillna(len(preference)).idxmin()]
         rows.append({**{c: best[c] for c in VARIANT_COLUMNS}, "row": best.name})
     return pd.DataFrame(rows, columns=[*VARIANT_COLUMNS, "row"])
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from leaklab.amounts import amount
 from leaklab.history import store
+from leaklab.settings import SYSTEM_WIDE
 
 GROUP_KEYS = ["experiment", "variant", "profiler", "metric"]
 CONCLUSIVE = ("leak", "stable", "retention")
@@ -141,7 +142,9 @@ def compare(nights: pd.DataFrame, growth: pd.DataFrame, night_id: str, same_code
       tonight's ``growth`` lacks (a run that failed or a dropped experiment); the runs
       table says why.
 
-    A row may have both a ``verdict_flip`` and a ``growth_moved`` entry.
+    A row may have both a ``verdict_flip`` and a ``growth_moved`` entry.  Rows of a
+    system-wide metric (``settings.SYSTEM_WIDE``: the kernel's slab) are reported but
+    never count: every other process on the host moves them too.
     """
     nights, growth = nights.copy(), growth.copy()
     for column in ("diff_sha256", "versions_json", "hostname", "commit"):
@@ -225,7 +228,7 @@ def compare(nights: pd.DataFrame, growth: pd.DataFrame, night_id: str, same_code
     result = pd.DataFrame(rows, columns=REGRESSION_COLUMNS)
     if result.empty:
         return result
-    result["counts"] = result["counts"].astype(bool)
+    result["counts"] = result["counts"].astype(bool) & ~result["metric"].isin(SYSTEM_WIDE)
     return result.sort_values(["counts", *GROUP_KEYS, "kind"], ascending=[False, True, True, True, True, True],
                               kind="stable").reset_index(drop=True)
 
