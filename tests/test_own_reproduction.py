@@ -59,7 +59,9 @@ def test_a_runaway_is_capped_and_its_samples_kept(own_run):
     runs = pd.read_csv(results / "tables" / "runs.csv").set_index(["variant", "profiler", "replicate"])
     runaway = runs.loc[("runaway", "plain", 1)]
     assert runaway["status"] == "capped"
-    assert 300 * MIB < runaway["peak_rss_bytes"] < 600 * MIB  # stopped within a few samples of the cap
+    # the run's cgroup holds it at the cap (the last sample lands at or just below it);
+    # without a cgroup the sampler stops it within a few samples past the cap
+    assert 150 * MIB < runaway["peak_rss_bytes"] < 600 * MIB
     samples = pd.read_parquet(results / "runs" / "c_cache" / "runaway" / "plain" / "rep1" / "samples.parquet")
     assert len(samples) > 3
     assert set(runs.drop(index="runaway", level="variant")["status"]) == {"ok"}

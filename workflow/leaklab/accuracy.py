@@ -273,7 +273,7 @@ DUCKDB_TRUTH = {"0.3.2": ("leak",), "0.3.3": ("stable", "settling")}
 def real_rows(variant_verdicts: pd.DataFrame, sweep: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per real program: what it is known to do and the verdict it got.
 
-    The ``planted`` variants' truths are the controls' (``controls.expected_verdict``);
+    The ``planted`` variants' truths are the controls' (``controls.allowed_verdicts``);
     the DuckDB pair comes from the version sweep's ``load_on`` runs.
     """
     from leaklab import controls
@@ -281,9 +281,9 @@ def real_rows(variant_verdicts: pd.DataFrame, sweep: pd.DataFrame | None = None)
     rows = []
     planted = variant_verdicts[(variant_verdicts["experiment"] == "planted") & (variant_verdicts["profiler"] == "plain")]
     for r in planted.itertuples():
-        truth = controls.expected_verdict(r.variant)
         rows.append({"tier": "real", "case": f"planted/{r.variant}", "detail": f"decided by {r.metric}",
-                     "truth": truth, "verdict": r.verdict, "correct": r.verdict == truth})
+                     "truth": controls.expected_verdict(r.variant), "verdict": r.verdict,
+                     "correct": r.verdict in controls.allowed_verdicts(r.variant)})
     if sweep is not None and not sweep.empty and "variant_verdict" in sweep:
         on = sweep[(sweep["variant"] == "load_on")].drop_duplicates("version")
         for r in on.itertuples():
