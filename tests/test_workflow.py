@@ -182,7 +182,7 @@ def test_planted_controls_pass_and_give_the_sensitivity(results):
     summary = (results / "results" / "summary.md").read_text()
     assert "**Controls: passed** (5 planted variants)." in summary
     assert "| rocksdb_merge | capi-real | rss_bytes | **leak** |" in summary
-    assert "| rocksdb_merge | capi-real | **leak** | rss_bytes |" in summary  # the verdict per variant
+    assert "| rocksdb_merge | capi-real | **leak** | malloc_in_use_bytes |" in summary  # the verdict per variant
     # sensitivity per experiment, in its own units, from leaks planted into its baseline
     sensitivity = pd.read_csv(results / "results" / "tables" / "sensitivity.csv").set_index(["experiment", "metric"])
     rocksdb = sensitivity.loc[("rocksdb_merge", "rss_bytes")]
