@@ -68,6 +68,13 @@ def family(metric: str) -> str:
     return next((name for name, members in FAMILIES.items() if metric in members), metric)
 
 
+def family_leaders(metrics: list[str]) -> list[str]:
+    """The metrics that decide for their family, in the order given: the first member
+    of each family present (``FAMILIES`` order: USS follows RSS)."""
+    present = set(metrics)
+    return [m for m in metrics if next(x for x in FAMILIES.get(family(m), (m,)) if x in present) == m]
+
+
 def deciding_metrics(s: ExperimentSettings, verdict: str = "stable") -> list[str]:
     """The metrics a variant's verdict is taken from, in order of preference among equal
     verdicts (system-wide metrics never decide).  An all-clear (``stable``,

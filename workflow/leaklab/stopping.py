@@ -30,7 +30,7 @@ import pandas as pd
 
 from leaklab import growth, sequential
 from leaklab.config import DEFAULT_STOP_ON
-from leaklab.settings import FAMILIES, ExperimentSettings, deciding_metrics, from_params
+from leaklab.settings import ExperimentSettings, deciding_metrics, family_leaders, from_params
 
 STOP_SIGNAL = signal.SIGTERM
 # After the stop signal, how long a program may take to finish its unit and exit before
@@ -63,17 +63,6 @@ class Plan:
             return None
         settings = from_params({data["settings"]["name"]: data["settings"]})[data["settings"]["name"]]
         return cls(settings, int(data["max_units"]), int(data["min_units"]), tuple(data["stop_on"]))
-
-
-def _family_leaders(metrics: list[str]) -> list[str]:
-    """Deciding metrics without a family's followers: the first member present decides
-    for the family, as in the tables (``verdicts.harmonise_families``): USS follows RSS."""
-    leaders = []
-    for metric in metrics:
-        members = next((family for family in FAMILIES.values() if metric in family), (metric,))
-        if next(m for m in members if m in metrics) == metric:
-            leaders.append(metric)
-    return leaders
 
 
 class Watcher:
@@ -136,7 +125,7 @@ class Watcher:
         s = self.plan.settings
         present = [m for m in deciding_metrics(s) if m in series and series[m].notna().any()]
         t_look = None
-        for metric in _family_leaders(present):
+        for metric in family_leaders(present):  # as in the tables: USS follows RSS
             if self.stop_verdicts.get(metric, "inconclusive") != "inconclusive":
                 continue  # decided at an earlier look: its first decisive look stands
             run = sequential.RunSeries(series[["unit", "t", metric]].rename(columns={metric: "value"}), s, metric)

@@ -314,11 +314,10 @@ def harmonise_families(growth: pd.DataFrame,
         return growth
     growth = growth.copy()
     growth["family"] = growth["metric"].map(leaklab_settings.family)
-    order = {m: i for members in leaklab_settings.FAMILIES.values() for i, m in enumerate(members)}
     for _, group in growth.groupby(["experiment", "variant", "profiler", "family"]):
         if len(group) < 2:
             continue
-        leader = group.loc[group["metric"].map(order).idxmin()]
+        leader = group[group["metric"] == leaklab_settings.family_leaders(list(group["metric"]))[0]].iloc[0]
         others = group.index[group["metric"] != leader["metric"]]
         growth.loc[others, "verdict"] = leader["verdict"]
         growth.loc[others, "verdict_reason"] = f"as {leader['metric']} (same memory): {leader['verdict_reason']}"
