@@ -188,7 +188,7 @@ def test_planted_controls_pass_and_give_the_sensitivity(results):
     rocksdb = sensitivity.loc[("rocksdb_merge", "rss_bytes")]
     assert rocksdb["unit"] == "pass" and bool(rocksdb["detected_at_threshold"])
     assert rocksdb["smallest_detected"] <= rocksdb["leak_per_unit"]
-    assert "- rocksdb_merge rss_bytes: threshold +0.250 MiB/pass caught" in summary
+    assert "- rocksdb_merge rss_bytes: threshold +256 KiB/pass caught" in summary
 
 
 def test_attribution_puts_each_leak_in_its_layer(results):

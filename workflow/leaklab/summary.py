@@ -16,7 +16,7 @@ TRUSTED_PROFILES = ("ok", "none")  # a profile of the program itself, or no prof
 
 
 def rate(value: float, metric: str, unit: str) -> str:
-    text = amount(value, metric, "+.3f", "+.3g")
+    text = amount(value, metric, "+.3g")
     return text if text == "n/a" else f"{text}/{unit}"
 
 

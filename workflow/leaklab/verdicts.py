@@ -50,7 +50,7 @@ import pandas as pd
 from scipy.stats import PermutationMethod, mannwhitneyu
 
 from leaklab import settings as leaklab_settings
-from leaklab.amounts import MIB, amount
+from leaklab.amounts import amount, byte_unit
 from leaklab.intervals import (CONFIDENCE, MIN_UNITS, N_BOOT, PooledSlope, mover_difference, pairwise_slopes,
                                pooled_slope, sen_interval, serial_correlation_factor)
 
@@ -142,7 +142,8 @@ def _rate(value: float, metric: str, unit: str) -> str:
 
 def _ci_text(low: float, high: float, metric: str, unit: str) -> str:
     if metric.endswith("_bytes"):
-        return f"CI [{low / MIB:.3g}, {high / MIB:.3g}] MiB/{unit}"
+        name, size = byte_unit(max(abs(low), abs(high)) if math.isfinite(low + high) else 0.0)
+        return f"CI [{low / size:.3g}, {high / size:.3g}] {name}/{unit}"
     return f"CI [{low:.3g}, {high:.3g}]/{unit}"
 
 
