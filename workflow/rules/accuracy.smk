@@ -13,6 +13,7 @@ rule accuracy:
     params:
         draws=config.get("accuracy", {}).get("draws", 50),
         seed=config.get("accuracy", {}).get("seed", 0),
+        model=VERDICT_MODEL,
     log:
         "results/logs/accuracy.log",
     resources:

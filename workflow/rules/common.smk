@@ -32,6 +32,12 @@ RUNS = leaklab.config.runs(config)
 EXPERIMENTS = list(config["experiments"])
 SWEEP = config.get("version_sweep") or {"experiment": None, "variants": []}
 NATIVE_ROOT = os.path.join(workflow.basedir, "native")
+# The verdict model's source: a change to the rule re-runs every analysis that decides
+# verdicts (through params:), never a measurement.
+VERDICT_MODEL_FILES = ("verdicts.py", "intervals.py", "settings.py", "sequential.py", "sensitivity.py", "controls.py")
+VERDICT_MODEL = hashlib.sha256(b"".join(
+    open(os.path.join(workflow.basedir, "workflow", "leaklab", name), "rb").read() for name in VERDICT_MODEL_FILES
+)).hexdigest()[:16]
 RUN_DIR = "results/runs/{experiment}/{variant}/{profiler}/rep{replicate}"
 SWEEP_RUN_DIR = "results/sweep/{package}-{version}/runs/{experiment}/{variant}/plain/rep{replicate}"
 
@@ -147,7 +153,7 @@ def _entries(keys, names):
 def analysis_settings(names=None):
     """The config subset tables.build reads: thresholds, warm-ups, units, baselines and
     the planted controls' parameters of ``names`` (default: every experiment)."""
-    return {"verdict": canonical(config["verdict"]),
+    return {"verdict": canonical(config["verdict"]), "model": VERDICT_MODEL,
             "experiments": _entries(ANALYSIS_KEYS, EXPERIMENTS if names is None else names)}
 
 
