@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from leaklab import growth, sequential
+from leaklab import growth, sequential, unit_protocol
 from leaklab.config import DEFAULT_STOP_ON
 from leaklab.settings import ExperimentSettings, deciding_metrics, family_leaders, from_params
 
@@ -83,15 +83,8 @@ class Watcher:
         self.decided: dict | None = None  # verdict, unit and t of the deciding look
 
     def _read_new(self) -> None:
-        try:
-            with open(self.marks_path, "rb") as feed:
-                feed.seek(self.offset)
-                chunk = feed.read()
-        except FileNotFoundError:
-            return
-        end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next poll
-        self.offset += end
-        for line in chunk[:end].split(b"\n"):
+        lines, self.offset = unit_protocol.read_complete_lines(self.marks_path, self.offset)
+        for line in lines:
             try:
                 record = self.parse(line) if line.strip() else None
             except ValueError:

@@ -111,6 +111,26 @@ def parse_line(line: str) -> dict:
     return record
 
 
+def read_complete_lines(path, offset: int) -> tuple[list[bytes], int]:
+    """The complete lines written to ``path`` since ``offset``, and the new offset: a
+    line still being written waits for the next poll, unless it is already too long to
+    be a unit line (then it is returned as one bad line).  Reads at most
+    ``MAX_READ_BYTES`` per call, so a runaway writer cannot fill the runner's memory."""
+    try:
+        with open(path, "rb") as feed:
+            feed.seek(offset)
+            chunk = feed.read(MAX_READ_BYTES)
+    except FileNotFoundError:
+        return [], offset
+    end = chunk.rfind(b"\n") + 1
+    if end == 0:
+        if len(chunk) <= MAX_LINE_BYTES:
+            return [], offset
+        end = len(chunk)  # no newline in sight: the garbage is skipped as one bad line
+    lines = chunk[:end].split(b"\n")
+    return (lines[:-1] if chunk[:end].endswith(b"\n") else lines), offset + end
+
+
 class ProtocolMarks:
     """Turns a program's unit lines (or the clock) into marks in ``marks.jsonl``.
 
@@ -134,22 +154,8 @@ class ProtocolMarks:
             out.write(json.dumps(record) + "\n")
 
     def _read_complete_lines(self) -> list[bytes]:
-        """New complete lines since the last poll (a line still being written waits,
-        unless it is already too long to be a unit line)."""
-        try:
-            with open(self.units_path, "rb") as feed:
-                feed.seek(self.offset)
-                chunk = feed.read(MAX_READ_BYTES)
-        except FileNotFoundError:
-            return []
-        end = chunk.rfind(b"\n") + 1
-        if end == 0:
-            if len(chunk) <= MAX_LINE_BYTES:
-                return []
-            end = len(chunk)  # no newline in sight: the garbage is skipped as one bad line
-        self.offset += end
-        lines = chunk[:end].split(b"\n")
-        return lines[:-1] if chunk[:end].endswith(b"\n") else lines
+        lines, self.offset = read_complete_lines(self.units_path, self.offset)
+        return lines
 
     def _match(self, t: float, cpu: float | None, raw: bytes) -> None:
         """One line of the program's own output: the next unit when it matches the
