@@ -14,9 +14,10 @@ labelled accuracy benchmark runs them; the default run need not):
 
 - ``cache``: a cache of ``small_bytes`` entries per step, capped at ``cache_steps``
   entries (the oldest evicted): fills, then flat: ``settling``.
-- ``settle``: allocations whose footprint approaches a ceiling geometrically (each
-  step adds half of what is left of 32 x ``small_bytes``), as an allocator's arenas
-  or a pool warming up do: ``settling``.
+- ``settle``: allocations whose footprint approaches a ceiling of 32 x ``small_bytes``
+  exponentially, with a time constant of a third of the steps (each step adds
+  1 - exp(-3/steps) of what is left), as an allocator's arenas or a pool warming up
+  do: still rising in the late half of the run, but slowing: ``settling``.
 - ``sawtooth``: keeps ``small_bytes`` per step, and also holds garbage in native blocks
   that it frees every 5th step, as a collector would: a ``leak`` under a sawtooth.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import math
 import time
 from pathlib import Path
 
@@ -43,6 +45,7 @@ RELEASES = True  # `fragment` releases what it allocated: what stays is retentio
 DEFAULTS = {"steps": 30, "tiny_bytes": 65536, "small_bytes": 262144, "large_bytes": 4194304, "interval_s": 0.02,
             "cache_steps": 8}
 SAWTOOTH_PERIOD = 5
+SETTLE_TIME_CONSTANTS = 3  # `settle` spans this many time constants over its steps
 PY_OBJECT_BYTES = 88  # a 47-byte bytes object takes an 80-byte pymalloc block, plus its list slot
 
 _libc = ctypes.CDLL(None)
@@ -85,7 +88,7 @@ def run(variant: str, params: dict, workdir: Path) -> list:
             while len(kept) > int(p["cache_steps"]):
                 _libc.free(kept.pop(0))
         elif variant == "settle":
-            more = (ceiling - settled) // 2
+            more = int((ceiling - settled) * -math.expm1(-SETTLE_TIME_CONSTANTS / int(p["steps"])))
             if more >= 4096:
                 kept.append(_native_block(more))
                 settled += more
