@@ -44,6 +44,7 @@ CONFIDENCE = 0.95
 N_BOOT = 2000
 BOOT_SLOPES_PER_RUN = 2000  # order statistics a long run keeps in the bootstrap
 MIN_ACF_UNITS = 6         # shorter runs give no usable autocorrelation
+LINE_RESOLUTION = 1e-3   # deviations within this share of one unit's growth are a line
 MAX_RHO = 0.99            # a lag-1 autocorrelation of 1 would make any interval infinite
 EXACT_MAX_PAIRS = 10_000  # beyond this the normal approximation to Kendall's S is accurate
 
@@ -84,14 +85,18 @@ def serial_correlation_factor(x: np.ndarray, y: np.ndarray, slope: float) -> flo
     (Marriott & Pope 1954: (n r + 1) / (n - 3)) and taken as an AR(1) process, and
     Var(S) is multiplied by Hamed & Rao's (1998) n/n* = 1 + 2/(n(n-1)(n-2))
     sum_k (n-k)(n-k-1)(n-k-2) rho^k.  Never below 1: a negative correlation does not
-    earn a narrower interval.  Runs shorter than MIN_ACF_UNITS get 1.
+    earn a narrower interval.  Runs shorter than MIN_ACF_UNITS get 1, and so do runs
+    whose deviations from the line all lie within ``LINE_RESOLUTION`` of one unit's
+    growth: ranks ignore magnitude, so 80 bytes of malloc bookkeeping in the first two
+    of nine 4 MiB steps read as a lag-1 autocorrelation near 1, and the interval of an
+    exact leak came out NaN.
     """
     n = len(y)
     if n < MIN_ACF_UNITS or math.isnan(slope):
         return 1.0
     resid = np.asarray(y, dtype=float) - slope * np.asarray(x, dtype=float)
-    if np.ptp(resid) == 0:
-        return 1.0
+    if np.ptp(resid) <= LINE_RESOLUTION * abs(slope):
+        return 1.0  # a line to within the memory's granularity: no noise to be correlated
     centred = rankdata(resid) - (n + 1) / 2.0
     r1 = float(centred[:-1] @ centred[1:]) / float(centred @ centred)
     rho = min((n * r1 + 1.0) / (n - 3.0), MAX_RHO)
