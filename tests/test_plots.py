@@ -408,3 +408,15 @@ def test_time_to_verdict_draws_each_variant_in_its_verdicts_colour(tmp_path):
     assert [b.get_hatch() or None for b in decision] == [None, "//"]  # undecided: the length that would decide
     assert texts(ax) == ["8 rotations", "undecided: ~120 rotations would decide"]
     assert (tmp_path / "t.svg").exists()
+
+
+def test_top_sites_show_heaptrack_growth_where_it_was_asked_for(tmp_path):
+    base = {"experiment": "duckdb_load", "variant": "load_on", "profiler": "heaptrack", "native_caller": ""}
+    rows = [{**base, "kind": "leaked", "rank": 1, "bytes": MIB, "frame": "PyList_New"},
+            {**base, "kind": "growth", "rank": 1, "bytes": 16_000, "frame": "RegisterMemory"},
+            {**base, "profiler": "jemalloc", "kind": "leaked", "rank": 1, "bytes": MIB, "frame": "je_site"},
+            {**base, "profiler": "jemalloc", "kind": "growth", "rank": 1, "bytes": MIB, "frame": "je_growth"}]
+    fig = profile_plots.top_sites(pd.DataFrame(rows), "duckdb_load", tmp_path / "s.png")
+    titles = {ax.get_title(): [t.get_text() for t in ax.texts] for ax in fig.axes}
+    assert "RegisterMemory" in titles["load_on under heaptrack (growth)"]
+    assert "je_site" in titles["load_on under jemalloc (leaked)"]

@@ -338,3 +338,37 @@ def test_tools_present():
     for tool in ("valgrind", "heaptrack", "heaptrack_print", "jeprof", "gcc"):
         assert shutil.which(tool), tool
     assert Path(jemalloc.LIBRARY).exists()
+
+
+def synthetic_recording(path: Path, units: int = 10) -> pd.DataFrame:
+    """A heaptrack recording (heaptrack_interpret's text format, gzip'd) in which
+    ``grow_here`` keeps 3 blocks of 100 B per unit and frees them all at the end,
+    while ``steady`` allocates and frees 1000 B every unit; and its unit marks."""
+    import gzip
+
+    lines = ["v 10400 3", "X synthetic", "s 9 grow_here", "s 6 steady", "s 7 libx.so",
+             "i 1000 3 1", "i 2000 3 2", "t 1 0", "t 2 0", "a 64 1", "a 3e8 2"]
+    kept = 0
+    for unit in range(units + 1):
+        lines.append(f"c {(unit * 1000 + 500):x}")
+        lines += ["+ 1", "- 1"]
+        if unit:
+            lines += ["+ 0"] * 3
+            kept += 3
+    lines.append(f"c {((units + 1) * 1000 + 500):x}")
+    lines += ["- 0"] * kept
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    return pd.DataFrame({"t": [unit + 1.0 for unit in range(units + 1)], "unit": [float(u) for u in range(units + 1)],
+                         "phase": ["unit"] * (units + 1)})
+
+
+def test_heaptrack_growth_sites_from_the_recording(tmp_path):
+    data = tmp_path / "heaptrack.gz"
+    marks = synthetic_recording(data)
+    table = tmp_path / "heaptrack.growth.tsv"
+    sites = heaptrack.growth_sites(data, marks, from_unit=2, table=table)
+    assert list(sites["frame"]) == ["grow_here (libx.so)"]  # steady never grows; the growth is freed at exit
+    assert int(sites["bytes"].iloc[0]) == 300 * 8 and int(sites["count"].iloc[0]) == 3 * 8  # units 2 to 10
+    assert set(sites["kind"]) == {"growth"}
+    assert table.read_text().splitlines()[2].startswith("300.00\tgrow_here (libx.so)")
+    assert heaptrack.growth_sites(data, marks, from_unit=9).empty  # fewer than 3 units to fit

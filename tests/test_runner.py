@@ -123,3 +123,17 @@ def test_aggregation_and_summary_survive_a_run_set_with_no_plain_run(tmp_path, r
     plots.verdict_matrix(built["variant_verdicts"], tmp_path / "matrix.png")
     plots.attribution_bars(built["attribution"], built["growth"], tmp_path / "attribution.png")
     assert (tmp_path / "matrix.png").stat().st_size > 1000 and (tmp_path / "attribution.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_heaptrack_names_what_grows_per_dropped_table_in_duckdb(tmp_path):
+    """DuckDB 1.4.4: the glibc memory that grows with dropped tables is freed at close,
+    so only the growth sites, read from the recording while it ran, name it."""
+    meta = runner.run("duckdb_load", "load_on", tmp_path, {"duration": "PT20S", "resident_tables": 20},
+                      profiler="heaptrack", profiler_settings={"growth_from_unit": 1}, timeout_s=120)
+    assert meta["status"] == "ok" and meta["profile_status"] == "ok", meta
+    sites = pd.read_parquet(tmp_path / "top_sites.parquet")
+    grown = sites[sites["kind"] == "growth"]
+    frames = " | ".join(grown["frame"].head(3))
+    assert "RegisterMemory" in frames or "AddToEvictionQueue" in frames, grown
+    assert not sites[sites["kind"] == "leaked"]["frame"].str.contains("RegisterMemory").any()

@@ -15,6 +15,7 @@ from leaklab.figstyle import experiment_order, figure, save, say, style, variant
 
 SITE_COLOUR = "#0072B2"
 SITE_LABEL_CHARS = 64
+GROWTH_FIRST = "heaptrack"  # the profiler whose growth sites, when present, replace its leaked ones
 
 
 def heap_timelines(heap_timeline: pd.DataFrame, experiment: str, out):
@@ -54,11 +55,17 @@ def site_label(row) -> str:
 
 
 def top_sites(sites: pd.DataFrame, experiment: str, out, kind: str = "leaked", top: int = 5):
-    """The largest allocation sites still live at exit, per profiler and variant; each
+    """The largest allocation sites still live at exit (heaptrack's growth sites
+    instead where its ``growth_from_unit`` asked for them), per profiler and variant; each
     site's name is written above its bar, so long C++ names never collide, and the
     variants under one profiler share a scale, so a fixed variant's small sites look small."""
     data = sites[(sites["experiment"] == experiment) & (sites["kind"] == kind) & (sites["rank"] <= top)] \
         if not sites.empty else sites
+    if not data.empty:  # heaptrack's growth sites exist only when asked for: they are what that run is for
+        grown = sites[(sites["experiment"] == experiment) & (sites["kind"] == "growth")
+                      & (sites["profiler"] == GROWTH_FIRST) & (sites["rank"] <= top)]
+        asked = set(grown["variant"])
+        data = pd.concat([data[~((data["profiler"] == GROWTH_FIRST) & data["variant"].isin(asked))], grown])
     if data.empty and not sites.empty:  # tracemalloc reports growth, not leaked sites
         data = sites[(sites["experiment"] == experiment) & (sites["rank"] <= top)]
     pairs = [(p, v) for p in sorted(set(data["profiler"]))

@@ -155,7 +155,8 @@ def visibility_table(experiment_profilers: dict[str, list[str]]) -> pd.DataFrame
                 libs = "; ".join(f"{Path(p).name}: {a}" for p, a in bundled.items())
                 sees_library_heap = False
                 note = (f"library links its own allocator ({libs}): {profiler} sees only the large chunks it "
-                        "maps, not its objects; use massif pages_as_heap or the library's own accounting")
+                        "maps, not the objects it allocates from it (what the library allocates with malloc or "
+                        "operator new it does see); use massif pages_as_heap or the library's own accounting")
             elif spec.runtime_heap and profiler in ("massif", "jemalloc", "heaptrack"):
                 note = (f"the {spec.runtime_heap} runtime maps its own heap, not through malloc: {profiler} sees only "
                         f"C allocations (cgo, C libraries), not {spec.runtime_heap} objects; the program's "
