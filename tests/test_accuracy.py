@@ -91,7 +91,7 @@ def test_make_accuracy_runs_the_real_tier_through_the_workflow(root, tmp_path):
     config.pop("version_sweep")  # the DuckDB 0.3.x builds take 25-40 minutes each: `make accuracy` only
     config["experiments"] = {"planted": {**config["experiments"]["planted"],
                                          "variants": ["zero", "native_small", "cache", "sawtooth"],
-                                         "params": {**config["experiments"]["planted"]["params"], "steps": 24,
+                                         "params": {**config["experiments"]["planted"]["params"], "steps": 24, "cache_steps": 8,
                                                     "interval_s": 0.01}}}
     config["accuracy"] = {"draws": 2, "seed": 1}
     (tmp_path / "accuracy.yaml").write_text(yaml.safe_dump(config))
