@@ -37,7 +37,7 @@ experiments:
     profile_variants: [clean, leak_big, wrapped]
   fd_leak:
     variants: [close, leak]
-replicates: 2
+replicates: 1
 sampler: {interval_s: 0.02}
 limits: {timeout_s: 60, mem_cap_mb: 512}
 """
@@ -45,6 +45,8 @@ limits: {timeout_s: 60, mem_cap_mb: 512}
 
 @pytest.fixture(scope="module")
 def own(root, tmp_path_factory):
+    """The config above, one replicate of each run: what these tests check (which runs ran,
+    units, per-variant verdicts, heaptrack's sites) holds run by run."""
     project = tmp_path_factory.mktemp("project")  # the user's files: config, source, fixture
     shutil.copy(root / "tests" / "data" / "progress_leak.c", project)
     (project / "segments").mkdir()
@@ -61,10 +63,11 @@ def own(root, tmp_path_factory):
 
 
 def test_only_the_chosen_experiment_runs_with_project_kept(own):
+    """Every variant of the chosen experiment ran, once per replicate (one here), and nothing else."""
     project, results = own
     runs = pd.read_csv(results / "tables" / "runs.csv")
     assert set(runs["experiment"]) == {"progress"}
-    assert len(runs.query("profiler == 'plain'")) == 4 * 2 and set(runs["status"]) == {"ok"}
+    assert len(runs.query("profiler == 'plain'")) == 4 * 1 and set(runs["status"]) == {"ok"}
     assert not (project / "results").exists()  # {project} is where the config lives, results elsewhere
     assert (project / "segments" / "journal").read_text() == ""  # each run wrote its own copy
     journal = results / "runs" / "progress" / "clean" / "plain" / "rep1" / "work" / "segments" / "journal"
@@ -72,12 +75,13 @@ def test_only_the_chosen_experiment_runs_with_project_kept(own):
 
 
 def test_units_come_from_the_programs_own_progress_lines(own):
+    """Every run counted its 30 iterations; the named group reached 30 MiB in every replicate (one here)."""
     _, results = own
     runs = pd.read_csv(results / "tables" / "runs.csv")
     assert set(runs["n_units"]) == {30} and set(runs["unit"]) == {"iteration"}
     units = pd.read_csv(results / "tables" / "units.csv")
     cache = units.query("variant == 'leak_big' and metric == 'cache_bytes' and profiler == 'plain'")
-    assert cache.groupby("replicate")["value"].max().tolist() == [30 * MIB, 30 * MIB]  # a named group
+    assert cache.groupby("replicate")["value"].max().tolist() == [30 * MIB]  # a named group, per replicate
 
 
 def test_per_variant_params_give_each_variant_its_verdict(own):

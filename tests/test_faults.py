@@ -53,7 +53,8 @@ def test_broken_profiler_output_is_a_recorded_parse_error(tmp_path, damage):
     assert status == "parse_error" and "massif.out" in error
 
 
-def small_config(root, tmp_path, duration="PT6S"):
+def small_config(root, tmp_path, duration="PT4S"):
+    """One run of duckdb_load (load_off), long enough to be interrupted while it measures."""
     config = yaml.safe_load((root / "tests" / "config.yaml").read_text())
     config["replicates"] = 1
     config["experiments"] = {"duckdb_load": {

@@ -24,9 +24,13 @@ def nightly(tmp_path, config):
 
 @pytest.fixture(scope="module")
 def nights(root, tmp_path_factory):
+    """Two nights of the smallest run set that still has a leak to follow and controls to
+    pass: fd_leak (close, leak) and two planted controls (zero, native_large), twice each.
+    The nightly mechanism (record, compare, report) does not depend on how many runs a night has."""
     tmp_path = tmp_path_factory.mktemp("nightly")
     config = yaml.safe_load((root / "tests" / "config.yaml").read_text())
     config["experiments"] = {name: config["experiments"][name] for name in ("fd_leak", "planted")}
+    config["experiments"]["planted"]["variants"] = ["zero", "native_large"]
     config["history"] = {"path": str(tmp_path / "store" / "history.duckdb")}
     path = tmp_path / "nightly.yaml"
     path.write_text(yaml.safe_dump(config))

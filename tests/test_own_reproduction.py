@@ -14,9 +14,11 @@ MIB = 2**20
 
 @pytest.fixture(scope="module")
 def own_run(root, tmp_path_factory):
+    """One replicate of each run: what these tests check (a capped runaway, the verdicts of
+    a leak and its fixed twin, the profilers' leaking function) is decided by one run each."""
     workdir = tmp_path_factory.mktemp("own")
     config = {
-        "replicates": 2,
+        "replicates": 1,
         "sampler": {"interval_s": 0.02},
         "limits": {"timeout_s": 60, "mem_cap_mb": 300},
         "profiler_settings": {"massif": {"replicates": 1}, "heaptrack": {"replicates": 1}},
