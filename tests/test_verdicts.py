@@ -135,6 +135,19 @@ def test_a_slope_at_the_threshold_under_heavy_noise_is_inconclusive():
     assert row["ci_low"] < MIB / 2 < row["ci_high"] and "straddles" in row["verdict_reason"]
 
 
+def test_growth_whose_late_half_is_lost_in_noise_is_inconclusive_and_says_why():
+    """The whole window well above the bar, but the late half's interval reaches below
+    zero and does not decelerate measurably: neither a leak nor settling."""
+    fit = lambda slope, low, high: intervals.PooledSlope(slope, low, high, "theil-sen", 1)  # noqa: E731
+    windows = verdicts.Windows(fit(887, 658, 1217), early=fit(1117, 600, 1700), late=fit(579, -832, 1450),
+                               n_units=49)
+    verdict, reason = verdicts.decide(windows, leak_per_unit=256, retained_threshold=math.inf, releases=False,
+                                      retained=math.nan, metric="malloc_in_use_bytes", unit="dropped table")
+    assert verdict == "inconclusive"
+    assert reason == ("CI [0.643, 1.19] KiB/dropped table above half the 256 B/dropped table threshold, but the "
+                      "late half, CI [-0.812, 1.42] KiB/dropped table, does not show it still growing")
+
+
 def test_too_few_units_is_inconclusive_never_a_guess():
     # 2 units after the warm-up: no slope at all
     row = only(judge(units_table(32 * MIB, units=3)), metric="rss_bytes")

@@ -177,6 +177,9 @@ def decide(w: Windows, *, leak_per_unit: float, retained_threshold: float, relea
             return "settling", f"growth stopped (a plateau or a one-off step): {halves}"
         if grew and (w.decelerating or late.slope < bar):
             return "settling", f"{'decelerating' if w.decelerating else 'levelling off'}: {halves}"
+        if f.ci_low > bar:
+            return "inconclusive", (f"{whole} above {bar_text}, but the late half, "
+                                    f"{_ci_text(late.ci_low, late.ci_high, metric, unit)}, does not show it still growing")
     return "inconclusive", f"{whole} straddles {bar_text}"
 
 

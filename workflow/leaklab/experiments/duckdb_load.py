@@ -14,7 +14,10 @@ so growth reads as bytes per dropped table whatever the rate.  A mark each secon
 records the tables created and dropped so far (its unit is the drop count), the task
 rate achieved, glibc's heap in use (which sees DuckDB's own allocations in 0.3.x; later
 wheels bring their own jemalloc) and DuckDB's own accounting (``duckdb_memory()``,
-DuckDB >= 0.10) where the version has it.
+DuckDB >= 0.10) where the version has it.  The mark waits (up to
+``QUIESCENT_WAIT_S``) until no task is queued or in progress, so that the heap it reads
+holds what the dropped tables left, not a table half loaded (``quiescent`` says whether
+it got there).
 
 Each worker thread opens one cursor the first time it runs a task and keeps it for the
 run (closed before the connection).  A cursor per task would measure the binding's
@@ -57,6 +60,7 @@ BASELINE = "load_off"
 UNIT = "dropped table"
 KEY_METRICS = ("malloc_in_use_bytes", "duckdb_memory_bytes", "tables_resident")
 SCALED_PARAMS = ("rows",)  # the rate and the duration stay
+QUIESCENT_WAIT_S = 0.25  # at most this long, once a second, before the mark
 DEFAULTS = {"duration": "PT30S", "tables_per_second": 5, "threads": 4, "rows": 10_000, "resident_tables": 100}
 
 _ISO_DURATION = re.compile(
@@ -121,6 +125,7 @@ class TableLoader:
         self.lock = threading.Lock()
         self.live: collections.deque[str] = collections.deque()
         self.created = self.dropped = self.failed = 0
+        self.finished = 0  # tasks ended, whether they failed or not
         self._local = threading.local()
         self.cursors: list = []  # one per worker thread, closed by close()
 
@@ -142,7 +147,26 @@ class TableLoader:
         for cur in cursors:
             cur.close()
 
+    def wait_idle(self, submitted: int, limit_s: float) -> bool:
+        """Wait up to ``limit_s`` until every one of the ``submitted`` tasks has ended
+        (none queued or in progress); whether they have."""
+        deadline = time.monotonic() + limit_s
+        while True:
+            with self.lock:
+                if self.finished >= submitted:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+
     def task(self, number: int, own_cursor: bool = True) -> None:
+        try:
+            self._table_task(number, own_cursor)
+        finally:
+            with self.lock:
+                self.finished += 1
+
+    def _table_task(self, number: int, own_cursor: bool) -> None:
         cur = self.cursor() if own_cursor else self.con
         try:
             name = f"T{number:09d}"
@@ -207,11 +231,14 @@ def run(variant: str, params: dict, workdir: Path) -> None:
                 pool.submit(loader.task, submitted)
                 submitted += 1
             if now >= second:
+                # the heap read between tasks: a table half loaded is not what the
+                # dropped ones left behind (it was most of the noise in the slopes)
+                quiescent = loader.wait_idle(submitted, QUIESCENT_WAIT_S)
                 with loader.lock:
                     created, dropped, failed, resident = loader.created, loader.dropped, loader.failed, len(loader.live)
                     cursors = len(loader.cursors)
                 mark(dropped, "unit", seconds=second, tables_created=created, tables_dropped=dropped,
-                     tasks_failed=failed, tables_resident=resident, cursors_opened=cursors,
+                     tasks_failed=failed, tables_resident=resident, cursors_opened=cursors, quiescent=int(quiescent),
                      tasks_per_second=created - last_created,
                      tasks_queued=submitted - created - failed, duckdb_memory_bytes=duckdb_memory_bytes(con))
                 last_created = created
