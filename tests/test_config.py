@@ -23,8 +23,8 @@ def test_default_config_passes_and_lists_every_run(default_config):
                   for name, entry in default_config["experiments"].items()}
     assert len(plain) == sum(len(entry["variants"]) * replicates[name]
                              for name, entry in default_config["experiments"].items())
-    # duckdb_load runs long: one replicate; so do go_map and go_fd, quick and steady
-    assert len(plain) == (5 + 2 + 2 + 7) * 2 + 2 + (4 + 2) * 2 + 3 + 2
+    # duckdb_load runs long: one replicate; so does go_fd, whose counts are exact
+    assert len(plain) == (5 + 2 + 2 + 7) * 2 + 2 + (4 + 2 + 3) * 2 + 2
     assert runs[0].path == "rocksdb_merge/binding-dummy/plain/rep1"
     massif = [run.variant for run in runs if run.experiment == "rocksdb_merge" and run.profiler == "massif"]
     assert massif == default_config["experiments"]["rocksdb_merge"]["profile_variants"]
@@ -34,10 +34,32 @@ def test_heavy_profilers_run_a_scaled_workload(default_config):
     default_config["profiler_settings"]["massif"]["scale"] = 0.1
     assert leaklab_config.run_params(default_config, "rocksdb_merge", "massif")["keys"] == 5000
     assert leaklab_config.run_params(default_config, "rocksdb_merge", "plain")["keys"] == 50000
-    assert leaklab_config.run_params(default_config, "fd_leak", "massif")["rotations"] == 300  # units never scale
+    # units never scale: a profiled run is shorter only because its purpose needs fewer
+    assert leaklab_config.run_params(default_config, "fd_leak", "massif")["rotations"] == 10 + 6
     default_config["experiments"]["duckdb_load"]["profiler_settings"] = {"massif": {"pages_as_heap": True}}
     assert leaklab_config.profiler_settings(default_config, "duckdb_load", "massif")["pages_as_heap"] is True
     assert "scale" not in leaklab_config.profiler_settings(default_config, "duckdb_load", "massif")
+
+
+def test_a_profiled_run_runs_its_warm_up_and_the_units_its_profile_needs(default_config):
+    """Profiled rows are never judged: after the warm-up, ``stopping.profiled_units``
+    units give the profiler's growth timeline and its sites; more only cost time."""
+    default_config["experiments"]["go_merge"]["params"]["passes"] = 20
+    assert leaklab_config.run_params(default_config, "go_merge", "plain", "leaky-real")["passes"] == 20
+    assert leaklab_config.run_params(default_config, "go_merge", "heaptrack", "leaky-real")["passes"] == 1 + 6
+    default_config["stopping"]["profiled_units"] = 12
+    assert leaklab_config.run_params(default_config, "go_merge", "massif", "leaky-real")["passes"] == 1 + 12
+    # a run configured shorter keeps its length; an explicit profile_params length wins
+    assert leaklab_config.run_params(default_config, "dict_shrink", "massif")["cycles"] == 5
+    default_config["experiments"]["go_merge"]["profile_params"] = {"passes": 3}
+    assert leaklab_config.run_params(default_config, "go_merge", "massif", "leaky-real")["passes"] == 3
+    # duckdb_load's length is a duration: its profile_params set it
+    assert leaklab_config.run_params(default_config, "duckdb_load", "massif")["duration"] == "PT30S"
+    # a command experiment is capped through its length_param
+    default_config["experiments"]["own"] = {"command": "prog --steps {steps}", "variants": ["a"], "warmup_units": 2,
+                                            "length_param": "steps", "params": {"steps": 100}}
+    assert leaklab_config.run_params(default_config, "own", "heaptrack", "a")["steps"] == 2 + 12
+    assert leaklab_config.run_params(default_config, "own", "plain", "a")["steps"] == 100
 
 
 @pytest.mark.parametrize("mutate, message", [

@@ -1,7 +1,9 @@
 """The real Snakemake workflow on the small config: the output contract, end to end."""
 
+import re
 import subprocess
 import sys
+from datetime import datetime
 
 import duckdb
 import pandas as pd
@@ -16,7 +18,7 @@ from leaklab.tables import TABLES
 def snakemake(root, workdir, *args):
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(root / "tests" / "config.yaml"), "--cores", "2", *args],
+         "--configfile", str(root / "tests" / "config.yaml"), "--cores", "4", *args],
         capture_output=True, text=True,
     )
 
@@ -45,6 +47,39 @@ def test_every_experiment_and_variant_ran_every_replicate(results):
         for name in ("meta.json", "samples.parquet", "marks.parquet"):
             assert (path / name).stat().st_size > 0
         assert (path / "run.log").exists()  # the process's output: empty when all went well
+
+
+def run_intervals(workdir):
+    """(experiment, start, end) of every run_experiment job, from Snakemake's log."""
+    log = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))[0].read_text()
+    stamp, rule, started, intervals, names = None, None, {}, [], {}
+    for line in log.splitlines():
+        if m := re.match(r"\[(\w{3} \w{3} +\d+ [\d:]{8} \d{4})\]$", line):
+            stamp = datetime.strptime(" ".join(m.group(1).split()), "%a %b %d %H:%M:%S %Y")
+        elif m := re.match(r"(?:local)?rule (\w+):", line):
+            rule = m.group(1)
+        elif (m := re.match(r"\s+jobid: (\d+)", line)) and rule == "run_experiment":
+            started[m.group(1)] = stamp
+        elif (m := re.match(r"\s+wildcards: experiment=(\w+)", line)) and rule == "run_experiment":
+            names[list(started)[-1]] = m.group(1)
+            rule = None
+        elif (m := re.match(r"Finished jobid: (\d+)", line)) and m.group(1) in started:
+            intervals.append((names[m.group(1)], started[m.group(1)], stamp))
+    return intervals
+
+
+def test_cpu_bound_runs_run_alone_and_paced_ones_beside_them(results):
+    """measure=1: no two CPU-bound runs at once; a paced experiment's runs (they wait
+    for their own clock) go beside them (paced=2), which is what keeps the default run short."""
+    from leaklab.experiments import PACED
+
+    intervals = run_intervals(results)
+    assert len(intervals) == 42
+    cpu_bound = sorted((start, end) for name, start, end in intervals if name not in PACED)
+    for (_, end), (start, _) in zip(cpu_bound, cpu_bound[1:]):
+        assert start >= end
+    paced = [(start, end) for name, start, end in intervals if name in PACED]
+    assert any(p_start < end and start < p_end for p_start, p_end in paced for start, end in cpu_bound)
 
 
 def test_duckdb_file_holds_every_table(results):

@@ -34,6 +34,13 @@ UNITS_FROM_PARAMS = {
     "go_fd": lambda p: int(p["rotations"]),
 }
 MIN_POST_WARMUP_UNITS = 3
+# The parameter that holds a built-in experiment's length in units (duckdb_load's is a
+# duration: its profiled runs get theirs from ``profile_params``).
+LENGTH_PARAMS = {"rocksdb_merge": "passes", "dict_shrink": "cycles", "fd_leak": "rotations", "planted": "steps",
+                 "go_merge": "passes", "cpp_merge": "passes", "go_map": "cycles", "go_fd": "rotations"}
+# A profiled run's purpose is the profiler's growth timeline and its sites, not a
+# verdict: this many units after the warm-up give both (``stopping.profiled_units``).
+DEFAULT_PROFILED_UNITS = 6
 # Experiments that mark once a second, not once a unit (a dropped table's number jumps):
 # the looks of sequential stopping are counted in marks, so they run their full length.
 MARKED_BY_THE_SECOND = ("duckdb_load",)
@@ -275,7 +282,11 @@ def run_params(config: dict, name: str, profiler: str, variant: str | None = Non
     parameters scaled down (rounded, at least 1), so growth stays comparable per unit."""
     params = experiment_params(config, name, variant)
     if profiler != "plain":
-        params.update(config["experiments"][name].get("profile_params", {}))
+        own = config["experiments"][name].get("profile_params", {})
+        params.update(own)
+        length_key = length_param(config, name)
+        if length_key is not None and length_key not in own:
+            params[length_key] = min(int(params[length_key]), profiled_length(config, name))
     factor = scale(config, name, profiler)
     if factor != 1.0:
         for key in experiments.get(name).scaled_params:
@@ -294,6 +305,20 @@ def planned_units(config: dict, name: str, variant: str) -> int | None:
     if "command" in entry and "length_param" in entry:
         return int(params[entry["length_param"]])
     return None
+
+
+def length_param(config: dict, name: str) -> str | None:
+    """The parameter holding how many units a run of ``name`` runs, if there is one."""
+    entry = config["experiments"][name]
+    return entry.get("length_param") if "command" in entry else LENGTH_PARAMS.get(name)
+
+
+def profiled_length(config: dict, name: str) -> int:
+    """How many units a profiled run of ``name`` runs at most: its warm-up and
+    ``stopping.profiled_units`` more, enough for the profiler's growth timeline and its
+    sites (README "Sequential stopping"); a longer run only makes the profile cost more."""
+    units = int((config.get("stopping") or {}).get("profiled_units", DEFAULT_PROFILED_UNITS))
+    return int(config["experiments"][name].get("warmup_units", 1)) + units
 
 
 def stop_plan(config: dict, name: str, profiler: str, variant: str) -> dict[str, Any]:

@@ -16,7 +16,8 @@ the program to stop (``request_stop``): the run keeps its final sample, its mark
 its files, and ``meta.json`` says why and where it stopped.
 
 Only plain runs are watched: a profiled run's RSS holds the profiler's own memory and
-its rows are never judged, so there is no verdict to reach early.
+its rows are never judged, so there is no verdict to reach early; its length comes
+from its purpose instead (``leaklab.config.profiled_length``).
 """
 
 from __future__ import annotations
