@@ -179,7 +179,7 @@ def test_the_nightly_profile_keeps_fixed_length_whatever_the_config_says(root):
     ({"sequential": "yes"}, "stopping.sequential: 'yes' is not a boolean"),
     ({"min_units": 1}, "stopping.min_units: 1 is out of range; allowed: >= 3"),
     ({"stop_on": ["leak", "leaks"]}, "stopping.stop_on.1: 'leaks'; allowed: leak, retention, settling, stable"),
-    ({"sequentail": True}, "stopping: unknown key 'sequentail'; allowed: min_units, sequential, stop_on"),
+    ({"sequentail": True}, "stopping: unknown key 'sequentail'; allowed: min_units, profiled_units, sequential, stop_on"),
 ])
 def test_a_bad_stopping_block_names_the_key_and_what_is_allowed(root, stopping, message):
     from leaklab import validation
