@@ -21,23 +21,14 @@ from leaklab import build, experiments, profilers, sampler, settings  # light: t
 from leaklab.experiments.duckdb_load import expected_drops, parse_duration
 from leaklab.validation import ConfigError
 
-# How many units a run of each experiment has, from its parameters.
-UNITS_FROM_PARAMS = {
-    "rocksdb_merge": lambda p: int(p["passes"]),
-    "dict_shrink": lambda p: int(p["cycles"]),
-    "duckdb_load": expected_drops,
-    "fd_leak": lambda p: int(p["rotations"]),
-    "planted": lambda p: int(p["steps"]),
-    "go_merge": lambda p: int(p["passes"]),
-    "cpp_merge": lambda p: int(p["passes"]),
-    "go_map": lambda p: int(p["cycles"]),
-    "go_fd": lambda p: int(p["rotations"]),
-}
-MIN_POST_WARMUP_UNITS = 3
 # The parameter that holds a built-in experiment's length in units (duckdb_load's is a
 # duration: its profiled runs get theirs from ``profile_params``).
 LENGTH_PARAMS = {"rocksdb_merge": "passes", "dict_shrink": "cycles", "fd_leak": "rotations", "planted": "steps",
                  "go_merge": "passes", "cpp_merge": "passes", "go_map": "cycles", "go_fd": "rotations"}
+# How many units a run of each experiment has, from its parameters.
+UNITS_FROM_PARAMS = {**{name: (lambda p, key=key: int(p[key])) for name, key in LENGTH_PARAMS.items()},
+                     "duckdb_load": expected_drops}
+MIN_POST_WARMUP_UNITS = 3
 # A profiled run's purpose is the profiler's growth timeline and its sites, not a
 # verdict: this many units after the warm-up give both (``stopping.profiled_units``).
 DEFAULT_PROFILED_UNITS = 6
