@@ -289,13 +289,10 @@ def planned_units(config: dict, name: str, variant: str) -> int | None:
     """How many units a plain run of ``variant`` is configured to run (the most a
     stopped run measures), or None where that is not known in units: an experiment
     marked by the second, a command experiment without ``length_param``."""
-    entry = config["experiments"][name]
-    params = experiment_params(config, name, variant)
-    if name in UNITS_FROM_PARAMS and name not in MARKED_BY_THE_SECOND:
-        return int(UNITS_FROM_PARAMS[name](params))
-    if "command" in entry and "length_param" in entry:
-        return int(params[entry["length_param"]])
-    return None
+    key = length_param(config, name)
+    if key is None or name in MARKED_BY_THE_SECOND:
+        return None
+    return int(experiment_params(config, name, variant)[key])
 
 
 def length_param(config: dict, name: str) -> str | None:

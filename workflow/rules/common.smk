@@ -119,6 +119,12 @@ def run_params(wildcards):
     return canonical(params)
 
 
+def paced(wildcards):
+    """Whether this run's experiment waits for its own clock (``experiments.PACED``):
+    it is measured beside the CPU-bound runs, on one core."""
+    return wildcards.experiment in experiments.PACED
+
+
 def stop_params(wildcards):
     """Sequential stopping's plan for this run (``leaklab.config.stop_plan``): empty when
     it is off or the run is profiled, so only what a stopped run depends on re-runs it."""

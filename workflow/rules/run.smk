@@ -20,13 +20,13 @@ rule run_experiment:
     log:
         # the runner's own messages; the measured process's output is run.log in the run directory
         "results/logs/run/{experiment}/{variant}/{profiler}/rep{replicate}.log",
-    threads: lambda wildcards: 1 if wildcards.experiment in experiments.PACED else 2
+    threads: lambda wildcards: 1 if paced(wildcards) else 2
     resources:
         # one CPU-bound measurement at a time (profiles/default: measure=1) so runs do not
         # disturb each other; runs of a paced experiment, which waits for its own clock,
         # go beside it (paced=2)
-        measure=lambda wildcards: 0 if wildcards.experiment in experiments.PACED else 1,
-        paced=lambda wildcards: 1 if wildcards.experiment in experiments.PACED else 0,
+        measure=lambda wildcards: 0 if paced(wildcards) else 1,
+        paced=lambda wildcards: 1 if paced(wildcards) else 0,
         mem_mb=lambda wildcards: config["limits"]["mem_cap_mb"] + 512,
         runtime=lambda wildcards: int(config["limits"]["timeout_s"] // 60) + 5,
     script:
