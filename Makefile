@@ -5,11 +5,14 @@ VENV := .venv
 APT_PACKAGES := valgrind heaptrack libjemalloc2 libjemalloc-dev librocksdb-dev golang-go g++ lsof slurmctld slurmd slurm-client munge
 SNAKEMAKE := $(VENV)/bin/snakemake
 LEAKLAB := $(VENV)/bin/leaklab
+SITE ?= site
+# the lint snakemake --lint gives every rule, which leaklab answers with a pinned venv and Debian packages
+CONDA_LINT := Specify a conda environment or container for each rule
 
-.PHONY: help setup apt venv run test report figures-docs sweep accuracy nightly bench lint clean
+.PHONY: help setup apt venv run test report figures-docs sweep accuracy nightly bench lint docs clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 setup: apt venv  ## install system packages (as root) and the pinned virtualenv
 
@@ -44,7 +47,7 @@ accuracy: setup  ## the labelled accuracy benchmark into results/accuracy/ (firs
 	mkdir -p results/accuracy && $(VENV)/bin/python -m leaklab.lock results/accuracy
 	$(SNAKEMAKE) --cores 4 --snakefile Snakefile --configfile workflow/accuracy/config.yaml --directory results/accuracy accuracy
 
-figures-docs: setup  ## the README's figures (docs/) from the last run's results/figures
+figures-docs: setup  ## the README's and the site's figures (docs/) from the last run's results/figures
 	$(VENV)/bin/python -m leaklab.docs_figures --results results --out docs
 
 nightly: setup  ## fresh measurements, appended to the history store; fails on regressions
@@ -53,11 +56,19 @@ nightly: setup  ## fresh measurements, appended to the history store; fails on r
 sweep: setup  ## the version sweep (config: version_sweep)
 	$(LEAKLAB) sweep
 
-bench: setup  ## sampler overhead and pipeline wall time (figures for the README)
+bench: setup  ## sampler overhead and pipeline wall time (docs/benchmarks.md)
 	$(LEAKLAB) bench
 
-lint: setup  ## snakemake --lint
-	$(SNAKEMAKE) --lint
+lint: setup  ## ruff on the Python code, snakemake --lint on the workflow (its advice to use conda aside)
+	$(VENV)/bin/ruff check .
+	@out=$$($(SNAKEMAKE) --lint 2>&1); status=$$?; \
+	other=$$(printf '%s\n' "$$out" | grep -E '^ +\* ' | grep -vF '$(CONDA_LINT)'); \
+	if [ -n "$$other" ] || { [ $$status -ne 0 ] && ! printf '%s\n' "$$out" | grep -q '^Lints for rule'; }; then \
+	  printf '%s\n' "$$out"; echo "snakemake --lint: see above"; exit 1; \
+	fi; echo "snakemake --lint: clean (apart from: $(CONDA_LINT))"
 
-clean:  ## remove generated results (keeps the virtualenv)
-	rm -rf results .snakemake
+docs: setup  ## the documentation site (docs/, mkdocs.yml) built strictly into site/: a broken link fails
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir $(SITE)
+
+clean:  ## remove generated results and the built site (keeps the virtualenv)
+	rm -rf results .snakemake $(SITE)

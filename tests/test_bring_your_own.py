@@ -7,7 +7,6 @@ import sys
 
 import pandas as pd
 import pytest
-import yaml
 
 pytestmark = pytest.mark.e2e
 

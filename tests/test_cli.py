@@ -52,3 +52,22 @@ def test_sweep_runs_the_version_sweep_target(root, tmp_path):
     done = leaklab("sweep", "--directory", str(tmp_path), "--configfile", str(config), "-n")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "sweep_run" in done.stdout + done.stderr and "version_sweep" in done.stdout + done.stderr
+
+
+def test_every_verb_says_leaklab_in_its_help():
+    """`leaklab <verb> --help` shows leaklab's own options under `usage: leaklab <verb>`;
+    the verbs that hand the rest to Snakemake say so in one line and keep its help one
+    flag away, instead of printing it under another program's name."""
+    from leaklab.commands import VERBS
+
+    for verb in VERBS:
+        done = leaklab(verb, "--help")
+        assert done.returncode == 0, (verb, done.stderr[-2000:])
+        assert done.stdout.startswith(f"usage: leaklab {verb}"), (verb, done.stdout[:300])
+    for verb in ("run", "sweep", "report"):
+        shown = leaklab(verb, "--help").stdout
+        assert "--directory" in shown and "passes through to Snakemake" in shown
+        assert f"leaklab {verb} --snakemake-help" in shown and len(shown.splitlines()) < 30
+    assert "passes through to Snakemake" in leaklab("nightly", "--help").stdout
+    snakemake = leaklab("run", "--snakemake-help")
+    assert snakemake.returncode == 0 and "--configfile" in snakemake.stdout and len(snakemake.stdout.splitlines()) > 300

@@ -9,10 +9,9 @@ import duckdb
 import pandas as pd
 import pytest
 import yaml
+from leaklab.tables import TABLES
 
 pytestmark = pytest.mark.e2e
-
-from leaklab.tables import TABLES
 
 
 def snakemake(root, workdir, *args):

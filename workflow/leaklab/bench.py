@@ -105,7 +105,7 @@ def bench_pipeline(workdir: Path, configfile: Path, run_first: bool = True) -> d
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m leaklab.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="leaklab bench", description=__doc__.splitlines()[0])
     parser.add_argument("what", nargs="?", choices=("overhead", "pipeline", "all"), default="all")
     parser.add_argument("--pairs", type=int, default=40, help="pairs of on/off blocks per setting (overhead)")
     parser.add_argument("--quick", action="store_true", help="a tiny workload (a smoke run of the overhead benchmark)")

@@ -1,6 +1,6 @@
 """The nightly command: a fresh measurement, appended to the history, judged.
 
-    leaklab nightly [--configfile FILE] [snakemake options ...]   (or python -m leaklab.nightly)
+    leaklab nightly [--directory DIR] [snakemake options ...]   (or python -m leaklab.nightly)
 
 Runs the pipeline with ``profiles/nightly`` (every measurement re-run, nightly
 settings), which lists regressions against the previous night and then records the
@@ -24,7 +24,11 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m leaklab.nightly", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="leaklab nightly", description=__doc__.splitlines()[0],
+        usage="leaklab nightly [-h] [--directory DIRECTORY] [snakemake options ...]",
+        epilog="Every other option passes through to Snakemake (--configfile, --config, ...): "
+               "`leaklab run --snakemake-help` lists them all.")
     parser.add_argument("--directory", type=Path, default=Path("."), help="where results/ lives")
     args, snakemake_args = parser.parse_known_args(argv)
     lock.clear_stale(args.directory)

@@ -472,7 +472,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m leaklab.runner",
+        prog="leaklab measure",
         description="Run one leak reproduction variant under the sampler and write its run directory.",
     )
     parser.add_argument("--experiment", required=True, help=f"one of {', '.join(experiments.names())}, "

@@ -35,11 +35,10 @@ This module must stay importable without pandas (the measured process imports pr
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, NamedTuple, Sequence
+from typing import TYPE_CHECKING
 
 from leaklab.profilers.errors import ParseError
 from leaklab.profilers.stacks import (STACK_FRAMES, TOP_N, Frame, clean_func, empty_sites, is_informative,
