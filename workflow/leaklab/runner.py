@@ -478,7 +478,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--experiment", required=True, help=f"one of {', '.join(experiments.names())}, "
                         "or a command experiment declared in --config")
     parser.add_argument("--config", type=Path, help="a leaklab config.yaml that declares command experiments")
-    parser.add_argument("--variant", required=True, help="variant id, e.g. capi-real (see README)")
+    parser.add_argument("--variant", required=True, help="variant id, e.g. capi-real (docs/experiments.md)")
     parser.add_argument("--outdir", required=True, type=Path)
     parser.add_argument("--params", default="{}", help="experiment parameters as JSON")
     parser.add_argument("--profiler", default="plain", choices=profilers.PROFILERS)
