@@ -32,11 +32,11 @@ def test_make_docs_builds_the_site_strictly(root, tmp_path):
     done = make(root, "docs", f"SITE={tmp_path / 'site'}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     site = tmp_path / "site"
-    assert (site / "index.html").exists() and (site / "layout" / "index.html").exists()
+    assert (site / "index.html").exists() and (site / "layout.html").exists()
     findings = sorted(p.name for p in (root / "docs" / "findings").glob("20*.md"))
     assert len(findings) >= 9
     for page in findings:  # every dated finding is a page of the site
-        assert (site / "findings" / page.removesuffix(".md") / "index.html").exists(), page
+        assert (site / "findings" / page.replace(".md", ".html")).exists(), page
     assert (site / "growth_overview.png").exists() and (site / "attribution.png").exists()
 
 
