@@ -78,10 +78,12 @@ def test_every_command_the_readme_names_exists(root):
     assert verbs == set(VERBS), verbs ^ set(VERBS)
 
 
-def test_make_run_and_make_test_run_the_pipeline_and_the_suite(root):
-    """`make run` and `make test` themselves (their installing part aside): what they run."""
-    run = make(root, "-n", "run")
-    assert run.returncode == 0 and re.search(r"/bin/leaklab run$", run.stdout, re.M), run.stdout
+def test_the_make_targets_run_the_leaklab_verbs_and_the_suite(root):
+    """What `make run`, `make test` and the other targets run, their installing part aside
+    (the verbs themselves are exercised in test_cli.py, test_workflow.py, test_nightly.py)."""
+    for target in ("run", "report", "nightly", "sweep", "bench"):
+        done = make(root, "-n", target)
+        assert done.returncode == 0 and re.search(rf"/bin/leaklab {target}$", done.stdout, re.M), done.stdout
     suite = make(root, "-n", "test")
     assert suite.returncode == 0 and re.search(r"/bin/python -m pytest .* tests$", suite.stdout, re.M), suite.stdout
 
