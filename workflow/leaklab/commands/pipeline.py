@@ -41,7 +41,9 @@ def _verb(what: str) -> Callable[[Callable[[list[str]], int]], Callable[[list[st
                                 help="where results/ goes and config.yaml is read (default: the current directory)")
             parser.add_argument("--snakemake-help", action="store_true", help="show Snakemake's own options and exit")
             if parser.parse_known_args(argv)[0].snakemake_help:
-                return subprocess.run([sys.executable, "-m", "snakemake", "--help"]).returncode
+                script = Path(sys.executable).with_name("snakemake")  # says `usage: snakemake`, not __main__.py
+                command = [str(script)] if script.exists() else [sys.executable, "-m", "snakemake"]
+                return subprocess.run([*command, "--help"]).returncode
             return function(argv)
 
         return with_help
