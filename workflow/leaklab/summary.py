@@ -10,7 +10,7 @@ import pandas as pd
 
 from leaklab import controls as leaklab_controls
 from leaklab import experiments
-from leaklab.amounts import amount
+from leaklab.amounts import amount, counted
 
 TRUSTED_PROFILES = ("ok", "none")  # a profile of the program itself, or no profiler
 
@@ -43,7 +43,7 @@ def _sensitivity_lines(sensitivity: pd.DataFrame) -> list[str]:
     for r in sensitivity.itertuples():
         caught = "caught" if bool(r.detected_at_threshold) else "**not caught**"
         lines.append(f"- {r.experiment} {r.metric}: threshold {rate(r.leak_per_unit, r.metric, r.unit)} {caught} "
-                     f"at {r.n_units} {r.unit}s x {r.n_replicates} runs; smallest detected "
+                     f"at {counted(r.n_units, r.unit)} x {r.n_replicates} runs; smallest detected "
                      f"{rate(r.smallest_detected, r.metric, r.unit)}")
     return [*lines, ""]
 

@@ -48,6 +48,29 @@ rule plot_headline:
         "../scripts/plot_headline.py"
 
 
+rule plot_compare:
+    """Bug, fix and control of one story on the same metrics, with intervals and the bar."""
+    input:
+        units="results/tables/units.csv",
+        growth="results/tables/growth.csv",
+    output:
+        png=report(
+            "results/figures/compare_{experiment}.png",
+            caption="../report/compare.rst",
+            category="{experiment}",
+        ),
+        svg="results/figures/compare_{experiment}.svg",
+    params:
+        registry=command_specs(),
+    log:
+        "results/logs/plot_compare_{experiment}.log",
+    resources:
+        mem_mb=2048,
+        runtime=10,
+    script:
+        "../scripts/plot_compare.py"
+
+
 rule plot_growth_overview:
     """Growth per unit for every experiment and variant against its threshold, by verdict."""
     input:
