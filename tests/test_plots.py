@@ -175,8 +175,12 @@ def test_headline_draws_the_deciding_metric_its_fit_warmup_and_verdict(growth, t
     fig = plots.headline(kept, growth, verdicts_of(growth), "dict_shrink", tmp_path / "d.png")
     assert [t.get_text() for t in panel(fig, "dict:").get_legend().get_texts()][0] == \
         "retention +0 B/cycle [0, 0] B, 40 MiB kept"
-    assert real.get_ylabel() == "RSS (MiB)" and dummy.get_ylabel() == "RSS (MiB)"
-    assert real.get_shared_y_axes().joined(real, dummy)  # one metric, one scale: the flat variant looks flat
+    # each run drawn as its change since the warm-up, the level it starts from named (no hidden offset)
+    assert real.get_ylabel() == "RSS since warm-up (MiB)\n0 = 61.8 MiB"
+    assert dummy.get_ylabel() == "RSS since warm-up (MiB)\n0 = 30.5 MiB"
+    assert gid(real, "replicate")[0].get_ydata()[1] == 0.0  # unit 1, the warm-up's end
+    # each panel its own scale: a small leak beside a large one is not drawn flat
+    assert not real.get_shared_y_axes().joined(real, dummy)
 
 
 def test_headline_draws_settling_with_its_late_slope_and_library_level_beside_rss(tmp_path):
@@ -296,8 +300,9 @@ def test_timeline_draws_plain_runs_only(tmp_path):
     rss, fds = fig.axes[0], fig.axes[1]
     (line,) = gid(rss, "variant:leak")
     assert line.get_ydata().max() < 20  # MiB: the plain run, not heaptrack's 180 MB
-    assert list(gid(fds, "variant:leak")[0].get_ydata()) == [1.0, 1.0]
+    assert list(gid(fds, "variant:leak")[0].get_ydata()) == [0.0, 0.0]  # change since the run's first unit
     assert rss.get_ylabel() == "RSS (MiB)" and fds.get_title() == "deleted_fds"
+    assert fds.get_ylabel() == "deleted_fds since start" and rss.get_ylim()[0] == 0  # RSS drawn from zero
     assert (tmp_path / "t.svg").exists()
 
 
@@ -325,7 +330,8 @@ def test_heap_timelines_draw_one_panel_per_profiler(tmp_path):
     fig = profile_plots.heap_timelines(pd.DataFrame(rows), "rocksdb_merge", tmp_path / "h.png")
     assert [ax.get_title() for ax in fig.axes] == ["massif", "heaptrack"]
     assert gid(fig.axes[0], "variant:capi-real")[0].get_ydata().max() == pytest.approx(20)
-    assert len(fig.axes[0].lines) == 2
+    assert len(gid(fig.axes[0], "variant:capi-real") + gid(fig.axes[0], "variant:capi_fixed-real")) == 2
+    assert fig.axes[0].get_ylabel() == "heap (MiB)" and fig.axes[0].get_ylim()[0] == 0
 
 
 def test_top_sites_writes_each_site_above_its_bar(tmp_path):
@@ -347,11 +353,13 @@ def test_top_sites_writes_each_site_above_its_bar(tmp_path):
 def test_profiler_overhead_draws_one_bar_per_profiler_and_experiment(tmp_path):
     rows = [{"profiler": p, "experiment": e, "variant": "v", "cpu_per_unit_ratio": r}
             for p, e, r in (("massif", "rocksdb_merge", 18.6), ("heaptrack", "fd_leak", 1.19),
-                            ("heaptrack", "rocksdb_merge", math.nan))]
+                            ("heaptrack", "rocksdb_merge", 0.0))]  # 0.0: no CPU time recorded
     fig = profile_plots.profiler_overhead(pd.DataFrame(rows), tmp_path / "o.png")
     ax = fig.axes[0]
-    assert [b.get_width() for b in gid(ax, "ratio")] == pytest.approx([18.6, 1.19])
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["massif · rocksdb_merge", "heaptrack · fd_leak"]
+    assert [b.get_width() for b in gid(ax, "ratio")] == pytest.approx([18.6, 1.19, 0.0])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["massif · rocksdb_merge", "heaptrack · fd_leak",
+                                                            "heaptrack · rocksdb_merge"]
+    assert texts(ax) == ["18.6x", "1.19x"] and texts(ax, "missing") == ["missing: no CPU time per unit"]
     assert ax.get_xscale() == "log" and gid(ax, "plain")[0].get_xdata()[0] == 1
 
 
@@ -406,7 +414,8 @@ def test_time_to_verdict_draws_each_variant_in_its_verdicts_colour(tmp_path):
     assert [b.get_width() for b in recorded] == [10.0, 10.0] and [b.get_width() for b in decision] == [2.0, 30.0]
     assert [colour(b.get_facecolor()) for b in decision] == [VERDICT_COLOURS["leak"], VERDICT_COLOURS["inconclusive"]]
     assert [b.get_hatch() or None for b in decision] == [None, "//"]  # undecided: the length that would decide
-    assert texts(ax) == ["8 rotations", "undecided: ~120 rotations would decide"]
+    assert texts(ax) == ["leak after 8 rotations", "undecided: ~120 rotations would decide"]
+    assert ax.get_xscale() == "log"  # 2 s beside 30 s: no hairlines
     assert (tmp_path / "t.svg").exists()
 
 

@@ -122,6 +122,7 @@ rule plot_profiles:
     input:
         heap_timeline="results/tables/heap_timeline.csv",
         top_sites="results/tables/top_sites.csv",
+        runs="results/tables/runs.csv",
     output:
         timeline=report(
             "results/figures/heap_{experiment}.png",
