@@ -158,10 +158,12 @@ def scaled(metric: str, values: pd.Series, what: str | None = None) -> tuple[pd.
 
 
 def from_zero(ax, axis: str = "y") -> None:
-    """Stretch an axis of amounts to include zero, so a 0.2 % change on a 3 MiB level is
-    not drawn as a climb across the whole panel (no truncated axis)."""
+    """Stretch an axis of amounts to include zero (from exactly zero when every value is
+    positive), so a 0.2 % change on a 3 MiB level is not drawn as a climb across the
+    whole panel (no truncated axis)."""
     low, high = ax.get_ylim() if axis == "y" else ax.get_xlim()
-    limits = (min(low, 0.0), max(high, 0.0))
+    data_low = ax.dataLim.y0 if axis == "y" else ax.dataLim.x0
+    limits = (0.0 if data_low >= 0 else min(low, 0.0), max(high, 0.0))
     (ax.set_ylim if axis == "y" else ax.set_xlim)(*limits)
 
 
