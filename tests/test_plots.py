@@ -177,8 +177,8 @@ def test_headline_draws_the_deciding_metric_its_fit_warmup_and_verdict(growth, t
     assert [t.get_text() for t in panel(fig, "dict:").get_legend().get_texts()][0] == \
         "retention +0 B/cycle [0, 0] B, 40 MiB kept"
     # each run drawn as its change since the warm-up, the level it starts from named (no hidden offset)
-    assert real.get_ylabel() == "RSS since warm-up (MiB)\n0 = 61.8 MiB"
-    assert dummy.get_ylabel() == "RSS since warm-up (MiB)\n0 = 30.5 MiB"
+    assert real.get_ylabel() == "Δ RSS (MiB)\n0 = 61.8 MiB"
+    assert dummy.get_ylabel() == "Δ RSS (MiB)\n0 = 30.5 MiB"
     assert gid(real, "replicate")[0].get_ydata()[1] == 0.0  # unit 1, the warm-up's end
     # each panel its own scale: a small leak beside a large one is not drawn flat
     assert not real.get_shared_y_axes().joined(real, dummy)
@@ -523,8 +523,7 @@ def test_headline_gives_each_variant_its_own_scale(tmp_path):
                        for v, g in (("native_tiny", 65536.0), ("native_large", 4 * MIB))])
     fig = plots.headline(units, growth, verdicts_of(growth), "planted", tmp_path / "h.png")
     tiny, large = panel(fig, "native_tiny"), panel(fig, "native_large")
-    assert tiny.get_ylabel().startswith("RSS since warm-up (KiB)") and large.get_ylabel().startswith(
-        "RSS since warm-up (MiB)")
+    assert tiny.get_ylabel().startswith("Δ RSS (KiB)") and large.get_ylabel().startswith("Δ RSS (MiB)")
     top = max(gid(tiny, "replicate")[0].get_ydata())
     assert top == pytest.approx(7 * 64) and tiny.get_ylim()[1] >= top  # the climb fills its own panel
     assert texts_outside(fig) == []
@@ -593,7 +592,8 @@ def every_figure(tmp_path, growth, attribution, go_map) -> dict:
                            "verdict": "retention"}])
     return {
         "growth_overview": lambda: plots.growth_overview(all_growth, tmp_path / "g.png"),
-        "headline": lambda: plots.headline(rocks_units, growth, verdicts_of(growth), "rocksdb_merge", tmp_path / "h.png"),
+        "headline": lambda: plots.headline(rocks_units, growth, verdicts_of(growth), "rocksdb_merge",
+                                           tmp_path / "h.png"),
         "compare": lambda: compare_plots.compare(units, go_growth, "go_map", tmp_path / "c.png"),
         "verdict_matrix": lambda: plots.verdict_matrix(verdicts_of(growth), tmp_path / "m.png"),
         "attribution": lambda: plots.attribution_bars(attribution, growth, tmp_path / "a.png"),

@@ -13,15 +13,20 @@ that keeps as much RSS as its bug (``go_map``'s ``rebuilt``) shows it.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import seaborn as sns
 import seaborn.objects as so
 from matplotlib.collections import LineCollection
+from matplotlib.colors import to_hex
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-from leaklab.figstyle import (THRESHOLD_STYLE, WARMUP_COLOUR, WIDTH, as_float, axis_unit, figure, nothing,
-                              quantity, save, short, spec_of, style, variant_colours, variant_order,
-                              verdict_colour, verdict_handles)
+from leaklab.figstyle import (THRESHOLD_STYLE, VARIANT_COLOURS, WARMUP_COLOUR, WIDTH, as_float, axis_unit, figure,
+                              nothing, quantity, save, short, spec_of, style, variant_order, verdict_colour,
+                              verdict_handles)
 
 ROLE_ORDER = ("bug", "fix", "control", "planted", "variant")
 CROSS_LANGUAGE_ROLES = {"leaky": "bug", "fixed": "fix", "dummy": "control", "control": "control"}
@@ -29,6 +34,7 @@ CROSS_LANGUAGE_ROLES = {"leaky": "bug", "fixed": "fix", "dummy": "control", "con
 OTHER_ROLES = {("rocksdb_merge", "capi-dummy"): "control", ("rocksdb_merge", "binding-dummy"): "control",
                ("duckdb_load", "load_on"): "bug", ("duckdb_load", "load_off"): "control",
                ("planted", "zero"): "control"}
+LINE_COLOURS = [c for c in VARIANT_COLOURS if to_hex(c) != to_hex(THRESHOLD_STYLE["color"])]  # black: the bar
 ROLE_DASHES = {"bug": "", "fix": (4, 1.5), "control": (1, 1), "planted": (3, 1, 1, 1), "variant": (2, 2)}
 
 
@@ -80,7 +86,7 @@ def _change_panel(ax, series: pd.DataFrame, rows: pd.DataFrame, metric: str, var
         data = series.assign(change=series["change"] / div,
                              label=[f"{v} ({role(experiment, v)})" for v in series["variant"]])
         labels = [f"{v} ({role(experiment, v)})" for v in variants]
-        colours = variant_colours(variants)
+        colours = dict(zip(variants, itertools.cycle(LINE_COLOURS)))
         sns.lineplot(data, x="unit", y="change", hue="label", hue_order=labels, style="label", style_order=labels,
                      dashes=[ROLE_DASHES[role(experiment, v)] for v in variants],
                      palette=[colours[v] for v in variants], errorbar=("ci", 95), n_boot=500, seed=0,
@@ -100,7 +106,7 @@ def _change_panel(ax, series: pd.DataFrame, rows: pd.DataFrame, metric: str, var
 
 
 def _estimate_panel(ax, rows: pd.DataFrame, metric: str, value: str, low: str | None, high: str | None,
-                    bar: pd.Series, bar_name: str, title: str) -> None:
+                    bar: pd.Series, bar_name: str, title: str, per: str = "") -> None:
     """Per variant the estimate with its 95 % interval (seaborn objects: Range and Dot,
     coloured by the verdict of this metric), the bar dashed, the amount written beside."""
     estimate, lows = rows[value].astype(float), rows[low].astype(float) if low else rows[value].astype(float)
@@ -109,8 +115,10 @@ def _estimate_panel(ax, rows: pd.DataFrame, metric: str, value: str, low: str | 
     data = pd.DataFrame({"label": list(rows["variant"]), "x": estimate / div, "low": lows / div,
                          "high": highs / div, "verdict": list(rows["verdict"].fillna("none"))})
     palette = {v: verdict_colour(v) for v in data["verdict"]}
-    plot = so.Plot(data, x="x", y="label", xmin="low", xmax="high", color="verdict").scale(color=palette)
-    plot = plot.add(so.Range(linewidth=2.2), legend=False) if low else plot
+    plot = so.Plot(data, x="x", y="label", color="verdict").scale(color=palette)
+    if low and data[["low", "high"]].notna().all(axis=1).any():  # a variant without an interval: its dot only
+        plot = plot.add(so.Range(linewidth=2.2), data=data.dropna(subset=["low", "high"]), xmin="low", xmax="high",
+                        legend=False)
     plot.add(so.Dot(pointsize=4.5, edgecolor="black", edgewidth=0.5), legend=False).on(ax).plot()
     for collection in ax.collections:
         collection.set_gid("interval" if isinstance(collection, LineCollection) else "estimate")
@@ -122,7 +130,7 @@ def _estimate_panel(ax, rows: pd.DataFrame, metric: str, value: str, low: str | 
         ax.annotate(quantity(getattr(r, value), metric, sign=bool(low)), xy=(1, y), xycoords=("axes fraction", "data"),
                     xytext=(3, 0), textcoords="offset points", va="center", fontsize=6.5, gid="amount")
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.set(ylabel="", xlabel=f"{name} ({bar_name} dashed)" if name else f"count ({bar_name} dashed)")
+    ax.set(ylabel="", xlabel=f"{name or 'count'}{per} ({bar_name} dashed)")
     ax.set_title(title, loc="left")
 
 
@@ -153,11 +161,14 @@ def compare(units: pd.DataFrame, growth: pd.DataFrame, experiment: str, out, pro
             _change_panel(axes[i, 0], series, part, metric, variants, experiment, warmup, legend=i == 0)
             unit = part["unit"].iloc[0]
             _estimate_panel(axes[i, 1], part, metric, "growth_per_unit", "ci_low", "ci_high",
-                            part["leak_per_unit"].astype(float) / 2, "bar", f"growth per {unit}, 95% interval")
+                            part["leak_per_unit"].astype(float) / 2, "bar", f"growth per {unit}, 95% interval",
+                            per=f" per {unit}")
             if releases:
                 _estimate_panel(axes[i, 2], part, metric, "retained", None, None,
                                 part["retained_threshold"].astype(float), "threshold", "kept after release")
         handles, labels = axes[0, 0].get_legend_handles_labels()
+        handles += [Line2D([], [], **THRESHOLD_STYLE), Patch(color=WARMUP_COLOUR)]
+        labels += ["bar (half the leak threshold) / retention threshold", "warm-up"]
         verdict_patches, verdict_labels = verdict_handles()
         fig.legend(handles + verdict_patches, [*labels, *(f"verdict: {v}" for v in verdict_labels)],
                    loc="outside lower center", ncol=4, frameon=False)

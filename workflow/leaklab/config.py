@@ -414,8 +414,8 @@ def _check_sweep(config: dict) -> None:
               **sweep.get("params", {})}
     units, warmup = UNITS_FROM_PARAMS[name](params), sweep.get("warmup_units", base.get("warmup_units", 1))
     if units - warmup < MIN_POST_WARMUP_UNITS:
-        raise ConfigError(f"version_sweep.warmup_units: {warmup} leaves {units - warmup} of {units} {plural(spec.unit)}; "
-                          f"growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up")
+        raise ConfigError(f"version_sweep.warmup_units: {warmup} leaves {units - warmup} of {units} "
+                          f"{plural(spec.unit)}; growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up")
 
 
 def select_only(config: dict) -> None:

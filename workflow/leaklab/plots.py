@@ -24,13 +24,15 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from leaklab.amounts import MIB, counted
-from leaklab.figstyle import (TEXT_ON, axis_unit, from_zero, THRESHOLD_STYLE, WARMUP_COLOUR, as_float, experiment_order, figure,
-                              interval_text, nothing, panel_title, quantity, rate_text, save, say, scaled, short,
-                              spec_of, style, variant_colours, variant_order, verdict_colour, verdict_handles)
+from leaklab.figstyle import (TEXT_ON, THRESHOLD_STYLE, WARMUP_COLOUR, WIDTH, as_float, axis_unit, experiment_order,
+                              figure, from_zero, interval_text, nothing, panel_title, quantity, rate_text, save, say,
+                              scaled, short, spec_of, style, variant_colours, variant_order, verdict_colour,
+                              verdict_handles)
 
 SYMLOG = {"linthresh": 1.0, "linscale": 1.0}  # linear within one bar, log beyond
 LEAK_THRESHOLD_STYLE = {"color": "#777777", "linestyle": ":", "linewidth": 0.9}
 TITLE_CHARS = 70  # a panel title line that fits across the figure at A4 half width
+LEGEND_COLUMN_CHARS = 40  # legend labels this long still fit two columns across a headline panel
 
 
 def _decides(frame: pd.DataFrame) -> pd.Series:
@@ -219,10 +221,11 @@ def _headline_panel(ax, series: pd.DataFrame, g: pd.Series, verdict: str, title:
         handles.append(ax.axvspan(series["unit"].min(), warmup, color=WARMUP_COLOUR, zorder=0, gid="warmup",
                                   label="warm-up"))
     ax.axhline(0, color="#444444", linewidth=0.5)
-    ax.legend(handles=handles, title=title, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=1, frameon=False,
-              alignment="left", handlelength=1.6, borderaxespad=0.2)
+    widest = max(len(h.get_label()) for h in handles)
+    ax.legend(handles=handles, title=title, loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False,
+              ncol=2 if widest <= LEGEND_COLUMN_CHARS else 1, alignment="left", handlelength=1.6, borderaxespad=0.2)
     level = quantity(levels.median(), metric) if len(levels) else "n/a"
-    ax.set_ylabel(f"{short(metric)} since warm-up" + (f" ({name})" if name else "") + f"\n0 = {level}")
+    ax.set_ylabel(f"Δ {short(metric)}" + (f" ({name})" if name else "") + f"\n0 = {level}")
 
 
 def _levels_panel(ax, units: pd.DataFrame, experiment: str, variants: list[str], metrics: list[str],
@@ -274,7 +277,7 @@ def headline(units: pd.DataFrame, growth: pd.DataFrame, verdicts: pd.DataFrame, 
         if library:
             _levels_panel(axes[-1], units, experiment, variants, ["rss_bytes", *library], profiler)
         axes[-1].set_xlabel(f"{spec.unit if spec else 'unit'} (unit of work; shaded: warm-up, not fitted)")
-        fig.suptitle(f"{experiment}: the deciding metric per variant ({profiler} runs)")
+        fig.suptitle(f"{experiment}: the deciding metric per variant ({profiler} runs)\nas change since the warm-up")
         save(fig, out)
     return fig
 
@@ -554,27 +557,48 @@ def version_sweep(sweep: pd.DataFrame, out, metric: str = "rss_bytes"):
 def _time_text(row) -> str:
     if row.decided:
         return f"{row.verdict} after {counted(row.units, row.unit)}"
+    if isinstance(row.full_verdict, str):
+        return f"{row.full_verdict} at the full {counted(row.recorded_units, row.unit)} (no earlier look)"
     if np.isfinite(as_float(row.units)):
         return f"undecided: ~{counted(round(row.units), row.unit)} would decide"
     return "undecided"
 
 
+def _full_length_verdicts(table: pd.DataFrame) -> pd.Series:
+    """Per experiment and variant, the severest verdict its runs got at their full
+    length (the table's verdict, one look at 95 %), where the sequential looks (each
+    at 1 - 0.05/K) decided nothing: a leak decided by the whole run is not "undecided"."""
+    from leaklab.verdicts import VERDICTS
+
+    severity = {v: i for i, v in enumerate(VERDICTS)}
+    judged = table[table["table_verdict"].isin(VERDICTS) & (table["table_verdict"] != "inconclusive")] \
+        if "table_verdict" in table else table.iloc[:0]
+    return judged.groupby(["experiment", "variant"])["table_verdict"].agg(lambda v: min(v, key=severity.get))
+
+
 def time_to_verdict(table: pd.DataFrame, out):
     """Seconds each experiment and variant needed for its verdict (the slowest run and
     deciding metric), in the verdict's colour, over the length its runs recorded (grey);
-    hatched: the length that would decide a run that was not decided.  Times span
-    decades (a 0.5 s leak, a 150 s settling run), so the axis is logarithmic; what
-    decided, after how many units, is written in a column to the right."""
+    hatched: no sequential look decided, drawn at the full length in the colour of the
+    verdict the whole run got, or at the length that would decide.  Times span decades
+    (a 0.5 s leak, a 150 s settling run), so the axis is logarithmic; what decided,
+    after how many units, is written in a column to the right."""
     from leaklab.sequential import by_variant
 
     if table.empty:
         return nothing(out, "no plain runs to replay")
     data = by_variant(table)
+    full = _full_length_verdicts(table)
+    data["full_verdict"] = [None if d else full.get((e, v)) for e, v, d in
+                            zip(data["experiment"], data["variant"], data["decided"])]
+    late = data["full_verdict"].notna()
+    data.loc[late, "verdict"] = data.loc[late, "full_verdict"]
+    data.loc[late, "seconds"] = data.loc[late, "recorded_seconds"]
     y = np.arange(len(data))
     seconds = pd.concat([data["recorded_seconds"], data["seconds"]]).astype(float)
     positive = seconds[seconds > 0]
     with style():
-        fig = figure(0.2 * len(data) + 1.3)
+        fig = figure(0.2 * len(data) + 1.3, width=1.4 * WIDTH)
         ax = fig.add_subplot()
         ax.set_xscale("log")
         ax.barh(y, data["recorded_seconds"], color="#DDDDDD", gid="recorded")
@@ -591,8 +615,8 @@ def time_to_verdict(table: pd.DataFrame, out):
         ax.set(xlabel="seconds of run time (log scale)")
         handles, labels = verdict_handles()
         fig.legend([Patch(color="#DDDDDD"), *handles], ["recorded run", *labels], loc="outside lower center",
-                   ncol=3, frameon=False)
-        fig.suptitle("Time to verdict (each look at 1 - 0.05/K; hatched: undecided)")
+                   ncol=6, frameon=False)
+        fig.suptitle("Time to verdict (each look at 1 - 0.05/K; hatched: no look before the end decided)")
         save(fig, out)
     return fig
 

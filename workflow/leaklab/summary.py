@@ -63,7 +63,8 @@ def render(runs: pd.DataFrame, growth: pd.DataFrame, controls: pd.DataFrame, att
         failed = controls[~controls["passed"]]
         lines += ["**Controls: FAILED: the verdicts of this run are not valid.**", ""]
         lines += [f"- `{r.variant}`: expected {r.expected_verdict}, got {r.verdict} "
-                  f"({rate(r.growth_per_unit, 'rss_bytes', 'step')} for {r.planted_bytes_per_step} B/step planted)"
+                  f"({rate(r.growth_per_unit, 'rss_bytes', 'step')} for "
+                  f"{amount(r.planted_bytes_per_step, 'planted_bytes')}/step planted)"
                   for r in failed.itertuples()]
         lines.append("")
     bad = runs[runs["status"] != "ok"] if not runs.empty else runs

@@ -154,7 +154,8 @@ def decide(w: Windows, *, leak_per_unit: float, retained_threshold: float, relea
     if f.n_replicates == 0 or w.n_units < MIN_UNITS or math.isnan(f.slope):
         return "inconclusive", f"{w.n_units} {plural(unit)} after warm-up (< {MIN_UNITS})"
     if math.isnan(f.ci_low) or math.isnan(f.ci_high):
-        return "inconclusive", f"{f.n_replicates} run(s) x {w.n_units} {plural(unit)} cannot give a {CONFIDENCE:.0%} interval"
+        return "inconclusive", (f"{f.n_replicates} run(s) x {w.n_units} {plural(unit)} cannot give a "
+                                f"{CONFIDENCE:.0%} interval")
     bar = DECISION_FRACTION * leak_per_unit
     bar_text = f"half the {_rate(leak_per_unit, metric, unit)} threshold"
     whole = _ci_text(f.ci_low, f.ci_high, metric, unit)
