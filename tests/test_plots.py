@@ -407,15 +407,19 @@ def test_time_to_verdict_draws_each_variant_in_its_verdicts_colour(tmp_path):
         return {"experiment": "fd_leak", "variant": variant, "metric": "deleted_fds", "unit": "rotation",
                 "stop_verdicts": stop, "stop_seconds": stop_seconds, "stop_units": 8.0, "recorded_seconds": 10.0,
                 "recorded_units": 60, "needed_seconds": needed_seconds, "needed_units": needed_units}
-    table = pd.DataFrame([row("leak", "leak", 2.0, 2.0, 8.0), row("close", "inconclusive", math.nan, 30.0, 120.0)])
+    table = pd.DataFrame([row("leak", "leak", 2.0, 2.0, 8.0), row("close", "inconclusive", math.nan, 30.0, 120.0),
+                          row("late", "inconclusive", math.nan, 10.0, 60.0)])
+    table["table_verdict"] = ["leak", "inconclusive", "leak"]  # "late": only the whole run decided
     fig = plots.time_to_verdict(table, tmp_path / "t.png")
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["fd_leak / leak", "fd_leak / close"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["fd_leak / leak", "fd_leak / close", "fd_leak / late"]
     recorded, decision = gid(ax, "recorded"), gid(ax, "decision")
-    assert [b.get_width() for b in recorded] == [10.0, 10.0] and [b.get_width() for b in decision] == [2.0, 30.0]
-    assert [colour(b.get_facecolor()) for b in decision] == [VERDICT_COLOURS["leak"], VERDICT_COLOURS["inconclusive"]]
-    assert [b.get_hatch() or None for b in decision] == [None, "//"]  # undecided: the length that would decide
-    assert texts(ax) == ["leak after 8 rotations", "undecided: ~120 rotations would decide"]
+    assert [b.get_width() for b in recorded] == [10.0] * 3 and [b.get_width() for b in decision] == [2.0, 30.0, 10.0]
+    assert [colour(b.get_facecolor()) for b in decision] == [VERDICT_COLOURS[v] for v in ("leak", "inconclusive",
+                                                                                          "leak")]
+    assert [b.get_hatch() or None for b in decision] == [None, "//", "//"]  # no look before the end decided
+    assert texts(ax) == ["leak after 8 rotations", "undecided: ~120 rotations would decide",
+                         "leak at the full 60 rotations (no earlier look)"]
     assert ax.get_xscale() == "log"  # 2 s beside 30 s: no hairlines
     assert (tmp_path / "t.svg").exists()
 

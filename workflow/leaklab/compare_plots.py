@@ -81,7 +81,7 @@ def _change_panel(ax, series: pd.DataFrame, rows: pd.DataFrame, metric: str, var
     bar = as_float(rows["leak_per_unit"].iloc[0]) / 2 if len(rows) else np.nan
     last = series["unit"].max() if len(series) else warmup + 1
     bar_end = bar * (last - warmup) if np.isfinite(bar) else 0.0
-    div, name = axis_unit(metric, pd.concat([series["change"], pd.Series([bar_end])]))
+    div, name = axis_unit(metric, np.r_[series["change"].to_numpy(float), bar_end])
     if len(series):
         data = series.assign(change=series["change"] / div,
                              label=[f"{v} ({role(experiment, v)})" for v in series["variant"]])
@@ -130,7 +130,7 @@ def _estimate_panel(ax, rows: pd.DataFrame, metric: str, value: str, low: str | 
         ax.annotate(quantity(getattr(r, value), metric, sign=bool(low)), xy=(1, y), xycoords=("axes fraction", "data"),
                     xytext=(3, 0), textcoords="offset points", va="center", fontsize=6.5, gid="amount")
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.set(ylabel="", xlabel=f"{name or 'count'}{per} ({bar_name} dashed)")
+    ax.set(ylabel="", xlabel=f"{name or short(metric)}{per} ({bar_name} dashed)")
     ax.set_title(title, loc="left")
 
 

@@ -188,7 +188,7 @@ def _headline_panel(ax, series: pd.DataFrame, g: pd.Series, verdict: str, title:
     slope = as_float(g.get("growth_per_unit"))
     bar = decision_bar(as_float(g.get("leak_per_unit")))
     span = (post["unit"].max() - post["unit"].min()) if len(post) else 0.0
-    div, name = axis_unit(metric, pd.concat([series["change"], pd.Series([bar * span if np.isfinite(bar) else 0])]))
+    div, name = axis_unit(metric, np.r_[series["change"].to_numpy(float), bar * span if np.isfinite(bar) else 0])
     handles = []
     if len(post) >= 2 and np.isfinite(slope):
         x, y = _fit_line(post["unit"].to_numpy(float), post["change"].to_numpy(float), slope)
@@ -570,9 +570,10 @@ def _full_length_verdicts(table: pd.DataFrame) -> pd.Series:
     at 1 - 0.05/K) decided nothing: a leak decided by the whole run is not "undecided"."""
     from leaklab.verdicts import VERDICTS
 
+    if "table_verdict" not in table:
+        return pd.Series(dtype=object)
     severity = {v: i for i, v in enumerate(VERDICTS)}
-    judged = table[table["table_verdict"].isin(VERDICTS) & (table["table_verdict"] != "inconclusive")] \
-        if "table_verdict" in table else table.iloc[:0]
+    judged = table[table["table_verdict"].isin(VERDICTS) & (table["table_verdict"] != "inconclusive")]
     return judged.groupby(["experiment", "variant"])["table_verdict"].agg(lambda v: min(v, key=severity.get))
 
 

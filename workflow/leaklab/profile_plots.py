@@ -77,7 +77,7 @@ def heap_timelines(heap_timeline: pd.DataFrame, experiment: str, out, runs: pd.D
             runs_drawn = [v for v in variants for _ in part[part["variant"] == v].groupby("replicate")]
             for line, variant in zip(ax.lines, runs_drawn):
                 line.set_gid(f"variant:{variant}")
-            ax.legend(frameon=False, loc="lower right", title="variant")
+            ax.legend(frameon=False, loc="best", title="variant")
             note = scale_note(ran, profiler)
             from_zero(ax)
             ax.set(title=profiler + (f" ({note})" if note else ""), xlabel="time since start (s)", ylabel=label)
