@@ -564,6 +564,28 @@ def test_long_frame_names_wrap_inside_the_figure(tmp_path):
     assert texts_outside(fig) == []
 
 
+def cross_table():
+    """The map story in Go, heap and RSS, as ``cross_language.csv`` holds it."""
+    return pd.DataFrame([{"mechanism": "map/dict keeps its table after deleting every key", "language": "Go",
+                          "variant": v, "metric": "go_heap_alloc_bytes", "measure": "retained", "unit": "cycle",
+                          "retained": heap * MIB, "growth_per_unit": 0.0, "ci_low": 0.0, "ci_high": 0.0,
+                          "verdict": verdict, "rss_growth_per_unit": 0.0, "rss_retained": rss * MIB,
+                          "rss_verdict": "retention"}
+                         for v, heap, rss, verdict in (("kept", 300, 342, "retention"), ("rebuilt", 0.1, 425, "stable"))])
+
+
+def test_cross_language_shows_rss_beside_the_heap(tmp_path):
+    """Go's fix ``rebuilt`` frees its map but keeps more RSS than the bug: both are drawn."""
+    fig = plots.cross_language(cross_table(), tmp_path / "x.png")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Go · kept · go_heap_alloc", "Go · kept · RSS",
+                                                            "Go · rebuilt · go_heap_alloc", "Go · rebuilt · RSS"]
+    assert [b.get_width() for b in gid(ax, "estimate")] == pytest.approx([300, 342, 0.1, 425])
+    assert [colour(b.get_facecolor()) for b in gid(ax, "estimate")] == [
+        VERDICT_COLOURS[v] for v in ("retention", "retention", "stable", "retention")]
+    assert texts(ax) == ["300 MiB", "342 MiB", "102.4 KiB", "425 MiB"] and ax.get_xlabel().endswith("(MiB)")
+
+
 def every_figure(tmp_path, growth, attribution, go_map) -> dict:
     """Every figure function of the project on constructed tables, with long names: name -> draw."""
     units, go_growth = go_map
@@ -590,10 +612,7 @@ def every_figure(tmp_path, growth, attribution, go_map) -> dict:
                          "recorded_units": 60, "needed_seconds": s, "needed_units": 3.0}
                         for e, v, stop, s in (("rocksdb_merge", "capi_fixed-real", "stable", 0.4),
                                               ("duckdb_load", "load_on", "settling", 150.0))])
-    cross = pd.DataFrame([{"mechanism": "map/dict keeps its table after deleting every key", "language": "Go",
-                           "variant": "kept", "metric": "go_heap_alloc_bytes", "measure": "retained", "unit": "cycle",
-                           "retained": 300 * MIB, "growth_per_unit": 0.0, "ci_low": 0.0, "ci_high": 0.0,
-                           "verdict": "retention"}])
+    cross = cross_table()
     return {
         "growth_overview": lambda: plots.growth_overview(all_growth, tmp_path / "g.png"),
         "headline": lambda: plots.headline(rocks_units, growth, verdicts_of(growth), "rocksdb_merge",
