@@ -617,6 +617,8 @@ def every_figure(tmp_path, growth, attribution, go_map) -> dict:
         "growth_overview": lambda: plots.growth_overview(all_growth, tmp_path / "g.png"),
         "headline": lambda: plots.headline(rocks_units, growth, verdicts_of(growth), "rocksdb_merge",
                                            tmp_path / "h.png"),
+        "headline_go_map": lambda: plots.headline(units, go_growth, verdicts.variant_verdicts(go_growth),
+                                                  "go_map", tmp_path / "hg.png"),  # long retention legends
         "compare": lambda: compare_plots.compare(units, go_growth, "go_map", tmp_path / "c.png"),
         "verdict_matrix": lambda: plots.verdict_matrix(verdicts_of(growth), tmp_path / "m.png"),
         "attribution": lambda: plots.attribution_bars(attribution, growth, tmp_path / "a.png"),
@@ -629,7 +631,7 @@ def every_figure(tmp_path, growth, attribution, go_map) -> dict:
     }
 
 
-FIGURES = ["growth_overview", "headline", "compare", "verdict_matrix",
+FIGURES = ["growth_overview", "headline", "headline_go_map", "compare", "verdict_matrix",
            pytest.param("attribution", marks=pytest.mark.xfail(reason="its legend runs off the canvas; the "
                                                                "attribution figure is being redrawn elsewhere")),
            "timeline", "time_to_verdict", "cross_language", "heap", "top_sites", "profiler_overhead"]
