@@ -571,7 +571,8 @@ def cross_table():
                           "retained": heap * MIB, "growth_per_unit": 0.0, "ci_low": 0.0, "ci_high": 0.0,
                           "verdict": verdict, "rss_growth_per_unit": 0.0, "rss_retained": rss * MIB,
                           "rss_verdict": "retention"}
-                         for v, heap, rss, verdict in (("kept", 300, 342, "retention"), ("rebuilt", 0.1, 425, "stable"))])
+                         for v, heap, rss, verdict in (("kept", 300, 342, "retention"),
+                                                       ("rebuilt", 0.1, 425, "stable"))])
 
 
 def test_cross_language_shows_rss_beside_the_heap(tmp_path):
