@@ -129,7 +129,7 @@ def test_figures_exist_as_png_and_svg(results):
     """What each figure draws is tested in test_plots.py; here: every one is made, twice."""
     figures = results / "results" / "figures"
     names = [f"{kind}_{name}" for name in ("rocksdb_merge", "dict_shrink", "duckdb_load", "fd_leak", "planted")
-             for kind in ("headline", "timeline")]
+             for kind in ("headline", "compare", "timeline")]
     names += [f"{kind}_{name}" for name in ("rocksdb_merge", "dict_shrink") for kind in ("heap", "top_sites")]
     for name in [*names, "growth_overview", "verdict_matrix", "attribution", "profiler_overhead", "time_to_verdict"]:
         assert (figures / f"{name}.png").stat().st_size > 10_000, name

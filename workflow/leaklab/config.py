@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from leaklab import build, experiments, profilers, sampler, settings  # light: the Snakefile parse imports this
+from leaklab.amounts import plural
 from leaklab.experiments.duckdb_load import expected_drops, parse_duration
 from leaklab.validation import ConfigError
 
@@ -380,7 +381,7 @@ def check(config: dict) -> None:
         warmup = entry.get("warmup_units", 1)
         if units - warmup < MIN_POST_WARMUP_UNITS:
             raise ConfigError(
-                f"experiments.{name}.warmup_units: {warmup} leaves {units - warmup} of {units} {spec.unit}s; "
+                f"experiments.{name}.warmup_units: {warmup} leaves {units - warmup} of {units} {plural(spec.unit)}; "
                 f"growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up"
             )
         _check_footprint(config, name)
@@ -413,8 +414,8 @@ def _check_sweep(config: dict) -> None:
               **sweep.get("params", {})}
     units, warmup = UNITS_FROM_PARAMS[name](params), sweep.get("warmup_units", base.get("warmup_units", 1))
     if units - warmup < MIN_POST_WARMUP_UNITS:
-        raise ConfigError(f"version_sweep.warmup_units: {warmup} leaves {units - warmup} of {units} {spec.unit}s; "
-                          f"growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up")
+        raise ConfigError(f"version_sweep.warmup_units: {warmup} leaves {units - warmup} of {units} "
+                          f"{plural(spec.unit)}; growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up")
 
 
 def select_only(config: dict) -> None:

@@ -18,9 +18,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 
 from leaklab import experiments  # noqa: E402
-from leaklab.amounts import MIB  # noqa: E402
+from leaklab.amounts import MIB, plain_number  # noqa: E402
 
 VERDICT_COLOURS = {
     "leak": "#D55E00",
@@ -66,8 +67,8 @@ def quantity(value, metric: str, sign: bool = False) -> str:
     spec = "+.4g" if sign else ".4g"
     if metric.endswith("_bytes"):
         div, name = _byte_unit(abs(number))
-        return f"{number / div:{spec}} {name}"
-    return f"{number:{spec}}"
+        return f"{plain_number(number / div, spec)} {name}"
+    return plain_number(number, spec)
 
 
 def rate_text(value, metric: str, unit: str) -> str:
@@ -82,7 +83,7 @@ def interval_text(low, high, metric: str) -> str:
     if not (math.isfinite(low) and math.isfinite(high)):
         return "no 95% interval"
     div, name = _byte_unit(max(abs(low), abs(high))) if metric.endswith("_bytes") else (1.0, "")
-    return f"[{low / div:.4g}, {high / div:.4g}]" + (f" {name}" if name else "")
+    return f"[{plain_number(low / div, '.4g')}, {plain_number(high / div, '.4g')}]" + (f" {name}" if name else "")
 
 
 def verdict_colour(verdict) -> str:
@@ -100,9 +101,9 @@ def style():
         yield
 
 
-def figure(height: float):
+def figure(height: float, width: float = WIDTH):
     """A new figure at print size with constrained layout (labels never overlap)."""
-    return plt.figure(figsize=(WIDTH, height), layout="constrained")
+    return plt.figure(figsize=(width, height), layout="constrained")
 
 
 def save(fig, out) -> None:
@@ -139,11 +140,70 @@ def nothing(out, message: str):
     return fig
 
 
-def scaled(metric: str, values: pd.Series) -> tuple[pd.Series, str]:
-    """Byte metrics in MiB; the label names the metric and its unit."""
-    if metric.endswith("_bytes"):
-        return values / MIB, f"{short(metric)} (MiB)"
-    return values, metric
+def axis_unit(metric: str, values) -> tuple[float, str]:
+    """The unit one axis of ``metric`` is drawn in, chosen from the values it shows (a
+    panel of KiB is drawn in KiB, not as 0.06 MiB): its size and name (``""`` for counts)."""
+    if not metric.endswith("_bytes"):
+        return 1.0, ""
+    finite = pd.Series(values, dtype=float).replace([math.inf, -math.inf], math.nan).abs().dropna()
+    return _byte_unit(float(finite.max()) if len(finite) else 0.0) if len(finite) else (MIB, "MiB")
+
+
+def scaled(metric: str, values: pd.Series, what: str | None = None) -> tuple[pd.Series, str]:
+    """Values in the unit that fits them (``axis_unit``); the label names the metric (or
+    ``what``) and the unit, one unit per axis."""
+    div, name = axis_unit(metric, values)
+    label = what or short(metric)
+    return values / div, f"{label} ({name})" if name else label
+
+
+def from_zero(ax, axis: str = "y") -> None:
+    """Stretch an axis of amounts to include zero (from exactly zero when every value is
+    positive), so a 0.2 % change on a 3 MiB level is not drawn as a climb across the
+    whole panel (no truncated axis)."""
+    low, high = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    data_low = ax.dataLim.y0 if axis == "y" else ax.dataLim.x0
+    limits = (0.0 if data_low >= 0 else min(low, 0.0), max(high, 0.0))
+    (ax.set_ylim if axis == "y" else ax.set_xlim)(*limits)
+
+
+def _texts_of(owner) -> list:
+    """The texts a figure, subfigure or axes draws by itself, legends' included."""
+    texts = list(owner.texts)
+    for legend in getattr(owner, "legends", []) + ([owner.get_legend()] if hasattr(owner, "get_legend") else []):
+        if legend is not None and legend.get_visible():
+            texts += [*legend.get_texts(), legend.get_title()]
+    return texts
+
+
+def texts_outside(fig) -> list[str]:
+    """Every drawn text of ``fig`` that reaches outside its canvas (clipped in the PNG):
+    titles, annotations, legends, and each axis's tick and axis labels.  Empty when the
+    figure fits its frame."""
+    canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)  # closed: no canvas
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    frame = fig.bbox
+
+    def outside(box) -> bool:
+        return box is not None and box.width > 0 and (box.x0 < frame.x0 - 1 or box.y0 < frame.y0 - 1
+                                                     or box.x1 > frame.x1 + 1 or box.y1 > frame.y1 + 1)
+    found = []
+    owners = [fig, *fig.subfigs]
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        owners.append(ax)
+        if ax.axison:
+            for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+                if axis.get_visible() and outside(axis.get_tightbbox(renderer)):
+                    found.append(f"{name} axis of {ax.get_title() or ax.get_ylabel() or 'a panel'}")
+        found += [t.get_text() for t in (ax.title, ax._left_title, ax._right_title)
+                  if t.get_text().strip() and outside(t.get_window_extent(renderer))]
+    for owner in owners:
+        found += [t.get_text() for t in _texts_of(owner)
+                  if t.get_visible() and t.get_text().strip() and outside(t.get_window_extent(renderer))]
+    return found
 
 
 def short(metric: str) -> str:

@@ -17,19 +17,22 @@ import textwrap
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib import patheffects
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
-from leaklab.amounts import MIB
-from leaklab.figstyle import (TEXT_ON, THRESHOLD_STYLE, WARMUP_COLOUR, as_float, experiment_order, figure,
-                              interval_text, nothing, panel_title, quantity, rate_text, save, say, scaled, short,
-                              spec_of, style, variant_colours, variant_order, verdict_colour, verdict_handles)
+from leaklab.amounts import MIB, counted
+from leaklab.figstyle import (TEXT_ON, THRESHOLD_STYLE, WARMUP_COLOUR, WIDTH, as_float, axis_unit, experiment_order,
+                              figure, from_zero, interval_text, nothing, panel_title, quantity, rate_text, save, say,
+                              scaled, short, spec_of, style, variant_colours, variant_order, verdict_colour,
+                              verdict_handles)
 
 SYMLOG = {"linthresh": 1.0, "linscale": 1.0}  # linear within one bar, log beyond
 LEAK_THRESHOLD_STYLE = {"color": "#777777", "linestyle": ":", "linewidth": 0.9}
 TITLE_CHARS = 70  # a panel title line that fits across the figure at A4 half width
+LEGEND_COLUMN_CHARS = 40  # legend labels this long still fit two columns across a headline panel
 
 
 def _decides(frame: pd.DataFrame) -> pd.Series:
@@ -167,17 +170,28 @@ def _series(units: pd.DataFrame, experiment: str, variant: str, metric: str, pro
 
 
 def _headline_panel(ax, series: pd.DataFrame, g: pd.Series, verdict: str, title: str) -> None:
-    """One variant: replicates, warm-up shaded, the fitted growth in the verdict's colour
-    beside a line rising at the decision bar from the same start (an interval steeper
-    than that line is a leak), the verdict with its interval in the legend."""
+    """One variant: each replicate as its change since the warm-up (runs that start
+    apart are compared on what they gained; the level at the warm-up's end is named in
+    the axis label, so no offset is hidden), warm-up shaded, the fitted growth in the
+    verdict's colour beside a line rising at the decision bar from the same start (an
+    interval steeper than that line is a leak), the verdict with its interval in the
+    legend.  Each panel has its own scale: a 64 KiB/step leak beside a 4 MiB/step one
+    is not flattened."""
+    from leaklab.compare_plots import change_since_warmup
+
     metric, unit = g["metric"], g["unit"]
-    div = MIB if metric.endswith("_bytes") else 1.0
     warmup = as_float(g.get("warmup_units"))
-    handles = []
-    post = series[series["unit"] > warmup] if np.isfinite(warmup) else series
+    start = warmup if np.isfinite(warmup) else (series["unit"].min() if len(series) else 0.0)
+    levels = series[series["unit"] <= start].groupby("replicate")["value"].last() if len(series) else pd.Series()
+    series = change_since_warmup(series, start) if len(series) else series.assign(change=pd.Series(dtype=float))
+    post = series[series["unit"] > start]
     slope = as_float(g.get("growth_per_unit"))
+    bar = decision_bar(as_float(g.get("leak_per_unit")))
+    span = (post["unit"].max() - post["unit"].min()) if len(post) else 0.0
+    div, name = axis_unit(metric, np.r_[series["change"].to_numpy(float), bar * span if np.isfinite(bar) else 0])
+    handles = []
     if len(post) >= 2 and np.isfinite(slope):
-        x, y = _fit_line(post["unit"].to_numpy(float), post["value"].to_numpy(float), slope)
+        x, y = _fit_line(post["unit"].to_numpy(float), post["change"].to_numpy(float), slope)
         handles += ax.plot(x, y / div, color=verdict_colour(verdict), linewidth=2.0, gid="fit", zorder=3,
                            path_effects=[patheffects.withStroke(linewidth=2.8, foreground="black")],
                            label=f"{verdict} {rate_text(slope, metric, unit)} "
@@ -187,10 +201,9 @@ def _headline_panel(ax, series: pd.DataFrame, g: pd.Series, verdict: str, title:
         if verdict == "settling" and np.isfinite(late):
             xs = np.sort(post["unit"].unique())
             tail = post[post["unit"] >= xs[len(xs) // 2]]
-            lx, ly = _fit_line(tail["unit"].to_numpy(float), tail["value"].to_numpy(float), late)
+            lx, ly = _fit_line(tail["unit"].to_numpy(float), tail["change"].to_numpy(float), late)
             handles += ax.plot(lx, ly / div, color="black", linestyle=":", linewidth=1.4, gid="late_fit", zorder=5,
                                label=f"last half: {rate_text(late, metric, unit)}")
-        bar = decision_bar(as_float(g.get("leak_per_unit")))
         if np.isfinite(bar):
             handles += ax.plot(x, (y[0] + bar * (x - x[0])) / div, **THRESHOLD_STYLE, gid="threshold",
                                label=f"bar {rate_text(bar, metric, unit)}")
@@ -199,7 +212,7 @@ def _headline_panel(ax, series: pd.DataFrame, g: pd.Series, verdict: str, title:
                            label=f"{verdict}: no slope")
     replicates = list(series.groupby("replicate"))
     for i, (_, run) in enumerate(replicates):
-        line = ax.plot(run["unit"], run["value"] / div, color="#333333", linewidth=0.7, marker="o",
+        line = ax.plot(run["unit"], run["change"] / div, color="#333333", linewidth=0.7, marker="o",
                        markersize=1.8 if len(run) < 60 else 0, gid="replicate", zorder=5)
         if i == 0:
             line[0].set_label(f"{len(replicates)} replicate{'s' if len(replicates) > 1 else ''}")
@@ -207,23 +220,30 @@ def _headline_panel(ax, series: pd.DataFrame, g: pd.Series, verdict: str, title:
     if len(series) and np.isfinite(warmup) and warmup >= series["unit"].min():
         handles.append(ax.axvspan(series["unit"].min(), warmup, color=WARMUP_COLOUR, zorder=0, gid="warmup",
                                   label="warm-up"))
-    ax.legend(handles=handles, title=title, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, frameon=False,
-              alignment="left", handlelength=1.6, borderaxespad=0.2)
-    ax.set_ylabel(scaled(metric, pd.Series(dtype=float))[1])
+    ax.axhline(0, color="#444444", linewidth=0.5)
+    widest = max(len(h.get_label()) for h in handles)
+    ax.legend(handles=handles, title=title, loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False,
+              ncol=2 if widest <= LEGEND_COLUMN_CHARS else 1, alignment="left", handlelength=1.6, borderaxespad=0.2)
+    level = quantity(levels.median(), metric) if len(levels) else "n/a"
+    ax.set_ylabel(f"Δ {short(metric)}" + (f" ({name})" if name else "") + f"\n0 = {level}")
 
 
 def _levels_panel(ax, units: pd.DataFrame, experiment: str, variants: list[str], metrics: list[str],
                   profiler: str) -> None:
-    """A library's own accounting beside RSS, per variant, in MiB: which of them moves."""
+    """A library's own accounting beside RSS, per variant, from zero, in the unit the
+    values need: which of them moves."""
     colours = variant_colours(variants)
+    series = {(v, m): _series(units, experiment, v, m, profiler) for v in variants for m in metrics}
+    div, name = axis_unit("level_bytes", pd.concat([s["value"] for s in series.values()] or [pd.Series()]))
     for variant in variants:
         for metric, line in zip(metrics, ("-", "--", ":")):
-            for i, (_, run) in enumerate(_series(units, experiment, variant, metric, profiler).groupby("replicate")):
-                ax.plot(run["unit"], run["value"] / MIB, color=colours[variant], linestyle=line, linewidth=0.9,
+            for i, (_, run) in enumerate(series[(variant, metric)].groupby("replicate")):
+                ax.plot(run["unit"], run["value"] / div, color=colours[variant], linestyle=line, linewidth=0.9,
                         gid=f"level:{metric}", label=f"{variant}: {short(metric)}" if i == 0 else None)
     ax.legend(title="levels: RSS beside the library's own accounting", loc="lower left", bbox_to_anchor=(0, 1.0),
               ncol=2, frameon=False, alignment="left", borderaxespad=0.2)
-    ax.set(ylabel="MiB")
+    from_zero(ax)
+    ax.set(ylabel=name)
 
 
 def headline(units: pd.DataFrame, growth: pd.DataFrame, verdicts: pd.DataFrame, experiment: str, out,
@@ -246,7 +266,6 @@ def headline(units: pd.DataFrame, growth: pd.DataFrame, verdicts: pd.DataFrame, 
     with style():
         fig = figure(1.75 * (len(variants) + bool(library)) + 0.5)
         axes = fig.subplots(len(variants) + bool(library), 1, sharex=True, squeeze=False)[:, 0]
-        by_metric: dict[str, object] = {}
         for ax, variant in zip(axes, variants):
             row = rows.loc[variant]
             match = growth[(growth["experiment"] == experiment) & (growth["variant"] == variant)
@@ -255,13 +274,10 @@ def headline(units: pd.DataFrame, growth: pd.DataFrame, verdicts: pd.DataFrame, 
             g["metric"], g["unit"] = row["metric"], row["unit"]
             _headline_panel(ax, _series(units, experiment, variant, row["metric"], profiler), g, row["verdict"],
                             f"{variant}: {row['verdict']} (decided by {short(row['metric'])})")
-            if row["metric"] in by_metric:
-                ax.sharey(by_metric[row["metric"]])
-            by_metric.setdefault(row["metric"], ax)
         if library:
             _levels_panel(axes[-1], units, experiment, variants, ["rss_bytes", *library], profiler)
         axes[-1].set_xlabel(f"{spec.unit if spec else 'unit'} (unit of work; shaded: warm-up, not fitted)")
-        fig.suptitle(f"{experiment}: the deciding metric per variant ({profiler} runs)")
+        fig.suptitle(f"{experiment}: the deciding metric per variant ({profiler} runs)\nas change since the warm-up")
         save(fig, out)
     return fig
 
@@ -431,9 +447,12 @@ def attribution_bars(attribution: pd.DataFrame, growth: pd.DataFrame, out):
 # ---------------------------------------------------------------- timeline
 
 def timeline(samples: pd.DataFrame, units: pd.DataFrame, experiment: str, out, profiler: str = "plain"):
-    """RSS over time (every sample), then each of the experiment's key metrics over its
-    units, by variant, replicates as thin lines (``plain`` runs only: under a profiler
-    RSS includes the profiler's own memory)."""
+    """RSS over time (every sample, from zero), then each of the experiment's key
+    metrics over its units as the change since the run's first unit (a system-wide
+    level such as slab differs by megabytes between runs; what a run added is the
+    story), by variant, replicates as thin lines (seaborn ``lineplot``, one line per
+    replicate; ``plain`` runs only: under a profiler RSS includes the profiler's own
+    memory)."""
     if samples.empty:
         return nothing(out, "no data: every run failed, or none ran")
     spec = spec_of(experiment)
@@ -446,25 +465,47 @@ def timeline(samples: pd.DataFrame, units: pd.DataFrame, experiment: str, out, p
     with style():
         fig = figure(1.6 * (1 + len(key_metrics)) + 0.5)
         axes = fig.subplots(1 + len(key_metrics), 1, squeeze=False)[:, 0]
-        panels = [(axes[0], samples, "t", "rss_bytes", "time since start (s)")]
-        panels += [(ax, units[units["metric"] == m].rename(columns={"value": m}), "unit", m,
-                    f"{spec.unit} (unit of work)") for ax, m in zip(axes[1:], key_metrics)]
-        for ax, frame, x, metric, xlabel in panels:
+        panels = [(axes[0], samples.rename(columns={"rss_bytes": "value"}), "t", "rss_bytes",
+                   "time since start (s)", None)]
+        panels += [(ax, _since_first(units[units["metric"] == m]), "unit", m, f"{spec.unit} (unit of work)",
+                    f"{short(m)} since start") for ax, m in zip(axes[1:], key_metrics)]
+        for ax, frame, x, metric, xlabel, what in panels:
             if frame.empty:
-                say(ax, f"no {metric} recorded")
+                say(ax, f"no {short(metric)} recorded for {experiment}")
                 continue
-            values, label = scaled(metric, frame[metric])
-            for variant in variants:
-                for i, (_, run) in enumerate(frame[frame["variant"] == variant].groupby("replicate")):
-                    ax.plot(run[x], values[run.index], color=colours[variant], linewidth=0.8, alpha=0.85,
-                            gid=f"variant:{variant}", label=variant if i == 0 else None)
+            values, label = scaled(metric, frame["value"], what)
+            sns.lineplot(frame.assign(value=values), x=x, y="value", hue="variant", hue_order=variants,
+                         units="replicate", estimator=None, palette=colours, linewidth=0.8, alpha=0.85,
+                         legend=ax is axes[0], ax=ax)
+            for line, variant in _lines_by_variant(ax, frame, variants):
+                line.set_gid(f"variant:{variant}")
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+            if what is None:
+                from_zero(ax)
+            else:
+                ax.axhline(0, color="#444444", linewidth=0.5)
             ax.set(xlabel=xlabel, ylabel=label, title=short(metric))
         if not samples.empty:
-            fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=min(4, len(variants)),
+            handles = [Line2D([], [], color=colours[v]) for v in variants]
+            fig.legend(handles, variants, loc="outside lower center", ncol=min(4, len(variants)),
                        frameon=False, title="variant (thin lines: replicates)")
         fig.suptitle(f"{experiment}: memory over the run ({profiler})")
         save(fig, out)
     return fig
+
+
+def _since_first(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each run's values minus its first."""
+    frame = frame.dropna(subset=["unit", "value"]).sort_values("unit")
+    first = frame.groupby(["variant", "replicate"])["value"].transform("first")
+    return frame.assign(value=frame["value"] - first)
+
+
+def _lines_by_variant(ax, frame: pd.DataFrame, variants: list[str]):
+    """seaborn draws one line per variant and replicate, in hue order: pair them up."""
+    runs = [v for v in variants for _ in frame[frame["variant"] == v].groupby("replicate")]
+    return zip(ax.lines, runs)
 
 
 # ---------------------------------------------------------------- version sweep
@@ -515,61 +556,107 @@ def version_sweep(sweep: pd.DataFrame, out, metric: str = "rss_bytes"):
 
 def _time_text(row) -> str:
     if row.decided:
-        return f"{row.units:.0f} {row.unit}s"
+        return f"{row.verdict} after {counted(row.units, row.unit)}"
+    if isinstance(row.full_verdict, str):
+        return f"{row.full_verdict} at the full {counted(row.recorded_units, row.unit)} (no earlier look)"
     if np.isfinite(as_float(row.units)):
-        return f"undecided: ~{row.units:.0f} {row.unit}s would decide"
+        return f"undecided: ~{counted(round(row.units), row.unit)} would decide"
     return "undecided"
+
+
+def _full_length_verdicts(table: pd.DataFrame) -> pd.Series:
+    """Per experiment and variant, the severest verdict its runs got at their full
+    length (the table's verdict, one look at 95 %), where the sequential looks (each
+    at 1 - 0.05/K) decided nothing: a leak decided by the whole run is not "undecided"."""
+    from leaklab.verdicts import VERDICTS
+
+    if "table_verdict" not in table:
+        return pd.Series(dtype=object)
+    severity = {v: i for i, v in enumerate(VERDICTS)}
+    judged = table[table["table_verdict"].isin(VERDICTS) & (table["table_verdict"] != "inconclusive")]
+    return judged.groupby(["experiment", "variant"])["table_verdict"].agg(lambda v: min(v, key=severity.get))
 
 
 def time_to_verdict(table: pd.DataFrame, out):
     """Seconds each experiment and variant needed for its verdict (the slowest run and
     deciding metric), in the verdict's colour, over the length its runs recorded (grey);
-    hatched: the length that would decide a run that was not decided."""
+    hatched: no sequential look decided, drawn at the full length in the colour of the
+    verdict the whole run got, or at the length that would decide.  Times span decades
+    (a 0.5 s leak, a 150 s settling run), so the axis is logarithmic; what decided,
+    after how many units, is written in a column to the right."""
     from leaklab.sequential import by_variant
 
     if table.empty:
         return nothing(out, "no plain runs to replay")
     data = by_variant(table)
+    full = _full_length_verdicts(table)
+    data["full_verdict"] = [None if d else full.get((e, v)) for e, v, d in
+                            zip(data["experiment"], data["variant"], data["decided"])]
+    late = data["full_verdict"].notna()
+    data.loc[late, "verdict"] = data.loc[late, "full_verdict"]
+    data.loc[late, "seconds"] = data.loc[late, "recorded_seconds"]
     y = np.arange(len(data))
+    seconds = pd.concat([data["recorded_seconds"], data["seconds"]]).astype(float)
+    positive = seconds[seconds > 0]
     with style():
-        fig = figure(0.2 * len(data) + 1.2)
+        fig = figure(0.2 * len(data) + 1.3, width=1.4 * WIDTH)
         ax = fig.add_subplot()
+        ax.set_xscale("log")
         ax.barh(y, data["recorded_seconds"], color="#DDDDDD", gid="recorded")
         ax.barh(y, data["seconds"].fillna(0), height=0.5, color=[verdict_colour(v) for v in data["verdict"]],
                 hatch=["" if d else "//" for d in data["decided"]], gid="decision")
         for yi, row in zip(y, data.itertuples()):
-            end = max(row.recorded_seconds, as_float(row.seconds) if np.isfinite(as_float(row.seconds)) else 0)
-            ax.annotate(_time_text(row), xy=(end, yi), xytext=(2, 0), textcoords="offset points", va="center",
-                        fontsize=6, gid="amount")
+            ax.annotate(_time_text(row), xy=(1, yi), xycoords=("axes fraction", "data"), xytext=(3, 0),
+                        textcoords="offset points", va="center", fontsize=6, gid="amount")
         ax.set_yticks(y, [f"{r.experiment} / {r.variant}" for r in data.itertuples()])
         ax.set_ylim(len(data) - 0.5, -0.5)
-        ax.margins(x=0.45)
-        ax.set(xlabel="seconds of run time")
+        if len(positive):
+            ax.set_xlim(positive.min() / 2, positive.max() * 1.5)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set(xlabel="seconds of run time (log scale)")
         handles, labels = verdict_handles()
         fig.legend([Patch(color="#DDDDDD"), *handles], ["recorded run", *labels], loc="outside lower center",
-                   ncol=3, frameon=False)
-        fig.suptitle("Time to verdict (each look at 1 - 0.05/K; hatched: undecided)")
+                   ncol=6, frameon=False)
+        fig.suptitle("Time to verdict (each look at 1 - 0.05/K; hatched: no look before the end decided)")
         save(fig, out)
     return fig
 
 
+def _with_rss(part: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Each program's mechanism metric and, where that metric is in bytes, its RSS on
+    the next row: a fix whose heap is clean but whose RSS stays (Go's ``rebuilt``) shows it."""
+    if not part["metric"].str.endswith("_bytes").all() or f"rss_{column}" not in part:
+        return part
+    rss = part.assign(metric="rss_bytes", verdict=part["rss_verdict"], **{column: part[f"rss_{column}"]},
+                      ci_low=np.nan, ci_high=np.nan)
+    return pd.concat([part, rss]).sort_index(kind="stable")
+
+
 def cross_language(table: pd.DataFrame, out):
     """The same mechanism in each language: growth per unit (or, where every unit
-    releases everything, what stays after it), verdict colours, 95 % whiskers and the
-    amount in its own unit beside each bar."""
+    releases everything, what stays after it) of the metric that measures it and of RSS
+    beside it, verdict colours, 95 % whiskers and the amount in its own unit beside each
+    bar; each panel's axis in the unit its values need."""
     if table.empty:
         return nothing(out, "no mechanism was measured in two languages")
     mechanisms = list(dict.fromkeys(table["mechanism"]))
-    heights = [(table["mechanism"] == m).sum() + 1.6 for m in mechanisms]
+    parts = []
+    for mechanism in mechanisms:
+        part = table[table["mechanism"] == mechanism]
+        column = "retained" if part["measure"].iloc[0] == "retained" else "growth_per_unit"
+        parts.append((mechanism, column, _with_rss(part.reset_index(drop=True), column)))
+    heights = [len(part) + 1.6 for _, _, part in parts]
     with style():
         fig = figure(0.2 * sum(heights) + 0.8)
         axes = fig.subplots(len(mechanisms), 1, height_ratios=heights, squeeze=False)[:, 0]
-        for ax, mechanism in zip(axes, mechanisms):
-            part = table[table["mechanism"] == mechanism]
-            column = "retained" if part["measure"].iloc[0] == "retained" else "growth_per_unit"
-            scale = MIB if part["metric"].str.endswith("_bytes").all() else 1
+        for ax, (mechanism, column, part) in zip(axes, parts):
+            raw = part[column].astype(float)
+            metric = part["metric"].iloc[0]
+            bounds = [raw, part["ci_low"].astype(float), part["ci_high"].astype(float)] \
+                if column == "growth_per_unit" else [raw]
+            scale, unit_name = axis_unit(metric, pd.concat(bounds))
             y = np.arange(len(part))
-            values = part[column].astype(float) / scale
+            values = raw / scale
             ax.barh(y, values.fillna(0), color=[verdict_colour(v) for v in part["verdict"]], gid="estimate")
             if column == "growth_per_unit":
                 low, high = part["ci_low"].astype(float) / scale, part["ci_high"].astype(float) / scale
@@ -583,7 +670,7 @@ def cross_language(table: pd.DataFrame, out):
             ax.set_ylim(len(part) - 0.5, -0.5)
             ax.axvline(0, color="#444444", linewidth=0.5)
             what = "kept after each unit" if column == "retained" else f"growth per {part['unit'].iloc[0]}"
-            ax.set(xlabel=f"{what} ({'MiB' if scale == MIB else 'count'})")
+            ax.set(xlabel=f"{what} ({unit_name or 'count'})")
             panel_title(ax, mechanism)
         handles, labels = verdict_handles()
         fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from leaklab import controls as leaklab_controls
 from leaklab import experiments
-from leaklab.amounts import amount
+from leaklab.amounts import amount, counted
 
 TRUSTED_PROFILES = ("ok", "none")  # a profile of the program itself, or no profiler
 
@@ -43,7 +43,7 @@ def _sensitivity_lines(sensitivity: pd.DataFrame) -> list[str]:
     for r in sensitivity.itertuples():
         caught = "caught" if bool(r.detected_at_threshold) else "**not caught**"
         lines.append(f"- {r.experiment} {r.metric}: threshold {rate(r.leak_per_unit, r.metric, r.unit)} {caught} "
-                     f"at {r.n_units} {r.unit}s x {r.n_replicates} runs; smallest detected "
+                     f"at {counted(r.n_units, r.unit)} x {r.n_replicates} runs; smallest detected "
                      f"{rate(r.smallest_detected, r.metric, r.unit)}")
     return [*lines, ""]
 
@@ -63,7 +63,8 @@ def render(runs: pd.DataFrame, growth: pd.DataFrame, controls: pd.DataFrame, att
         failed = controls[~controls["passed"]]
         lines += ["**Controls: FAILED: the verdicts of this run are not valid.**", ""]
         lines += [f"- `{r.variant}`: expected {r.expected_verdict}, got {r.verdict} "
-                  f"({rate(r.growth_per_unit, 'rss_bytes', 'step')} for {r.planted_bytes_per_step} B/step planted)"
+                  f"({rate(r.growth_per_unit, 'rss_bytes', 'step')} for "
+                  f"{amount(r.planted_bytes_per_step, 'planted_bytes')}/step planted)"
                   for r in failed.itertuples()]
         lines.append("")
     bad = runs[runs["status"] != "ok"] if not runs.empty else runs

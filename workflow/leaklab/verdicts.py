@@ -50,7 +50,7 @@ import pandas as pd
 from scipy.stats import PermutationMethod, mannwhitneyu
 
 from leaklab import settings as leaklab_settings
-from leaklab.amounts import amount, byte_unit
+from leaklab.amounts import amount, byte_unit, plain_number, plural
 from leaklab.intervals import (CONFIDENCE, MIN_UNITS, N_BOOT, PooledSlope, mover_difference, pairwise_slopes,
                                pooled_slope, sen_interval, serial_correlation_factor)
 
@@ -143,8 +143,8 @@ def _rate(value: float, metric: str, unit: str) -> str:
 def _ci_text(low: float, high: float, metric: str, unit: str) -> str:
     if metric.endswith("_bytes"):
         name, size = byte_unit(max(abs(low), abs(high)) if math.isfinite(low + high) else 0.0)
-        return f"CI [{low / size:.3g}, {high / size:.3g}] {name}/{unit}"
-    return f"CI [{low:.3g}, {high:.3g}]/{unit}"
+        return f"CI [{plain_number(low / size)}, {plain_number(high / size)}] {name}/{unit}"
+    return f"CI [{plain_number(low)}, {plain_number(high)}]/{unit}"
 
 
 def decide(w: Windows, *, leak_per_unit: float, retained_threshold: float, releases: bool, retained: float,
@@ -152,9 +152,10 @@ def decide(w: Windows, *, leak_per_unit: float, retained_threshold: float, relea
     """The verdict and a one-line reason (the rule in the module docstring)."""
     f = w.whole
     if f.n_replicates == 0 or w.n_units < MIN_UNITS or math.isnan(f.slope):
-        return "inconclusive", f"{w.n_units} {unit}s after warm-up (< {MIN_UNITS})"
+        return "inconclusive", f"{w.n_units} {plural(unit)} after warm-up (< {MIN_UNITS})"
     if math.isnan(f.ci_low) or math.isnan(f.ci_high):
-        return "inconclusive", f"{f.n_replicates} run(s) x {w.n_units} {unit}s cannot give a {CONFIDENCE:.0%} interval"
+        return "inconclusive", (f"{f.n_replicates} run(s) x {w.n_units} {plural(unit)} cannot give a "
+                                f"{CONFIDENCE:.0%} interval")
     bar = DECISION_FRACTION * leak_per_unit
     bar_text = f"half the {_rate(leak_per_unit, metric, unit)} threshold"
     whole = _ci_text(f.ci_low, f.ci_high, metric, unit)

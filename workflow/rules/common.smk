@@ -204,7 +204,7 @@ def profiled_experiments():
 def figure_outputs():
     """Every figure, as PNG and as the SVG beside it."""
     names = (
-        [f"{kind}_{name}" for name in EXPERIMENTS for kind in ("headline", "timeline")]
+        [f"{kind}_{name}" for name in EXPERIMENTS for kind in ("headline", "compare", "timeline")]
         + [f"{kind}_{name}" for name in profiled_experiments() for kind in ("heap", "top_sites")]
         + ["growth_overview", "profiler_overhead", "verdict_matrix", "attribution", "time_to_verdict"]
         + ["cross_language"]

@@ -48,6 +48,29 @@ rule plot_headline:
         "../scripts/plot_headline.py"
 
 
+rule plot_compare:
+    """Bug, fix and control of one story on the same metrics, with intervals and the bar."""
+    input:
+        units="results/tables/units.csv",
+        growth="results/tables/growth.csv",
+    output:
+        png=report(
+            "results/figures/compare_{experiment}.png",
+            caption="../report/compare.rst",
+            category="{experiment}",
+        ),
+        svg="results/figures/compare_{experiment}.svg",
+    params:
+        registry=command_specs(),
+    log:
+        "results/logs/plot_compare_{experiment}.log",
+    resources:
+        mem_mb=2048,
+        runtime=10,
+    script:
+        "../scripts/plot_compare.py"
+
+
 rule plot_growth_overview:
     """Growth per unit for every experiment and variant against its threshold, by verdict."""
     input:
@@ -99,6 +122,7 @@ rule plot_profiles:
     input:
         heap_timeline="results/tables/heap_timeline.csv",
         top_sites="results/tables/top_sites.csv",
+        runs="results/tables/runs.csv",
     output:
         timeline=report(
             "results/figures/heap_{experiment}.png",

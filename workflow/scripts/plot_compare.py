@@ -1,0 +1,17 @@
+"""Snakemake entry point: one story's bug, fix and control on the same metrics."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+
+from leaklab import compare_plots, experiments  # noqa: E402
+from leaklab.tables import read_csv_table  # noqa: E402
+
+experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments)
+
+compare_plots.compare(
+    read_csv_table(snakemake.input.units),  # noqa: F821
+    read_csv_table(snakemake.input.growth),  # noqa: F821
+    snakemake.wildcards.experiment,  # noqa: F821
+    snakemake.output.png,  # noqa: F821
+)
