@@ -14,6 +14,12 @@ For every experiment and variant (``plain`` runs), each metric is read as a laye
 
 Experiments whose units release memory (``dict_shrink``, ``planted``) are attributed
 by what they retain as well as by growth.
+
+Beside these, the RSS growth is placed in the address space (``leaklab.mappings``, read
+at unit marks): one ``mapping: <kind>`` layer per kind of mapping, which add up to the
+RSS growth, each with a plain sentence on what lives there and which profilers can see
+it; and, for a tree of more than one process, one ``process`` layer per process, so a
+leak in a child or helper is named by its pid and command line.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+
+from leaklab import mappings
 
 LAYERS = {
     "dict_size_bytes": "Python heap",
@@ -41,8 +49,85 @@ def _value(row: pd.Series, column: str) -> float:
     return float(value) if pd.notna(value) else math.nan
 
 
-def table(growth: pd.DataFrame, agreement: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per experiment x variant x layer: growth per unit, retained, verdict."""
+MAPPING_PREFIX = "mapping: "
+PROCESS_PREFIX = "process "
+# a kind of mapping whose growth is at least this share of the RSS growth holds the leak
+HOLDS_SHARE = 0.25
+_KIND_WORDS = {
+    mappings.BRK_HEAP: "brk heap: malloc's main arena (small blocks); heaptrack, massif and jemalloc see these "
+                       "allocations",
+    mappings.STACK: "thread stacks: one per thread, so a thread leak grows this (see threads); no heap profiler "
+                    "sees it",
+    mappings.FILE_BACKED: "file-backed mappings: mapped files and libraries, their pages in the page cache; no heap "
+                          "profiler sees this",
+    mappings.SHARED: "shared memory (shm, memfd, MAP_SHARED): counted whole in every process's RSS, split in PSS; "
+                     "no heap profiler sees this",
+    mappings.OTHER: "kernel pseudo-mappings (vdso, vvar, anon_inode)",
+}
+OUTSIDE_MALLOC = ("anonymous mappings outside malloc: heaptrack and massif cannot see this; massif "
+                  "--pages-as-heap can")
+ANONYMOUS_WORDS = ("anonymous mappings: malloc's large blocks (above its mmap threshold) and thread arenas, a "
+                   "runtime's own heap (Go, pymalloc arenas) or mmap outside malloc; heaptrack and massif see only "
+                   "the malloc part, massif --pages-as-heap sees all of it")
+
+
+def kind_words(kind: str, growth_per_unit: float, native_heap_growth: float) -> str:
+    """What lives in a kind of mapping and who can see it, in plain words.  Anonymous
+    growth that a native heap metric does not cover (less than half of it) is said to
+    be outside malloc."""
+    if kind != mappings.ANONYMOUS:
+        return _KIND_WORDS[kind]
+    if not math.isnan(native_heap_growth) and growth_per_unit > 0 and native_heap_growth < growth_per_unit / 2:
+        return OUTSIDE_MALLOC
+    return ANONYMOUS_WORDS
+
+
+def _plain_median(frame: pd.DataFrame, experiment: str, variant: str) -> pd.DataFrame:
+    if frame is None or frame.empty:
+        return pd.DataFrame()
+    return frame[(frame["experiment"] == experiment) & (frame["variant"] == variant)
+                 & (frame["profiler"] == "plain")]
+
+
+def _mapping_layers(kinds: pd.DataFrame, native_heap_growth: float, rss_growth: float) -> dict[str, dict]:
+    """One layer per kind of mapping: the median over replicates of its growth."""
+    layers = {}
+    for kind, group in kinds.groupby("kind", sort=False):
+        value = float(group["rss_growth_per_unit"].median())
+        share = value / rss_growth if rss_growth and not math.isnan(rss_growth) else math.nan
+        words = kind_words(kind, value, native_heap_growth)
+        holds = not math.isnan(share) and share >= HOLDS_SHARE
+        layers[MAPPING_PREFIX + kind] = {"source": "smaps at unit marks", "growth_per_unit": value,
+                                         "retained": math.nan, "verdict": None, "share_of_rss": share,
+                                         "explanation": words, "holds_growth": holds}
+    return layers
+
+
+def _process_layers(processes: pd.DataFrame, rss_growth: float) -> dict[str, dict]:
+    """One layer per process of the first replicate's tree, when it has more than one."""
+    if processes.empty:
+        return {}
+    first = processes[processes["replicate"] == processes["replicate"].min()]
+    if len(first) < 2:
+        return {}
+    layers = {}
+    for _, proc in first.iterrows():
+        value = float(proc["rss_growth_per_unit"])
+        share = value / rss_growth if rss_growth and not math.isnan(rss_growth) else math.nan
+        holds = not math.isnan(share) and share >= HOLDS_SHARE
+        layers[f"{PROCESS_PREFIX}{proc['pid']}: {proc['command']}"] = {
+            "source": "smaps at unit marks (own RSS)", "growth_per_unit": value, "retained": math.nan,
+            "verdict": None, "share_of_rss": share, "holds_growth": holds,
+            "explanation": f"pid {proc['pid']} (parent {proc['ppid']}), PSS "
+                           f"{proc['pss_growth_per_unit'] / 1024:+.1f} KiB per unit"}
+    return layers
+
+
+def table(growth: pd.DataFrame, agreement: pd.DataFrame | None = None, mapping_kinds: pd.DataFrame | None = None,
+          processes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per experiment x variant x layer: growth per unit, retained, verdict;
+    the mapping and process layers carry their share of the RSS growth and what they
+    hold in plain words (``explanation``)."""
     if growth.empty:
         return pd.DataFrame()
     plain = growth[growth["profiler"] == "plain"]
@@ -81,12 +166,27 @@ def table(growth: pd.DataFrame, agreement: pd.DataFrame | None = None) -> pd.Dat
                                     "growth_per_unit": residual("growth_per_unit"), "retained": residual("retained")}
             else:
                 layers[NO_HEAP] = {**layers["RSS (total)"], "source": "rss_bytes (no heap metric)"}
+            rss_growth = layers["RSS (total)"]["growth_per_unit"]
+            native = layers.get("native heap", {}).get("growth_per_unit", math.nan)
+            placed = _mapping_layers(_plain_median(mapping_kinds, experiment, variant), native, rss_growth)
+            if placed:
+                total = sum(v["growth_per_unit"] for v in placed.values() if not math.isnan(v["growth_per_unit"]))
+                layers["RSS (total)"]["placed_growth_per_unit"] = total
+            layers.update(placed)
+            layers.update(_process_layers(_plain_median(processes, experiment, variant), rss_growth))
         for layer, values in layers.items():
             rows.append({"experiment": experiment, "variant": variant, "unit": unit, "layer": layer, **values})
     frame = pd.DataFrame(rows)
     if frame.empty:  # no plain run could be read: nothing to attribute
         return frame
     frame["where"] = frame.apply(_where, axis=1)
+    if "holds_growth" in frame:  # a mapping or process holds the growth of a leaking RSS
+        rss_leaks = frame[(frame["layer"] == "RSS (total)") & (frame["verdict"] == "leak")]
+        leaking = set(zip(rss_leaks["experiment"], rss_leaks["variant"]))
+        in_leak = pd.Series([(e, v) in leaking for e, v in zip(frame["experiment"], frame["variant"])],
+                            index=frame.index)
+        holds = frame["holds_growth"].eq(True) & in_leak
+        frame.loc[holds, "where"] = "grows here"
     for column in ("growth_per_unit", "retained"):
         frame[f"stacked_{column}"] = frame.apply(lambda r: _stacked(frame, r, column), axis=1)
     return frame

@@ -172,3 +172,70 @@ def frame(rows: list[dict]) -> pd.DataFrame:
     for column in ("command", "level", "kind", "name"):
         out[column] = out[column].astype("object")
     return out
+
+
+def _slope(units: pd.Series, values: pd.Series) -> float:
+    """Least-squares bytes per unit; NaN with fewer than two distinct units."""
+    if units.nunique() < 2:
+        return float("nan")
+    x, y = units.astype("float64"), values.astype("float64")
+    return float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+
+
+def _after_warmup(readings: pd.DataFrame, warmup_units: int) -> pd.DataFrame:
+    """Readings past the warm-up, or all of them when fewer than two units remain."""
+    kept = readings[readings["unit"] > warmup_units]
+    return kept if kept["unit"].nunique() >= 2 else readings
+
+
+def kind_growth(readings: pd.DataFrame, warmup_units: int = 0) -> pd.DataFrame:
+    """Growth per unit of each kind of mapping, summed over the tree: kind, RSS and PSS
+    bytes per unit, and the RSS at the last reading."""
+    kinds = _after_warmup(readings[readings["level"] == "kind"], warmup_units)
+    if kinds.empty:
+        return pd.DataFrame(columns=["kind", "rss_growth_per_unit", "pss_growth_per_unit", "last_rss_bytes"])
+    summed = kinds.groupby(["unit", "kind"], as_index=False)[["rss_bytes", "pss_bytes"]].sum()
+    rows = []
+    for kind in KINDS:
+        of_kind = summed[summed["kind"] == kind]
+        rows.append({"kind": kind, "rss_growth_per_unit": _slope(of_kind["unit"], of_kind["rss_bytes"]),
+                     "pss_growth_per_unit": _slope(of_kind["unit"], of_kind["pss_bytes"]),
+                     "last_rss_bytes": float(of_kind["rss_bytes"].iloc[-1]) if len(of_kind) else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def process_growth(readings: pd.DataFrame, warmup_units: int = 0) -> pd.DataFrame:
+    """Each process's own RSS and PSS growth per unit (pid, parent, command line),
+    the fastest-growing first: a leak in a child or helper is named by its pid."""
+    procs = _after_warmup(readings[readings["level"] == "process"], warmup_units)
+    rows = []
+    for pid, group in procs.groupby("pid"):
+        rows.append({"pid": int(pid), "ppid": int(group["ppid"].iloc[-1]), "command": group["command"].iloc[-1],
+                     "readings": len(group), "rss_growth_per_unit": _slope(group["unit"], group["rss_bytes"]),
+                     "pss_growth_per_unit": _slope(group["unit"], group["pss_bytes"]),
+                     "last_rss_bytes": float(group["rss_bytes"].iloc[-1])})
+    out = pd.DataFrame(rows, columns=["pid", "ppid", "command", "readings", "rss_growth_per_unit",
+                                      "pss_growth_per_unit", "last_rss_bytes"])
+    return out.sort_values("rss_growth_per_unit", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def mapping_growth(readings: pd.DataFrame, warmup_units: int = 0, top: int = TOP_MAPPINGS) -> pd.DataFrame:
+    """The largest mappings of each process at its last reading and how much each grew
+    since the first reading past the warm-up.  Adjacent anonymous mappings merge and
+    move their start (mmap grows down), so a mapping's earlier size is that of the
+    mappings of the same name overlapping its range then (0 where none was among the
+    largest: a mapping that was small then)."""
+    maps = _after_warmup(readings[readings["level"] == "mapping"], warmup_units)
+    rows = []
+    for pid, group in maps.groupby("pid"):
+        first_unit, last_unit = group["unit"].min(), group["unit"].max()
+        first, last = group[group["unit"] == first_unit], group[group["unit"] == last_unit]
+        for _, m in last.iterrows():
+            before = first[(first["name"] == m["name"]) & (first["start"] < m["end"]) & (first["end"] > m["start"])]
+            grown = float(m["rss_bytes"] - before["rss_bytes"].sum())
+            units = int(last_unit - first_unit)
+            rows.append({"pid": int(pid), "command": m["command"], "kind": m["kind"], "name": m["name"],
+                         "range": f"{int(m['start']):x}-{int(m['end']):x}", "rss_bytes": float(m["rss_bytes"]),
+                         "rss_growth_per_unit": grown / units if units else float("nan")})
+    out = pd.DataFrame(rows, columns=["pid", "command", "kind", "name", "range", "rss_bytes", "rss_growth_per_unit"])
+    return out.sort_values("rss_growth_per_unit", ascending=False).groupby("pid").head(top).reset_index(drop=True)

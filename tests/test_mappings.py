@@ -1,0 +1,76 @@
+"""Where the memory is: a real C program grows memory in one chosen place (an anonymous
+mmap outside malloc, the brk heap, a forked child), run as a command experiment under
+the runner; the mappings read at its unit marks must place the growth there."""
+
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+
+from leaklab import attribution, experiments, mappings, runner
+
+MIB = 2**20
+STEPS = 30
+
+
+@pytest.fixture(scope="module")
+def places_leak(root, tmp_path_factory) -> str:
+    if not shutil.which("cc"):
+        pytest.skip("no C compiler")
+    exe = tmp_path_factory.mktemp("bin") / "places_leak"
+    subprocess.run(["cc", "-O0", "-o", str(exe), str(root / "tests" / "data" / "places_leak.c")], check=True)
+    return str(exe)
+
+
+def _run(exe: str, mode: str, outdir, extra: dict | None = None) -> tuple[dict, pd.DataFrame]:
+    entry = {"command": f"{exe} {{mode}} {STEPS} {MIB}", "variants": {mode: {"params": {"mode": mode}}},
+             "unit": "step", "unit_pattern": "step (\\d+)", **(extra or {})}
+    experiments.configure({"experiments": {"places": entry}})
+    try:
+        meta = runner.run("places", mode, outdir, {"mode": mode}, timeout_s=120)
+    finally:
+        experiments.configure({})
+    return meta, pd.read_parquet(outdir / "mappings.parquet")
+
+
+def test_kinds_of_mappings_from_their_smaps_headers():
+    assert mappings.kind_of("[heap]", "rw-p") == mappings.BRK_HEAP
+    assert mappings.kind_of("", "rw-p") == mappings.ANONYMOUS
+    assert mappings.kind_of("[anon:glibc: malloc arena]", "rw-p") == mappings.ANONYMOUS
+    assert mappings.kind_of("", "rw-s") == mappings.SHARED
+    assert mappings.kind_of("/dev/shm/x (deleted)", "rw-s") == mappings.SHARED
+    assert mappings.kind_of("/usr/lib/libc.so.6", "r-xp") == mappings.FILE_BACKED
+    assert mappings.kind_of("[stack]", "rw-p") == mappings.STACK
+    assert mappings.kind_of("[vdso]", "r-xp") == mappings.OTHER
+
+
+def test_an_mmap_leak_is_placed_in_anonymous_mappings(places_leak, tmp_path):
+    meta, readings = _run(places_leak, "mmap", tmp_path)
+    assert meta["status"] == "ok" and meta["mappings_readings"] >= 5
+    kinds = mappings.kind_growth(readings, warmup_units=2).set_index("kind")["rss_growth_per_unit"]
+    assert kinds[mappings.ANONYMOUS] == pytest.approx(MIB, rel=0.10)
+    assert abs(kinds[mappings.BRK_HEAP]) < 0.05 * MIB
+    grown = mappings.mapping_growth(readings, warmup_units=2).iloc[0]
+    assert grown["name"] == "[anonymous]" and grown["rss_growth_per_unit"] == pytest.approx(MIB, rel=0.10)
+
+
+def test_a_childs_leak_is_named_by_its_pid_and_command(places_leak, tmp_path):
+    meta, readings = _run(places_leak, "child", tmp_path)
+    assert meta["status"] == "ok"
+    procs = mappings.process_growth(readings, warmup_units=2)
+    assert len(procs) == 2
+    leaker, parent = procs.iloc[0], procs.iloc[1]
+    assert leaker["ppid"] == parent["pid"] and "places_leak child" in leaker["command"]
+    assert leaker["rss_growth_per_unit"] == pytest.approx(MIB, rel=0.10)
+    assert abs(parent["rss_growth_per_unit"]) < 0.05 * MIB
+    # the attribution names the child, and places the growth in the brk heap (small mallocs)
+    keys = {"experiment": "places", "variant": "child", "profiler": "plain", "replicate": 1, "unit": "step"}
+    growth = pd.DataFrame([{**keys, "metric": "rss_bytes", "growth_per_unit": float(leaker["rss_growth_per_unit"]),
+                            "retained": float("nan"), "verdict": "leak"}])
+    table = attribution.table(growth, None, mappings.kind_growth(readings, 2).assign(**keys),
+                              procs.assign(**keys)).set_index("layer")
+    named = table[table["where"] == "grows here"].index
+    assert f"process {leaker['pid']}: {leaker['command']}" in named
+    assert attribution.MAPPING_PREFIX + mappings.BRK_HEAP in named
+    assert table.loc["RSS (total)", "placed_growth_per_unit"] == pytest.approx(leaker["rss_growth_per_unit"], rel=0.1)
