@@ -74,3 +74,60 @@ def test_a_childs_leak_is_named_by_its_pid_and_command(places_leak, tmp_path):
     assert f"process {leaker['pid']}: {leaker['command']}" in named
     assert attribution.MAPPING_PREFIX + mappings.BRK_HEAP in named
     assert table.loc["RSS (total)", "placed_growth_per_unit"] == pytest.approx(leaker["rss_growth_per_unit"], rel=0.1)
+
+
+def _table_run(exe: str, modes: tuple[str, ...], base, verdict: dict) -> dict:
+    """Each mode run once as a variant of one command experiment, then every table."""
+    from leaklab import tables
+
+    entry = {"command": f"{exe} {{mode}} {STEPS} {MIB}", "unit": "step", "unit_pattern": "step (\\d+)",
+             "variants": {mode: {"params": {"mode": mode}} for mode in modes}, "baseline": modes[-1],
+             "warmup_units": 2, "verdict": verdict}
+    config = {"experiments": {"places": entry}}
+    experiments.configure(config)
+    try:
+        dirs = []
+        for mode in modes:
+            rundir = base / "places" / mode / "plain" / "rep1"
+            runner.run("places", mode, rundir, {"mode": mode}, timeout_s=120)
+            dirs.append(rundir)
+        return tables.build(dirs, config)
+    finally:
+        experiments.configure({})
+
+
+def test_a_c_programs_glibc_heap_is_measured_through_command_and_judged(places_leak, tmp_path):
+    """No change to the program: glibc's libmemusage is preloaded, read at unit marks,
+    and the malloc_in_use_bytes threshold of the config decides a verdict."""
+    got = _table_run(places_leak, ("malloc", "mmap", "none"), tmp_path,
+                     {"malloc_in_use_bytes": {"leak_per_unit": 256 * 1024, "retained": 16 * MIB}})
+    meta = __import__("json").loads((tmp_path / "places" / "malloc" / "plain" / "rep1" / "meta.json").read_text())
+    assert "libmemusage" in meta["heap_metric"]["source"]
+    growth = got["growth"].set_index(["variant", "metric"])
+    assert growth.loc[("malloc", "malloc_in_use_bytes"), "verdict"] == "leak"
+    assert growth.loc[("malloc", "malloc_in_use_bytes"), "growth_per_unit"] == pytest.approx(MIB, rel=0.10)
+    assert growth.loc[("mmap", "malloc_in_use_bytes"), "verdict"] != "leak"  # mmap is outside malloc
+    attributed = got["attribution"].set_index(["variant", "layer"])
+    anonymous = attributed.loc[("mmap", attribution.MAPPING_PREFIX + mappings.ANONYMOUS)]
+    assert anonymous["where"] == "grows here" and anonymous["explanation"] == attribution.OUTSIDE_MALLOC
+    # every variant's growth is placed in layers that add up to its RSS growth
+    for variant in ("malloc", "mmap"):
+        total = attributed.loc[(variant, "RSS (total)")]
+        assert total["placed_growth_per_unit"] == pytest.approx(total["growth_per_unit"], rel=0.10)
+
+
+def test_no_heap_metric_for_a_static_program_or_a_shell_is_a_config_error(root, tmp_path):
+    """The threshold is refused before any job runs, with the reason, never dropped."""
+    from leaklab.config import ConfigError, _check_heap_metric
+
+    static = tmp_path / "places_static"
+    built = subprocess.run(["cc", "-static", "-O0", "-o", str(static), str(root / "tests" / "data" / "places_leak.c")],
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        pytest.skip(f"no static libc: {built.stderr[-200:]}")
+    where = "experiments.places.verdict"
+    with pytest.raises(ConfigError, match=r"verdict\.malloc_in_use_bytes: .*statically linked"):
+        _check_heap_metric({"command": f"{static} malloc 3 1024"}, where)
+    with pytest.raises(ConfigError, match=r"malloc_in_use_bytes: .*shell"):
+        _check_heap_metric({"command": "sh -c 'true'"}, where)
+    _check_heap_metric({"command": "{setup_dir}/built_later"}, where)  # checked when it runs

@@ -56,6 +56,11 @@ static void steps(const char *mode, long n, size_t bytes)
             memset(p, 0, bytes);
             free(p);
         }
+        for (int k = 0; k < 100; k++) { /* the step's own work: scratch blocks, freed */
+            char *scratch = malloc(64 + k);
+            memset(scratch, k, 64 + k);
+            free(scratch);
+        }
         printf("step %ld\n", i);
         fflush(stdout);
         pause_ms(60);

@@ -212,6 +212,33 @@ def _check_metrics(config: dict) -> None:
             if metric not in known:
                 raise ConfigError(f"{where}.{metric}: unknown metric {metric!r}; allowed: {', '.join(sorted(known))} "
                                   f"(a command experiment's own metrics: list them in its key_metrics)")
+        if name is not None and "malloc_in_use_bytes" in given:
+            _check_heap_metric(config["experiments"][name], where)
+
+
+def _check_heap_metric(entry: dict, where: str) -> None:
+    """A command experiment judged by ``malloc_in_use_bytes`` needs a program that glibc's
+    libmemusage can be preloaded into (``leaklab.glibc_heap``); a program the setup has
+    not built yet is checked when it runs (``meta.json`` ``heap_metric``)."""
+    import shlex
+
+    from leaklab import glibc_heap, own_program
+
+    commands = [entry.get("command")] + [v.get("command") for v in (entry.get("variants") or {}).values()
+                                         if isinstance(v, dict)]
+    for command in filter(None, commands):
+        try:
+            argv = shlex.split(command)
+        except ValueError:
+            continue  # the command's own check names it
+        if not argv or "{" in argv[0]:
+            continue
+        why = own_program.wrapper_note(argv)
+        usable, why = (False, why) if why else glibc_heap.applies(argv[0])
+        if not usable and "not found (yet)" not in why:
+            raise ConfigError(f"{where}.malloc_in_use_bytes: no heap metric for {command!r}: {why}; allowed: a "
+                              "dynamically linked program given as the command itself (glibc's libmemusage is "
+                              "preloaded into it), or leave malloc_in_use_bytes out of its verdict")
 
 
 def _check_limits(config: dict) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab import sampler
+from leaklab import glibc_heap, sampler, unit_protocol
 
 BRK_HEAP, ANONYMOUS, FILE_BACKED, STACK, SHARED, OTHER = (
     "brk heap", "anonymous mappings", "file-backed", "stacks", "shared memory", "kernel/other")
@@ -33,6 +33,8 @@ TOP_MAPPINGS = 5
 # at most one reading per this many seconds: units shorter than this share a reading
 MIN_GAP_S = 0.2
 COLUMNS = ("t", "unit", "pid", "ppid", "command", "level", "kind", "start", "end", "name", "rss_bytes", "pss_bytes")
+_SMAPS_FIELDS = {"Rss:": "rss_bytes", "Pss:": "pss_bytes", "Private_Clean:": "private_bytes",
+                 "Private_Dirty:": "private_bytes"}
 SHARED_PREFIXES = ("/dev/shm/", "/memfd:", "/SYSV", "/dev/zero")
 
 
@@ -53,7 +55,7 @@ def kind_of(name: str, perms: str) -> str:
 
 
 def read_smaps(pid: int) -> list[dict]:
-    """Every mapping of ``pid``: start, end, name, kind, RSS and PSS in bytes.
+    """Every mapping of ``pid``: start, end, name, kind, RSS, PSS and private bytes.
     OSError when the process is gone."""
     out: list[dict] = []
     current: dict | None = None
@@ -64,10 +66,10 @@ def read_smaps(pid: int) -> list[dict]:
                 start, _, end = head[0].partition("-")
                 name = head[5].rstrip("\n") if len(head) > 5 else ""
                 current = {"start": int(start, 16), "end": int(end, 16), "name": name,
-                           "kind": kind_of(name, head[1]), "rss_bytes": 0, "pss_bytes": 0}
+                           "kind": kind_of(name, head[1]), "rss_bytes": 0, "pss_bytes": 0, "private_bytes": 0}
                 out.append(current)
-            elif current is not None and head and head[0] in ("Rss:", "Pss:"):
-                current["rss_bytes" if head[0] == "Rss:" else "pss_bytes"] = int(head[1]) * 1024
+            elif current is not None and head and head[0] in _SMAPS_FIELDS:
+                current[_SMAPS_FIELDS[head[0]]] += int(head[1]) * 1024
     return out
 
 
@@ -93,6 +95,7 @@ def read_tree(pids: list[int], t: float, unit: int | None) -> list[dict]:
             continue
         if not maps:  # a zombie or kernel thread
             continue
+        sampler.ROLLUPS.store(pid, sum(m["pss_bytes"] for m in maps), sum(m["private_bytes"] for m in maps))
         base = {"t": t, "unit": unit, "pid": pid, "ppid": ppid, "command": command,
                 "start": None, "end": None, "name": None}
         rows.append({**base, "level": "process", "kind": None, "rss_bytes": sum(m["rss_bytes"] for m in maps),
@@ -112,11 +115,15 @@ class UnitReadings:
 
     Called by the runner at every sample (cheap: one ``stat`` unless the marks file
     grew); reads at most once per :data:`MIN_GAP_S`, the last unit seen pending until
-    then, so a run of short units is read at a bounded rate."""
+    then, so a run of short units is read at a bounded rate.  With ``heap_file`` (glibc's
+    libmemusage records, ``leaklab.glibc_heap``) every new unit also reads the heap in
+    use, which costs one read of the file's last record: ``heap_by_unit``."""
 
-    def __init__(self, marks_path: Path, min_gap_s: float = MIN_GAP_S):
+    def __init__(self, marks_path: Path, min_gap_s: float = MIN_GAP_S, heap_file: Path | None = None):
         self.marks_path = Path(marks_path)
         self.min_gap_s = min_gap_s
+        self.heap_file = heap_file
+        self.heap_by_unit: dict[int, int] = {}
         self.rows: list[dict] = []
         self.seconds = 0.0  # the runner's own time spent reading, for meta.json
         self._offset = 0
@@ -131,18 +138,20 @@ class UnitReadings:
             return
         if size <= self._offset:
             return
-        with open(self.marks_path, "rb") as f:
-            f.seek(self._offset)
-            chunk = f.read(size - self._offset)
-        complete = chunk[:chunk.rfind(b"\n") + 1]
-        self._offset += len(complete)
-        for line in complete.splitlines():
+        lines, self._offset = unit_protocol.read_complete_lines(self.marks_path, self._offset)
+        for line in lines:
             try:
                 unit = json.loads(line).get("unit")
             except (ValueError, AttributeError):
                 continue  # the runner's checks count bad lines; here they are only skipped
-            if isinstance(unit, int) and not isinstance(unit, bool) and 0 <= unit < 2**31:
-                self._unit = unit if self._unit is None else max(self._unit, unit)
+            if isinstance(unit, int) and not isinstance(unit, bool) and 0 <= unit < 2**31 \
+                    and (self._unit is None or unit > self._unit):
+                self._unit = unit
+                if self.heap_file is not None:
+                    in_use = glibc_heap.in_use_bytes(self.heap_file)
+                    if in_use is not None:
+                        self.heap_by_unit[unit] = in_use
+                    glibc_heap.trim(self.heap_file)
 
     def poll(self, t: float, pid: int, members: list[int] | tuple[int, ...] = ()) -> None:
         """Read the tree rooted at ``pid`` (and the cgroup's ``members``) if a unit

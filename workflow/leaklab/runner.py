@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab import (build, containment, experiments, mappings, marks, own_program, profilers, sampler, stopping,
+from leaklab import (build, containment, experiments, glibc_heap, mappings, marks, own_program, profilers, sampler, stopping,
                      unit_protocol)
 from leaklab.run_files import checksums, collect_profile
 
@@ -342,6 +342,21 @@ def _after_runner_error(outdir: Path, rows: list[dict], bad: unit_protocol.BadLi
             "profile_error": None, "error": error, "log_tail": error.splitlines()[-LOG_TAIL_LINES:]}
 
 
+def _heap_metric(spec, cmd: list[str], profiler: str, wrapper: str | None) -> tuple[dict, bool]:
+    """What gives the run its ``malloc_in_use_bytes`` (``meta.json`` ``heap_metric``),
+    and whether it is glibc's libmemusage, preloaded into a command experiment's plain
+    runs (a profiler's runs have the profiler's own view)."""
+    if not spec.command:
+        return {"source": "the experiment's own marks (glibc mallinfo2)", "why_none": None}, False
+    if profiler != "plain":
+        return {"source": None, "why_none": f"a {profiler} run: the profiler's own heap view instead"}, False
+    usable, why = (False, wrapper) if wrapper else glibc_heap.applies(cmd[0])
+    if not usable:
+        return {"source": None, "why_none": why}, False
+    return {"source": f"glibc libmemusage.so preloaded ({glibc_heap.library()}), read at unit marks",
+            "why_none": None}, True
+
+
 def _stop_facts(status: str, stopped_for: str | None, returncode: int, plan: stopping.Plan | None,
                 watcher: stopping.Watcher | None) -> tuple[str, dict]:
     """The run's status and why it stopped: ``decided`` (its verdict was in before its
@@ -406,6 +421,9 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         ]
     profiler_module = profilers.load(profiler)
     cmd, env = profiler_module.wrap(cmd, env, outdir, profiler_settings)
+    heap_metric, heap_file = _heap_metric(spec, cmd, profiler, wrapper)
+    if heap_file:
+        env = glibc_heap.wrap(env, cmd[0], outdir)
 
     cpu_before = _children_cpu_s()
     with open(outdir / "run.log", "wb") as log:
@@ -423,7 +441,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         os.close(release_r)
         deadline = t0 + timeout_s
         watcher = stopping.Watcher(plan, marks_path, _mark_record) if plan else None
-        readings = mappings.UnitReadings(marks_path)
+        readings = mappings.UnitReadings(marks_path, heap_file=heap_file and outdir / glibc_heap.OUTPUT)
         previous = {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS}
         try:
             hook = getattr(profiler_module, "at_end_of_work", None)
@@ -446,7 +464,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
     samples = pd.DataFrame(rows, columns=list(sampler.SAMPLE_COLUMNS))
     samples["cgroup_bytes"] = samples["cgroup_bytes"].astype("float64")
     samples.to_parquet(outdir / "samples.parquet", index=False)
-    mark_frame = _read_marks(marks_path, bad)
+    mark_frame = glibc_heap.into_marks(_read_marks(marks_path, bad), readings.heap_by_unit)
     mark_frame.to_parquet(outdir / "marks.parquet", index=False)
     readings.write(outdir / "mappings.parquet")
 
@@ -466,6 +484,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         "n_samples": len(samples),
         "n_units": n_units,
         "stopped_at_unit": n_units,
+        "heap_metric": heap_metric,
         "mappings_readings": len({r["t"] for r in readings.rows}),
         "mappings_read_s": round(readings.seconds, 3),
         **stop_facts,
