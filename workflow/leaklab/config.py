@@ -224,8 +224,9 @@ def _check_heap_metric(entry: dict, where: str) -> None:
 
     from leaklab import glibc_heap, own_program
 
-    commands = [entry.get("command")] + [v.get("command") for v in (entry.get("variants") or {}).values()
-                                         if isinstance(v, dict)]
+    variants = entry.get("variants") or {}
+    commands = [entry.get("command")] + [v.get("command") for v in (variants.values() if isinstance(variants, dict)
+                                                                   else []) if isinstance(v, dict)]
     for command in filter(None, commands):
         try:
             argv = shlex.split(command)
@@ -276,8 +277,13 @@ def _profiler_entry(config: dict, name: str, profiler: str) -> dict[str, Any]:
 
 
 def profiler_settings(config: dict, name: str, profiler: str) -> dict[str, Any]:
-    """What the profiler module gets (``scale`` and ``replicates`` are the workflow's)."""
-    return {k: v for k, v in _profiler_entry(config, name, profiler).items() if k not in WORKFLOW_KEYS}
+    """What the profiler module gets (``scale`` and ``replicates`` are the workflow's;
+    pprof gets a command experiment's ``pprof_url`` as ``url``)."""
+    settings = {k: v for k, v in _profiler_entry(config, name, profiler).items() if k not in WORKFLOW_KEYS}
+    url = config["experiments"].get(name, {}).get("pprof_url")
+    if profiler == "pprof" and url:
+        settings["url"] = url
+    return settings
 
 
 def scale(config: dict, name: str, profiler: str) -> float:
@@ -373,6 +379,7 @@ def check(config: dict) -> None:
     """Raise ConfigError on the first value that cannot work."""
     experiments.configure(config)
     known = experiments.names()
+    known_names = set(known)
     for name in config["experiments"]:
         for profiler in experiment_profilers(config, name):
             if profiler not in profilers.PROFILERS:
@@ -380,6 +387,10 @@ def check(config: dict) -> None:
                     f"experiments.{name}.profilers: unknown profiler {profiler!r}; "
                     f"allowed: {', '.join(profilers.PROFILERS)}"
                 )
+            if profiler == "pprof" and name in known_names and experiments.get(name).runtime_heap != "Go" \
+                    and not config["experiments"][name].get("pprof_url"):
+                raise ConfigError(f"experiments.{name}.profilers: pprof reads Go heap profiles; allowed for the Go "
+                                  f"experiments and for a command experiment that gives its pprof_url")
     for name, entry in config["experiments"].items():
         if name not in known:
             raise ConfigError(f"experiments.{name}: unknown experiment; allowed: {', '.join(known)}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -117,10 +118,13 @@ class UnitReadings:
     grew); reads at most once per :data:`MIN_GAP_S`, the last unit seen pending until
     then, so a run of short units is read at a bounded rate.  With ``heap_file`` (glibc's
     libmemusage records, ``leaklab.glibc_heap``) every new unit also reads the heap in
-    use, which costs one read of the file's last record: ``heap_by_unit``."""
+    use, which costs one read of the file's last record: ``heap_by_unit``; ``at_unit``
+    (a profiler's: pprof fetches a heap profile) runs at every new unit too."""
 
-    def __init__(self, marks_path: Path, min_gap_s: float = MIN_GAP_S, heap_file: Path | None = None):
+    def __init__(self, marks_path: Path, min_gap_s: float = MIN_GAP_S, heap_file: Path | None = None,
+                 at_unit: Callable[[int], None] | None = None):
         self.marks_path = Path(marks_path)
+        self.at_unit = at_unit
         self.min_gap_s = min_gap_s
         self.heap_file = heap_file
         self.heap_by_unit: dict[int, int] = {}
@@ -147,6 +151,8 @@ class UnitReadings:
             if isinstance(unit, int) and not isinstance(unit, bool) and 0 <= unit < 2**31 \
                     and (self._unit is None or unit > self._unit):
                 self._unit = unit
+                if self.at_unit is not None:
+                    self.at_unit(unit)
                 if self.heap_file is not None:
                     in_use = glibc_heap.in_use_bytes(self.heap_file)
                     if in_use is not None:

@@ -441,7 +441,9 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         os.close(release_r)
         deadline = t0 + timeout_s
         watcher = stopping.Watcher(plan, marks_path, _mark_record) if plan else None
-        readings = mappings.UnitReadings(marks_path, heap_file=heap_file and outdir / glibc_heap.OUTPUT)
+        at_unit = getattr(profiler_module, "at_unit", None)
+        readings = mappings.UnitReadings(marks_path, heap_file=heap_file and outdir / glibc_heap.OUTPUT,
+                                         at_unit=at_unit and (lambda unit: at_unit(unit, outdir, profiler_settings)))
         previous = {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS}
         try:
             hook = getattr(profiler_module, "at_end_of_work", None)
