@@ -2,6 +2,7 @@
 mmap outside malloc, the brk heap, a forked child), run as a command experiment under
 the runner; the mappings read at its unit marks must place the growth there."""
 
+import json
 import shutil
 import subprocess
 
@@ -96,12 +97,19 @@ def _table_run(exe: str, modes: tuple[str, ...], base, verdict: dict) -> dict:
         experiments.configure({})
 
 
-def test_a_c_programs_glibc_heap_is_measured_through_command_and_judged(places_leak, tmp_path):
+@pytest.fixture(scope="module")
+def three_places(places_leak, tmp_path_factory):
+    base = tmp_path_factory.mktemp("places")
+    got = _table_run(places_leak, ("malloc", "mmap", "none"), base,
+                     {"malloc_in_use_bytes": {"leak_per_unit": 256 * 1024, "retained": 16 * MIB}})
+    return base, got
+
+
+def test_a_c_programs_glibc_heap_is_measured_through_command_and_judged(three_places):
     """No change to the program: glibc's libmemusage is preloaded, read at unit marks,
     and the malloc_in_use_bytes threshold of the config decides a verdict."""
-    got = _table_run(places_leak, ("malloc", "mmap", "none"), tmp_path,
-                     {"malloc_in_use_bytes": {"leak_per_unit": 256 * 1024, "retained": 16 * MIB}})
-    meta = __import__("json").loads((tmp_path / "places" / "malloc" / "plain" / "rep1" / "meta.json").read_text())
+    base, got = three_places
+    meta = json.loads((base / "places" / "malloc" / "plain" / "rep1" / "meta.json").read_text())
     assert "libmemusage" in meta["heap_metric"]["source"]
     growth = got["growth"].set_index(["variant", "metric"])
     assert growth.loc[("malloc", "malloc_in_use_bytes"), "verdict"] == "leak"
@@ -131,3 +139,18 @@ def test_no_heap_metric_for_a_static_program_or_a_shell_is_a_config_error(root, 
     with pytest.raises(ConfigError, match=r"malloc_in_use_bytes: .*shell"):
         _check_heap_metric({"command": "sh -c 'true'"}, where)
     _check_heap_metric({"command": "{setup_dir}/built_later"}, where)  # checked when it runs
+
+
+def test_a_profiler_that_sees_none_of_the_growth_is_told_why(three_places):
+    """heaptrack's view of the mmap leak (none of it: mmap is outside malloc) is explained
+    by its blind spot and the layer that holds the growth, never a bare False."""
+    _, got = three_places
+    rss = got["growth"].set_index(["variant", "metric"]).loc[("mmap", "rss_bytes")]
+    agreement = pd.DataFrame([{"experiment": "places", "variant": "mmap", "profiler": "heaptrack", "ratio": 0.0,
+                               "agrees": False, "plain_rss_verdict": rss["verdict"]}])
+    why = attribution.explain_agreement(agreement, got["attribution"])["why"].iloc[0]
+    assert "none of the RSS growth" in why or "0%" in why
+    assert "not mmap outside malloc" in why and attribution.OUTSIDE_MALLOC in why
+    visibility = attribution.explain_visibility(
+        pd.DataFrame([{"experiment": "places", "profiler": "heaptrack", "note": ""}]), got["attribution"])
+    assert "mmap: " in visibility["growth_in"].iloc[0] and visibility["cannot_see"].iloc[0]

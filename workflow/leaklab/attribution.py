@@ -28,7 +28,7 @@ import math
 
 import pandas as pd
 
-from leaklab import mappings
+from leaklab import mappings, profilers
 
 LAYERS = {
     "dict_size_bytes": "Python heap",
@@ -210,3 +210,70 @@ def _where(row: pd.Series) -> str:
     if row["verdict"] == "retention":
         return "retained here"
     return ""
+
+
+# what each profiler cannot see, for the visibility table and the agreement's "why"
+BLIND_SPOTS = {
+    "plain": "no sites: it measures the process (RSS, PSS/USS, fds) and, at unit marks, its mappings by kind",
+    "massif": "malloc/new only: not mmap outside malloc, a runtime's own heap (Go), file mappings, stacks or kernel "
+              "objects (with pages_as_heap it sees every mapped page, without telling heap from the rest)",
+    "heaptrack": "malloc/new only: not mmap outside malloc, a runtime's own heap (Go), file mappings, stacks or "
+                 "kernel objects",
+    "jemalloc": "malloc/new through jemalloc only (sampled): not mmap outside malloc, a runtime's own heap (Go), file "
+                "mappings, stacks or kernel objects",
+    "tracemalloc": "Python allocations only: not what C libraries malloc, not mmap, not kernel objects",
+    "pprof": "Go's heap only: not what cgo and C libraries malloc, not mmap outside Go, not kernel objects",
+}
+
+
+def holding(attribution_table: pd.DataFrame, experiment: str, variant: str) -> str:
+    """The kinds of mapping (and processes) that hold a variant's RSS growth, with their
+    shares and plain words; empty when no mapping was read or nothing grows."""
+    if attribution_table is None or attribution_table.empty or "share_of_rss" not in attribution_table:
+        return ""
+    mine = attribution_table[(attribution_table["experiment"] == experiment)
+                             & (attribution_table["variant"] == variant)
+                             & attribution_table["layer"].str.startswith(MAPPING_PREFIX)
+                             & attribution_table["holds_growth"].eq(True)]
+    return "; ".join(f"{r.share_of_rss:.0%} in {r.explanation}"
+                     for r in mine.sort_values("share_of_rss", ascending=False).itertuples())
+
+
+def explain_agreement(agreement: pd.DataFrame, attribution_table: pd.DataFrame) -> pd.DataFrame:
+    """``agreement`` with ``why``: where a profiler's growth disagrees with RSS (or was
+    not judged), what it cannot see and which layer holds the growth, never a bare False."""
+    if agreement.empty:
+        return agreement
+    out = agreement.copy()
+
+    def why(row: pd.Series) -> str:
+        if pd.notna(row.get("agrees")) and bool(row.get("agrees")):
+            return "sees the growth"
+        if row.get("plain_rss_verdict") != "leak":
+            return f"not judged: RSS does not leak ({row.get('plain_rss_verdict')}), so there is no growth to find"
+        where = holding(attribution_table, row["experiment"], row["variant"])
+        seen = f"{row['profiler']} sees {BLIND_SPOTS.get(row['profiler'], profilers.LAYERS.get(row['profiler'], ''))}"
+        ratio = row.get("ratio")
+        part = f"it finds {ratio:.0%} of the RSS growth" if pd.notna(ratio) else "it finds none of the RSS growth"
+        return f"{part}; {seen}" + (f"; the growth is {where}" if where else "")
+
+    out["why"] = out.apply(why, axis=1)
+    return out
+
+
+def explain_visibility(visibility: pd.DataFrame, attribution_table: pd.DataFrame) -> pd.DataFrame:
+    """``visibility`` with ``cannot_see`` (each profiler's blind spots) and ``growth_in``
+    (the layers that hold each leaking variant's growth), so an empty note says why."""
+    if visibility.empty:
+        return visibility
+    out = visibility.copy()
+    out["cannot_see"] = out["profiler"].map(BLIND_SPOTS).fillna("")
+    growth_in = {}
+    if attribution_table is not None and not attribution_table.empty:
+        leaking = attribution_table[(attribution_table["layer"] == "RSS (total)")
+                                    & (attribution_table["verdict"] == "leak")]
+        for experiment, group in leaking.groupby("experiment"):
+            growth_in[experiment] = " | ".join(
+                f"{v}: {holding(attribution_table, experiment, v) or 'no mapping read'}" for v in group["variant"])
+    out["growth_in"] = out["experiment"].map(growth_in).fillna("")
+    return out

@@ -138,7 +138,9 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     tables["attribution"] = attribution.table(tables["growth"], tables["agreement"], tables["mapping_kinds"],
                                               tables["processes"])
     used = {name: sorted(set(ok_runs.loc[ok_runs["experiment"] == name, "profiler"])) for name in config["experiments"]}
-    tables["visibility"] = profiler_tables.visibility_table(used)
+    tables["visibility"] = attribution.explain_visibility(profiler_tables.visibility_table(used),
+                                                          tables["attribution"])
+    tables["agreement"] = attribution.explain_agreement(tables["agreement"], tables["attribution"])
     return tables
 
 
