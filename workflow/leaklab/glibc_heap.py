@@ -81,6 +81,7 @@ def wrap(env: dict[str, str], program: str, outdir: Path) -> dict[str, str]:
 
 def in_use_bytes(path: Path) -> int | None:
     """The heap in use in the last record written so far; None before the first."""
+    path = Path(path)  # never a bare number: open() would take it for a file descriptor
     try:
         with open(path, "rb") as f:
             size = f.seek(0, os.SEEK_END)

@@ -442,7 +442,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         deadline = t0 + timeout_s
         watcher = stopping.Watcher(plan, marks_path, _mark_record) if plan else None
         at_unit = getattr(profiler_module, "at_unit", None)
-        readings = mappings.UnitReadings(marks_path, heap_file=heap_file and outdir / glibc_heap.OUTPUT,
+        readings = mappings.UnitReadings(marks_path, heap_file=outdir / glibc_heap.OUTPUT if heap_file else None,
                                          at_unit=at_unit and (lambda unit: at_unit(unit, outdir, profiler_settings)))
         previous = {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS}
         try:
