@@ -63,7 +63,7 @@ static void steps(const char *mode, long n, size_t bytes)
         }
         printf("step %ld\n", i);
         fflush(stdout);
-        pause_ms(60);
+        pause_ms(120);
     }
 }
 

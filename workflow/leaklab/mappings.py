@@ -32,7 +32,7 @@ BRK_HEAP, ANONYMOUS, FILE_BACKED, STACK, SHARED, OTHER = (
 KINDS = (BRK_HEAP, ANONYMOUS, FILE_BACKED, STACK, SHARED, OTHER)
 TOP_MAPPINGS = 5
 # at most one reading per this many seconds: units shorter than this share a reading
-MIN_GAP_S = 0.2
+MIN_GAP_S = 0.5
 COLUMNS = ("t", "unit", "pid", "ppid", "command", "level", "kind", "start", "end", "name", "rss_bytes", "pss_bytes")
 _SMAPS_FIELDS = {"Rss:": "rss_bytes", "Pss:": "pss_bytes", "Private_Clean:": "private_bytes",
                  "Private_Dirty:": "private_bytes"}
