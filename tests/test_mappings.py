@@ -154,3 +154,41 @@ def test_a_profiler_that_sees_none_of_the_growth_is_told_why(three_places):
     visibility = attribution.explain_visibility(
         pd.DataFrame([{"experiment": "places", "profiler": "heaptrack", "note": ""}]), got["attribution"])
     assert "mmap: " in visibility["growth_in"].iloc[0] and visibility["cannot_see"].iloc[0]
+
+
+def test_smaps_rollup_is_walked_at_most_once_a_second_and_fresh_at_the_end(monkeypatch):
+    """The 20 Hz sampler reads RSS from status at every sample; the costly page-table
+    walk of smaps_rollup happens at most once a second, and at the final sample."""
+    import os
+    import time
+
+    from leaklab import sampler
+
+    walks = []
+    real = sampler._smaps_rollup
+    monkeypatch.setattr(sampler, "_smaps_rollup", lambda pid: walks.append(time.monotonic()) or real(pid))
+    monkeypatch.setattr(sampler, "ROLLUPS", sampler.Rollups())
+    start = time.monotonic()
+    rows = []
+    while time.monotonic() - start < 2.0:
+        rows.append(sampler.sample(os.getpid(), time.monotonic() - start))
+        time.sleep(0.05)
+    assert len(rows) >= 20 and all(r["pss_bytes"] > 0 for r in rows)  # every sample carries PSS
+    assert len(walks) <= 3
+    before = len(walks)
+    sampler.sample(os.getpid(), 2.0, final=True)
+    assert len(walks) == before + 1
+
+
+def test_a_unit_mark_reading_refreshes_pss_and_uss(monkeypatch):
+    """Full smaps at a unit mark gives the same PSS and private bytes as smaps_rollup: the
+    sample after it uses them instead of walking the page tables again."""
+    import os
+
+    from leaklab import sampler
+
+    monkeypatch.setattr(sampler, "ROLLUPS", sampler.Rollups())
+    mappings.read_tree([os.getpid()], 0.0, 1)
+    monkeypatch.setattr(sampler, "_smaps_rollup", lambda pid: pytest.fail("walked again"))
+    row = sampler.sample(os.getpid(), 0.1)
+    assert row["pss_bytes"] > 0 and row["uss_bytes"] > 0
