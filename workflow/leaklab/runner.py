@@ -344,10 +344,11 @@ def _after_runner_error(outdir: Path, rows: list[dict], bad: unit_protocol.BadLi
 
 def _heap_metric(spec, cmd: list[str], profiler: str, wrapper: str | None) -> tuple[dict, bool]:
     """What gives the run its ``malloc_in_use_bytes`` (``meta.json`` ``heap_metric``),
-    and whether it is glibc's libmemusage, preloaded into a command experiment's plain
-    runs (a profiler's runs have the profiler's own view)."""
-    if not spec.command:
-        return {"source": "the experiment's own marks (glibc mallinfo2)", "why_none": None}, False
+    and whether it is glibc's libmemusage, preloaded into the plain runs of a command
+    experiment declared in the config (a profiler's runs have the profiler's own view)."""
+    if spec.module is not None:  # a built-in reproduction reports its own heap metrics in its marks
+        return ({"source": "the experiment's own marks", "why_none": None} if not spec.command else
+                {"source": None, "why_none": "a built-in native reproduction: its own unit metrics only"}), False
     if profiler != "plain":
         return {"source": None, "why_none": f"a {profiler} run: the profiler's own heap view instead"}, False
     usable, why = (False, wrapper) if wrapper else glibc_heap.applies(cmd[0])
