@@ -79,6 +79,25 @@ def wrap(env: dict[str, str], program: str, outdir: Path) -> dict[str, str]:
             "MEMUSAGE_BUFFER_SIZE": str(BUFFER_ENTRIES), "MEMUSAGE_PROG_NAME": os.path.basename(program)}
 
 
+def prepare(spec, cmd: list[str], env: dict[str, str], profiler: str, wrapper: str | None,
+            outdir: Path) -> tuple[dict, dict[str, str], Path | None]:
+    """For the runner: what gives the run its ``malloc_in_use_bytes`` (``meta.json``
+    ``heap_metric``), the environment to start it with, and the record file to read at
+    unit marks (None when libmemusage is not used).  libmemusage goes into the plain runs
+    of a command experiment declared in the config; a profiler's runs have the
+    profiler's own view, a built-in reproduction its own metrics."""
+    if spec.module is not None:
+        return ({"source": "the experiment's own marks", "why_none": None} if not spec.command else
+                {"source": None, "why_none": "a built-in native reproduction: its own unit metrics only"}), env, None
+    if profiler != "plain":
+        return {"source": None, "why_none": f"a {profiler} run: the profiler's own heap view instead"}, env, None
+    usable, why = (False, wrapper) if wrapper else applies(cmd[0])
+    if not usable:
+        return {"source": None, "why_none": why}, env, None
+    return ({"source": f"glibc libmemusage.so preloaded ({library()}), read at unit marks", "why_none": None},
+            wrap(env, cmd[0], outdir), Path(outdir) / OUTPUT)
+
+
 def in_use_bytes(path: Path) -> int | None:
     """The heap in use in the last record written so far; None before the first."""
     path = Path(path)  # never a bare number: open() would take it for a file descriptor

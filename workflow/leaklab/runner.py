@@ -33,8 +33,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab import (build, containment, experiments, glibc_heap, mappings, marks, own_program, profilers, sampler, stopping,
-                     unit_protocol)
+from leaklab import (build, containment, experiments, glibc_heap, mappings, marks, own_program, profilers, sampler,
+                     stopping, unit_protocol)
 from leaklab.run_files import checksums, collect_profile
 
 LOG_TAIL_LINES = 20
@@ -342,22 +342,6 @@ def _after_runner_error(outdir: Path, rows: list[dict], bad: unit_protocol.BadLi
             "profile_error": None, "error": error, "log_tail": error.splitlines()[-LOG_TAIL_LINES:]}
 
 
-def _heap_metric(spec, cmd: list[str], profiler: str, wrapper: str | None) -> tuple[dict, bool]:
-    """What gives the run its ``malloc_in_use_bytes`` (``meta.json`` ``heap_metric``),
-    and whether it is glibc's libmemusage, preloaded into the plain runs of a command
-    experiment declared in the config (a profiler's runs have the profiler's own view)."""
-    if spec.module is not None:  # a built-in reproduction reports its own heap metrics in its marks
-        return ({"source": "the experiment's own marks", "why_none": None} if not spec.command else
-                {"source": None, "why_none": "a built-in native reproduction: its own unit metrics only"}), False
-    if profiler != "plain":
-        return {"source": None, "why_none": f"a {profiler} run: the profiler's own heap view instead"}, False
-    usable, why = (False, wrapper) if wrapper else glibc_heap.applies(cmd[0])
-    if not usable:
-        return {"source": None, "why_none": why}, False
-    return {"source": f"glibc libmemusage.so preloaded ({glibc_heap.library()}), read at unit marks",
-            "why_none": None}, True
-
-
 def _stop_facts(status: str, stopped_for: str | None, returncode: int, plan: stopping.Plan | None,
                 watcher: stopping.Watcher | None) -> tuple[str, dict]:
     """The run's status and why it stopped: ``decided`` (its verdict was in before its
@@ -422,9 +406,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         ]
     profiler_module = profilers.load(profiler)
     cmd, env = profiler_module.wrap(cmd, env, outdir, profiler_settings)
-    heap_metric, heap_file = _heap_metric(spec, cmd, profiler, wrapper)
-    if heap_file:
-        env = glibc_heap.wrap(env, cmd[0], outdir)
+    heap_metric, env, heap_file = glibc_heap.prepare(spec, cmd, env, profiler, wrapper, outdir)
 
     cpu_before = _children_cpu_s()
     with open(outdir / "run.log", "wb") as log:
@@ -443,7 +425,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         deadline = t0 + timeout_s
         watcher = stopping.Watcher(plan, marks_path, _mark_record) if plan else None
         at_unit = getattr(profiler_module, "at_unit", None)
-        readings = mappings.UnitReadings(marks_path, heap_file=outdir / glibc_heap.OUTPUT if heap_file else None,
+        readings = mappings.UnitReadings(marks_path, heap_file=heap_file,
                                          at_unit=at_unit and (lambda unit: at_unit(unit, outdir, profiler_settings)))
         previous = {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS}
         try:
