@@ -8,7 +8,6 @@ import subprocess
 
 import pandas as pd
 import pytest
-
 from leaklab import build, config, experiments, runner
 from leaklab.profilers import pprof
 from leaklab.profilers.stacks import SITE_COLUMNS

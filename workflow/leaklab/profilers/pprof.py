@@ -26,8 +26,12 @@ import gzip
 import re
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from leaklab.profilers.errors import ParseError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DIR = "pprof"
 URL_ENV = "LEAKLAB_PPROF_URL"
@@ -152,7 +156,9 @@ def parse(data: bytes) -> tuple[dict[tuple[str, ...], int], str]:
         elif number == 5 and wire == 2:
             fields = {n: v for n, _, v in _fields(value) if isinstance(v, int)}
             functions[fields.get(1, 0)] = (fields.get(2, 0), fields.get(4, 0))
-    name = lambda index: strings[index] if 0 <= index < len(strings) else "?"  # noqa: E731
+    def name(index: int) -> str:
+        return strings[index] if 0 <= index < len(strings) else "?"
+
     kinds = [name(t) for t, _ in types]
     if "inuse_space" not in kinds:
         raise ParseError(f"no inuse_space in a profile of {', '.join(kinds) or 'nothing'}: not a heap profile")
@@ -184,7 +190,7 @@ def go_caller(stack: tuple[str, ...]) -> str | None:
     return next((f.split("@", 1)[0] for f in stack if not f.startswith("runtime.")), None)
 
 
-def _ranked(stacks: dict[tuple[str, ...], int], kind: str) -> "pd.DataFrame":
+def _ranked(stacks: dict[tuple[str, ...], int], kind: str) -> pd.DataFrame:
     """Sites named by their innermost frame; ``native_caller`` is the program's frame."""
     from leaklab.profilers.stacks import rank_sites
 
@@ -209,7 +215,7 @@ def find_profiles(rundir: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def collect(rundir: Path, unit_marks: "pd.DataFrame | None" = None) -> dict[str, "pd.DataFrame"]:
+def collect(rundir: Path, unit_marks: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """``heap_timeline`` (in-use bytes at each unit's mark) and ``top_sites`` (``in_use``
     at the last profile, ``growth`` since the first past unit 1)."""
     import pandas as pd
