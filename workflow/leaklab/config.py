@@ -212,7 +212,7 @@ def _check_metrics(config: dict) -> None:
             if metric not in known:
                 raise ConfigError(f"{where}.{metric}: unknown metric {metric!r}; allowed: {', '.join(sorted(known))} "
                                   f"(a command experiment's own metrics: list them in its key_metrics)")
-        if name is not None and "malloc_in_use_bytes" in given:
+        if name is not None and "malloc_in_use_bytes" in given and "command" in config["experiments"][name]:
             _check_heap_metric(config["experiments"][name], where)
 
 

@@ -20,8 +20,10 @@ import os
 import shutil
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 ENTRY = struct.Struct("<QQII")  # heap bytes, stack bytes, time (low, high): glibc's struct entry
 HEADER_ENTRIES = 2  # peak and start time, end time: written first, rewritten at exit
