@@ -9,7 +9,9 @@ package unitline
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,8 +37,14 @@ func Open() (*Writer, error) {
 	return &Writer{file: f}, nil
 }
 
-// Unit writes one line: the unit number and its metrics, sorted by name.
+// Unit writes one line: the unit number and its metrics, sorted by name.  With
+// LEAKLAB_PPROF_DIR set it first writes a heap profile (runtime/pprof, the live heap
+// as of the last GC) to heap.<unit>.pb.gz there, so the profile is in place when the
+// unit is.
 func (w *Writer) Unit(unit int, metrics map[string]float64) error {
+	if err := HeapProfile(unit); err != nil {
+		return err
+	}
 	names := make([]string, 0, len(metrics))
 	for name := range metrics {
 		names = append(names, name)
@@ -54,6 +62,23 @@ func (w *Writer) Unit(unit int, metrics map[string]float64) error {
 	}
 	_, err := w.file.WriteString(line.String()) // one write(2) per line: never half a line
 	return err
+}
+
+// HeapProfile writes heap.<unit>.pb.gz into LEAKLAB_PPROF_DIR (nothing when unset).
+func HeapProfile(unit int) error {
+	dir := os.Getenv("LEAKLAB_PPROF_DIR")
+	if dir == "" {
+		return nil
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("heap.%d.pb.gz", unit)))
+	if err != nil {
+		return fmt.Errorf("LEAKLAB_PPROF_DIR: %w", err)
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return f.Close()
 }
 
 // GoHeap adds the Go runtime's own view of its heap (it does not use malloc, so

@@ -213,6 +213,34 @@ def _check_metrics(config: dict) -> None:
             if metric not in known:
                 raise ConfigError(f"{where}.{metric}: unknown metric {metric!r}; allowed: {', '.join(sorted(known))} "
                                   f"(a command experiment's own metrics: list them in its key_metrics)")
+        if name is not None and "malloc_in_use_bytes" in given and "command" in config["experiments"][name]:
+            _check_heap_metric(config["experiments"][name], where)
+
+
+def _check_heap_metric(entry: dict, where: str) -> None:
+    """A command experiment judged by ``malloc_in_use_bytes`` needs a program that glibc's
+    libmemusage can be preloaded into (``leaklab.glibc_heap``); a program the setup has
+    not built yet is checked when it runs (``meta.json`` ``heap_metric``)."""
+    import shlex
+
+    from leaklab import glibc_heap, own_program
+
+    variants = entry.get("variants") or {}
+    commands = [entry.get("command")] + [v.get("command") for v in (variants.values() if isinstance(variants, dict)
+                                                                   else []) if isinstance(v, dict)]
+    for command in filter(None, commands):
+        try:
+            argv = shlex.split(command)
+        except ValueError:
+            continue  # the command's own check names it
+        if not argv or "{" in argv[0]:
+            continue
+        why = own_program.wrapper_note(argv)
+        usable, why = (False, why) if why else glibc_heap.applies(argv[0])
+        if not usable and "not found (yet)" not in why:
+            raise ConfigError(f"{where}.malloc_in_use_bytes: no heap metric for {command!r}: {why}; allowed: a "
+                              "dynamically linked program given as the command itself (glibc's libmemusage is "
+                              "preloaded into it), or leave malloc_in_use_bytes out of its verdict")
 
 
 def _check_limits(config: dict) -> None:
@@ -250,8 +278,13 @@ def _profiler_entry(config: dict, name: str, profiler: str) -> dict[str, Any]:
 
 
 def profiler_settings(config: dict, name: str, profiler: str) -> dict[str, Any]:
-    """What the profiler module gets (``scale`` and ``replicates`` are the workflow's)."""
-    return {k: v for k, v in _profiler_entry(config, name, profiler).items() if k not in WORKFLOW_KEYS}
+    """What the profiler module gets (``scale`` and ``replicates`` are the workflow's;
+    pprof gets a command experiment's ``pprof_url`` as ``url``)."""
+    settings = {k: v for k, v in _profiler_entry(config, name, profiler).items() if k not in WORKFLOW_KEYS}
+    url = config["experiments"].get(name, {}).get("pprof_url")
+    if profiler == "pprof" and url:
+        settings["url"] = url
+    return settings
 
 
 def scale(config: dict, name: str, profiler: str) -> float:
@@ -347,6 +380,7 @@ def check(config: dict) -> None:
     """Raise ConfigError on the first value that cannot work."""
     experiments.configure(config)
     known = experiments.names()
+    known_names = set(known)
     for name in config["experiments"]:
         for profiler in experiment_profilers(config, name):
             if profiler not in profilers.PROFILERS:
@@ -354,6 +388,10 @@ def check(config: dict) -> None:
                     f"experiments.{name}.profilers: unknown profiler {profiler!r}; "
                     f"allowed: {', '.join(profilers.PROFILERS)}"
                 )
+            if profiler == "pprof" and name in known_names and experiments.get(name).runtime_heap != "Go" \
+                    and not config["experiments"][name].get("pprof_url"):
+                raise ConfigError(f"experiments.{name}.profilers: pprof reads Go heap profiles; allowed for the Go "
+                                  f"experiments and for a command experiment that gives its pprof_url")
     for name, entry in config["experiments"].items():
         if name not in known:
             raise ConfigError(f"experiments.{name}: unknown experiment; allowed: {', '.join(known)}")

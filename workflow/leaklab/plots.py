@@ -338,6 +338,10 @@ def verdict_matrix(verdicts: pd.DataFrame, out, profiler: str = "plain"):
 LAYER_COLOURS = {"Python heap": "#56B4E9", "native heap": "#0072B2", "library accounting": "#1F3A93",
                  "allocator retention / other": "#C7C7C7", "kernel: deleted fds": "#8C564B",
                  "kernel: slab": "#B15928", "native or allocator (no heap metric from this program)": "#9E9AC8"}
+# where in the address space (leaklab.mappings): one colour per kind of mapping
+LAYER_COLOURS.update({"mapping: brk heap": "#009E73", "mapping: anonymous mappings": "#E69F00",
+                      "mapping: file-backed": "#F0E442", "mapping: stacks": "#CC79A7",
+                      "mapping: shared memory": "#D55E00", "mapping: kernel/other": "#999999"})
 LAYER_NAMES = {"library accounting": "library", "allocator retention / other": "allocator/other",
                "native or allocator (no heap metric from this program)": "native or allocator",
                "kernel: deleted fds": "kernel fds", "kernel: slab": "kernel slab"}  # short, for tick labels
@@ -353,7 +357,10 @@ def holding_layer(part: pd.DataFrame) -> str:
     from leaklab.attribution import RESIDUAL
     from leaklab.settings import SYSTEM_WIDE
 
+    from leaklab.attribution import MAPPING_PREFIX, PROCESS_PREFIX
+
     own = part[~part["source"].isin(SYSTEM_WIDE)] if "source" in part else part
+    own = own[~own["layer"].str.startswith((MAPPING_PREFIX, PROCESS_PREFIX))]  # their own panel
     for where, verb in (("grows here", "grows in"), ("retained here", "kept in")):
         named = list(own[(own["where"] == where) & (own["layer"] != "RSS (total)")]["layer"])
         if not named and ((own["where"] == where) & (own["layer"] == "RSS (total)")).any():
@@ -361,6 +368,19 @@ def holding_layer(part: pd.DataFrame) -> str:
         if named:
             return f"{verb} {', '.join(LAYER_NAMES.get(n, n) for n in named)}"
     return "no layer grows"
+
+
+def growing_process(part: pd.DataFrame) -> str:
+    """``": in pid N (command)"`` for the process of a multi-process tree that holds a
+    variant's growth, so a leak in a child or helper is named on the figure."""
+    from leaklab.attribution import PROCESS_PREFIX
+
+    grows = part[part["layer"].str.startswith(PROCESS_PREFIX) & (part["where"] == "grows here")]
+    if grows.empty:
+        return ""
+    pid, _, command = grows["layer"].iloc[0].removeprefix(PROCESS_PREFIX).partition(": ")
+    program = command.split(" ", 1)[0].rsplit("/", 1)[-1][:24]
+    return f": pid {pid} ({program})"
 
 
 def _threshold(growth: pd.DataFrame, experiment: str, metric: str, column: str) -> float:
@@ -394,7 +414,7 @@ def attribution_bars(attribution: pd.DataFrame, growth: pd.DataFrame, out):
     kernel objects on their own axes (deleted fds, slab KiB per unit), what stays after
     release for releasing experiments, each against the bar its verdict was judged by
     (dashed), and the layer that holds the growth named beside each variant."""
-    from leaklab.attribution import HEAP_LAYERS, NO_HEAP, RESIDUAL
+    from leaklab.attribution import HEAP_LAYERS, MAPPING_PREFIX, NO_HEAP, RESIDUAL
 
     if attribution.empty:
         return nothing(out, "nothing to attribute: no plain run could be read")
@@ -409,8 +429,9 @@ def attribution_bars(attribution: pd.DataFrame, growth: pd.DataFrame, out):
         kept_layers = [c for c in memory if c in tables["retained"] and tables["retained"][c].notna().any()]
         kernel = [k for k in KERNEL_UNITS if k in tables["growth_per_unit"]  # flat zero: nothing to see
                   and tables["growth_per_unit"][k].fillna(0).abs().gt(0).any()]
-        sections.append((name, part, variants, tables, ["growth"] + (["kept"] if kept_layers else []) + kernel,
-                         kept_layers))
+        places = ["places"] if part["layer"].str.startswith(MAPPING_PREFIX).any() else []
+        sections.append((name, part, variants, tables,
+                         ["growth"] + places + (["kept"] if kept_layers else []) + kernel, kept_layers))
     heights = [len(section[2]) + 1.9 for section in sections for _ in section[4]]
     with style():
         fig = figure(0.19 * sum(heights) + 0.7)
@@ -423,6 +444,11 @@ def attribution_bars(attribution: pd.DataFrame, growth: pd.DataFrame, out):
                     _stacked(ax, tables["growth_per_unit"], memory,
                              decision_bar(_threshold(growth, name, "rss_bytes", "leak_per_unit")), MIB)
                     title = f"{name}: RSS growth, MiB per {unit}"
+                elif panel == "places":
+                    kinds = [layer for layer in LAYER_COLOURS if layer.startswith(MAPPING_PREFIX)]
+                    _stacked(ax, tables["growth_per_unit"], kinds,
+                             decision_bar(_threshold(growth, name, "rss_bytes", "leak_per_unit")), MIB)
+                    title = f"{name}: by kind of mapping, MiB per {unit}"
                 elif panel == "kept":
                     _stacked(ax, tables["retained"], kept_layers,
                              _threshold(growth, name, "rss_bytes", "retained_threshold"), MIB)
@@ -433,9 +459,12 @@ def attribution_bars(attribution: pd.DataFrame, growth: pd.DataFrame, out):
                              decision_bar(_threshold(growth, name, metric, "leak_per_unit")), divisor)
                     title = f"{name}: {label} per {unit} (kernel)"
                 panel_title(ax, title, fontweight="bold" if i == 0 else "normal")
-                ax.set_yticks(range(len(variants)),
-                              [f"{v}: {holding_layer(part[part['variant'] == v])}" if i == 0 else v for v in variants])
-        present = [layer for layer in LAYER_COLOURS if layer in set(attribution["layer"]) or layer == RESIDUAL]
+                labels = {"growth": lambda v: f"{v}: {holding_layer(part[part['variant'] == v])}",
+                          "places": lambda v: f"{v}{growing_process(part[part['variant'] == v])}"}
+                ax.set_yticks(range(len(variants)), [labels.get(panel, str)(v) for v in variants])
+        drawn = attribution[~attribution["layer"].str.startswith(MAPPING_PREFIX)
+                            | attribution["growth_per_unit"].fillna(0).abs().gt(0)]  # kinds that grow somewhere
+        present = [layer for layer in LAYER_COLOURS if layer in set(drawn["layer"]) or layer == RESIDUAL]
         fig.legend([Patch(color=LAYER_COLOURS[c]) for c in present] + [Line2D([], [], **THRESHOLD_STYLE)],
                    present + ["bar (½ leak threshold; kept: retention threshold)"], loc="outside lower center",
                    ncol=2, frameon=False)

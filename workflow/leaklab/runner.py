@@ -33,8 +33,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab import (build, containment, experiments, marks, own_program, profilers, sampler, stopping,
-                     unit_protocol)
+from leaklab import (build, containment, experiments, glibc_heap, mappings, marks, own_program, profilers, sampler,
+                     stopping, unit_protocol)
 from leaklab.run_files import checksums, collect_profile
 
 LOG_TAIL_LINES = 20
@@ -143,7 +143,7 @@ def run_limited(cmd: list[str], log_path: Path, timeout_s: float, mem_cap_bytes:
 
 def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadline, interval_s, smaps,
                        mem_cap_bytes, at_end_of_work, watcher: stopping.Watcher | None = None,
-                       own_final_sample: bool = True) -> str | None:
+                       own_final_sample: bool = True, at_sample=None) -> str | None:
     """Sample the process tree (and its cgroup's members) until it exits or must be
     stopped; returns why it was stopped (``capped``, ``timeout``) or None.  Waiting on
     the sync pipe doubles as the sampling sleep, so the final sample is taken the
@@ -157,7 +157,8 @@ def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadli
     (``stopping.request_stop``).  A program that does not take its own final sample
     (``own_final_sample`` false: not a built-in experiment) has the sample just taken
     marked final instead, the last one of its measured work, and gets
-    ``stopping.STOP_GRACE_S`` to exit before it is killed."""
+    ``stopping.STOP_GRACE_S`` to exit before it is killed.  ``at_sample(t, pid, members)``
+    runs before each sample (``mappings.UnitReadings.poll``: the mappings at unit marks)."""
     final_taken, pipe_open = False, True
     exited = os.pidfd_open(proc.pid)  # readable once the process has exited
     while proc.poll() is None:
@@ -165,6 +166,8 @@ def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadli
         ready = select.select([ready_r, exited] if pipe_open else [exited], [], [], wait_s)[0]
         final = ready_r in ready and os.read(ready_r, 1) != b""
         pipe_open = pipe_open and ready_r not in ready  # asked once, or EOF: it closed its end
+        if at_sample and not final_taken:
+            at_sample(time.monotonic() - t0, proc.pid, box.pids())
         row = sampler.sample(proc.pid, time.monotonic() - t0, smaps=smaps, final=final, members=box.pids())
         if row is not None:
             row["cgroup_bytes"] = box.memory_bytes()
@@ -331,6 +334,8 @@ def _after_runner_error(outdir: Path, rows: list[dict], bad: unit_protocol.BadLi
         _read_marks(outdir / "marks.jsonl", bad).to_parquet(outdir / "marks.parquet", index=False)
     except Exception:  # noqa: BLE001
         _marks_frame([]).to_parquet(outdir / "marks.parquet", index=False)
+    if not (outdir / "mappings.parquet").exists():  # declared: a failed run has one too
+        mappings.frame([]).to_parquet(outdir / "mappings.parquet", index=False)
     return {"status": "runner_error", "stop_reason": "runner_error", "stopped_at_unit": None,
             "exit_code": None, "n_samples": len(samples), "n_units": 0,
             "peak_rss_bytes": int(max([0, *(r["rss_bytes"] for r in rows)])), "profile_status": "none",
@@ -401,6 +406,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         ]
     profiler_module = profilers.load(profiler)
     cmd, env = profiler_module.wrap(cmd, env, outdir, profiler_settings)
+    heap_metric, env, heap_file = glibc_heap.prepare(spec, cmd, env, profiler, wrapper, outdir)
 
     cpu_before = _children_cpu_s()
     with open(outdir / "run.log", "wb") as log:
@@ -418,13 +424,16 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         os.close(release_r)
         deadline = t0 + timeout_s
         watcher = stopping.Watcher(plan, marks_path, _mark_record) if plan else None
+        at_unit = getattr(profiler_module, "at_unit", None)
+        readings = mappings.UnitReadings(marks_path, heap_file=heap_file,
+                                         at_unit=at_unit and (lambda unit: at_unit(unit, outdir, profiler_settings)))
         previous = {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS}
         try:
             hook = getattr(profiler_module, "at_end_of_work", None)
             stopped_for = _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadline,
                                              interval_s, smaps, mem_cap_bytes,
                                              hook and (lambda pid: hook(pid, outdir)), watcher,
-                                             own_final_sample=not spec.command)
+                                             own_final_sample=not spec.command, at_sample=readings.poll)
         finally:
             box.close()  # leftovers of the tree (daemonised ones included), whatever happened
             proc.wait()
@@ -440,8 +449,9 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
     samples = pd.DataFrame(rows, columns=list(sampler.SAMPLE_COLUMNS))
     samples["cgroup_bytes"] = samples["cgroup_bytes"].astype("float64")
     samples.to_parquet(outdir / "samples.parquet", index=False)
-    mark_frame = _read_marks(marks_path, bad)
+    mark_frame = glibc_heap.into_marks(_read_marks(marks_path, bad), readings.heap_by_unit)
     mark_frame.to_parquet(outdir / "marks.parquet", index=False)
+    readings.write(outdir / "mappings.parquet")
 
     status, stop_facts = _stop_facts(_status(proc.returncode, stopped_for), stopped_for, proc.returncode, plan,
                                      watcher)
@@ -459,6 +469,9 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         "n_samples": len(samples),
         "n_units": n_units,
         "stopped_at_unit": n_units,
+        "heap_metric": heap_metric,
+        "mappings_readings": len({r["t"] for r in readings.rows}),
+        "mappings_read_s": round(readings.seconds, 3),
         **stop_facts,
         "profile_status": profile_status,
         "profile_error": profile_error,

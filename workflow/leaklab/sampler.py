@@ -3,13 +3,21 @@
 Snakemake's ``benchmark:`` polls every 0.5 s, then every 30 s, and never at exit; a leak
 of a few MB per second needs finer and steadier samples.  The sampler runs in the
 runner, not in the measured process, so all it costs the measured process is the
-kernel work of answering ``/proc`` reads (``smaps_rollup`` briefly takes its mmap lock);
-``leaklab.bench`` measures that cost.
+kernel work of answering ``/proc`` reads; ``leaklab.bench`` measures that cost.
+
+RSS, the high-water mark and threads come from ``status`` at every sample: the kernel
+keeps them as counters, so reading them costs the process nothing.  PSS and USS need
+``smaps_rollup``, which walks every page table under the process's mmap lock (a process
+whose heap grows waits for it, and each walk is longer than the last), so it is read at
+most every :data:`ROLLUP_INTERVAL_S` per process, at the final sample, and whenever the
+unit-mark reading of full ``smaps`` (``leaklab.mappings``) has fresh figures; between
+reads a sample carries the last ones.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -50,6 +58,35 @@ def _status(pid: int) -> dict[str, int]:
             elif key == "Threads":
                 out[key] = int(rest)
     return out
+
+
+ROLLUP_INTERVAL_S = 1.0
+
+
+class Rollups:
+    """The last ``smaps_rollup`` figures of each process and when they were read."""
+
+    def __init__(self, interval_s: float = ROLLUP_INTERVAL_S):
+        self.interval_s = interval_s
+        self._last: dict[int, tuple[float, dict[str, int]]] = {}
+
+    def read(self, pid: int, fresh: bool = False) -> dict[str, int]:
+        """``pid``'s PSS and private bytes, read again if older than the interval or
+        ``fresh`` is asked (the final sample)."""
+        now = time.monotonic()
+        last = self._last.get(pid)
+        if fresh or last is None or now - last[0] >= self.interval_s:
+            last = (now, _smaps_rollup(pid))
+            self._last[pid] = last
+        return last[1]
+
+    def store(self, pid: int, pss: int, private: int) -> None:
+        """Figures read elsewhere (full ``smaps`` at a unit mark) count as a fresh read."""
+        self._last[pid] = (time.monotonic(), {"Pss": pss, "Private": private})
+
+
+# the runner's: one measured tree per runner process (pids are not reused within a run)
+ROLLUPS = Rollups()
 
 
 def _smaps_rollup(pid: int) -> dict[str, int]:
@@ -94,7 +131,7 @@ def sample(pid: int, t: float, smaps: bool = True, final: bool = False,
             status = _status(p)
             if "VmRSS" not in status:  # a zombie or kernel thread: nothing mapped
                 continue
-            rollup = _smaps_rollup(p) if smaps else {"Pss": 0, "Private": 0}
+            rollup = ROLLUPS.read(p, fresh=final) if smaps else {"Pss": 0, "Private": 0}
             fds, deleted = fd_counts(p)
         except OSError:
             if p == pid:

@@ -111,6 +111,7 @@ def render(runs: pd.DataFrame, growth: pd.DataFrame, controls: pd.DataFrame, att
         if len(where):
             lines += ["## Where it lives", ""]
             lines += [f"- {r.experiment}/{r.variant}: {r.where} -> **{r.layer}** ({r.source})"
+                      + (f": {r.explanation}" if isinstance(getattr(r, "explanation", None), str) else "")
                       for r in where.itertuples() if r.layer != "RSS (total)"]
             lines.append("")
     return "\n".join(lines) + "\n"

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab import (attribution, controls, experiments, growth, profiler_tables, profilers, sensitivity, sequential,
-                     verdicts)
+from leaklab import (attribution, controls, experiments, growth, mappings, profiler_tables, profilers, sensitivity,
+                     sequential, verdicts)
 from leaklab.run_files import read_profile, read_run
 from leaklab import settings as leaklab_settings
 from leaklab.table_names import TABLES  # noqa: F401  (re-exported)
 
+MAPPING_TABLES = ("mapping_kinds", "processes", "mapping_sites")
 RUN_COLUMNS = ["experiment", "variant", "profiler", "replicate", "status", "exit_code",
                "wall_s", "cpu_s", "peak_rss_bytes", "n_samples", "n_units", "stop_reason", "stopped_at_unit",
                "decided_at_unit", "unit",
@@ -70,7 +71,20 @@ def _one_run(rundir: Path, resolved: dict) -> dict:
     for name in ("top_sites", "summary"):
         if name in profile:
             got[name] = [_keyed(profile[name], meta)]
+    got.update(_mapping_tables(Path(rundir), meta, spec.unit, warmup))
     return got
+
+
+def _mapping_tables(rundir: Path, meta: dict, unit: str, warmup: int) -> dict[str, list]:
+    """Growth by kind of mapping, by process and by mapping (``leaklab.mappings``);
+    nothing for a run from before mappings were read."""
+    path = rundir / "mappings.parquet"
+    if not path.exists():
+        return {}
+    readings = pd.read_parquet(path)
+    return {table: [_keyed(grown(readings, warmup).assign(unit=unit), meta)]
+            for table, grown in (("mapping_kinds", mappings.kind_growth), ("processes", mappings.process_growth),
+                                 ("mapping_sites", mappings.mapping_growth))}
 
 
 def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
@@ -78,6 +92,7 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     resolved = leaklab_settings.resolve(config)
     runs, samples, marks, units = [], [], [], []
     timelines, sites, summaries, heap_growth = [], [], [], []
+    places: dict[str, list] = {name: [] for name in MAPPING_TABLES}
     for rundir in run_dirs:
         try:
             got = _one_run(Path(rundir), resolved)
@@ -90,6 +105,8 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
         runs.append(got["run"])
         for into, name in ((samples, "samples"), (marks, "marks"), (units, "units"), (timelines, "heap_timeline"),
                            (sites, "top_sites"), (summaries, "summary"), (heap_growth, "heap_growth")):
+            into.extend(got.get(name, []))
+        for name, into in places.items():
             into.extend(got.get(name, []))
 
     tables = {
@@ -116,9 +133,14 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     tables["profiler_overhead"] = profiler_tables.overhead_table(ok_runs) if len(ok_runs) else pd.DataFrame()
     tables["agreement"] = profiler_tables.agreement_table(pd.DataFrame(heap_growth), tables["growth"]) \
         if heap_growth and len(tables["growth"]) else pd.DataFrame()
-    tables["attribution"] = attribution.table(tables["growth"], tables["agreement"])
+    for name, frames in places.items():
+        tables[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    tables["attribution"] = attribution.table(tables["growth"], tables["agreement"], tables["mapping_kinds"],
+                                              tables["processes"])
     used = {name: sorted(set(ok_runs.loc[ok_runs["experiment"] == name, "profiler"])) for name in config["experiments"]}
-    tables["visibility"] = profiler_tables.visibility_table(used)
+    tables["visibility"] = attribution.explain_visibility(profiler_tables.visibility_table(used),
+                                                          tables["attribution"])
+    tables["agreement"] = attribution.explain_agreement(tables["agreement"], tables["attribution"])
     return tables
 
 

@@ -4,6 +4,7 @@ rule aggregate:
         meta=run_outputs("meta.json"),
         samples=run_outputs("samples.parquet"),
         marks=run_outputs("marks.parquet"),
+        mappings=run_outputs("mappings.parquet"),
     output:
         db="results/leaklab.duckdb",
         tables=report(

@@ -10,6 +10,7 @@ rule run_experiment:
         meta=f"{RUN_DIR}/meta.json",
         samples=f"{RUN_DIR}/samples.parquet",
         marks=f"{RUN_DIR}/marks.parquet",
+        mappings=f"{RUN_DIR}/mappings.parquet",
     params:
         settings=run_params,
         profiler=profiler_params,

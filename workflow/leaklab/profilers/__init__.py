@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-PROFILERS = ("plain", "massif", "jemalloc", "heaptrack", "tracemalloc")
+PROFILERS = ("plain", "massif", "jemalloc", "heaptrack", "tracemalloc", "pprof")
 # What each profiler can see: the layer its numbers describe.
 LAYERS = {
     "plain": "process (RSS, fds) from /proc",
@@ -20,6 +20,7 @@ LAYERS = {
     "jemalloc": "malloc heap through the preloaded jemalloc (sampled)",
     "heaptrack": "malloc/new heap",
     "tracemalloc": "Python heap",
+    "pprof": "Go heap (runtime/pprof, sampled; live as of the last GC)",
 }
 
 

@@ -1,0 +1,3 @@
+module pprof_leak
+
+go 1.19

@@ -1,0 +1,193 @@
+"""Where the memory is: a real C program grows memory in one chosen place (an anonymous
+mmap outside malloc, the brk heap, a forked child), run as a command experiment under
+the runner; the mappings read at its unit marks must place the growth there."""
+
+import json
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+from leaklab import attribution, experiments, mappings, runner
+
+MIB = 2**20
+STEPS = 30
+
+
+@pytest.fixture(scope="module")
+def places_leak(root, tmp_path_factory) -> str:
+    if not shutil.which("cc"):
+        pytest.skip("no C compiler")
+    exe = tmp_path_factory.mktemp("bin") / "places_leak"
+    subprocess.run(["cc", "-O0", "-o", str(exe), str(root / "tests" / "data" / "places_leak.c")], check=True)
+    return str(exe)
+
+
+def _run(exe: str, mode: str, outdir, extra: dict | None = None) -> tuple[dict, pd.DataFrame]:
+    entry = {"command": f"{exe} {{mode}} {STEPS} {MIB}", "variants": {mode: {"params": {"mode": mode}}},
+             "unit": "step", "unit_pattern": "step (\\d+)", **(extra or {})}
+    experiments.configure({"experiments": {"places": entry}})
+    try:
+        meta = runner.run("places", mode, outdir, {"mode": mode}, timeout_s=120)
+    finally:
+        experiments.configure({})
+    return meta, pd.read_parquet(outdir / "mappings.parquet")
+
+
+def test_kinds_of_mappings_from_their_smaps_headers():
+    assert mappings.kind_of("[heap]", "rw-p") == mappings.BRK_HEAP
+    assert mappings.kind_of("", "rw-p") == mappings.ANONYMOUS
+    assert mappings.kind_of("[anon:glibc: malloc arena]", "rw-p") == mappings.ANONYMOUS
+    assert mappings.kind_of("", "rw-s") == mappings.SHARED
+    assert mappings.kind_of("/dev/shm/x (deleted)", "rw-s") == mappings.SHARED
+    assert mappings.kind_of("/usr/lib/libc.so.6", "r-xp") == mappings.FILE_BACKED
+    assert mappings.kind_of("[stack]", "rw-p") == mappings.STACK
+    assert mappings.kind_of("[vdso]", "r-xp") == mappings.OTHER
+
+
+def test_an_mmap_leak_is_placed_in_anonymous_mappings(places_leak, tmp_path):
+    meta, readings = _run(places_leak, "mmap", tmp_path)
+    assert meta["status"] == "ok" and meta["mappings_readings"] >= 5
+    kinds = mappings.kind_growth(readings, warmup_units=2).set_index("kind")["rss_growth_per_unit"]
+    assert kinds[mappings.ANONYMOUS] == pytest.approx(MIB, rel=0.10)
+    assert abs(kinds[mappings.BRK_HEAP]) < 0.05 * MIB
+    grown = mappings.mapping_growth(readings, warmup_units=2).iloc[0]
+    assert grown["name"] == "[anonymous]" and grown["rss_growth_per_unit"] == pytest.approx(MIB, rel=0.10)
+
+
+def test_a_childs_leak_is_named_by_its_pid_and_command(places_leak, tmp_path):
+    meta, readings = _run(places_leak, "child", tmp_path)
+    assert meta["status"] == "ok"
+    procs = mappings.process_growth(readings, warmup_units=2)
+    assert len(procs) == 2
+    leaker, parent = procs.iloc[0], procs.iloc[1]
+    assert leaker["ppid"] == parent["pid"] and "places_leak child" in leaker["command"]
+    assert leaker["rss_growth_per_unit"] == pytest.approx(MIB, rel=0.10)
+    assert abs(parent["rss_growth_per_unit"]) < 0.05 * MIB
+    # the attribution names the child, and places the growth in the brk heap (small mallocs)
+    keys = {"experiment": "places", "variant": "child", "profiler": "plain", "replicate": 1, "unit": "step"}
+    growth = pd.DataFrame([{**keys, "metric": "rss_bytes", "growth_per_unit": float(leaker["rss_growth_per_unit"]),
+                            "retained": float("nan"), "verdict": "leak"}])
+    table = attribution.table(growth, None, mappings.kind_growth(readings, 2).assign(**keys),
+                              procs.assign(**keys)).set_index("layer")
+    named = table[table["where"] == "grows here"].index
+    assert f"process {leaker['pid']}: {leaker['command']}" in named
+    assert attribution.MAPPING_PREFIX + mappings.BRK_HEAP in named
+    assert table.loc["RSS (total)", "placed_growth_per_unit"] == pytest.approx(leaker["rss_growth_per_unit"], rel=0.1)
+
+
+def _table_run(exe: str, modes: tuple[str, ...], base, verdict: dict) -> dict:
+    """Each mode run once as a variant of one command experiment, then every table."""
+    from leaklab import tables
+
+    entry = {"command": f"{exe} {{mode}} {STEPS} {MIB}", "unit": "step", "unit_pattern": "step (\\d+)",
+             "variants": {mode: {"params": {"mode": mode}} for mode in modes}, "baseline": modes[-1],
+             "warmup_units": 2, "verdict": verdict}
+    config = {"experiments": {"places": entry}}
+    experiments.configure(config)
+    try:
+        dirs = []
+        for mode in modes:
+            rundir = base / "places" / mode / "plain" / "rep1"
+            runner.run("places", mode, rundir, {"mode": mode}, timeout_s=120)
+            dirs.append(rundir)
+        return tables.build(dirs, config)
+    finally:
+        experiments.configure({})
+
+
+@pytest.fixture(scope="module")
+def three_places(places_leak, tmp_path_factory):
+    base = tmp_path_factory.mktemp("places")
+    got = _table_run(places_leak, ("malloc", "mmap", "none"), base,
+                     {"malloc_in_use_bytes": {"leak_per_unit": 256 * 1024, "retained": 16 * MIB}})
+    return base, got
+
+
+def test_a_c_programs_glibc_heap_is_measured_through_command_and_judged(three_places):
+    """No change to the program: glibc's libmemusage is preloaded, read at unit marks,
+    and the malloc_in_use_bytes threshold of the config decides a verdict."""
+    base, got = three_places
+    meta = json.loads((base / "places" / "malloc" / "plain" / "rep1" / "meta.json").read_text())
+    assert "libmemusage" in meta["heap_metric"]["source"]
+    growth = got["growth"].set_index(["variant", "metric"])
+    assert growth.loc[("malloc", "malloc_in_use_bytes"), "verdict"] == "leak"
+    assert growth.loc[("malloc", "malloc_in_use_bytes"), "growth_per_unit"] == pytest.approx(MIB, rel=0.10)
+    assert growth.loc[("mmap", "malloc_in_use_bytes"), "verdict"] != "leak"  # mmap is outside malloc
+    attributed = got["attribution"].set_index(["variant", "layer"])
+    anonymous = attributed.loc[("mmap", attribution.MAPPING_PREFIX + mappings.ANONYMOUS)]
+    assert anonymous["where"] == "grows here" and anonymous["explanation"] == attribution.OUTSIDE_MALLOC
+    # every variant's growth is placed in layers that add up to its RSS growth
+    for variant in ("malloc", "mmap"):
+        total = attributed.loc[(variant, "RSS (total)")]
+        assert total["placed_growth_per_unit"] == pytest.approx(total["growth_per_unit"], rel=0.10)
+
+
+def test_no_heap_metric_for_a_static_program_or_a_shell_is_a_config_error(root, tmp_path):
+    """The threshold is refused before any job runs, with the reason, never dropped."""
+    from leaklab.config import ConfigError, _check_heap_metric
+
+    static = tmp_path / "places_static"
+    built = subprocess.run(["cc", "-static", "-O0", "-o", str(static), str(root / "tests" / "data" / "places_leak.c")],
+                           capture_output=True, text=True, check=False)
+    if built.returncode != 0:
+        pytest.skip(f"no static libc: {built.stderr[-200:]}")
+    where = "experiments.places.verdict"
+    with pytest.raises(ConfigError, match=r"verdict\.malloc_in_use_bytes: .*statically linked"):
+        _check_heap_metric({"command": f"{static} malloc 3 1024"}, where)
+    with pytest.raises(ConfigError, match=r"malloc_in_use_bytes: .*shell"):
+        _check_heap_metric({"command": "sh -c 'true'"}, where)
+    _check_heap_metric({"command": "{setup_dir}/built_later"}, where)  # checked when it runs
+
+
+def test_a_profiler_that_sees_none_of_the_growth_is_told_why(three_places):
+    """heaptrack's view of the mmap leak (none of it: mmap is outside malloc) is explained
+    by its blind spot and the layer that holds the growth, never a bare False."""
+    _, got = three_places
+    rss = got["growth"].set_index(["variant", "metric"]).loc[("mmap", "rss_bytes")]
+    agreement = pd.DataFrame([{"experiment": "places", "variant": "mmap", "profiler": "heaptrack", "ratio": 0.0,
+                               "agrees": False, "plain_rss_verdict": rss["verdict"]}])
+    why = attribution.explain_agreement(agreement, got["attribution"])["why"].iloc[0]
+    assert "none of the RSS growth" in why or "0%" in why
+    assert "not mmap outside malloc" in why and attribution.OUTSIDE_MALLOC in why
+    visibility = attribution.explain_visibility(
+        pd.DataFrame([{"experiment": "places", "profiler": "heaptrack", "note": ""}]), got["attribution"])
+    assert "mmap: " in visibility["growth_in"].iloc[0] and visibility["cannot_see"].iloc[0]
+
+
+def test_smaps_rollup_is_walked_at_most_once_a_second_and_fresh_at_the_end(monkeypatch):
+    """The 20 Hz sampler reads RSS from status at every sample; the costly page-table
+    walk of smaps_rollup happens at most once a second, and at the final sample."""
+    import os
+    import time
+
+    from leaklab import sampler
+
+    walks = []
+    real = sampler._smaps_rollup
+    monkeypatch.setattr(sampler, "_smaps_rollup", lambda pid: walks.append(time.monotonic()) or real(pid))
+    monkeypatch.setattr(sampler, "ROLLUPS", sampler.Rollups())
+    start = time.monotonic()
+    rows = []
+    while time.monotonic() - start < 2.0:
+        rows.append(sampler.sample(os.getpid(), time.monotonic() - start))
+        time.sleep(0.05)
+    assert len(rows) >= 20 and all(r["pss_bytes"] > 0 for r in rows)  # every sample carries PSS
+    assert len(walks) <= 3
+    before = len(walks)
+    sampler.sample(os.getpid(), 2.0, final=True)
+    assert len(walks) == before + 1
+
+
+def test_a_unit_mark_reading_refreshes_pss_and_uss(monkeypatch):
+    """Full smaps at a unit mark gives the same PSS and private bytes as smaps_rollup: the
+    sample after it uses them instead of walking the page tables again."""
+    import os
+
+    from leaklab import sampler
+
+    monkeypatch.setattr(sampler, "ROLLUPS", sampler.Rollups())
+    mappings.read_tree([os.getpid()], 0.0, 1)
+    monkeypatch.setattr(sampler, "_smaps_rollup", lambda pid: pytest.fail("walked again"))
+    row = sampler.sample(os.getpid(), 0.1)
+    assert row["pss_bytes"] > 0 and row["uss_bytes"] > 0
