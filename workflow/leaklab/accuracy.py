@@ -107,6 +107,26 @@ def _shape(cls: str, u: np.ndarray, rng: np.random.Generator, **p) -> np.ndarray
         return spikes * rng.exponential(0.01, n)
     if cls == "sawtooth":
         return p["amplitude"] * (u % p["period"]) / p["period"]
+    if cls == "late_onset":  # flat, then a leak from a share of the run on
+        return p["rate"] * np.maximum(0.0, u - p["at"] * n)
+    if cls == "transient_leak":  # a fill that saturates within a few units, and a steady leak under it
+        return p["amplitude"] * (1 - np.exp(-u / p["tau"])) + p["rate"] * u
+    if cls == "allocator_reuse":  # a leak under periodic release, seen through RSS: freed memory is reused,
+        # so RSS is the heap's running maximum: the first period at the gross rate, then steps at the net rate
+        period = p["period"]
+        heap = p["rate"] * u + p["gross"] * p["rate"] * (u % period)
+        return np.maximum.accumulate(heap)
+    if cls == "random_increments":  # growth in random amounts on random units, mean rate ``rate``
+        arrives = rng.random(n) < p["chance"]
+        return np.cumsum(arrives * rng.exponential(p["rate"] / p["chance"], n))
+    if cls == "stairs":
+        return p["rate"] * p["every"] * np.floor(u / p["every"])
+    if cls == "fill_then_flat":  # a cache filling at ``rate`` until a share of the run, then full
+        return p["rate"] * np.minimum(u, p["until"] * n)
+    if cls == "slow_saturation":  # A(1 - exp(-u/tau)) whose time constant is several runs long:
+        # starts at ``rate`` per unit and would level off at rate x tau, past the run
+        tau = p["tau"] * n
+        return p["rate"] * tau * (1 - np.exp(-u / tau))
     return np.zeros(n)  # flat
 
 
@@ -122,6 +142,18 @@ GRID: dict[str, tuple[str, bool, list[dict]]] = {
     "churn": ("stable", False, [{}]),
     "sawtooth": ("stable", False, [{"amplitude": a, "period": 7} for a in (0.02, 0.05)]),
     "sub_threshold": ("leak", False, [{"rate": THRESHOLD * 0.1}]),
+    # the classes of issue 20: leaks whose rate changes in the window, growth that levels off after it
+    "late_onset": ("leak", False, [{"rate": THRESHOLD * k, "at": at} for k in (2, 5, 20) for at in (1 / 2, 2 / 3)]),
+    "transient_leak": ("leak", False, [{"amplitude": a, "tau": 2.0, "rate": THRESHOLD * k}
+                                       for a in (0.02, 0.1) for k in (2, 3, 10)]),
+    "allocator_reuse": ("leak", False, [{"rate": THRESHOLD * k, "gross": 3.0, "period": 10} for k in (2, 3, 5)]),
+    "random_increments": ("leak", False, [{"rate": THRESHOLD * k, "chance": c} for k in (2, 3, 10)
+                                          for c in (0.2, 0.5)]),
+    "stairs": ("leak", False, [{"rate": THRESHOLD * k, "every": 10} for k in (2, 5, 20)]),
+    "fill_then_flat": ("settling", False, [{"rate": THRESHOLD * k, "until": until} for k in (2, 10, 50)
+                                           for until in (1 / 4, 1 / 2, 2 / 3)]),
+    "slow_saturation": ("settling", False, [{"rate": THRESHOLD * k, "tau": tau} for k in (2, 10, 50)
+                                            for tau in (2.0, 3.0, 5.0)]),
 }
 
 
