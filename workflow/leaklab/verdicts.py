@@ -124,17 +124,16 @@ def _halves(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[list, list
     return early, late
 
 
-def _recent_and_prior(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[list, list] | None:
-    """Each run's last RECENT_SHARE of points (at least MIN_RECENT_UNITS) and as many
-    just before them; None when the run is too short for both."""
-    recent, prior = [], []
+def _split(series: Sequence[tuple[np.ndarray, np.ndarray]], start: float) -> tuple[list, list] | None:
+    """Each run's points before ``start`` and from it on; None when the part from it on
+    is shorter than MIN_RECENT_UNITS in any run."""
+    before, after = [], []
     for x, y in series:
-        k = max(MIN_RECENT_UNITS, math.ceil(RECENT_SHARE * len(x)))
-        if 2 * k > len(x):
+        if np.count_nonzero(x >= start) < MIN_RECENT_UNITS:
             return None
-        recent.append((x[-k:], y[-k:]))
-        prior.append((x[-2 * k:-k], y[-2 * k:-k]))
-    return recent, prior
+        before.append((x[x < start], y[x < start]))
+        after.append((x[x >= start], y[x >= start]))
+    return before, after
 
 
 def _slower(earlier: PooledSlope, later: PooledSlope) -> bool:
@@ -144,34 +143,37 @@ def _slower(earlier: PooledSlope, later: PooledSlope) -> bool:
     return bool(low > 0 and later.slope <= MAX_LATE_SHARE * earlier.slope)
 
 
-def change_point(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
-    """The unit where the slope changes most, by least squares on a broken line with one
-    knot and an intercept per run (runs differ in level); NaN without room for a segment
-    of MIN_RECENT_UNITS on each side.  Deterministic: every candidate knot is tried."""
+def change_point(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+    """The unit where the slope changes most and by how much (after minus before), by
+    least squares on a broken line with one knot and an intercept per run (runs differ
+    in level); NaN without room for MIN_RECENT_UNITS units on each side.
+    Deterministic: every unit is tried as the knot."""
     units = np.unique(np.concatenate([x for x, _ in series]))
     candidates = units[MIN_RECENT_UNITS - 1: units.size - MIN_RECENT_UNITS + 1]
-    if candidates.size == 0:
-        return math.nan
-    best, best_sse = math.nan, math.inf
+    best, change, best_sse = math.nan, math.nan, math.inf
     for knot in candidates:
         design, target = [], []
         for x, y in series:
-            columns = np.column_stack([x - x.mean(), np.maximum(0.0, x - knot)])
+            columns = np.column_stack([x, np.maximum(0.0, x - knot)])
             design.append(columns - columns.mean(axis=0))
             target.append(y - y.mean())
         a, b = np.vstack(design), np.concatenate(target)
         coef, *_ = np.linalg.lstsq(a, b, rcond=None)
         sse = float(np.sum((b - a @ coef) ** 2))
         if sse < best_sse:
-            best, best_sse = float(knot), sse
-    return best
+            best, change, best_sse = float(knot), float(coef[1]), sse
+    return best, change
 
 
 def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: float = CONFIDENCE,
                 n_boot: int = N_BOOT, seed: int | Sequence[int] = 0, bar: float = math.nan) -> Windows:
     """The fits the rule needs, from each run's (unit, value) points after the warm-up.
 
-    ``bar`` (the decision bar) is needed to tell a late onset: without it none is sought.
+    The recent part is the late half; or, when the slope changes at a unit of the early
+    half (fast growth first: a transient, an allocator filling), everything from there;
+    or, when growth began late (``bar`` given: below it before the change, above it
+    after), everything from the onset.  ``slowing``: the recent part's own halves
+    decelerate (``_slower``), i.e. it is still bending down.
     """
     clean = []
     for x, y in series:
@@ -190,32 +192,32 @@ def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: 
     early, late = pooled_slope(early_points, **fit), pooled_slope(late_points, **fit)
     decelerating = _slower(pooled_slope(early_points, **strict), pooled_slope(late_points, **strict))
     windows = Windows(whole, early, late, decelerating=decelerating, n_units=n_units)
-    parts = _recent_and_prior(clean)
+    if 2 * MIN_RECENT_UNITS > n_units:
+        return windows
+    start = float(min(x[0] for x, _ in late_points))
+    knot, change = change_point(clean)
+    onset, since_onset = math.nan, None
+    if math.isfinite(knot) and change > 0 and math.isfinite(bar):
+        parts = _split(clean, knot)
+        if parts is not None:
+            before, after = (pooled_slope(p, **fit) for p in parts)
+            if before.slope < bar and after.ci_low > bar:
+                onset, since_onset, start = knot, after, knot
+    elif math.isfinite(knot) and change < 0 and knot < start:
+        start = knot
+    parts = _split(clean, start)
     if parts is None:
         return windows
-    recent_points, prior_points = parts
+    prior_points, recent_points = parts
     recent, prior = pooled_slope(recent_points, **fit), pooled_slope(prior_points, **fit)
-    slowing = _slower(pooled_slope(prior_points, **strict), pooled_slope(recent_points, **strict))
+    recent_halves = _halves(recent_points)
+    slowing = False
+    if recent_halves is not None:
+        first, second = (pooled_slope(p, **strict) for p in recent_halves)
+        slowing = _slower(first, second)
     plateau = float(np.median([np.median(y) for _, y in recent_points]))
-    onset, since_onset = _late_onset(clean, bar, fit)
     return replace(windows, recent=recent, prior=prior, slowing=slowing, onset=onset, since_onset=since_onset,
                    plateau=plateau)
-
-
-def _late_onset(series: list[tuple[np.ndarray, np.ndarray]], bar: float,
-                fit: dict) -> tuple[float, PooledSlope | None]:
-    """Where growth began when it began late: the change point, if the runs grow below
-    ``bar`` before it (the interval's estimate) and above it after (the whole interval)."""
-    if not math.isfinite(bar):
-        return math.nan, None
-    knot = change_point(series)
-    if math.isnan(knot):
-        return math.nan, None
-    before = pooled_slope([(x[x <= knot], y[x <= knot]) for x, y in series], **fit)
-    after = pooled_slope([(x[x >= knot], y[x >= knot]) for x, y in series], **fit)
-    if before.slope < bar and after.ci_low > bar:
-        return knot, after
-    return math.nan, None
 
 
 def _rate(value: float, metric: str, unit: str) -> str:
@@ -254,39 +256,37 @@ def decide_confirmable(w: Windows, *, leak_per_unit: float, retained_threshold: 
     have_halves = late is not None and early is not None and not math.isnan(late.ci_low)
     have_recent = recent is not None and prior is not None and not math.isnan(recent.ci_low)
     late_onset = not math.isnan(w.onset)
-    if not have_recent:  # a short window: the whole window and its halves decide, as they always did
-        late_grows = (late.ci_low > 0 and late.slope >= bar) if have_halves else True
+    late_grows = (late.ci_low > 0 and late.slope >= bar) if have_halves else True
+    if not have_recent:  # a short window: the whole window and its halves decide
         if f.ci_low > bar and late_grows and not w.decelerating:
             tail = f"; late half {_rate(late.slope, metric, unit)}" if have_halves else ""
             return "leak", f"{whole} above {bar_text}{tail}", False
     else:
         recent_text = f"recent {_rate(recent.slope, metric, unit)} {_ci_text(recent.ci_low, recent.ci_high, metric, unit)}"
+        if recent.ci_low > bar and not w.slowing and (f.ci_low > bar or late_onset):
+            onset = (f"; growth began at {unit} {w.onset:g}" if late_onset else "")
+            return "leak", f"{whole} above {bar_text}; {recent_text}{onset}", late_onset or w.decelerating
+        if (f.ci_low > bar and late_grows and recent.ci_high >= bar and not w.decelerating
+                and not w.slowing):  # growth in steps or teeth: the whole window decides, the recent part agrees
+            return "leak", f"{whole} above {bar_text}; {recent_text}", False
         if recent.ci_low > bar:
-            grew = f.ci_low > bar or late_onset
-            if grew and not w.slowing:
-                onset = (f"; growth began at {unit} {w.onset:g}: "
-                         f"{_ci_text(w.since_onset.ci_low, w.since_onset.ci_high, metric, unit)} since"
-                         if late_onset else "")
-                return ("leak", f"{whole} above {bar_text}; {recent_text}{onset}",
-                        late_onset or w.decelerating)
             if w.slowing:
-                return ("inconclusive", f"slowing but still above {bar_text}: before "
-                        f"{_rate(prior.slope, metric, unit)}, {recent_text}; whole {whole}", True)
-            return ("inconclusive", f"{recent_text} above {bar_text}, growth began late; whole {whole}", True)
+                return ("inconclusive", f"slowing but still above {bar_text}: {recent_text}, "
+                        f"its late half slower than its early half; whole {whole}", True)
+            return "inconclusive", f"{recent_text} above {bar_text}, growth began late; whole {whole}", True
     if releases and not math.isnan(retained) and retained >= retained_threshold:
         return "retention", (f"retained {amount(retained, metric)} >= {amount(retained_threshold, metric)}; "
                              f"{whole} not a leak"), False
-    if f.ci_high < bar and not (have_recent and recent.ci_high >= bar and recent.slope > bar):
+    if f.ci_high < bar:
         return "stable", f"{whole} below {bar_text}", False
     if have_halves:
         grew = f.ci_low > bar or (not math.isnan(early.ci_low) and early.ci_low > bar)
-        now = recent if have_recent else late
-        now_name = "recent" if have_recent else "late half"
-        halves = (f"early half {_rate(early.slope, metric, unit)}, {now_name} {_rate(now.slope, metric, unit)} "
+        now = late  # the recent part is not above the bar here; settling asks the late half to be below it
+        halves = (f"early half {_rate(early.slope, metric, unit)}, late half {_rate(now.slope, metric, unit)} "
                   f"{_ci_text(now.ci_low, now.ci_high, metric, unit)}; whole {whole}")
         if now.ci_high < bar:
             return "settling", f"growth stopped (a plateau or a one-off step): {halves}", False
-        if grew and now.slope < bar and (w.decelerating or w.slowing or not have_recent):
+        if grew and now.slope < bar:
             return "settling", f"levelling off: {halves}", True
         if grew and have_recent:
             return "inconclusive", f"{whole} above {bar_text}, but {halves}", True
