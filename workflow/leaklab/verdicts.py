@@ -277,7 +277,8 @@ def decide_confirmable(w: Windows, *, leak_per_unit: float, retained_threshold: 
     if releases and not math.isnan(retained) and retained >= retained_threshold:
         return "retention", (f"retained {amount(retained, metric)} >= {amount(retained_threshold, metric)}; "
                              f"{whole} not a leak"), False
-    if f.ci_high < bar:
+    grew_early = have_halves and not math.isnan(early.ci_low) and early.ci_low > bar
+    if f.ci_high < bar and not (grew_early and f.ci_low > 0 and late.ci_high < bar):
         return "stable", f"{whole} below {bar_text}", False
     if have_halves:
         grew = f.ci_low > bar or (not math.isnan(early.ci_low) and early.ci_low > bar)
