@@ -7,29 +7,49 @@ growth an experiment must catch; the intervals are held against half of it
 (``DECISION_FRACTION``), so that a leak at the threshold is caught although its
 interval is as wide as the threshold, and ``stable`` means demonstrably below half of it.
 
-The rule (``decide``), in order:
+The verdict is about where the growth is going.  Besides the whole window and its
+halves, the rule reads the *recent* rate: the late half; or everything from a change
+point in the early half where the slope fell (fast growth first: a transient, an
+allocator filling); or everything from a late *onset* (the slope rose at a change
+point, below the bar before and with its interval above it after; ``onset`` is that
+unit).  The change point is the knot of the least-squares broken line (one intercept
+per run), every unit tried.  *Slowing* means the recent part's own halves decelerate.
+
+The rule (``decide_confirmable``; ``decide`` without the flag), in order:
 
 - ``inconclusive`` when fewer than ``MIN_UNITS`` units or no 95 % interval;
-- ``leak``: the whole window's interval lies above the bar, the late half still grows
-  (its interval above zero, its estimate at the bar or above) and the growth does not
-  decelerate;
+- ``leak``: the recent rate's interval lies above the bar, it is not slowing, and the
+  whole window's interval lies above the bar or growth began late; or the whole
+  window's interval lies above the bar, the late half still grows (interval above
+  zero, estimate at the bar), the recent interval reaches the bar and nothing
+  decelerates (growth in stairs or teeth, which a recent part as long as a stair
+  cannot resolve);
+- ``inconclusive``, needing confirmation, when the recent interval lies above the bar
+  otherwise (slowing but not yet below it; growth that began late without a clear onset);
 - ``retention``: the experiment's units release their memory, it kept at least the
   ``retained`` threshold, and it is not a leak;
-- ``settling``: it grew above the bar (whole window or early half) but the late half's
-  interval lies below the bar, or its estimate is below it, or the growth decelerates:
-  an allocator or cache filling toward a plateau, or a one-off step;
-- ``stable``: the whole window's interval lies below the bar;
-- ``inconclusive``: anything else (an interval straddling the bar).
+- ``stable``: the whole window's interval lies below the bar (unless the early half
+  grew above the bar and the late half is below it: that is ``settling``);
+- ``settling``: it grew above the bar (whole window or early half) and the late half's
+  interval lies below the bar; or its estimate is below it (``levelling off``, needing
+  confirmation).  Never while the recent interval lies above the bar;
+- ``inconclusive``: anything else (an interval straddling the bar); needing
+  confirmation when it grew above the bar but is not yet shown to have stopped.
 
-*Decelerates* means the late half grows at most ``MAX_LATE_SHARE`` of the early
-half's rate and their difference is above zero at ``DECELERATION_CONFIDENCE`` (MOVER
-of the halves' intervals at that confidence).  80 % two-sided is 90 % one-sided: in
+``needs_confirmation`` says the verdict depends on what happens after the window: a
+leak that began late or whose rate fell within the window, a rate slowing but not yet
+below the bar, growth levelling off but not yet shown below it.  ``plateau`` is the
+recent part's level (median over the runs), reported for ``settling``.
+
+*Decelerates* (``_slower``) means the later stretch grows at most ``MAX_LATE_SHARE`` of the earlier
+one's rate and their difference is above zero at ``DECELERATION_CONFIDENCE`` (MOVER
+of the two intervals at that confidence).  80 % two-sided is 90 % one-sided: in
 the accuracy tier (seeds 0-2, 200 draws each) it called none of 5,400 linear and
 sawtooth leaks settling, and 1 of 7,200 saturating curves (5 % rise, time constant as
 long as the run) a leak; at 90 % seed 1 alone had such a leak.  The share keeps a sawtooth leak a leak: its halves cut the teeth at
 different phases, so their rates differ by up to 20 % without slowing down.
 With fewer than 2 x ``MIN_UNITS`` units after the warm-up there are no halves and the
-whole window decides alone.
+whole window decides alone; with fewer than 2 x ``MIN_RECENT_UNITS``, no recent part.
 
 One decision per family (``settings.FAMILIES``): RSS, PSS and USS of a run measure the
 same memory, so the first of them decides and the others carry its verdict.  A
@@ -60,8 +80,7 @@ VERDICTS = ("leak", "retention", "settling", "inconclusive", "stable")  # most s
 DECISION_FRACTION = 0.5
 DECELERATION_CONFIDENCE = 0.80
 MAX_LATE_SHARE = 0.8  # decelerating: the late half grows at most this share of the early half's rate
-RECENT_SHARE = 1 / 3  # the recent rate: the last third of the window after the warm-up
-MIN_RECENT_UNITS = 5  # ... and at least this many units
+MIN_RECENT_UNITS = 5  # the recent part and a change point's segments have at least this many units
 
 PER_RUN_COLUMNS = [*RUN_KEYS, "metric", "warmup_units", "n_units", "slope", "slope_low", "slope_high",
                    "level", "retained", "first_unit", "last_unit"]
@@ -87,19 +106,17 @@ COMPARISON_COLUMNS = ["experiment", "variant", "baseline", "profiler", "metric",
 
 @dataclass(frozen=True)
 class Windows:
-    """Pooled fits of the whole post-warm-up window, of its halves, of its recent part
-    and of the stretch just before it, and where growth began when it began late."""
+    """Pooled fits of the whole post-warm-up window, of its halves and of its recent
+    part, and where growth began when it began late."""
 
     whole: PooledSlope
     early: PooledSlope | None = None       # 95 %
     late: PooledSlope | None = None        # 95 %
     decelerating: bool = False             # the late half slower than the early half (halves test)
     n_units: int = 0
-    recent: PooledSlope | None = None      # 95 %: the last RECENT_SHARE of the window
-    prior: PooledSlope | None = None       # 95 %: as many units just before the recent part
-    slowing: bool = False                  # the recent part slower than the prior one (same test)
+    recent: PooledSlope | None = None      # 95 %: the late half, or from a change point (fit_windows)
+    slowing: bool = False                  # the recent part's late half slower than its early half
     onset: float = math.nan                # the unit where growth began, when it began late
-    since_onset: PooledSlope | None = None  # 95 %: from the onset to the end
     plateau: float = math.nan              # the recent part's level (median over runs)
 
 
@@ -196,28 +213,27 @@ def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: 
         return windows
     start = float(min(x[0] for x, _ in late_points))
     knot, change = change_point(clean)
-    onset, since_onset = math.nan, None
+    onset = math.nan
     if math.isfinite(knot) and change > 0 and math.isfinite(bar):
         parts = _split(clean, knot)
         if parts is not None:
             before, after = (pooled_slope(p, **fit) for p in parts)
             if before.slope < bar and after.ci_low > bar:
-                onset, since_onset, start = knot, after, knot
+                onset, start = knot, knot
     elif math.isfinite(knot) and change < 0 and knot < start:
         start = knot
     parts = _split(clean, start)
     if parts is None:
         return windows
-    prior_points, recent_points = parts
-    recent, prior = pooled_slope(recent_points, **fit), pooled_slope(prior_points, **fit)
+    recent_points = parts[1]
+    recent = pooled_slope(recent_points, **fit)
     recent_halves = _halves(recent_points)
     slowing = False
     if recent_halves is not None:
         first, second = (pooled_slope(p, **strict) for p in recent_halves)
         slowing = _slower(first, second)
     plateau = float(np.median([np.median(y) for _, y in recent_points]))
-    return replace(windows, recent=recent, prior=prior, slowing=slowing, onset=onset, since_onset=since_onset,
-                   plateau=plateau)
+    return replace(windows, recent=recent, slowing=slowing, onset=onset, plateau=plateau)
 
 
 def _rate(value: float, metric: str, unit: str) -> str:
@@ -252,9 +268,9 @@ def decide_confirmable(w: Windows, *, leak_per_unit: float, retained_threshold: 
     bar = DECISION_FRACTION * leak_per_unit
     bar_text = f"half the {_rate(leak_per_unit, metric, unit)} threshold"
     whole = _ci_text(f.ci_low, f.ci_high, metric, unit)
-    late, early, recent, prior = w.late, w.early, w.recent, w.prior
+    late, early, recent = w.late, w.early, w.recent
     have_halves = late is not None and early is not None and not math.isnan(late.ci_low)
-    have_recent = recent is not None and prior is not None and not math.isnan(recent.ci_low)
+    have_recent = recent is not None and not math.isnan(recent.ci_low)
     late_onset = not math.isnan(w.onset)
     late_grows = (late.ci_low > 0 and late.slope >= bar) if have_halves else True
     if not have_recent:  # a short window: the whole window and its halves decide
