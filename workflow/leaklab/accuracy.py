@@ -17,6 +17,21 @@ baseline level, and the threshold is ``THRESHOLD`` of it per unit.
 | ``churn`` | noise plus transient spikes (allocate, free) | stable |
 | ``sawtooth`` | a periodic release without growth | stable |
 | ``sub_threshold`` | a leak at a tenth of the threshold: reported, not scored | (leak) |
+| ``late_onset`` | flat, then a leak from 1/2 or 2/3 of the window | leak |
+| ``transient_leak`` | a fill saturating within a few units over a steady leak | leak |
+| ``allocator_reuse`` | a leak under periodic release seen through RSS (the heap's running maximum) | leak |
+| ``random_increments`` | growth in random amounts on random units | leak |
+| ``stairs`` | growth in stairs every 10 units | leak |
+| ``fill_then_flat`` | a cache filling until 1/4 to 2/3 of the window, then full | settling |
+| ``slow_saturation`` | A(1 - exp(-u/tau)), tau 2 to 5 windows: levels off past the run | settling |
+| held out: ``accelerating_leak``, ``irregular_stairs``, ``late_sawtooth_leak`` | | leak |
+| held out: ``noisy_fill`` | a cache filling in random chunks, then full | settling |
+
+Held-out classes (``HELD_OUT``) were added after the rule was set and are scored apart
+(column ``set``).  Every data set is generated ``HORIZON`` times as long as its window
+and judged on the window (tier ``synthetic``); tier ``synthetic_confirmed`` judges again
+on the whole length every ``leak`` and every verdict that needs confirmation, as the
+workflow's confirmation of an experiment that asks for it would.
 
 Scores (``score``): per class, the share of each verdict; per verdict, precision and
 recall with Wilson 95 % intervals.  With ``stopping`` every data set is also replayed
@@ -178,9 +193,8 @@ GRID: dict[str, tuple[str, bool, list[dict]]] = {
 }
 
 
-# Held out: no constant of the rule was set looking at these classes (the others, on seed 0)
-HELD_OUT = ("random_increments", "slow_saturation", "accelerating_leak", "irregular_stairs", "late_sawtooth_leak",
-            "noisy_fill")
+# Held out: added once the rule's form and constants were set looking at the others (seed 0)
+HELD_OUT = ("accelerating_leak", "irregular_stairs", "late_sawtooth_leak", "noisy_fill")
 
 
 def cases(draws: int, seed: int = 0, noise: Noise = Noise(), units: int = UNITS,
@@ -314,7 +328,7 @@ def by_class(rows: pd.DataFrame) -> pd.DataFrame:
     """Per tier and class: data sets, and the shares called ``leak``, ``settling`` or
     ``stable`` (the wrong answers for a leak), ``inconclusive``, and with confirmation
     pending; leak classes counted at 2x the threshold and more only (issue 20's bar)."""
-    strong = rows[(rows["truth"] != "leak") | ~rows["detail"].str.contains(r"rate=0\.001\b|rate=0\.0001\b")]
+    strong = rows[(rows["truth"] != "leak") | ~rows["detail"].fillna("").str.contains(r"rate=0\.001\b|rate=0\.0001\b")]
     grouped = strong.groupby(["tier", "set", "case", "truth"])
     return pd.DataFrame({
         "n": grouped.size(),

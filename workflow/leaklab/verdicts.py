@@ -19,7 +19,12 @@ The rule (``decide_confirmable``; ``decide`` without the flag), in order:
 
 - ``inconclusive`` when fewer than ``MIN_UNITS`` units or no 95 % interval;
 - ``leak``: the recent rate's interval lies above the bar, it is not slowing, and the
-  whole window's interval lies above the bar or growth began late; or the whole
+  whole window's interval lies above the bar or growth began late; when the window's
+  halves decelerate, only if its slope fell at a change point within the first
+  ``MAX_FELL_AT`` of it (a transient or an allocator's first fill is sharp and early; a
+  curve levelling off bends in its middle: on seed 0 the change points of saturating
+  curves called leaks lay at 38-55 % of the window, those of transients and allocator
+  fills at 14-24 %); or the whole
   window's interval lies above the bar, the late half still grows (interval above
   zero, estimate at the bar), the recent interval reaches the bar and nothing
   decelerates (growth in stairs or teeth, which a recent part as long as a stair
@@ -80,6 +85,7 @@ VERDICTS = ("leak", "retention", "settling", "inconclusive", "stable")  # most s
 DECISION_FRACTION = 0.5
 DECELERATION_CONFIDENCE = 0.80
 MAX_LATE_SHARE = 0.8  # decelerating: the late half grows at most this share of the early half's rate
+MAX_FELL_AT = 1 / 3  # a decelerating window is a leak only when its slope fell within this share of it
 MIN_RECENT_UNITS = 5  # the recent part and a change point's segments have at least this many units
 
 PER_RUN_COLUMNS = [*RUN_KEYS, "metric", "warmup_units", "n_units", "slope", "slope_low", "slope_high",
@@ -117,6 +123,7 @@ class Windows:
     recent: PooledSlope | None = None      # 95 %: the late half, or from a change point (fit_windows)
     slowing: bool = False                  # the recent part's late half slower than its early half
     onset: float = math.nan                # the unit where growth began, when it began late
+    fell_at: float = math.nan              # where the slope fell, as a share of the window (the recent part's start)
     plateau: float = math.nan              # the recent part's level (median over runs)
 
 
@@ -213,7 +220,7 @@ def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: 
         return windows
     start = float(min(x[0] for x, _ in late_points))
     knot, change = change_point(clean)
-    onset = math.nan
+    onset = fell_at = math.nan
     if math.isfinite(knot) and change > 0 and math.isfinite(bar):
         parts = _split(clean, knot)
         if parts is not None:
@@ -221,7 +228,8 @@ def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: 
             if before.slope < bar and after.ci_low > bar:
                 onset, start = knot, knot
     elif math.isfinite(knot) and change < 0 and knot < start:
-        start = knot
+        first = min(x[0] for x, _ in clean)
+        start, fell_at = knot, (knot - first) / (max(x[-1] for x, _ in clean) - first)
     parts = _split(clean, start)
     if parts is None:
         return windows
@@ -233,7 +241,7 @@ def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: 
         first, second = (pooled_slope(p, **strict) for p in recent_halves)
         slowing = _slower(first, second)
     plateau = float(np.median([np.median(y) for _, y in recent_points]))
-    return replace(windows, recent=recent, slowing=slowing, onset=onset, plateau=plateau)
+    return replace(windows, recent=recent, slowing=slowing, onset=onset, fell_at=fell_at, plateau=plateau)
 
 
 def _rate(value: float, metric: str, unit: str) -> str:
@@ -279,16 +287,21 @@ def decide_confirmable(w: Windows, *, leak_per_unit: float, retained_threshold: 
             return "leak", f"{whole} above {bar_text}{tail}", False
     else:
         recent_text = f"recent {_rate(recent.slope, metric, unit)} {_ci_text(recent.ci_low, recent.ci_high, metric, unit)}"
-        if recent.ci_low > bar and not w.slowing and (f.ci_low > bar or late_onset):
+        # a window whose halves decelerate is a leak only past a sharp early change (a transient, an allocator's
+        # first fill): a smooth curve bends in its middle, and may level off after the window
+        sharp_start = w.fell_at <= MAX_FELL_AT
+        if (recent.ci_low > bar and not w.slowing and (f.ci_low > bar or late_onset)
+                and (not w.decelerating or sharp_start or late_onset)):
             onset = (f"; growth began at {unit} {w.onset:g}" if late_onset else "")
             return "leak", f"{whole} above {bar_text}; {recent_text}{onset}", late_onset or w.decelerating
         if (f.ci_low > bar and late_grows and recent.ci_high >= bar and not w.decelerating
                 and not w.slowing):  # growth in steps or teeth: the whole window decides, the recent part agrees
             return "leak", f"{whole} above {bar_text}; {recent_text}", False
         if recent.ci_low > bar:
-            if w.slowing:
+            if w.slowing or w.decelerating:
                 return ("inconclusive", f"slowing but still above {bar_text}: {recent_text}, "
-                        f"its late half slower than its early half; whole {whole}", True)
+                        f"early half {_rate(early.slope, metric, unit)}, late half {_rate(late.slope, metric, unit)}; "
+                        f"whole {whole}", True)
             return "inconclusive", f"{recent_text} above {bar_text}, growth began late; whole {whole}", True
     if releases and not math.isnan(retained) and retained >= retained_threshold:
         return "retention", (f"retained {amount(retained, metric)} >= {amount(retained_threshold, metric)}; "
