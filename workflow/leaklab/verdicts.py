@@ -210,8 +210,8 @@ def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: 
     halves = _halves(clean) if clean else None
     if halves is None:
         return Windows(whole, n_units=n_units)
-    fit = dict(confidence=confidence, n_boot=n_boot, seed=seed)
-    strict = dict(confidence=DECELERATION_CONFIDENCE, n_boot=n_boot, seed=seed)
+    fit = {"confidence": confidence, "n_boot": n_boot, "seed": seed}
+    strict = {"confidence": DECELERATION_CONFIDENCE, "n_boot": n_boot, "seed": seed}
     early_points, late_points = halves
     early, late = pooled_slope(early_points, **fit), pooled_slope(late_points, **fit)
     decelerating = _slower(pooled_slope(early_points, **strict), pooled_slope(late_points, **strict))
@@ -271,8 +271,8 @@ def decide_confirmable(w: Windows, *, leak_per_unit: float, retained_threshold: 
     if f.n_replicates == 0 or w.n_units < MIN_UNITS or math.isnan(f.slope):
         return "inconclusive", f"{w.n_units} {unit}s after warm-up (< {MIN_UNITS})", False
     if math.isnan(f.ci_low) or math.isnan(f.ci_high):
-        return ("inconclusive", f"{f.n_replicates} run(s) x {w.n_units} {unit}s cannot give a {CONFIDENCE:.0%} "
-                f"interval", False)
+        return ("inconclusive", (f"{f.n_replicates} run(s) x {w.n_units} {unit}s cannot give a {CONFIDENCE:.0%} "
+                                 f"interval"), False)
     bar = DECISION_FRACTION * leak_per_unit
     bar_text = f"half the {_rate(leak_per_unit, metric, unit)} threshold"
     whole = _ci_text(f.ci_low, f.ci_high, metric, unit)
@@ -299,9 +299,9 @@ def decide_confirmable(w: Windows, *, leak_per_unit: float, retained_threshold: 
             return "leak", f"{whole} above {bar_text}; {recent_text}", False
         if recent.ci_low > bar:
             if w.slowing or w.decelerating:
-                return ("inconclusive", f"slowing but still above {bar_text}: {recent_text}, "
-                        f"early half {_rate(early.slope, metric, unit)}, late half {_rate(late.slope, metric, unit)}; "
-                        f"whole {whole}", True)
+                return ("inconclusive", (f"slowing but still above {bar_text}: {recent_text}, early half "
+                                         f"{_rate(early.slope, metric, unit)}, late half "
+                                         f"{_rate(late.slope, metric, unit)}; whole {whole}"), True)
             return "inconclusive", f"{recent_text} above {bar_text}, growth began late; whole {whole}", True
     if releases and not math.isnan(retained) and retained >= retained_threshold:
         return "retention", (f"retained {amount(retained, metric)} >= {amount(retained_threshold, metric)}; "
