@@ -102,6 +102,13 @@ def test_the_real_tier_scores_known_programs():
     leaking_cache = accuracy.real_rows(decided.assign(verdict=["leak", "leak"]), sweep).set_index("case")
     assert not leaking_cache.loc["planted/cache", "correct"]  # bounded growth called a leak is wrong
     assert real.loc["duckdb 0.3.2/load_on", "correct"] and real.loc["duckdb 0.3.3/load_on", "correct"]
+    shapes = pd.DataFrame([{"experiment": "shapes", "variant": v, "profiler": "plain", "verdict": verdict,
+                            "metric": "rss_bytes"} for v, verdict in [("late_onset", "leak"), ("stairs", "settling"),
+                                                                       ("slow_saturation", "inconclusive"),
+                                                                       ("fill_then_flat", "leak")]])
+    real = accuracy.real_rows(shapes).set_index("case")
+    assert real["correct"].to_dict() == {"shapes/late_onset": True, "shapes/stairs": False,
+                                         "shapes/slow_saturation": True, "shapes/fill_then_flat": False}
 
 
 def test_sensitivity_is_the_smallest_rate_from_which_every_larger_one_is_caught():

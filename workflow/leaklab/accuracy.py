@@ -387,13 +387,20 @@ def by_case(rows: pd.DataFrame) -> pd.DataFrame:
 
 # DuckDB's own leak (duckdb#3291): 0.3.2 leaks per dropped table, 0.3.3 has the fix
 DUCKDB_TRUTH = {"0.3.2": ("leak",), "0.3.3": ("stable", "settling")}
+# workflow/accuracy/programs/growth_shapes.c: bounded growth is right as settling, stable or inconclusive (then
+# confirmation decides), never as a leak
+BOUNDED_TRUTH = ("settling", "stable", "inconclusive")
+SHAPE_TRUTH = {"late_onset": ("leak",), "transient_leak": ("leak",), "allocator_reuse": ("leak",),
+               "stairs": ("leak",), "random_increments": ("leak",), "fill_then_flat": BOUNDED_TRUTH,
+               "slow_saturation": BOUNDED_TRUTH}
 
 
 def real_rows(variant_verdicts: pd.DataFrame, sweep: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per real program: what it is known to do and the verdict it got.
 
-    The ``planted`` variants' truths are the controls' (``controls.allowed_verdicts``);
-    the DuckDB pair comes from the version sweep's ``load_on`` runs.
+    The ``planted`` variants' truths are the controls' (``controls.allowed_verdicts``),
+    the ``shapes`` variants' ``SHAPE_TRUTH``; the DuckDB pair comes from the version
+    sweep's ``load_on`` runs.
     """
     from leaklab import controls
 
@@ -403,6 +410,11 @@ def real_rows(variant_verdicts: pd.DataFrame, sweep: pd.DataFrame | None = None)
         rows.append({"tier": "real", "case": f"planted/{r.variant}", "detail": f"decided by {r.metric}",
                      "truth": controls.expected_verdict(r.variant), "verdict": r.verdict,
                      "correct": r.verdict in controls.allowed_verdicts(r.variant)})
+    shapes = variant_verdicts[(variant_verdicts["experiment"] == "shapes") & (variant_verdicts["profiler"] == "plain")]
+    for r in shapes.itertuples():
+        allowed = SHAPE_TRUTH.get(r.variant, ())
+        rows.append({"tier": "real", "case": f"shapes/{r.variant}", "detail": f"decided by {r.metric}",
+                     "truth": " or ".join(allowed), "verdict": r.verdict, "correct": r.verdict in allowed})
     if sweep is not None and not sweep.empty and "variant_verdict" in sweep:
         on = sweep[(sweep["variant"] == "load_on")].drop_duplicates("version")
         for r in on.itertuples():
