@@ -292,8 +292,10 @@ def decide_confirmable(w: Windows, *, leak_per_unit: float, retained_threshold: 
         sharp_start = w.fell_at <= MAX_FELL_AT
         if (recent.ci_low > bar and not w.slowing and (f.ci_low > bar or late_onset)
                 and (not w.decelerating or sharp_start or late_onset)):
-            onset = (f"; growth began at {unit} {w.onset:g}" if late_onset else "")
-            return "leak", f"{whole} above {bar_text}; {recent_text}{onset}", late_onset or w.decelerating
+            if late_onset:
+                return ("leak", f"{recent_text} above {bar_text}; growth began at {unit} {w.onset:g}; whole {whole}",
+                        True)
+            return "leak", f"{whole} above {bar_text}; {recent_text}", w.decelerating
         if (f.ci_low > bar and late_grows and recent.ci_high >= bar and not w.decelerating
                 and not w.slowing):  # growth in steps or teeth: the whole window decides, the recent part agrees
             return "leak", f"{whole} above {bar_text}; {recent_text}", False
