@@ -128,3 +128,23 @@ def read_profile(rundir: Path, meta: dict, marks: pd.DataFrame) -> tuple[dict[st
 def _read_tables(rundir: Path) -> dict[str, pd.DataFrame]:
     return {name: pd.read_parquet(rundir / f"{name}.parquet")
             for name in PROFILE_TABLES if (rundir / f"{name}.parquet").exists()}
+
+
+def write_unmeasured(outdir: Path, run: dict, status: str, reason: str) -> dict:
+    """The run directory of a run that could not start (its setup step failed, say):
+    ``meta.json`` with ``status`` and ``reason``, and empty samples and marks, so the
+    job ends like any run and the rest of the pipeline goes on without it."""
+    from leaklab.sampler import SAMPLE_COLUMNS
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "meta.json").unlink(missing_ok=True)  # written last, as the runner does
+    pd.DataFrame(columns=list(SAMPLE_COLUMNS)).astype("float64").to_parquet(outdir / "samples.parquet", index=False)
+    pd.DataFrame({"t": pd.Series(dtype="float64"), "unit": pd.Series(dtype="Int64"),
+                  "phase": pd.Series(dtype="object")}).to_parquet(outdir / "marks.parquet", index=False)
+    meta = {**run, "status": status, "stop_reason": status, "stopped_at_unit": None, "exit_code": None,
+            "n_samples": 0, "n_units": 0, "peak_rss_bytes": 0, "profile_status": "none", "profile_error": None,
+            "error": reason, "log_tail": [reason], "artifacts": checksums(outdir)}
+    (outdir / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return meta
+

@@ -1,0 +1,75 @@
+"""What the last pipeline left that is not a result: runs that did not end ok, steps to retry.
+
+Read by the Snakefile (no pandas: a dry run or a no-op re-run should not pay for it)
+and by ``leaklab run`` after Snakemake returns.  Two rules follow from it:
+
+- the exit status says the same on every re-run: a pipeline whose ``runs.csv`` lists a
+  run that did not end ``ok`` exits 1, also when there was nothing left to do (Snakemake
+  runs no ``onsuccess`` handler then, so ``leaklab run`` checks after it);
+- what failed for a reason that is not the measured program's outcome is done again on
+  the next run: a run the aggregation could not read (``parse_error``: its files were
+  lost or changed after the run) is measured again, and a ``setup`` step that did not
+  end ``ok`` runs again (the user fixes their build; nothing tells Snakemake).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+RUNS_CSV = Path("results/tables/runs.csv")
+REMEASURED = ("parse_error",)  # statuses that say nothing about the program: measure again
+
+
+def _runs(directory: Path) -> list[dict]:
+    try:
+        with open(Path(directory) / RUNS_CSV, newline="") as f:
+            return list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []
+
+
+def failed_runs(directory: Path = Path(".")) -> list[str]:
+    """Runs whose status is not ok, as ``path: status`` lines (from runs.csv)."""
+    return [f"{r.get('experiment')}/{r.get('variant')}/{r.get('profiler')}/rep{r.get('replicate')}: {r.get('status')}"
+            for r in _runs(directory) if r.get("status") != "ok"]
+
+
+def report_failed(directory: Path = Path(".")) -> int:
+    """Say which runs did not end ok (stderr); 1 if any did, else 0."""
+    import sys
+
+    failed = failed_runs(directory)
+    if failed:
+        print(f"leaklab: {len(failed)} run(s) did not end ok:\n  " + "\n  ".join(failed), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def remeasure(directory: Path, run_paths: set[str]) -> list[str]:
+    """``meta.json`` of every configured run (``run_paths``: ``experiment/variant/
+    profiler/rep<r>``) that the last aggregation recorded as not readable."""
+    return sorted(f"results/runs/{path}/meta.json" for path in
+                  (f"{r.get('experiment')}/{r.get('variant')}/{r.get('profiler')}/rep{r.get('replicate')}"
+                   for r in _runs(directory) if r.get("status") in REMEASURED)
+                  if path in run_paths)
+
+
+def setup_status(path: Path) -> dict:
+    """A setup step's recorded outcome; a missing or unreadable record is not ``ok``."""
+    try:
+        outcome = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        return {"status": "failed", "reason": f"{path}: {err}"}
+    return outcome if isinstance(outcome, dict) and "status" in outcome else \
+        {"status": "failed", "reason": f"{path}: not a setup record"}
+
+
+def retried_setups(directory: Path, experiments: list[str]) -> list[str]:
+    """The setup records of ``experiments`` whose step did not end ok: run again."""
+    found = []
+    for name in experiments:
+        record = Path(directory) / "results" / "commands" / name / "setup.json"
+        if record.exists() and setup_status(record)["status"] != "ok":
+            found.append(str(record.relative_to(directory)))
+    return found
