@@ -211,7 +211,8 @@ def test_a_repaired_profile_is_never_thrown_away_and_the_run_is_left_as_it_was(r
         data = next(run.glob("heaptrack*.zst"))
         data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
         row = tables.build([run], config)["runs"].iloc[0]
-        assert row["profile_status"] == "parse_error" and f"{data.name}: changed since the run" in row["profile_error"]
+        assert row["profile_status"] == "parse_error" and data.name in row["profile_error"]
+        assert "changed since the run" in row["profile_error"]
     finally:
         experiments.configure({})
 
@@ -247,10 +248,10 @@ def two_experiments(tmp_path_factory):
     (project / "broken_setup.sh").write_text("exit 3\n")
     note = f"it's ; touch {project}/INJECTED"
     config = project / "exp.yaml"
-    marker = f"leaklab-daemon-{os.getpid()}"
+    marker = f"sleep 8{os.getpid()}"  # the daemon, found by its unusual argument
     config.write_text(yaml.safe_dump({"replicates": 1, "limits": {"timeout_s": 60, "mem_cap_mb": 512}, "experiments": {
         "good": {"setup": "cc -O0 -o {setup_dir}/prog {project}/prog.c && echo {note} && "
-                          f"(setsid sh -c 'exec -a {marker} sleep 300' &)",
+                          f"(setsid sh -c '{marker}' &)",
                  "command": "{setup_dir}/prog {iterations} {leak} 2>&1 # {note}",
                  "variants": {"clean": {"params": {"leak": 0}}, "leaky": {"params": {"leak": 4194304}}},
                  "params": {"iterations": 10, "note": note}, "unit": "iteration",
@@ -316,3 +317,69 @@ def test_every_rerun_says_the_same_and_retries_what_was_not_the_programs_doing(t
         noop = pipeline()
         assert noop.returncode == 1 and "Nothing to be done" in noop.stdout + noop.stderr
         assert "broken/fails/plain/rep1: failed" in noop.stderr
+
+
+# ---------------------------------------------------------------- a hung setup, a full disk
+
+
+def run_pipeline(config: dict, workdir: Path, *targets: str) -> subprocess.Popen:
+    path = workdir.parent / f"{workdir.name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return subprocess.Popen([sys.executable, "-m", "leaklab", "run", "--configfile", str(path), "--directory",
+                             str(workdir), "--cores", "2", *targets], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.e2e
+def test_a_hung_setup_honours_sigterm_and_its_daemon_goes_with_it(tmp_path):
+    marker = f"sleep 9{os.getpid()}"  # the step and its daemon, found by their unusual argument
+    pipeline = run_pipeline({"replicates": 1, "experiments": {"hung": {
+        "setup": f"(setsid sh -c '{marker}' &); trap '' TERM INT; {marker}",
+        "command": "true", "variants": ["x"], "unit_source": "seconds", "profilers": ["plain"]}}},
+        tmp_path / "D", "results/commands/hung/setup.json")
+    deadline = time.monotonic() + 120
+    while len(processes_with(marker)) < 2:
+        assert time.monotonic() < deadline and pipeline.poll() is None, pipeline.communicate()[1][-2000:]
+        time.sleep(0.2)
+    snakemake = [int(p) for p in subprocess.run(["pgrep", "-f", f"snakemake.*{tmp_path}"], capture_output=True,
+                                                  text=True).stdout.split()]
+    for pid in snakemake:
+        os.kill(pid, signal.SIGTERM)
+    pipeline.communicate(timeout=60)
+    time.sleep(1.0)
+    assert processes_with(marker) == []
+
+
+@pytest.mark.e2e
+def test_a_setup_past_its_time_limit_is_stopped_and_recorded(tmp_path):
+    pipeline = run_pipeline({"replicates": 1, "limits": {"timeout_s": 3, "mem_cap_mb": 256}, "experiments": {"slow": {
+        "setup": "sleep 300", "command": "true", "variants": ["x"], "unit_source": "seconds",
+        "profilers": ["plain"]}}}, tmp_path / "D", "results/runs/slow/x/plain/rep1/meta.json")
+    _, err = pipeline.communicate(timeout=120)
+    assert pipeline.returncode == 0, err[-3000:]
+    record = yaml.safe_load((tmp_path / "D" / "results" / "commands" / "slow" / "setup.json").read_text())
+    assert record["status"] == "timeout" and "limits.timeout_s" in record["reason"]
+    meta = yaml.safe_load((tmp_path / "D" / "results" / "runs" / "slow" / "x" / "plain" / "rep1" / "meta.json").read_text())
+    assert meta["status"] == "setup_failed"
+
+
+@pytest.mark.e2e
+def test_a_disk_filled_by_the_program_leaves_a_status_and_a_job_log(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(disk)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        pipeline = run_pipeline({"replicates": 1, "limits": {"timeout_s": 60, "mem_cap_mb": 512}, "experiments": {
+            "filler": {"command": "sh -c 'echo Iteration 1 finished; head -c 200000000 /dev/zero > big; "
+                                  "echo Iteration 2 finished'",
+                       "variants": ["x"], "unit": "iteration", "unit_pattern": r"Iteration \d+ finished",
+                       "profilers": ["plain"]}}}, disk / "D", "results/runs/filler/x/plain/rep1/meta.json")
+        _, err = pipeline.communicate(timeout=300)
+        assert pipeline.returncode == 0, err[-3000:]
+        results = disk / "D" / "results"
+        meta = yaml.safe_load((results / "runs" / "filler" / "x" / "plain" / "rep1" / "meta.json").read_text())
+        assert meta["status"] == "runner_error" and "filesystem is full" in meta["error"]
+        assert "runner_error" in (results / "logs" / "run" / "filler" / "x" / "plain" / "rep1.log").read_text()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)])

@@ -162,3 +162,23 @@ def run(cmd: list[str], log_path: Path, timeout_s: float, mem_cap_bytes: int | N
                "capped": f"above the memory cap of {(mem_cap_bytes or 0) / 2**20:.0f} MiB (limits.mem_cap_mb)"}
     return {"status": status, "exit_code": proc.returncode, "wall_s": round(time.monotonic() - t0, 3),
             "reason": reasons[status], "log_bytes_left_out": log.dropped, "containment": box.describe()}
+
+
+CHILD = "LEAKLAB_CONTAINED_STEP"  # set in the contained copy of a job's script
+
+
+def script_contained(script: str, log_path: Path, timeout_s: float, mem_cap_bytes: int | None) -> bool:
+    """Run a Snakemake job's own ``script`` (its ``__real_file__``) again as a contained
+    child, its output bounded into ``log_path``; True in that child (go on with the
+    work), else exit with the child's outcome: 0 when it ended ok, else one line saying
+    why (the job fails, Snakemake keeps no partial output)."""
+    import sys
+
+    if os.environ.get(CHILD) == "1":
+        return True
+    die_with_parent()
+    Path(log_path).write_bytes(b"")
+    done = run([sys.executable, script], Path(log_path), timeout_s, mem_cap_bytes, env={**os.environ, CHILD: "1"})
+    if done["status"] != "ok":
+        sys.exit(f"{Path(script).name}: {done['status']} ({done['reason']}); see {log_path}")
+    sys.exit(0)

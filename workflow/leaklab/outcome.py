@@ -55,6 +55,9 @@ def remeasure(directory: Path, run_paths: set[str]) -> list[str]:
                   if path in run_paths)
 
 
+FAILED_FIXTURE = "FAILED.json"  # in a fixture's directory: its build did not end ok (and why)
+
+
 def setup_status(path: Path) -> dict:
     """A setup step's recorded outcome; a missing or unreadable record is not ``ok``."""
     try:
@@ -65,11 +68,26 @@ def setup_status(path: Path) -> dict:
         {"status": "failed", "reason": f"{path}: not a setup record"}
 
 
-def retried_setups(directory: Path, experiments: list[str]) -> list[str]:
-    """The setup records of ``experiments`` whose step did not end ok: run again."""
-    found = []
-    for name in experiments:
-        record = Path(directory) / "results" / "commands" / name / "setup.json"
-        if record.exists() and setup_status(record)["status"] != "ok":
-            found.append(str(record.relative_to(directory)))
+def prerequisite_failure(setup: str | None, fixture: str | None) -> tuple[str, str] | None:
+    """Why a run cannot be measured: ``(status, reason)`` when its setup step or its
+    fixture build did not end ok, else None."""
+    if setup is not None:
+        record = setup_status(Path(setup))
+        if record["status"] != "ok":
+            return "setup_failed", f"setup {record['status']}: {record.get('reason') or ''}".strip()
+    if fixture is not None and (Path(fixture) / FAILED_FIXTURE).exists():
+        record = setup_status(Path(fixture) / FAILED_FIXTURE)
+        return "fixture_failed", f"fixture build {record['status']}: {record.get('reason') or ''}".strip()
+    return None
+
+
+def retried_steps(directory: Path, experiments: list[str]) -> list[str]:
+    """The setup records (of ``experiments``) and fixture builds that did not end ok:
+    run again."""
+    directory = Path(directory)
+    found = [f"results/commands/{name}/setup.json" for name in experiments
+             if (directory / "results" / "commands" / name / "setup.json").exists()
+             and setup_status(directory / "results" / "commands" / name / "setup.json")["status"] != "ok"]
+    fixtures = directory / "results" / "fixtures"
+    found += [str(p.parent.relative_to(directory)) for p in sorted(fixtures.glob(f"*/*/{FAILED_FIXTURE}"))]
     return found

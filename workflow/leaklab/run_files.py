@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -141,11 +142,12 @@ def _derive_aside(rundir: Path, meta: dict, marks: pd.DataFrame, changed: list[s
         status, error = collect_profile(profilers.load(meta["profiler"]), scratch, marks)
         written = {str(p.relative_to(scratch)) for p in scratch.rglob("*")
                    if p.is_file() and before.get(str(p.relative_to(scratch))) != p.stat().st_mtime_ns}
+        if status != "ok":  # the profiler's own file no longer reads
+            return {}, status, "; ".join(filter(None, [
+                f"{', '.join(changed)}: changed since the run (checksum in meta.json)" if changed else None, error]))
         raw = [name for name in changed if name not in written]
         if raw:
             return {}, "parse_error", f"{', '.join(raw)}: changed since the run (checksum in meta.json)"
-        if status != "ok":
-            return {}, status, error
         try:
             return _read_tables(scratch), "ok", f"derived again from the profiler's file ({why})"
         except (OSError, ValueError) as again:
@@ -174,4 +176,25 @@ def write_unmeasured(outdir: Path, run: dict, status: str, reason: str) -> dict:
             "error": reason, "log_tail": [reason], "artifacts": checksums(outdir)}
     (outdir / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return meta
+
+
+class SpaceReserve:
+    """Room kept aside on the results' filesystem for a run job's last words.
+
+    A measured program that fills the disk would leave its job nothing to write the
+    status and the job log with.  The job holds this much allocated (a file beside its
+    log) while the program runs, and frees it to record what happened."""
+
+    BYTES = 8 * 2**20
+
+    def __init__(self, path: Path, nbytes: int = BYTES):
+        self.path = Path(path)
+        try:
+            with open(self.path, "wb") as f:
+                os.posix_fallocate(f.fileno(), 0, nbytes)
+        except OSError:  # no room even now: nothing kept, nothing to free
+            self.path.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
 

@@ -245,13 +245,13 @@ def sweep_outputs():
 
 def retry_unfinished():
     """Do again, on this run, what the last one could not finish for a reason other than
-    the measured program (``leaklab.outcome``): runs the aggregation could not read and
-    setup steps that failed, as if given to ``--forcerun``.  Only for the default and
+    the measured program (``leaklab.outcome``): runs the aggregation could not read,
+    setup steps and fixture builds that failed, as if given to ``--forcerun``.  Only for the default and
     nightly targets: a run asked for one file or the sweep does not re-measure the rest."""
     if workflow.dag_settings is None or set(workflow.dag_settings.targets) - {"all", "nightly"}:
         return
     retry = [*leaklab.outcome.remeasure(".", {run.path for run in RUNS}),
-             *leaklab.outcome.retried_setups(".", [n for n in EXPERIMENTS if config["experiments"][n].get("setup")])]
+             *leaklab.outcome.retried_steps(".", [n for n in EXPERIMENTS if config["experiments"][n].get("setup")])]
     if retry:
         print(f"leaklab: doing again what the last run could not finish: {', '.join(retry)}", file=sys.stderr)
         workflow.dag_settings.forcerun = frozenset({*workflow.dag_settings.forcerun, *retry})
