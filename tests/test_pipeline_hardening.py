@@ -48,6 +48,12 @@ def processes_with(marker: str) -> list[str]:
     return [line for line in found.splitlines() if "pgrep" not in line]
 
 
+def snakemake_pids(workdir) -> list[int]:
+    """The pipeline's own snakemake process (not its jobs, whose command lines name .snakemake/)."""
+    found = subprocess.run(["pgrep", "-f", "--", f"-m snakemake .*{workdir}"], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
 # ---------------------------------------------------------------- values never become syntax
 
 
@@ -88,7 +94,8 @@ def test_config_files_missing_or_broken_are_one_line_naming_file_and_line(tmp_pa
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"config: {broken}:4:" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     done = leaklab("run", "--configfile", str(tmp_path / "gone.yaml"), "--directory", str(tmp_path), "-n")
-    assert done.returncode == 1 and done.stderr.strip() == f"leaklab: config: {tmp_path / 'gone.yaml'}: no such config file"
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"leaklab: config: {tmp_path / 'gone.yaml'}: no such config file"
 
 
 def test_nested_command_line_values_are_typed_as_in_a_file(root, tmp_path):
@@ -145,9 +152,7 @@ def test_a_config_outside_the_project_runs_again_after_kill_9(tmp_path):
     while not (workdir / "results" / "runs" / "slow" / "x" / "plain" / "rep1" / "marks.jsonl").exists():
         assert time.monotonic() < deadline and first.poll() is None
         time.sleep(0.2)
-    snakemake = [int(p) for p in subprocess.run(["pgrep", "-f", f"snakemake.*{workdir}"], capture_output=True,
-                                                  text=True).stdout.split()]
-    for pid in snakemake:
+    for pid in snakemake_pids(workdir):
         os.kill(pid, signal.SIGKILL)
     first.wait(timeout=60)
     assert list((workdir / ".snakemake" / "locks").iterdir())  # the kill left its lock
@@ -341,9 +346,7 @@ def test_a_hung_setup_honours_sigterm_and_its_daemon_goes_with_it(tmp_path):
     while len(processes_with(marker)) < 2:
         assert time.monotonic() < deadline and pipeline.poll() is None, pipeline.communicate()[1][-2000:]
         time.sleep(0.2)
-    snakemake = [int(p) for p in subprocess.run(["pgrep", "-f", f"snakemake.*{tmp_path}"], capture_output=True,
-                                                  text=True).stdout.split()]
-    for pid in snakemake:
+    for pid in snakemake_pids(tmp_path):
         os.kill(pid, signal.SIGTERM)
     pipeline.communicate(timeout=60)
     time.sleep(1.0)
@@ -359,7 +362,8 @@ def test_a_setup_past_its_time_limit_is_stopped_and_recorded(tmp_path):
     assert pipeline.returncode == 0, err[-3000:]
     record = yaml.safe_load((tmp_path / "D" / "results" / "commands" / "slow" / "setup.json").read_text())
     assert record["status"] == "timeout" and "limits.timeout_s" in record["reason"]
-    meta = yaml.safe_load((tmp_path / "D" / "results" / "runs" / "slow" / "x" / "plain" / "rep1" / "meta.json").read_text())
+    run = tmp_path / "D" / "results" / "runs" / "slow" / "x" / "plain" / "rep1"
+    meta = yaml.safe_load((run / "meta.json").read_text())
     assert meta["status"] == "setup_failed"
 
 

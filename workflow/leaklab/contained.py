@@ -182,3 +182,38 @@ def script_contained(script: str, log_path: Path, timeout_s: float, mem_cap_byte
     if done["status"] != "ok":
         sys.exit(f"{Path(script).name}: {done['status']} ({done['reason']}); see {log_path}")
     sys.exit(0)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def stop_jobs_on_sigterm() -> None:
+    """Make SIGTERM to the pipeline stop its running jobs too (called in ``onstart``).
+
+    Snakemake answers SIGTERM by waiting for the jobs that run: a hung step would hold
+    the pipeline for as long as it hangs.  This passes the signal on to every job
+    process first; each kills its own tree (runner, contained step) and ends, and
+    Snakemake's own handler then lets the pipeline end."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def forward(signum, frame):
+        for pid in _children(os.getpid()):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, forward)

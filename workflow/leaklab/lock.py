@@ -23,8 +23,6 @@ import pwd
 import sys
 from pathlib import Path
 
-SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
-
 
 def _user(uid: int) -> str:
     try:
