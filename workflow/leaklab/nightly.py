@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     directory = pipeline.options(argv).directory  # -d DIR, --directory DIR, --directory=DIR
     started = time.time() - 1  # file times are coarser than the clock on some filesystems
-    returncode = pipeline.snakemake(argv, "nightly", profile=pipeline.PROJECT / "profiles" / "nightly")
+    returncode = pipeline.snakemake(argv, "nightly", profile=pipeline.PROJECT / "profiles" / "nightly", retry=True)
     tables = directory / "results" / "tables"
     night = directory / "results" / "nightly" / "night.json"
     if _written_since(night, started):

@@ -1,7 +1,7 @@
 """What the last pipeline left that is not a result: runs that did not end ok, steps to retry.
 
 Read by the Snakefile (no pandas: a dry run or a no-op re-run should not pay for it)
-and by ``leaklab run`` after Snakemake returns.  Two rules follow from it:
+and by ``leaklab run`` before and after Snakemake.  Two rules follow from it:
 
 - the exit status says the same on every re-run: a pipeline whose ``runs.csv`` lists a
   run that did not end ``ok`` exits 1, also when there was nothing left to do (Snakemake
@@ -9,7 +9,9 @@ and by ``leaklab run`` after Snakemake returns.  Two rules follow from it:
 - what failed for a reason that is not the measured program's outcome is done again on
   the next run: a run the aggregation could not read (``parse_error``: its files were
   lost or changed after the run) is measured again, and a ``setup`` step that did not
-  end ``ok`` runs again (the user fixes their build; nothing tells Snakemake).
+  end ``ok`` runs again (the user fixes their build; nothing tells Snakemake), and so
+  does a fixture build that failed: ``leaklab run`` and ``leaklab nightly`` give them
+  to Snakemake's ``--forcerun`` and say so.
 """
 
 from __future__ import annotations
@@ -46,13 +48,12 @@ def report_failed(directory: Path = Path(".")) -> int:
     return 1 if failed else 0
 
 
-def remeasure(directory: Path, run_paths: set[str]) -> list[str]:
-    """``meta.json`` of every configured run (``run_paths``: ``experiment/variant/
-    profiler/rep<r>``) that the last aggregation recorded as not readable."""
-    return sorted(f"results/runs/{path}/meta.json" for path in
-                  (f"{r.get('experiment')}/{r.get('variant')}/{r.get('profiler')}/rep{r.get('replicate')}"
-                   for r in _runs(directory) if r.get("status") in REMEASURED)
-                  if path in run_paths)
+def remeasure(directory: Path) -> list[str]:
+    """``meta.json`` of every run the last aggregation recorded as not readable (and
+    whose directory is still there: a run no longer configured is left alone)."""
+    paths = (f"results/runs/{r.get('experiment')}/{r.get('variant')}/{r.get('profiler')}/rep{r.get('replicate')}"
+             for r in _runs(directory) if r.get("status") in REMEASURED)
+    return sorted(f"{path}/meta.json" for path in paths if (Path(directory) / path).is_dir())
 
 
 FAILED_FIXTURE = "FAILED.json"  # in a fixture's directory: its build did not end ok (and why)
@@ -81,13 +82,16 @@ def prerequisite_failure(setup: str | None, fixture: str | None) -> tuple[str, s
     return None
 
 
-def retried_steps(directory: Path, experiments: list[str]) -> list[str]:
-    """The setup records (of ``experiments``) and fixture builds that did not end ok:
-    run again."""
+def retried_steps(directory: Path) -> list[str]:
+    """The setup records and fixture builds that did not end ok: run again."""
     directory = Path(directory)
-    found = [f"results/commands/{name}/setup.json" for name in experiments
-             if (directory / "results" / "commands" / name / "setup.json").exists()
-             and setup_status(directory / "results" / "commands" / name / "setup.json")["status"] != "ok"]
-    fixtures = directory / "results" / "fixtures"
-    found += [str(p.parent.relative_to(directory)) for p in sorted(fixtures.glob(f"*/*/{FAILED_FIXTURE}"))]
+    results = directory / "results"
+    found = [str(p.relative_to(directory)) for p in sorted(results.glob("commands/*/setup.json"))
+             if setup_status(p)["status"] != "ok"]
+    found += [str(p.parent.relative_to(directory)) for p in sorted(results.glob(f"fixtures/*/*/{FAILED_FIXTURE}"))]
     return found
+
+
+def unfinished(directory: Path) -> list[str]:
+    """What the next pipeline run does again, as ``--forcerun`` targets (see the module)."""
+    return [*remeasure(directory), *retried_steps(directory)]

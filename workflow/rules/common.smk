@@ -8,7 +8,7 @@ from snakemake.utils import validate
 # only light modules here: a dry run or a no-op re-run should not pay for pandas and scipy
 import leaklab.build  # noqa: E402
 import leaklab.config  # noqa: E402
-import leaklab.outcome  # noqa: E402
+import leaklab.outcome  # noqa: E402  (the exit status in onsuccess)
 import leaklab.own_program  # noqa: E402
 import leaklab.validation  # noqa: E402
 from leaklab import experiments, sweep  # noqa: E402
@@ -241,23 +241,6 @@ def sweep_outputs():
         for variant in settings["variants"]
         for replicate in range(1, settings.get("replicates", 1) + 1)
     ]
-
-
-def retry_unfinished():
-    """Do again, on this run, what the last one could not finish for a reason other than
-    the measured program (``leaklab.outcome``): runs the aggregation could not read,
-    setup steps and fixture builds that failed, as if given to ``--forcerun``.  Only for the default and
-    nightly targets: a run asked for one file or the sweep does not re-measure the rest."""
-    if workflow.dag_settings is None or set(workflow.dag_settings.targets) - {"all", "nightly"}:
-        return
-    retry = [*leaklab.outcome.remeasure(".", {run.path for run in RUNS}),
-             *leaklab.outcome.retried_steps(".", [n for n in EXPERIMENTS if config["experiments"][n].get("setup")])]
-    if retry:
-        print(f"leaklab: doing again what the last run could not finish: {', '.join(retry)}", file=sys.stderr)
-        workflow.dag_settings.forcerun = frozenset({*workflow.dag_settings.forcerun, *retry})
-
-
-retry_unfinished()
 
 
 def history_path():

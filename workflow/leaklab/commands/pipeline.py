@@ -60,8 +60,11 @@ def check_configfiles(paths: tuple[Path, ...]) -> str | None:
     return None
 
 
-def snakemake(argv: list[str], *extra: str, profile: Path | None = None) -> int:
-    """Snakemake on leaklab's Snakefile with ``argv`` (after the checks above) and ``extra``."""
+def snakemake(argv: list[str], *extra: str, profile: Path | None = None, retry: bool = False) -> int:
+    """Snakemake on leaklab's Snakefile with ``argv`` (after the checks above) and ``extra``;
+    with ``retry``, what the last run could not finish is done again (``leaklab.outcome``)."""
+    from leaklab import outcome
+
     opts = options(argv)
     problem = check_configfiles(opts.configfiles)
     if problem:
@@ -70,9 +73,12 @@ def snakemake(argv: list[str], *extra: str, profile: Path | None = None) -> int:
     lock.clear_stale(opts.directory)
     configfiles = ["--configfile", *map(str, opts.configfiles)] if opts.configfiles else []
     workflow_profile = ["--workflow-profile", str(profile)] if profile else []
+    again = outcome.unfinished(opts.directory) if retry else []
+    if again:
+        print(f"leaklab: doing again what the last run could not finish: {', '.join(again)}", file=sys.stderr)
     return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
                            "--directory", str(opts.directory), *configfiles, *workflow_profile, *opts.rest,
-                           *extra]).returncode
+                           *extra, *(["--forcerun", *again] if again else [])]).returncode
 
 
 def _with_cores(argv: list[str]) -> list[str]:
@@ -88,15 +94,15 @@ NOT_EXECUTING = ("-n", "--dry-run", "--dryrun", "--lint", "--list", "-l", "--lis
 
 
 def run(argv: list[str]) -> int:
-    """``leaklab run [snakemake options]``: the default target.  Exits 1 when runs.csv
-    lists a run that did not end ok, also after a re-run with nothing to do (Snakemake
-    calls no ``onsuccess`` then): the same status on every re-run."""
-    returncode = snakemake(_with_cores(argv))
-    if returncode == 0 and not any(a.split("=")[0] in NOT_EXECUTING for a in argv):
-        from leaklab import outcome
+    """``leaklab run [snakemake options]``: the default target, doing again what the last
+    run could not finish (``leaklab.outcome``).  Exits 1 when runs.csv lists a run that
+    did not end ok, also after a re-run with nothing to do (Snakemake calls no
+    ``onsuccess`` then): the same status on every re-run."""
+    from leaklab import outcome
 
-        returncode = outcome.report_failed(options(argv).directory)
-    return returncode
+    executing = not any(a.split("=")[0] in NOT_EXECUTING for a in argv)
+    returncode = snakemake(_with_cores(argv), retry=executing)
+    return outcome.report_failed(options(argv).directory) if returncode == 0 and executing else returncode
 
 
 def sweep(argv: list[str]) -> int:
