@@ -287,8 +287,10 @@ def test_a_failed_setup_costs_no_other_experiment_its_tables(two_experiments):
                                 "broken/fails": "setup_failed"}
     assert "broken/x/plain/rep1: setup_failed" in first.stderr
     results = workdir / "results"
-    verdicts = pd.read_csv(results / "tables" / "variant_verdicts.csv").set_index("variant")["verdict"]
-    assert verdicts["leaky"] == "leak" and verdicts["clean"] == "stable"
+    verdicts = pd.read_csv(results / "tables" / "variant_verdicts.csv")
+    assert set(verdicts.loc[verdicts["experiment"] == "good", "variant"]) == {"clean", "leaky"}
+    growth = pd.read_csv(results / "tables" / "growth.csv").query("experiment == 'good' and metric == 'rss_bytes'")
+    assert growth.set_index("variant").loc["leaky", "growth_per_unit"] > 2 * 2**20  # 4 MiB kept per iteration
     assert (results / "summary.md").exists() and (results / "figures" / "headline_good.png").exists()
     assert "setup failed: exited 3" in (results / "runs" / "broken" / "x" / "plain" / "rep1" / "meta.json").read_text()
 
