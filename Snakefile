@@ -34,9 +34,16 @@ rule all:
     default_target: True
 
 
+onstart:
+    # Snakemake waits for running jobs on SIGTERM; a hung job must not hold it (each job
+    # stops its own tree when told to).
+    import leaklab.contained
+
+    leaklab.contained.stop_jobs_on_sigterm()
+
+
 onsuccess:
-    # Every job finished; the pipeline still fails when a measured run did not end well.
-    failed = failed_runs()
-    if failed:
-        print(f"leaklab: {len(failed)} run(s) did not end ok:\n  " + "\n  ".join(failed), file=sys.stderr)
+    # Every job finished; the pipeline still fails when a measured run did not end well
+    # (`leaklab run` says the same when there was nothing to do: no onsuccess then).
+    if leaklab.outcome.report_failed():
         sys.exit(1)

@@ -249,16 +249,17 @@ def test_an_error_inside_the_runner_stops_the_tree_and_is_recorded(root, tmp_pat
 def test_the_fixture_build_runs_under_the_measurements_limits(tmp_path):
     """The fixture builder once had no limit (4.1 GB in 70 s from one bad key count):
     it now runs like a measurement, capped, timed and stopped whole."""
+    from leaklab import contained
     from leaklab.experiments.rocksdb_merge import fixture_command
 
-    small = runner.run_limited(fixture_command(tmp_path / "small", 2000, 3, 64, 1), tmp_path / "small.log",
-                               timeout_s=60, mem_cap_bytes=512 * 2**20)
+    small = contained.run(fixture_command(tmp_path / "small", 2000, 3, 64, 1), tmp_path / "small.log",
+                          timeout_s=60, mem_cap_bytes=512 * 2**20)
     assert small["status"] == "ok" and (tmp_path / "small" / "CURRENT").exists()
-    big = runner.run_limited(fixture_command(tmp_path / "big", 3_000_000, 10, 64, 1), tmp_path / "big.log",
-                             timeout_s=60, mem_cap_bytes=120 * 2**20)
+    big = contained.run(fixture_command(tmp_path / "big", 3_000_000, 10, 64, 1), tmp_path / "big.log",
+                        timeout_s=60, mem_cap_bytes=120 * 2**20)
     assert big["status"] == "capped" and big["wall_s"] < 60
-    slow = runner.run_limited([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "slow.log",
-                              timeout_s=1, mem_cap_bytes=None)
+    slow = contained.run([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "slow.log",
+                         timeout_s=1, mem_cap_bytes=None)
     assert slow["status"] == "timeout" and slow["wall_s"] < 5
 
 
@@ -421,7 +422,7 @@ def test_another_user_never_removes_a_lock_it_cannot_prove_stale(locked_dir):
         for path in [locked_dir / ".snakemake", *(locked_dir / ".snakemake").rglob("*")]:
             os.chown(path, 65534, 65534)
         kept = lock_as(65534, locked_dir)
-        assert kept.returncode == 0, kept.stderr
+        assert kept.returncode == 1, kept.stderr  # kept: `leaklab lock` says so in its status too
         assert f"pid {live.pid} (user root, working directory unreadable)" in kept.stderr
         os.chown(locked_dir / ".snakemake" / "locks" / "0.input.lock", 0, 0)
         refused = lock_as(65534, locked_dir)

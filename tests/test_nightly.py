@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 def nightly(tmp_path, config):
     return subprocess.run(
-        [sys.executable, "-m", "leaklab", "nightly", "--directory", str(tmp_path), "--configfile", str(config),
+        [sys.executable, "-m", "leaklab", "nightly", "-d", str(tmp_path), "--configfile", str(config),
          "--config", "replicates=2", "--cores", "2"],
         capture_output=True, text=True,
     )

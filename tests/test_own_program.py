@@ -18,7 +18,8 @@ def test_commands_run_without_a_shell_unless_they_need_one():
     fields = {"setup_dir": "/opt/my dir", "variant": "leak", "n": 3}
     assert own_program.argv("{setup_dir}/prog --variant {variant} {n}", fields) == \
         ["/opt/my dir/prog", "--variant", "leak", "3"]  # filled after splitting: a space stays inside
-    assert own_program.argv("{setup_dir}/prog {n} | tee out", fields) == ["/bin/sh", "-c", "/opt/my dir/prog 3 | tee out"]
+    assert own_program.argv("{setup_dir}/prog {n} | tee out", fields) == \
+        ["/bin/sh", "-c", "'/opt/my dir'/prog 3 | tee out"]  # under a shell every value is quoted
     assert not own_program.needs_shell("prog 'a|b' \"x > y\"")  # quoted: arguments, not operators
     assert own_program.needs_shell("prog $HOME") and own_program.needs_shell("a && b")
 

@@ -66,9 +66,17 @@ def go_environment(cache_dir: Path) -> dict[str, str]:
             "GOCACHE": str(cache_dir / "go-build"), "GOPATH": str(cache_dir / "gopath")}
 
 
-def build(program: str, native_root: Path, binary: Path, log: Path) -> dict[str, str | None]:
+TIMEOUT_S = 1200  # a compile that takes longer is stuck (the rule's runtime: 20 minutes)
+
+
+def build(program: str, native_root: Path, binary: Path, log: Path, timeout_s: float = TIMEOUT_S,
+          mem_cap_bytes: int | None = None) -> dict[str, str | None]:
     """Compile one program into ``binary`` (with debug symbols, for the profilers'
-    stacks), log the compiler's output, write ``versions.json`` beside it."""
+    stacks), log the compiler's output, write ``versions.json`` beside it.  The compiler
+    runs contained (``leaklab.contained``: time limit, memory cap, bounded log, nothing
+    left running afterwards)."""
+    from leaklab import contained
+
     if program not in PROGRAMS:
         raise ValueError(f"unknown native program {program!r}; allowed: {', '.join(PROGRAMS)}")
     binary = Path(binary).resolve()
@@ -80,10 +88,9 @@ def build(program: str, native_root: Path, binary: Path, log: Path) -> dict[str,
         cmd, env = ["g++", "-std=c++17", "-O2", "-g", "-Wall", "-Wextra", "-o", str(binary), "main.cc", "-lrocksdb"], None
     with open(log, "a") as out:
         out.write(" ".join(cmd) + "\n")
-        out.flush()
-        done = subprocess.run(cmd, cwd=source, env=env, stdout=out, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        raise RuntimeError(f"building {program} failed (exit {done.returncode}); see {log}")
+    done = contained.run(cmd, Path(log), timeout_s, mem_cap_bytes, cwd=source, env=env)
+    if done["status"] != "ok":
+        raise RuntimeError(f"building {program} {done['status']} ({done['reason']}); see {log}")
     versions = toolchain_versions(program)
     (binary.parent / VERSIONS_NAME).write_text(json.dumps(versions, indent=2) + "\n")
     return versions

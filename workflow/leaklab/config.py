@@ -124,6 +124,18 @@ def _check_template(where: str, template: str, values: dict) -> None:
                           f"allowed: placeholders such as {{variant}} or {{n:05d}}") from None
 
 
+def _check_inside_project(where: str, template: str, values: dict) -> None:
+    """A workdir file is copied from inside ``{project}`` (or ``{setup_dir}``): an
+    absolute path or a ``..`` is a config error, before any job."""
+    roots = {"project": "\0project", "setup_dir": "\0setup_dir"}
+    filled = template.format(**{**values, **roots})
+    for marker in roots.values():
+        filled = filled.removeprefix(marker).lstrip("/") if filled.startswith(marker) else filled
+    if filled.startswith("/") or ".." in filled.split("/") or "\0" in filled:
+        raise ConfigError(f"{where}: {template!r} leaves the project; allowed: paths relative to {{project}} "
+                          f"(or under {{setup_dir}}), without '..'")
+
+
 def _check_command(name: str, entry: dict) -> None:
     """A command experiment: placeholders that resolve (for every variant, with its own
     parameters and command), a baseline among the variants, a unit pattern that
@@ -139,6 +151,7 @@ def _check_command(name: str, entry: dict) -> None:
         _check_template(where, own.get("command", entry["command"]), values)
         for i, path in enumerate(entry.get("workdir_files", [])):
             _check_template(f"experiments.{name}.workdir_files[{i}]", path, values)
+            _check_inside_project(f"experiments.{name}.workdir_files[{i}]", path, values)
     if "unit_pattern" in entry:
         try:
             re.compile(entry["unit_pattern"])

@@ -8,8 +8,10 @@ cannot tell a dead pipeline from a live one.  This can, when it can see enough: 
 live one is a running process whose command line says snakemake and whose working
 directory is the same.  What it cannot see counts as alive: a snakemake process whose
 working directory it may not read (another user's), a lock another user owns (their
-processes may be hidden from us).  Only a lock proved stale is removed (``snakemake
---unlock``); otherwise it is kept and the owner named.  ``make run`` calls it first, so
+processes may be hidden from us).  Only a lock proved stale is removed (what ``snakemake
+--unlock`` removes, without parsing the workflow: an unlock must not depend on the
+configuration it will run with being found or valid); otherwise it is kept, the owner
+named, and ``leaklab lock`` exits 1.  ``make run`` calls it first, so
 re-running after a kill finishes the work (Snakemake's own incomplete-output tracking
 then re-runs the jobs that were cut short).
 """
@@ -18,11 +20,8 @@ from __future__ import annotations
 
 import os
 import pwd
-import subprocess
 import sys
 from pathlib import Path
-
-SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
 
 
 def _user(uid: int) -> str:
@@ -60,12 +59,18 @@ def live_pipelines(directory: Path) -> list[str]:
     return found
 
 
+def held_locks(directory: Path) -> list[Path]:
+    """Snakemake's lock files in ``directory`` (none: not locked)."""
+    locks = Path(directory).resolve() / ".snakemake" / "locks"
+    return sorted(locks.iterdir()) if locks.is_dir() else []
+
+
 def clear_stale(directory: Path) -> bool:
     """Unlock ``directory`` if its lock is provably held by no live pipeline; True if
     it did.  When it keeps a lock it says why, naming the owner."""
     directory = directory.resolve()
     locks = directory / ".snakemake" / "locks"
-    held = sorted(locks.iterdir()) if locks.is_dir() else []
+    held = held_locks(directory)
     if not held:
         return False
     owners = {_user(p.stat().st_uid) for p in held}
@@ -80,10 +85,21 @@ def clear_stale(directory: Path) -> bool:
               f"be working there: {'; '.join(live)}", file=sys.stderr)
         return False
     print(f"leaklab: removing the stale lock of a pipeline that is no longer running ({locks})", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(directory),
-                    "--unlock", "--quiet"], check=True, capture_output=True)
+    for path in held:
+        path.unlink(missing_ok=True)
     return True
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``leaklab lock [DIRECTORY]``: 0 when ``DIRECTORY`` is left unlocked, 1 when a lock is kept."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="leaklab lock", description=__doc__.splitlines()[0])
+    parser.add_argument("directory", nargs="?", type=Path, default=Path("."), help="where results/ lives")
+    directory = parser.parse_args(argv).directory
+    clear_stale(directory)
+    return 1 if held_locks(directory) else 0
+
+
 if __name__ == "__main__":
-    clear_stale(Path(sys.argv[1] if len(sys.argv) > 1 else "."))
+    sys.exit(main())

@@ -7,6 +7,12 @@ allocations with ``profile_status: ok``.  So a command is split into argv and st
 directly; only a command that needs a shell (pipes, redirections, ``&&``, ``$VAR``)
 gets ``/bin/sh -c``, and a run whose first process is a shell or a script says so
 (:func:`wrapper_note`) instead of passing the interpreter's profile for the program's.
+
+A value never becomes syntax: in a command run directly each placeholder fills one
+argument, and in one run by the shell every substituted value is quoted
+(``shlex.quote``), so a parameter ``it's`` or ``; touch x`` arrives as itself.  The
+files copied into a run's working directory must lie inside ``{project}`` (or the
+setup step's directory): an absolute path or ``..`` elsewhere is refused.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import string
 from pathlib import Path
 
 SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "busybox", "fish", "csh", "tcsh"}
@@ -43,12 +50,19 @@ def needs_shell(command: str) -> bool:
     return quote is not None
 
 
+class _ShellQuoted(string.Formatter):
+    """``str.format`` whose every substituted value (after its format spec) is one shell word."""
+
+    def format_field(self, value: object, format_spec: str) -> str:
+        return shlex.quote(super().format_field(value, format_spec))
+
+
 def argv(command: str, fields: dict) -> list[str]:
     """The command's argv with its placeholders filled.  Split first, then filled, so a
     value with spaces stays one argument; a command that needs a shell runs as
-    ``/bin/sh -c`` (and is reported, see :func:`wrapper_note`)."""
+    ``/bin/sh -c`` with every value quoted (and is reported, see :func:`wrapper_note`)."""
     if needs_shell(command):
-        return ["/bin/sh", "-c", command.format(**fields)]
+        return ["/bin/sh", "-c", _ShellQuoted().format(command, **fields)]
     return [token.format(**fields) for token in shlex.split(command)]
 
 
@@ -81,13 +95,27 @@ def wrapper_note(cmd: list[str]) -> str | None:
     return None
 
 
+def workdir_source(template: str, fields: dict) -> Path:
+    """The file ``template`` names, relative to ``{project}``; ValueError unless it lies
+    (symbolic links followed) inside ``{project}`` or the setup step's directory:
+    configuration must not copy ``/etc/shadow`` into a run."""
+    project = Path(fields.get("project", "."))
+    source = project / template.format(**fields)
+    roots = [project] + ([Path(fields["setup_dir"])] if fields.get("setup_dir") else [])
+    real = source.resolve()
+    if not any(real.is_relative_to(root.resolve()) for root in roots):
+        raise ValueError(f"workdir_files: {template!r} is {real}, outside {{project}} ({project.resolve()}) "
+                         f"and the setup directory; allowed: paths relative to {{project}}, without '..'")
+    return source
+
+
 def stage_workdir(files: list[str] | tuple[str, ...], fields: dict, workdir: Path) -> list[Path]:
     """Copy each file or directory into the run's working directory (under its own
     name) before the run starts: every run gets fresh copies it may write to.  A
-    relative path is relative to ``{project}``."""
+    relative path is relative to ``{project}`` and stays inside it."""
     staged = []
     for template in files:
-        source = Path(fields.get("project", ".")) / template.format(**fields)
+        source = workdir_source(template, fields)
         target = Path(workdir) / source.name
         if source.is_dir():
             shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)

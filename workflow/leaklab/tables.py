@@ -87,6 +87,18 @@ def _mapping_tables(rundir: Path, meta: dict, unit: str, warmup: int) -> dict[st
                                  ("mapping_sites", mappings.mapping_growth))}
 
 
+# counts in `runs` stay whole numbers when a run has none (a parse_error row): Int64, not DOUBLE
+INTEGER_RUN_COLUMNS = ("exit_code", "n_samples", "n_units", "stopped_at_unit", "decided_at_unit",
+                       "bad_unit_lines")
+
+
+def _typed_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    for column in INTEGER_RUN_COLUMNS:
+        if column in runs:
+            runs[column] = pd.to_numeric(runs[column], errors="coerce").round().astype("Int64")
+    return runs
+
+
 def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     """Every table, from the run directories the workflow produced."""
     resolved = leaklab_settings.resolve(config)
@@ -110,7 +122,7 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
             into.extend(got.get(name, []))
 
     tables = {
-        "runs": pd.DataFrame(runs),
+        "runs": _typed_runs(pd.DataFrame(runs)),
         "samples": pd.concat(samples, ignore_index=True) if samples else pd.DataFrame(),
         "marks": pd.concat(marks, ignore_index=True) if marks else pd.DataFrame(),
         "units": pd.concat(units, ignore_index=True) if units else pd.DataFrame(),

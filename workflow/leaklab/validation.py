@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -40,6 +41,39 @@ def load_yaml(path: str | Path) -> dict:
     if loaded is not None and not isinstance(loaded, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(loaded).__name__}")
     return loaded or {}
+
+
+def _yaml_scalar(text: str) -> object:
+    """``text`` as a plain YAML scalar means it (``4096`` a number, ``true`` a boolean);
+    anything that would read as more than a scalar stays the text."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return text if isinstance(value, (dict, list)) or value is None and text.strip() not in ("null", "~") else value
+
+
+def type_command_line(config: dict, given: Mapping) -> None:
+    """Give the nested values of ``--config`` (``given``) their YAML types in ``config``.
+
+    Snakemake reads ``--config limits={mem_cap_mb: 4096}`` with YAML's base loader, so
+    every nested value arrives as text (``'4096' is not a number``); a value given on
+    the command line means what it means in a config file."""
+    def walk(target: object, source: object) -> None:
+        pairs = source.items() if isinstance(source, Mapping) else enumerate(source)
+        for key, value in pairs:
+            try:
+                current = target[key]  # type: ignore[index]
+            except (KeyError, IndexError, TypeError):
+                continue
+            if isinstance(value, str) and isinstance(current, str) and current == value:
+                target[key] = _yaml_scalar(value)  # type: ignore[index]
+            elif isinstance(value, (Mapping, list)):
+                walk(current, value)
+
+    for key, value in given.items():
+        if isinstance(value, (Mapping, list)) and key in config:
+            walk(config[key], value)
 
 
 def check_id(where: str, value: object) -> None:

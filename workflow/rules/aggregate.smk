@@ -1,3 +1,8 @@
+# The aggregation reads what measured programs wrote: it runs contained like one, with
+# limits of its own (it reads every run, so it may need longer than one run).
+AGGREGATE_LIMITS = {"timeout_s": 1800, "mem_cap_mb": max(2048, config["limits"]["mem_cap_mb"])}
+
+
 rule aggregate:
     """Tidy tables from every run: results/leaklab.duckdb and results/tables/*.csv."""
     input:
@@ -14,11 +19,12 @@ rule aggregate:
         ),
     params:
         analysis=analysis_settings(),
+        limits=AGGREGATE_LIMITS,
     log:
         "results/logs/aggregate.log",
     resources:
-        mem_mb=2048,
-        runtime=10,
+        mem_mb=AGGREGATE_LIMITS["mem_cap_mb"],
+        runtime=AGGREGATE_LIMITS["timeout_s"] // 60,
     script:
         "../scripts/aggregate.py"
 

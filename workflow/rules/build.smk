@@ -8,6 +8,7 @@ rule build_native:
         versions="results/build/{program}/versions.json",
     params:
         native_root=NATIVE_ROOT,
+        mem_cap_mb=config["limits"]["mem_cap_mb"],  # the measurements' cap; time: leaklab.build.TIMEOUT_S
     log:
         "results/logs/build_{program}.log",
     resources:

@@ -8,6 +8,8 @@ from snakemake.utils import validate
 # only light modules here: a dry run or a no-op re-run should not pay for pandas and scipy
 import leaklab.build  # noqa: E402
 import leaklab.config  # noqa: E402
+import leaklab.outcome  # noqa: E402  (the exit status in onsuccess)
+import leaklab.own_program  # noqa: E402
 import leaklab.validation  # noqa: E402
 from leaklab import experiments, sweep  # noqa: E402
 from leaklab.table_names import TABLES  # noqa: E402
@@ -17,6 +19,7 @@ from leaklab.table_names import TABLES  # noqa: E402
 # that know the experiments: all before any job.
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 try:
+    leaklab.validation.type_command_line(config, workflow.config_settings.config)  # --config a={b: 1}
     leaklab.validation.check_before_schema(config, SCHEMA)
     validate(config, SCHEMA)
     leaklab.config.select_only(config)
@@ -97,7 +100,7 @@ def run_inputs(wildcards):
     (a change re-runs the runs)."""
     entry = config["experiments"][wildcards.experiment]
     if "command" in entry:
-        setup = {"setup": f"results/commands/{wildcards.experiment}/setup.done"} if entry.get("setup") else {}
+        setup = {"setup": f"results/commands/{wildcards.experiment}/setup.json"} if entry.get("setup") else {}
         return {**setup, "workdir_files": workdir_files(wildcards)}
     inputs = {}
     if wildcards.experiment in experiments.ROCKSDB_FIXTURE_READERS:
@@ -132,10 +135,11 @@ def stop_params(wildcards):
 
 
 def setup_command(wildcards):
-    """A command experiment's setup step, its placeholders filled."""
+    """A command experiment's setup step as argv, its placeholders filled (quoted when
+    it runs under a shell, as a run's command is)."""
     entry = config["experiments"][wildcards.experiment]
     params = leaklab.config.experiment_params(config, wildcards.experiment)
-    return entry["setup"].format(**params, project=PROJECT_DIR)
+    return leaklab.own_program.argv(entry["setup"], {**params, "project": PROJECT_DIR})
 
 
 # What the analysis reads of an experiment's entry, and what a script needs to register a
@@ -237,19 +241,6 @@ def sweep_outputs():
         for variant in settings["variants"]
         for replicate in range(1, settings.get("replicates", 1) + 1)
     ]
-
-
-def failed_runs():
-    """Runs whose status is not ok, as `path: status` lines (read from runs.csv)."""
-    path = "results/tables/runs.csv"
-    if not os.path.exists(path):
-        return []
-    import csv
-
-    with open(path, newline="") as f:
-        runs = list(csv.DictReader(f))
-    return [f"{r['experiment']}/{r['variant']}/{r['profiler']}/rep{r['replicate']}: {r['status']}"
-            for r in runs if r["status"] != "ok"]
 
 
 def history_path():

@@ -16,15 +16,19 @@ rule rocksdb_fixture:
 
 
 rule command_setup:
-    """A command experiment's build step (e.g. compiling the user's program), once."""
+    """A command experiment's build step (e.g. compiling the user's program), once,
+    contained like a measured program (leaklab.contained). Its outcome is recorded, never
+    raised: a failed setup costs its own experiment's runs (setup_failed), no other
+    experiment its tables, and runs again on the next pipeline run."""
     output:
-        touch("results/commands/{experiment}/setup.done"),
+        "results/commands/{experiment}/setup.json",
     params:
         command=setup_command,
+        limits=canonical(config["limits"]),
     log:
         "results/logs/setup_{experiment}.log",
     resources:
-        mem_mb=2048,
-        runtime=30,
-    shell:
-        "({params.command}) > {log} 2>&1"
+        mem_mb=lambda wildcards: config["limits"]["mem_cap_mb"] + 512,
+        runtime=lambda wildcards: int(config["limits"]["timeout_s"] // 60) + 5,
+    script:
+        "../scripts/command_setup.py"

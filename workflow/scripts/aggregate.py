@@ -1,14 +1,19 @@
-"""Snakemake entry point: build the tidy tables from every run directory."""
+"""Snakemake entry point: build the tidy tables from every run directory, contained like a
+measured program (leaklab.contained: time limit, memory cap, bounded log)."""
 
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+from leaklab import contained
+
+params = snakemake.params  # noqa: F821
+contained.script_contained(__real_file__, snakemake.log[0], params.limits["timeout_s"],  # noqa: F821
+                           params.limits["mem_cap_mb"] * 2**20)
 
 from leaklab import tables  # noqa: E402
 
 run_dirs = [Path(p).parent for p in snakemake.input.meta]  # noqa: F821
-built = tables.build(run_dirs, snakemake.params.analysis)  # noqa: F821
+built = tables.build(run_dirs, params.analysis)
 tables.write_csv(built, Path(snakemake.output.tables[0]).parent)  # noqa: F821
 tables.write_duckdb(built, Path(snakemake.output.db))  # noqa: F821
 for name, frame in built.items():

@@ -1,20 +1,32 @@
-"""Snakemake entry point: build the rocksdb_merge fixture database once, under the
-measurements' memory cap and time limit (see leaklab.runner.run_limited)."""
+"""Snakemake entry point: build the rocksdb_merge fixture database once, contained under
+the measurements' memory cap and time limit (leaklab.contained).  A build that does not
+end ok leaves only FAILED.json in the fixture's directory: the runs that read it are
+recorded as fixture_failed, the other experiments go on, and the next pipeline run
+builds it again (leaklab.outcome)."""
 
+import json
+import shutil
 import sys
+from pathlib import Path
 
+from leaklab import contained
+
+contained.die_with_parent()  # first: a pipeline killed outright takes the build down with it
 open(snakemake.log[0], "w").close()  # noqa: F821
-sys.stderr = open(snakemake.log[0], "a", buffering=1)  # noqa: F821  (the builder appends to it too)
 
-from leaklab import runner  # noqa: E402
 from leaklab.experiments.rocksdb_merge import fixture_command  # noqa: E402
+from leaklab.outcome import FAILED_FIXTURE  # noqa: E402
 
-runner.die_with_parent()  # a killed pipeline takes the build down with it
 p, limits = snakemake.params.settings, snakemake.params.limits  # noqa: F821
-cmd = fixture_command(snakemake.output[0], int(snakemake.wildcards.n_keys), int(p["operands"]),  # noqa: F821
+output = Path(snakemake.output[0])  # noqa: F821
+cmd = fixture_command(str(output), int(snakemake.wildcards.n_keys), int(p["operands"]),  # noqa: F821
                       int(p["operand_bytes"]), int(p["seed"]))
-outcome = runner.run_limited(cmd, snakemake.log[0], limits["timeout_s"], limits["mem_cap_mb"] * 2**20)  # noqa: F821
-print(f"fixture: {outcome}", file=sys.stderr)
+outcome = contained.run(cmd, Path(snakemake.log[0]), limits["timeout_s"], limits["mem_cap_mb"] * 2**20)  # noqa: F821
+with open(snakemake.log[0], "a") as log:  # noqa: F821
+    print(f"fixture: {outcome}", file=log)
 if outcome["status"] != "ok":
-    sys.exit(f"fixture build {outcome['status']} (exit {outcome['exit_code']}, peak RSS "
-             f"{outcome['peak_rss_bytes'] / 2**20:.0f} MiB, limits {limits}); see {snakemake.log[0]}")  # noqa: F821
+    shutil.rmtree(output, ignore_errors=True)  # a partial database passes for none
+    output.mkdir(parents=True)
+    (output / FAILED_FIXTURE).write_text(json.dumps({**outcome, "limits": limits}, indent=2) + "\n")
+    print(f"leaklab: fixture build {outcome['status']} ({outcome['reason']}); see {snakemake.log[0]}",  # noqa: F821
+          file=sys.stderr)

@@ -1,24 +1,48 @@
 """Snakemake entry point: run one variant under one profiler (see leaklab.runner)."""
 
+import errno
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  (line by line: a full disk loses no line)
 
-from leaklab import experiments, runner  # noqa: E402
+from leaklab import experiments, outcome, run_files, runner  # noqa: E402
 
 experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments)
 runner.die_with_parent()  # a killed pipeline takes its measurements down with it
 
 w = snakemake.wildcards  # noqa: F821
 params = snakemake.params  # noqa: F821
-meta = runner.run(
-    w.experiment, w.variant, Path(snakemake.output.meta).parent,  # noqa: F821
-    params=params.settings, profiler=w.profiler, replicate=int(w.replicate),
-    interval_s=params.sampler["interval_s"], smaps=params.sampler["smaps"],
-    timeout_s=params.limits["timeout_s"], mem_cap_bytes=params.limits["mem_cap_mb"] * 2**20,
-    profiler_settings=params.profiler["settings"], scale=params.profiler["scale"],
-    stopping_plan=params.stopping or None,
-)
+missing = outcome.prerequisite_failure(snakemake.input.get("setup"), snakemake.input.get("fixture"))  # noqa: F821
+if missing is not None:  # nothing to measure: recorded, the pipeline goes on
+    meta = run_files.write_unmeasured(
+        Path(snakemake.output.meta).parent,  # noqa: F821
+        {"experiment": w.experiment, "variant": w.variant, "profiler": w.profiler, "replicate": int(w.replicate),
+         "unit": experiments.get(w.experiment).unit, "params": params.settings}, *missing)
+    print(f"{w.experiment}/{w.variant}/{w.profiler}/rep{w.replicate}: {missing[0]}: {missing[1]}", file=sys.stderr)
+    sys.exit(0)
+reserve = run_files.SpaceReserve(Path(snakemake.log[0] + ".reserve"))  # noqa: F821  (see below)
+try:
+    meta = runner.run(
+        w.experiment, w.variant, Path(snakemake.output.meta).parent,  # noqa: F821
+        params=params.settings, profiler=w.profiler, replicate=int(w.replicate),
+        interval_s=params.sampler["interval_s"], smaps=params.sampler["smaps"],
+        timeout_s=params.limits["timeout_s"], mem_cap_bytes=params.limits["mem_cap_mb"] * 2**20,
+        profiler_settings=params.profiler["settings"], scale=params.profiler["scale"],
+        stopping_plan=params.stopping or None,
+    )
+except OSError as error:  # the disk filled (the program's doing, often): free the reserve, record the run
+    if error.errno != errno.ENOSPC:
+        raise
+    reserve.release()
+    meta = run_files.write_unmeasured(
+        Path(snakemake.output.meta).parent,  # noqa: F821
+        {"experiment": w.experiment, "variant": w.variant, "profiler": w.profiler, "replicate": int(w.replicate),
+         "unit": experiments.get(w.experiment).unit, "params": params.settings},
+        "runner_error", f"the results' filesystem is full ({error}); the run's outputs could not be written",
+    )
+    meta["wall_s"] = 0.0
+finally:
+    reserve.release()
 print(f"{w.experiment}/{w.variant}/{w.profiler}/rep{w.replicate}: {meta['status']}, "
       f"{meta['wall_s']:.1f} s, {meta['n_units']} {meta['unit']}s ({meta['stop_reason']})", file=sys.stderr)

@@ -36,14 +36,9 @@ def _measure(argv: list[str]) -> int:
 
 
 def _lock(argv: list[str]) -> int:
-    from pathlib import Path
-
     from leaklab import lock
 
-    parser = argparse.ArgumentParser(prog="leaklab lock", description=lock.__doc__.splitlines()[0])
-    parser.add_argument("directory", nargs="?", type=Path, default=Path("."), help="where results/ lives")
-    lock.clear_stale(parser.parse_args(argv).directory)
-    return 0
+    return lock.main(argv)
 
 
 # verb -> (what it does, the function that does it with the rest of the arguments)

@@ -14,9 +14,9 @@ abc123*".  One module per concern:
 from leaklab.history.key import git_state, night_key, read_meta, run_set_sha256
 from leaklab.history.regressions import (REGRESSION_COLUMNS, compare, exit_code, min_change_from_config,
                                          regressions)
-from leaklab.history.store import append_night, history_table, load, read_history, with_night
+from leaklab.history.store import StoreError, append_night, history_table, load, read_history, with_night
 from leaklab.history.trend import TREND_COLUMNS, plot_trend, trend, trend_frame
 
-__all__ = ["REGRESSION_COLUMNS", "TREND_COLUMNS", "append_night", "compare", "exit_code", "git_state",
+__all__ = ["REGRESSION_COLUMNS", "StoreError", "TREND_COLUMNS", "append_night", "compare", "exit_code", "git_state",
            "history_table", "load", "min_change_from_config", "night_key", "read_history", "read_meta",
            "regressions", "run_set_sha256", "plot_trend", "trend", "trend_frame", "with_night"]

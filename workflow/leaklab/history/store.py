@@ -14,9 +14,10 @@ leaves the earlier nights exactly as they were.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +31,24 @@ NIGHTS_TYPES = {"seq": "BIGINT", "date": "DATE", "recorded_at": "TIMESTAMP", "co
 _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
                   "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
 _FLOAT_TYPES = {"FLOAT", "REAL", "DOUBLE"}
+
+
+class StoreError(RuntimeError):
+    """The history store cannot be read or written (a damaged or foreign file); one line."""
+
+
+@contextlib.contextmanager
+def _store_errors(path: str | Path) -> Iterator[None]:
+    """DuckDB's errors on the store as one line naming the file: a damaged store is the
+    user's to repair or move aside, not a traceback to read."""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.Error as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise StoreError(f"history store {path}: cannot be used ({type(err).__name__}: {first}); "
+                         f"move it aside to start a new history") from None
 
 
 def quote(name: str) -> str:
@@ -150,7 +169,12 @@ def append_night(history_path: str | Path, key: dict, tables: Mapping[str, pd.Da
         if stamp.tzinfo is not None:
             stamp = stamp.tz_convert("UTC").tz_localize(None)
         row["recorded_at"] = stamp.to_pydatetime()
-    con = duckdb.connect(str(path))
+    with _store_errors(path):
+        return _append(duckdb.connect(str(path)), path, night_id, row, key, tables)
+
+
+def _append(con, path: Path, night_id: str, row: dict, key: dict, tables: Mapping[str, pd.DataFrame]) -> str:
+    """The transaction of :func:`append_night` on an open store (closed afterwards)."""
     try:
         con.execute("BEGIN TRANSACTION")
         try:
@@ -190,7 +214,8 @@ def connect_read_only(history_path: str | Path):
     path = Path(history_path)
     if not path.exists():
         raise FileNotFoundError(f"no history store at {path}")
-    return duckdb.connect(str(path), read_only=True)
+    with _store_errors(path):
+        return duckdb.connect(str(path), read_only=True)
 
 
 def has_table(con, name: str) -> bool:
@@ -225,10 +250,11 @@ def load(history_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         return pd.DataFrame(columns=["night_id", "seq", "date"]), pd.DataFrame(columns=["night_id"])
     con = connect_read_only(history_path)
     try:
-        nights = con.execute("SELECT * FROM nights").df() if has_table(con, "nights") \
-            else pd.DataFrame(columns=["night_id", "seq", "date"])
-        growth = con.execute("SELECT * FROM growth_history").df() if has_table(con, "growth_history") \
-            else pd.DataFrame(columns=["night_id"])
+        with _store_errors(history_path):
+            nights = con.execute("SELECT * FROM nights").df() if has_table(con, "nights") \
+                else pd.DataFrame(columns=["night_id", "seq", "date"])
+            growth = con.execute("SELECT * FROM growth_history").df() if has_table(con, "growth_history") \
+                else pd.DataFrame(columns=["night_id"])
     finally:
         con.close()
     return nights, growth
