@@ -48,11 +48,11 @@ def test_progress_lines_are_units_and_named_groups_metrics(tmp_path):
     log, marks = tmp_path / "run.log", tmp_path / "marks.jsonl"
     protocol = unit_protocol.ProtocolMarks("pattern", log, marks,
                                           pattern=r"Iteration \d+ finished, cache=(?P<cache>\d+)")
-    log.write_bytes(b"starting\nIteration 1 finished, cache=10\n\xff\xfe noise\nIteration 2 finished, cache=2")
-    protocol.poll(0.5, 1)
-    with open(log, "ab") as f:
-        f.write(b"0\n")  # the line ends only now
-    protocol.poll(0.9, 1)
+    protocol.poll(0.1, 1)
+    for t, line in [(0.5, b"starting"), (0.5, b"Iteration 1 finished, cache=10"), (0.6, b"\xff\xfe noise"),
+                    (0.9, b"Iteration 2 finished, cache=20")]:
+        protocol.line(line, t, 1)
+    protocol.close()
     rows = [json.loads(line) for line in marks.read_text().splitlines()]
     assert [(r["unit"], r["phase"], r.get("cache")) for r in rows] == [(0, "start", None), (1, "unit", 10.0),
                                                                        (2, "unit", 20.0)]

@@ -17,6 +17,7 @@ status ``runner_error`` with its traceback, the measured process tree stopped.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -27,14 +28,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from leaklab import (build, containment, experiments, marks, own_program, profilers, sampler, stopping,
-                     unit_protocol)
+from leaklab import (build, containment, experiments, marks, own_program, profilers, run_output, run_signals,
+                     sampler, stopping, unit_protocol)
 from leaklab.run_files import checksums, collect_profile
 
 LOG_TAIL_LINES = 20
@@ -80,24 +83,26 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
-    """Ask the kernel to send ``sig`` to this process when its parent dies: a runner
-    whose pipeline was killed must not go on measuring (and writing) on its own."""
-    import ctypes
-
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+# Per-unit readings (``UnitReadings``) at most this often: a program whose units take a few
+# milliseconds gets one reading per unit; a flood of unit lines does not turn the runner
+# into a busy loop over /proc (the units in between share a reading, and the run says so).
+MIN_READING_GAP_S = 0.002
+PUMP_WAIT_S = 5.0  # after the tree is gone, how long its last output may still take to be read
 
 
-class _Stopped(Exception):
-    """The runner itself was told to stop (SIGTERM, SIGINT, SIGHUP)."""
+def _start_in_box(box: containment.ProcessGroup):
+    """What a started child runs before exec: the signal mask a process normally starts
+    with (the runner's is blocked), then into the run's containment."""
+    def enter() -> None:
+        run_signals.unblock_in_child()
+        box.enter()
+    return enter
 
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-
-def _raise_stopped(signum, frame):
-    raise _Stopped(signal.Signals(signum).name)
+def _guard(box: containment.ProcessGroup, root: list[int]) -> run_signals.Guard:
+    """The runner's signal guard for one run: a sender is outside unless it belongs to the
+    tree of ``root[0]`` (filled in once the program is started)."""
+    return run_signals.Guard(lambda pid: not (root and run_signals.in_tree(pid, root[0], box.pids)))
 
 
 def _child_env() -> dict[str, str]:
@@ -121,18 +126,21 @@ def run_limited(cmd: list[str], log_path: Path, timeout_s: float, mem_cap_bytes:
     os.close(release_r)
     rows: list[dict] = []
     t0 = time.monotonic()
-    previous = {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS}
+    root: list[int] = []
     try:
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(cmd, env=_child_env(), stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=box.enter)
-        box.started(proc.pid)
-        stopped_for = _sample_until_exit(proc, box, ready_r, release_w, rows, None, t0, t0 + timeout_s,
-                                         interval_s, False, mem_cap_bytes, None)
+        with _guard(box, root) as guard:
+            try:
+                with open(log_path, "ab") as log:
+                    proc = subprocess.Popen(cmd, env=_child_env(), stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True,
+                                            preexec_fn=_start_in_box(box))
+                root.append(proc.pid)
+                box.started(proc.pid)
+                stopped_for = _sample_until_exit(proc, box, ready_r, release_w, rows, None, t0, t0 + timeout_s,
+                                                 interval_s, False, mem_cap_bytes, None, guard=guard)
+            finally:
+                box.close()
     finally:
-        box.close()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         os.close(ready_r)
         os.close(release_w)
     proc.wait()
@@ -141,9 +149,23 @@ def run_limited(cmd: list[str], log_path: Path, timeout_s: float, mem_cap_bytes:
             "containment": box.describe()}
 
 
+def _over_cap(row: dict | None, mem_cap_bytes: int | None) -> bool:
+    """Whether the tree holds more than the cap: the cgroup's working set where there is
+    one, else the summed PSS (a page shared by a pre-forked worker pool counts once),
+    summed RSS only when neither is read."""
+    if not mem_cap_bytes or row is None:
+        return False
+    if row["cgroup_bytes"] is not None:
+        held = row["cgroup_bytes"]
+    else:
+        held = row["pss_bytes"] or row["rss_bytes"]
+    return held > mem_cap_bytes
+
+
 def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadline, interval_s, smaps,
                        mem_cap_bytes, at_end_of_work, watcher: stopping.Watcher | None = None,
-                       own_final_sample: bool = True) -> str | None:
+                       own_final_sample: bool = True, guard: run_signals.Guard | None = None,
+                       readings: "UnitReadings | None" = None) -> str | None:
     """Sample the process tree (and its cgroup's members) until it exits or must be
     stopped; returns why it was stopped (``capped``, ``timeout``) or None.  Waiting on
     the sync pipe doubles as the sampling sleep, so the final sample is taken the
@@ -157,10 +179,13 @@ def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadli
     (``stopping.request_stop``).  A program that does not take its own final sample
     (``own_final_sample`` false: not a built-in experiment) has the sample just taken
     marked final instead, the last one of its measured work, and gets
-    ``stopping.STOP_GRACE_S`` to exit before it is killed."""
+    ``stopping.STOP_GRACE_S`` to exit before it is killed.
+
+    Between two samples the ``guard`` takes the signals sent to the runner (a stop
+    signal from outside the tree raises ``run_signals.Stopped``)."""
     final_taken, pipe_open = False, True
     exited = os.pidfd_open(proc.pid)  # readable once the process has exited
-    while proc.poll() is None:
+    while (guard is None or guard.take() is None) and proc.poll() is None:
         wait_s = max(0.0, min(interval_s, deadline - time.monotonic()))  # the time limit holds too
         ready = select.select([ready_r, exited] if pipe_open else [exited], [], [], wait_s)[0]
         final = ready_r in ready and os.read(ready_r, 1) != b""
@@ -173,6 +198,8 @@ def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadli
             if protocol:
                 protocol.poll(row["t"], proc.pid)
         final_taken = final_taken or final
+        if readings is not None and final_taken:
+            readings.closed = True  # later readings would be teardown, not the measured work
         if watcher is not None and row is not None and not final_taken and watcher.decided is None \
                 and watcher.update(rows) is not None and watcher.cuts_short():
             if not own_final_sample:
@@ -187,7 +214,7 @@ def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadli
             except BrokenPipeError:
                 pass
         stopped_for = None
-        if box.oom_killed() or (mem_cap_bytes and row and max(row["rss_bytes"], row["cgroup_bytes"] or 0) > mem_cap_bytes):
+        if box.oom_killed() or _over_cap(row, mem_cap_bytes):
             stopped_for = "capped"
         elif time.monotonic() > deadline:
             # past the grace after the stop signal: killed, but stopped because it was decided
@@ -209,9 +236,10 @@ def _status(returncode: int, stopped_for: str | None) -> str:
     return "crashed" if returncode < 0 else "failed"
 
 
-def _mark_record(line: bytes) -> dict:
+def _mark_record(line: bytes, reserved: frozenset[str] = unit_protocol.RESERVED_NAMES) -> dict:
     """One line of ``marks.jsonl`` checked like a unit line: the measured program can
-    write there too (``LEAKLAB_MARKS`` is in its environment)."""
+    write there too (``LEAKLAB_MARKS`` is in its environment); a command program may not
+    name the runner's readings (``reserved``)."""
     try:
         record = json.loads(line)
     except (UnicodeDecodeError, ValueError):
@@ -230,11 +258,12 @@ def _mark_record(line: bytes) -> dict:
         elif name == "cpu_s":
             out[name] = unit_protocol.check_metric("process_cpu_s", value)
         else:
-            out[name] = unit_protocol.check_metric(name, value)
+            out[name] = unit_protocol.check_metric(name, value, reserved)
     return out
 
 
-def _read_marks(path: Path, bad: unit_protocol.BadLines) -> pd.DataFrame:
+def _read_marks(path: Path, bad: unit_protocol.BadLines,
+                parse: Callable[[bytes], dict] = _mark_record) -> pd.DataFrame:
     """``marks.jsonl`` as a frame; bad lines are counted in ``bad``, a last line cut
     short by a kill is dropped."""
     rows = []
@@ -244,7 +273,7 @@ def _read_marks(path: Path, bad: unit_protocol.BadLines) -> pd.DataFrame:
             if not line.strip():
                 continue
             try:
-                rows.append(_mark_record(line))
+                rows.append(parse(line))
             except unit_protocol.BadLine as err:
                 bad.add(f"{path.name} line {number}", line, str(err))
     return _marks_frame(rows)
@@ -276,12 +305,14 @@ def run(
     python: str | None = None,
     contain: str = "auto",
     stopping_plan: dict | None = None,
+    log_cap_bytes: int = run_output.DEFAULT_LOG_CAP_BYTES,
 ) -> dict:
     """Run one variant to completion (or until stopped) and write the run directory.
 
     ``stopping_plan`` (``leaklab.config.stop_plan``, plain runs only) stops the run as
     soon as its verdict is decided (``leaklab.stopping``); ``meta.json`` records
-    ``stop_reason`` and ``stopped_at_unit`` either way.
+    ``stop_reason`` and ``stopped_at_unit`` either way.  ``run.log`` keeps at most
+    ``log_cap_bytes`` of the program's output (``leaklab.run_output``).
 
     ``python`` runs a built-in experiment under another interpreter (a version sweep's
     venv); the measured process needs only the standard library, leaklab's experiment
@@ -304,14 +335,16 @@ def run(
     box = containment.create(contain, mem_cap_bytes)
     rows: list[dict] = []
     bad = unit_protocol.BadLines()
+    facts: dict = {}
     try:
         meta.update(_measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem_cap_bytes, smaps,
                              profiler_settings or {}, python, box, rows, bad,
-                             stopping.Plan.from_params(stopping_plan) if profiler == "plain" else None))
-    except _Stopped:
+                             stopping.Plan.from_params(stopping_plan) if profiler == "plain" else None,
+                             log_cap_bytes, facts))
+    except run_signals.Stopped:
         raise  # the measured process tree goes with the runner (below); no outputs are written
     except Exception:  # noqa: BLE001  (anything at all: recorded, never lost)
-        meta.update(_after_runner_error(outdir, rows, bad, traceback.format_exc()))
+        meta.update(facts, **_after_runner_error(outdir, rows, bad, traceback.format_exc()))
     finally:
         box.close()
     meta.update(containment=box.describe(), bad_unit_lines=bad.count, bad_unit_line_examples=bad.examples)
@@ -365,10 +398,61 @@ def _stop_facts(status: str, stopped_for: str | None, returncode: int, plan: sto
     return status, facts
 
 
+class UnitReadings:
+    """One reading of the process per unit: ``at_unit(t)`` is called the moment a unit
+    line arrives (``unit_protocol.ProtocolMarks``) and reads ``/proc`` of the tree then,
+    stamped with the line's time, so the mark gets its own reading instead of the last
+    periodic sample.  Bounded in rate (``MIN_READING_GAP_S``): a unit closer than that
+    to the previous reading shares it, and the run counts those
+    (``units_sharing_reading``).  A further per-unit reading belongs here."""
+
+    def __init__(self, pid: int, box: containment.ProcessGroup, smaps: bool, rows: list[dict],
+                 min_gap_s: float = MIN_READING_GAP_S):
+        self.pid, self.box, self.smaps, self.rows, self.min_gap_s = pid, box, smaps, rows, min_gap_s
+        self.last_t = -math.inf
+        self.closed = False  # set at the final sample: what comes after is teardown
+
+    def at_unit(self, t: float) -> None:
+        if self.closed or t - self.last_t < self.min_gap_s:
+            return
+        row = sampler.sample(self.pid, t, smaps=self.smaps, members=self.box.pids())
+        if row is not None:
+            row["cgroup_bytes"] = self.box.memory_bytes()
+            self.rows.append(row)
+            self.last_t = t
+
+
+def units_sharing_reading(samples: pd.DataFrame, mark_frame: pd.DataFrame) -> int:
+    """Units whose outside reading is the same sample as the previous unit's: their
+    growth between them is not measured (stale readings)."""
+    units = mark_frame[(mark_frame["phase"] == "unit") & mark_frame["unit"].notna()][["t", "unit"]]
+    if units.empty or samples.empty:
+        return 0
+    readings = samples[["t"]].sort_values("t").reset_index(drop=True).reset_index(names="reading")
+    matched = pd.merge_asof(units.sort_values("t").astype({"t": "float64"}),
+                            readings.astype({"t": "float64"}), on="t", direction="backward")
+    return int(matched["reading"].dropna().duplicated().sum())
+
+
+def _protocol_for(spec, outdir: Path, marks_path: Path, bad: unit_protocol.BadLines,
+                  readings: UnitReadings | None) -> unit_protocol.ProtocolMarks:
+    """How a command experiment's units arrive: its own output lines (``unit_pattern``),
+    the clock, or its units file."""
+    if spec.unit_pattern:
+        return unit_protocol.ProtocolMarks("pattern", outdir / "run.log", marks_path, bad, spec.unit_pattern,
+                                           reading=readings and readings.at_unit)
+    return unit_protocol.ProtocolMarks(spec.unit_source, outdir / "units.txt", marks_path, bad,
+                                       reading=readings and readings.at_unit)
+
+
 def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem_cap_bytes, smaps,
-             profiler_settings, python, box, rows, bad, plan: stopping.Plan | None = None) -> dict:
+             profiler_settings, python, box, rows, bad, plan: stopping.Plan | None = None,
+             log_cap_bytes: int = run_output.DEFAULT_LOG_CAP_BYTES, facts: dict | None = None) -> dict:
     """Start the measured process in ``box``, sample it until it ends or is stopped,
-    write samples and marks and read the profiler's files; the facts for ``meta.json``."""
+    write samples and marks and read the profiler's files; the facts for ``meta.json``.
+    ``facts`` receives what is known of the run as it goes (signals, output), kept even
+    when the runner itself fails."""
+    facts = {} if facts is None else facts
     workdir = outdir / "work"
     workdir.mkdir(exist_ok=True)
     marks_path = outdir / "marks.jsonl"
@@ -376,13 +460,14 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
     ready_r, ready_w = os.pipe()
     release_r, release_w = os.pipe()
     t0 = time.monotonic()
+    clock = lambda: time.monotonic() - t0  # noqa: E731
     env = _child_env()
     env.update({
         marks.MARKS_ENV: str(marks_path),
         marks.T0_ENV: repr(t0),
         marks.SYNC_ENV: f"{ready_w},{release_r}",
     })
-    protocol, wrapper = None, None
+    wrapper = None
     if spec.command:
         fields = own_program.fields(params, variant, workdir)
         cmd = own_program.argv(spec.command, fields)
@@ -390,10 +475,6 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         own_program.stage_workdir(spec.workdir_files, fields, workdir)
         env[unit_protocol.UNITS_ENV] = str(outdir / "units.txt")
         (outdir / "units.txt").unlink(missing_ok=True)
-        if spec.unit_pattern:  # the program's own progress lines, as it prints them
-            protocol = unit_protocol.ProtocolMarks("pattern", outdir / "run.log", marks_path, bad, spec.unit_pattern)
-        else:
-            protocol = unit_protocol.ProtocolMarks(spec.unit_source, outdir / "units.txt", marks_path, bad)
     else:
         cmd = [
             python or sys.executable, "-m", spec.module, "--variant", variant,
@@ -402,45 +483,66 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
     profiler_module = profilers.load(profiler)
     cmd, env = profiler_module.wrap(cmd, env, outdir, profiler_settings)
 
+    parse_mark = functools.partial(_mark_record, reserved=unit_protocol.PROGRAM_RESERVED_NAMES) \
+        if spec.command else _mark_record
     cpu_before = _children_cpu_s()
-    with open(outdir / "run.log", "wb") as log:
+    out_r, out_w = os.pipe()
+    log = run_output.BoundedLog(outdir / "run.log", log_cap_bytes)
+    root: list[int] = []
+    protocol, pump, follower, exited = None, None, None, threading.Event()
+    with _guard(box, root) as guard:
         try:
-            proc = subprocess.Popen(
-                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                pass_fds=(ready_w, release_r), start_new_session=True, cwd=workdir, preexec_fn=box.enter,
-            )
-        except OSError as err:  # a command that cannot start: recorded like any failure (exit 127)
-            log.write(f"cannot start {cmd[0]!r}: {err}\n".encode())
-            log.flush()
-            proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(127)"])
-        box.started(proc.pid)
-        os.close(ready_w)
-        os.close(release_r)
-        deadline = t0 + timeout_s
-        watcher = stopping.Watcher(plan, marks_path, _mark_record) if plan else None
-        previous = {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS}
-        try:
+            try:
+                proc = subprocess.Popen(
+                    cmd, env=env, stdout=out_w, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    pass_fds=(ready_w, release_r), start_new_session=True, cwd=workdir,
+                    preexec_fn=_start_in_box(box),
+                )
+            except OSError as err:  # a command that cannot start: recorded like any failure (exit 127)
+                log.write(f"cannot start {cmd[0]!r}: {err}\n".encode())
+                proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(127)"])
+            root.append(proc.pid)
+            box.started(proc.pid)
+            os.close(out_w)
+            os.close(ready_w)
+            os.close(release_r)
+            readings = UnitReadings(proc.pid, box, smaps, rows) if spec.command else None
+            if spec.command:
+                protocol = _protocol_for(spec, outdir, marks_path, bad, readings)
+            pump = run_output.OutputPump(out_r, log, clock,
+                                         protocol and protocol.pattern and
+                                         (lambda raw, t: protocol.line(raw, t, proc.pid)))
+            pump.start()
+            if protocol and not protocol.pattern and protocol.source != "seconds":
+                follower = threading.Thread(target=protocol.follow, args=(clock, proc.pid, exited),
+                                            name="units-follower", daemon=True)
+                follower.start()
+            deadline = t0 + timeout_s
+            watcher = stopping.Watcher(plan, marks_path, parse_mark) if plan else None
             hook = getattr(profiler_module, "at_end_of_work", None)
             stopped_for = _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadline,
                                              interval_s, smaps, mem_cap_bytes,
                                              hook and (lambda pid: hook(pid, outdir)), watcher,
-                                             own_final_sample=not spec.command)
+                                             own_final_sample=not spec.command, guard=guard, readings=readings)
         finally:
             box.close()  # leftovers of the tree (daemonised ones included), whatever happened
-            proc.wait()
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+            exited.set()
+            if pump is None:
+                os.close(out_r)
+            facts.update(_end_of_output(pump, follower, protocol, log, rows, clock))
+            if root:
+                proc.wait()
+    facts["signals_from_program"] = dict(guard.from_program)
     os.close(ready_r)
     os.close(release_w)
-    if protocol:  # lines written just before exit: stamped with the last sample taken before it
-        protocol.poll(rows[-1]["t"] if rows else time.monotonic() - t0, proc.pid)
     wall_s = time.monotonic() - t0
     cpu_s = _children_cpu_s() - cpu_before
 
+    rows.sort(key=lambda row: row["t"])  # per-unit readings come from another thread
     samples = pd.DataFrame(rows, columns=list(sampler.SAMPLE_COLUMNS))
     samples["cgroup_bytes"] = samples["cgroup_bytes"].astype("float64")
     samples.to_parquet(outdir / "samples.parquet", index=False)
-    mark_frame = _read_marks(marks_path, bad)
+    mark_frame = _read_marks(marks_path, bad, parse_mark)
     mark_frame.to_parquet(outdir / "marks.parquet", index=False)
 
     status, stop_facts = _stop_facts(_status(proc.returncode, stopped_for), stopped_for, proc.returncode, plan,
@@ -449,7 +551,6 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
     profile_status, profile_error = collect_profile(profiler_module, outdir, mark_frame)
     if wrapper and profiler != "plain":  # never `ok` for the wrong process
         profile_status, profile_error = "wrapper", "; ".join(filter(None, [wrapper, profile_error]))
-    log_lines = (outdir / "run.log").read_text(errors="replace").splitlines()
     return {
         "status": status,
         "exit_code": proc.returncode,
@@ -460,13 +561,37 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         "n_units": n_units,
         "stopped_at_unit": n_units,
         **stop_facts,
+        **facts,
+        "units_sharing_reading": units_sharing_reading(samples, mark_frame),
         "profile_status": profile_status,
         "profile_error": profile_error,
         "command": cmd,
         "versions": {**library_versions(python), **build.recorded_versions(params)},
         "host": host_facts(),
-        "log_tail": log_lines[-LOG_TAIL_LINES:] if status != "ok" else [],
+        "log_tail": run_output.log_tail(outdir / "run.log", LOG_TAIL_LINES) if status != "ok" else [],
         "artifacts": checksums(outdir),
+    }
+
+
+def _end_of_output(pump: run_output.OutputPump | None, follower: threading.Thread | None,
+                   protocol: unit_protocol.ProtocolMarks | None, log: run_output.BoundedLog,
+                   rows: list[dict], clock) -> dict:
+    """Once the tree is gone: read the rest of its output and units (lines written just
+    before exit still count), close run.log; how much may have been missed."""
+    pump_done = pump.finish(PUMP_WAIT_S) if pump is not None else True
+    if follower is not None:
+        follower.join(unit_protocol.DRAIN_BUDGET_S + PUMP_WAIT_S)
+    if protocol is not None:
+        protocol.poll(rows[-1]["t"] if rows else clock(), 0)  # the start mark, should no sample have been taken
+        protocol.close()
+    return {
+        **log.close(),
+        "output_unread": not pump_done,  # the pattern was still busy when the runner gave up waiting
+        "pattern_timeouts": protocol.pattern_timeouts if protocol else 0,
+        "unit_lines_unread": protocol.unread_lines if protocol else 0,
+        "units_may_be_missed": (protocol.pattern_timeouts + protocol.unread_lines if protocol else 0)
+        + (1 if not pump_done else 0),
+        "output_error": pump.error if pump is not None else None,
     }
 
 

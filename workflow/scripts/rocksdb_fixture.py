@@ -3,13 +3,16 @@ measurements' memory cap and time limit (see leaklab.runner.run_limited)."""
 
 import sys
 
+from leaklab.containment import die_with_parent  # no slow import before it
+
+die_with_parent()  # a pipeline killed from here on takes this job down with it
+
 open(snakemake.log[0], "w").close()  # noqa: F821
 sys.stderr = open(snakemake.log[0], "a", buffering=1)  # noqa: F821  (the builder appends to it too)
 
 from leaklab import runner  # noqa: E402
 from leaklab.experiments.rocksdb_merge import fixture_command  # noqa: E402
 
-runner.die_with_parent()  # a killed pipeline takes the build down with it
 p, limits = snakemake.params.settings, snakemake.params.limits  # noqa: F821
 cmd = fixture_command(snakemake.output[0], int(snakemake.wildcards.n_keys), int(p["operands"]),  # noqa: F821
                       int(p["operand_bytes"]), int(p["seed"]))

@@ -3,12 +3,15 @@
 import sys
 from pathlib import Path
 
+from leaklab.containment import die_with_parent  # no slow import before it
+
+die_with_parent()  # a pipeline killed from here on takes this job down with it
+
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
 from leaklab import experiments, runner  # noqa: E402
 
 experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments)
-runner.die_with_parent()  # a killed pipeline takes its measurements down with it
 
 w = snakemake.wildcards  # noqa: F821
 params = snakemake.params  # noqa: F821

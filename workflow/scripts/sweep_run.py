@@ -3,11 +3,14 @@
 import sys
 from pathlib import Path
 
+from leaklab.containment import die_with_parent  # no slow import before it
+
+die_with_parent()  # a pipeline killed from here on takes this job down with it
+
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
 from leaklab import runner  # noqa: E402
 
-runner.die_with_parent()
 w = snakemake.wildcards  # noqa: F821
 params = snakemake.params  # noqa: F821
 meta = runner.run(
