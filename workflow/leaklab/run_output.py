@@ -37,8 +37,14 @@ class BoundedLog:
         self.tail = bytearray()
         self.total = 0
         self.write_errors = 0
+        self.lock = threading.Lock()  # a pump abandoned at the end may still be writing
 
     def write(self, data: bytes) -> None:
+        with self.lock:
+            if not self.file.closed:
+                self._keep(data)
+
+    def _keep(self, data: bytes) -> None:
         self.total += len(data)
         room = self.head_cap - self.head_written
         if room > 0:
@@ -59,6 +65,10 @@ class BoundedLog:
 
     def close(self) -> dict:
         """Write the kept tail and close; the facts for ``meta.json``."""
+        with self.lock:
+            return self._close()
+
+    def _close(self) -> dict:
         tail = bytes(self.tail[-self.tail_cap:]) if self.tail_cap else b""
         dropped = self.total - self.head_written - len(tail)
         if dropped:
