@@ -575,3 +575,57 @@ def test_units_faster_than_readings_are_counted(root, tmp_path):
     meta = run_program(root, "fast_units.py", "3000 4 0", tmp_path, interval_s=1.0)
     assert meta["status"] == "ok" and meta["n_units"] == 3000
     assert meta["units_sharing_reading"] > 100
+
+
+def command_pipeline_config(root, tmp_path, experiments_block: dict) -> Path:
+    """tests/config.yaml with only the given command experiments (one replicate, plain)."""
+    config = yaml.safe_load((root / "tests" / "config.yaml").read_text())
+    config.update(replicates=1, experiments=experiments_block)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.e2e
+def test_a_program_signalling_its_parent_costs_no_run_and_no_table(root, tmp_path):
+    """Through the whole pipeline: one experiment's program sends SIGUSR1, SIGHUP, SIGINT
+    and SIGTERM to its parent; it is recorded, and so is the other experiment, and the
+    tables and the summary are written (they once were lost for every experiment)."""
+    data = root / "tests" / "data"
+    config = command_pipeline_config(root, tmp_path, {
+        "readiness": {"command": f"{sys.executable} {data / 'signal_parent.py'} SIGUSR1 SIGHUP SIGINT SIGTERM",
+                      "variants": ["x"], "warmup_units": 0},
+        "healthy": {"command": f"{sys.executable} {data / 'fast_units.py'} 20 64 5", "variants": ["x"],
+                    "warmup_units": 0},
+    })
+    done = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"),
+                           "--directory", str(tmp_path), "--configfile", str(config), "--cores", "2"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = pd.read_csv(tmp_path / "results" / "tables" / "runs.csv").set_index("experiment")
+    assert runs.loc["readiness", "status"] == "ok" and runs.loc["readiness", "n_units"] == 3
+    assert runs.loc["healthy", "status"] == "ok" and runs.loc["healthy", "n_units"] == 20
+    meta = json.loads((tmp_path / "results" / "runs" / "readiness" / "x" / "plain" / "rep1" / "meta.json").read_text())
+    assert meta["signals_from_program"] == {"SIGUSR1": 1, "SIGHUP": 1, "SIGINT": 1, "SIGTERM": 1}
+    assert (tmp_path / "results" / "summary.md").exists()
+
+
+@pytest.mark.e2e
+def test_a_runner_killed_at_start_up_never_runs_its_program(root, tmp_path):
+    """kill -9 of snakemake the moment a run job starts (its log appears, before the
+    runner's slow imports): the job dies with its pipeline and its program never starts
+    (the die-with-parent signal was once armed only after the imports)."""
+    marker = tmp_path / "program-started"
+    config = command_pipeline_config(root, tmp_path, {
+        "late": {"command": f"sh -c 'touch {marker}; sleep 30'", "variants": ["x"], "warmup_units": 0}})
+    pipeline = start_pipeline(root, tmp_path, config)
+    job_log = tmp_path / "results" / "logs" / "run" / "late" / "x" / "plain" / "rep1.log"
+    deadline = time.monotonic() + 120
+    while not job_log.exists():
+        assert time.monotonic() < deadline and pipeline.poll() is None, "the run job never started"
+        time.sleep(0.01)
+    os.kill(pipeline.pid, signal.SIGKILL)
+    pipeline.communicate(timeout=60)
+    time.sleep(5.0)  # a runner that survived would have started its program by now
+    assert not marker.exists()
+    assert subprocess.run(["pgrep", "-f", str(marker)], capture_output=True).returncode == 1
