@@ -570,11 +570,23 @@ def test_a_unit_of_a_few_milliseconds_gets_its_own_reading(root, tmp_path):
     assert growth.slope_per_unit(units["unit"], units["rss_bytes"]) == pytest.approx(2**20, rel=0.1)
 
 
-def test_units_faster_than_readings_are_counted(root, tmp_path):
-    """Units far faster than the reading rate's bound share readings; the run says how many."""
-    meta = run_program(root, "fast_units.py", "3000 4 0", tmp_path, interval_s=1.0)
+def test_units_faster_than_readings_are_counted_and_their_verdict_says_so(root, tmp_path):
+    """Units far faster than the reading rate's bound share readings: the run says how
+    many (meta.json, runs table), and a decisive verdict on them says so in its reason."""
+    from leaklab import tables
+
+    run = tmp_path / "runs" / "cmd" / "x" / "plain" / "rep1"
+    meta = run_program(root, "fast_units.py", "3000 64 0", run, interval_s=1.0)
     assert meta["status"] == "ok" and meta["n_units"] == 3000
     assert meta["units_sharing_reading"] > 100
+    script = str(root / "tests" / "data" / "fast_units.py")
+    config = {"verdict": {}, "experiments": {"cmd": {"command": f"{sys.executable} {{script}} 3000 64 0",
+                                                     "variants": ["x"], "params": {"script": script}}}}
+    built = tables.build([run], config)
+    assert built["runs"]["units_sharing_reading"].tolist() == [meta["units_sharing_reading"]]
+    rss = built["growth"].query("metric == 'rss_bytes'").iloc[0]
+    assert rss["verdict"] != "inconclusive" and rss["stale_reading_share"] > 0.03
+    assert f"stale readings: {meta['units_sharing_reading']} of 3000 units shared a reading" in rss["verdict_reason"]
 
 
 def command_pipeline_config(root, tmp_path, experiments_block: dict) -> Path:

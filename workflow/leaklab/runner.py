@@ -424,8 +424,10 @@ class UnitReadings:
 
 def units_sharing_reading(samples: pd.DataFrame, mark_frame: pd.DataFrame) -> int:
     """Units whose outside reading is the same sample as the previous unit's: their
-    growth between them is not measured (stale readings)."""
-    units = mark_frame[(mark_frame["phase"] == "unit") & mark_frame["unit"].notna()][["t", "unit"]]
+    growth between them is not measured (stale readings).  A mark that carries its own
+    RSS (a built-in experiment reads it at the mark) has its own reading."""
+    own = mark_frame["rss_bytes"].notna() if "rss_bytes" in mark_frame else False
+    units = mark_frame[(mark_frame["phase"] == "unit") & mark_frame["unit"].notna() & ~own][["t", "unit"]]
     if units.empty or samples.empty:
         return 0
     readings = samples[["t"]].sort_values("t").reset_index(drop=True).reset_index(names="reading")
