@@ -14,6 +14,14 @@ ones itself, between two samples (``sigtimedwait``), with the sender's pid:
 - every other signal, and any signal from the measured tree or from a sender already
   gone, is counted (``meta.json`` ``signals_from_program``) and otherwise ignored.
 
+A signal is blocked for one thread only, and a process-directed signal goes to any
+thread that does not block it (numpy's OpenBLAS starts threads at import): a job calls
+``hold`` first thing, before any thread exists, so every thread blocks them all and the
+main thread takes them.  A caller with threads of its own (a test) still never dies of
+one: while a program runs, every catchable signal also has a handler that counts it
+(``stray``; its sender cannot be known there, so a stop signal is counted, not obeyed).
+Outside a run the stop signals act as usual.
+
 The program itself starts with no signal blocked (``unblock_in_child``).  SIGKILL and
 SIGSTOP cannot be blocked by anyone: a program that sends those to its runner on
 purpose is not measured, it is an attack on the machine; the cgroup still holds its tree
@@ -31,6 +39,16 @@ from pathlib import Path
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 # SIGCHLD is the kernel's news of a child's exit (ignored by default): not the program's word
 CATCHABLE = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
+
+
+# Faults the kernel raises in the faulting thread: a Python handler would return into the fault.
+SYNCHRONOUS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGTRAP, signal.SIGSYS})
+
+
+def hold() -> None:
+    """Block every catchable signal in this thread and the threads it starts from now on:
+    first thing in a job, before any import starts a thread.  A run's guard takes them."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, CATCHABLE)
 
 
 class Stopped(Exception):
@@ -67,16 +85,31 @@ def in_tree(pid: int, root: int, members: Callable[[], list[int]]) -> bool:
 class Guard:
     """Blocks every catchable signal for the time a program runs; ``take`` between
     two samples.  ``outside(pid)`` says whether a live sender is outside the measured
-    tree (its stop signals are obeyed)."""
+    tree (its stop signals are obeyed).  On entry, a stop already pending (a pipeline
+    stopped while the job started) stops the runner before its program starts."""
 
     def __init__(self, outside: Callable[[int], bool]):
         self.outside = outside
         self.parent = os.getppid()
         self.from_program: Counter[str] = Counter()
         self.previous: set[int] | None = None
+        self.handlers: dict[int, object] = {}
+
+    def _stray(self, signum: int, frame) -> None:
+        self.from_program[signal.Signals(signum).name] += 1
 
     def __enter__(self) -> "Guard":
         self.previous = signal.pthread_sigmask(signal.SIG_BLOCK, CATCHABLE)
+        for signum in CATCHABLE - SYNCHRONOUS:
+            try:
+                self.handlers[signum] = signal.signal(signum, self._stray)
+            except (OSError, ValueError):  # reserved by the C library, or not the main thread
+                pass
+        try:
+            self.take()
+        except Stopped:
+            self._restore()
+            raise
         return self
 
     def take(self, obey: bool = True) -> None:
@@ -91,8 +124,14 @@ class Guard:
         if obey and os.getppid() != self.parent:
             raise Stopped(f"parent {self.parent} gone")
 
+    def _restore(self) -> None:
+        """The dispositions from before; the mask too, except that stop signals act as usual."""
+        for signum, handler in self.handlers.items():
+            signal.signal(signum, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set(self.previous) - STOP_SIGNALS)
+
     def __exit__(self, kind, value, tb) -> None:
         try:
             self.take(obey=kind is None)  # nothing left pending to strike once unblocked
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self.previous)
+            self._restore()

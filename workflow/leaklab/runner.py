@@ -612,7 +612,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replicate", type=int, default=1)
     parser.add_argument("--interval", type=float, default=0.05, help="sampling interval, seconds")
     parser.add_argument("--timeout", type=float, default=600.0, help="time limit, seconds")
-    parser.add_argument("--mem-cap", type=int, default=None, help="RSS cap in bytes")
+    parser.add_argument("--mem-cap", type=int, default=None,
+                        help="memory cap in bytes (the run's cgroup, else its summed PSS)")
+    parser.add_argument("--log-cap", type=int, default=run_output.DEFAULT_LOG_CAP_BYTES,
+                        help="bytes of the program's output run.log keeps (its first and last halves)")
     parser.add_argument("--profiler-settings", default="{}", help="profiler settings as JSON")
     parser.add_argument("--containment", default="auto", choices=containment.KINDS,
                         help="how the process tree is kept together (default: the strongest available)")
@@ -628,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = run(
         args.experiment, args.variant, args.outdir, json.loads(args.params),
         profiler=args.profiler, replicate=args.replicate, interval_s=args.interval,
-        timeout_s=args.timeout, mem_cap_bytes=args.mem_cap,
+        timeout_s=args.timeout, mem_cap_bytes=args.mem_cap, log_cap_bytes=args.log_cap,
         profiler_settings=json.loads(args.profiler_settings), contain=args.containment,
     )
     print(f"{args.experiment}/{args.variant}/{args.profiler}: {meta['status']} in {meta['wall_s']:.1f} s, "

@@ -3,9 +3,11 @@ measurements' memory cap and time limit (see leaklab.runner.run_limited)."""
 
 import sys
 
-from leaklab.containment import die_with_parent  # no slow import before it
+from leaklab.containment import die_with_parent  # no slow import before these two
+from leaklab.run_signals import hold
 
 die_with_parent()  # a pipeline killed from here on takes this job down with it
+hold()  # every thread started from here on leaves a program's signals to the runner
 
 open(snakemake.log[0], "w").close()  # noqa: F821
 sys.stderr = open(snakemake.log[0], "a", buffering=1)  # noqa: F821  (the builder appends to it too)

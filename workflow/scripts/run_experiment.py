@@ -3,9 +3,11 @@
 import sys
 from pathlib import Path
 
-from leaklab.containment import die_with_parent  # no slow import before it
+from leaklab.containment import die_with_parent  # no slow import before these two
+from leaklab.run_signals import hold
 
 die_with_parent()  # a pipeline killed from here on takes this job down with it
+hold()  # every thread started from here on leaves a program's signals to the runner
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
@@ -20,6 +22,7 @@ meta = runner.run(
     params=params.settings, profiler=w.profiler, replicate=int(w.replicate),
     interval_s=params.sampler["interval_s"], smaps=params.sampler["smaps"],
     timeout_s=params.limits["timeout_s"], mem_cap_bytes=params.limits["mem_cap_mb"] * 2**20,
+    log_cap_bytes=params.limits["log_mb"] * 2**20,
     profiler_settings=params.profiler["settings"], scale=params.profiler["scale"],
     stopping_plan=params.stopping or None,
 )
