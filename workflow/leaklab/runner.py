@@ -87,7 +87,7 @@ def _children_cpu_s() -> float:
 # milliseconds gets one reading per unit; a flood of unit lines does not turn the runner
 # into a busy loop over /proc (the units in between share a reading, and the run says so).
 MIN_READING_GAP_S = 0.002
-PUMP_WAIT_S = 5.0  # after the tree is gone, how long its last output may still take to be read
+PUMP_WAIT_S = 2.0  # after the tree is gone, how long its last output may still take to be read
 
 
 def _start_in_box(box: containment.ProcessGroup):
