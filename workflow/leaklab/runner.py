@@ -24,7 +24,6 @@ import os
 import platform
 import resource
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -36,8 +35,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab import (build, containment, experiments, marks, own_program, profilers, run_output, run_signals,
-                     sampler, stopping, unit_protocol)
+from leaklab import (
+    build,
+    containment,
+    experiments,
+    marks,
+    own_program,
+    profilers,
+    run_output,
+    run_signals,
+    sampler,
+    stopping,
+    unit_protocol,
+)
 from leaklab.run_files import checksums, collect_profile
 
 LOG_TAIL_LINES = 20
@@ -447,6 +457,39 @@ def _protocol_for(spec, outdir: Path, marks_path: Path, bad: unit_protocol.BadLi
                                        reading=readings and readings.at_unit)
 
 
+def _program_command(spec, variant: str, params: dict, python: str | None, outdir: Path,
+                     env: dict[str, str]) -> tuple[list[str], str | None]:
+    """The measured program's command line (before a profiler wraps it), and what wraps
+    a command program (a shell, a script) if anything; a command program's working
+    directory is staged and its units file named in ``env``."""
+    workdir = outdir / "work"
+    if not spec.command:
+        return [python or sys.executable, "-m", spec.module, "--variant", variant,
+                "--params", json.dumps(params), "--workdir", str(workdir)], None
+    fields = own_program.fields(params, variant, workdir)
+    cmd = own_program.argv(spec.command, fields)
+    own_program.stage_workdir(spec.workdir_files, fields, workdir)
+    env[unit_protocol.UNITS_ENV] = str(outdir / "units.txt")
+    (outdir / "units.txt").unlink(missing_ok=True)
+    return cmd, own_program.wrapper_note(cmd)
+
+
+def _follow_program(pid: int, out_r: int, log: run_output.BoundedLog, clock,
+                    protocol: unit_protocol.ProtocolMarks | None,
+                    exited: threading.Event) -> tuple[run_output.OutputPump, threading.Thread | None]:
+    """Start reading what the program writes: its output (into run.log, and line by line
+    into the unit pattern) and its units file (until ``exited``)."""
+    on_line = (lambda raw, t: protocol.line(raw, t, pid)) if protocol and protocol.pattern else None
+    pump = run_output.OutputPump(out_r, log, clock, on_line)
+    pump.start()
+    follower = None
+    if protocol and not protocol.pattern and protocol.source != "seconds":
+        follower = threading.Thread(target=protocol.follow, args=(clock, pid, exited), name="units-follower",
+                                    daemon=True)
+        follower.start()
+    return pump, follower
+
+
 def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem_cap_bytes, smaps,
              profiler_settings, python, box, rows, bad, plan: stopping.Plan | None = None,
              log_cap_bytes: int = run_output.DEFAULT_LOG_CAP_BYTES, facts: dict | None = None) -> dict:
@@ -462,26 +505,19 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
     ready_r, ready_w = os.pipe()
     release_r, release_w = os.pipe()
     t0 = time.monotonic()
-    clock = lambda: time.monotonic() - t0  # noqa: E731
+    ended_at: list[float] = []  # the last sample's time once the program is gone
+
+    def clock() -> float:
+        """The run's clock for lines as they arrive; a line read after the program is gone
+        was written before: it gets the time of the last sample taken, not a teardown time."""
+        return ended_at[0] if ended_at else time.monotonic() - t0
     env = _child_env()
     env.update({
         marks.MARKS_ENV: str(marks_path),
         marks.T0_ENV: repr(t0),
         marks.SYNC_ENV: f"{ready_w},{release_r}",
     })
-    wrapper = None
-    if spec.command:
-        fields = own_program.fields(params, variant, workdir)
-        cmd = own_program.argv(spec.command, fields)
-        wrapper = own_program.wrapper_note(cmd)
-        own_program.stage_workdir(spec.workdir_files, fields, workdir)
-        env[unit_protocol.UNITS_ENV] = str(outdir / "units.txt")
-        (outdir / "units.txt").unlink(missing_ok=True)
-    else:
-        cmd = [
-            python or sys.executable, "-m", spec.module, "--variant", variant,
-            "--params", json.dumps(params), "--workdir", str(workdir),
-        ]
+    cmd, wrapper = _program_command(spec, variant, params, python, outdir, env)
     profiler_module = profilers.load(profiler)
     cmd, env = profiler_module.wrap(cmd, env, outdir, profiler_settings)
 
@@ -509,16 +545,8 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
             os.close(ready_w)
             os.close(release_r)
             readings = UnitReadings(proc.pid, box, smaps, rows) if spec.command else None
-            if spec.command:
-                protocol = _protocol_for(spec, outdir, marks_path, bad, readings)
-            pump = run_output.OutputPump(out_r, log, clock,
-                                         protocol and protocol.pattern and
-                                         (lambda raw, t: protocol.line(raw, t, proc.pid)))
-            pump.start()
-            if protocol and not protocol.pattern and protocol.source != "seconds":
-                follower = threading.Thread(target=protocol.follow, args=(clock, proc.pid, exited),
-                                            name="units-follower", daemon=True)
-                follower.start()
+            protocol = _protocol_for(spec, outdir, marks_path, bad, readings) if spec.command else None
+            pump, follower = _follow_program(proc.pid, out_r, log, clock, protocol, exited)
             deadline = t0 + timeout_s
             watcher = stopping.Watcher(plan, marks_path, parse_mark) if plan else None
             hook = getattr(profiler_module, "at_end_of_work", None)
@@ -528,6 +556,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
                                              own_final_sample=not spec.command, guard=guard, readings=readings)
         finally:
             box.close()  # leftovers of the tree (daemonised ones included), whatever happened
+            ended_at.append(max([row["t"] for row in rows], default=clock()))
             exited.set()
             if pump is None:
                 os.close(out_r)
@@ -540,13 +569,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
     wall_s = time.monotonic() - t0
     cpu_s = _children_cpu_s() - cpu_before
 
-    rows.sort(key=lambda row: row["t"])  # per-unit readings come from another thread
-    samples = pd.DataFrame(rows, columns=list(sampler.SAMPLE_COLUMNS))
-    samples["cgroup_bytes"] = samples["cgroup_bytes"].astype("float64")
-    samples.to_parquet(outdir / "samples.parquet", index=False)
-    mark_frame = _read_marks(marks_path, bad, parse_mark)
-    mark_frame.to_parquet(outdir / "marks.parquet", index=False)
-
+    samples, mark_frame = _write_samples_and_marks(rows, outdir, bad, parse_mark)
     status, stop_facts = _stop_facts(_status(proc.returncode, stopped_for), stopped_for, proc.returncode, plan,
                                      watcher)
     n_units = int(mark_frame["unit"].max()) if mark_frame["unit"].notna().any() else 0
@@ -575,6 +598,19 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
     }
 
 
+def _write_samples_and_marks(rows: list[dict], outdir: Path, bad: unit_protocol.BadLines,
+                             parse_mark: Callable[[bytes], dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``samples.parquet`` (in time order: per-unit readings come from another thread)
+    and ``marks.parquet`` from the checked ``marks.jsonl``."""
+    rows.sort(key=lambda row: row["t"])
+    samples = pd.DataFrame(rows, columns=list(sampler.SAMPLE_COLUMNS))
+    samples["cgroup_bytes"] = samples["cgroup_bytes"].astype("float64")
+    samples.to_parquet(outdir / "samples.parquet", index=False)
+    mark_frame = _read_marks(outdir / "marks.jsonl", bad, parse_mark)
+    mark_frame.to_parquet(outdir / "marks.parquet", index=False)
+    return samples, mark_frame
+
+
 def _end_of_output(pump: run_output.OutputPump | None, follower: threading.Thread | None,
                    protocol: unit_protocol.ProtocolMarks | None, log: run_output.BoundedLog,
                    rows: list[dict], clock) -> dict:
@@ -584,7 +620,7 @@ def _end_of_output(pump: run_output.OutputPump | None, follower: threading.Threa
     if follower is not None:
         follower.join(unit_protocol.DRAIN_BUDGET_S + PUMP_WAIT_S)
     if protocol is not None:
-        protocol.poll(rows[-1]["t"] if rows else clock(), 0)  # the start mark, should no sample have been taken
+        protocol.poll(clock(), 0)  # the start mark, should no sample have been taken
         protocol.close()
     return {
         **log.close(),
