@@ -35,19 +35,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab import (
-    build,
-    containment,
-    experiments,
-    marks,
-    own_program,
-    profilers,
-    run_output,
-    run_signals,
-    sampler,
-    stopping,
-    unit_protocol,
-)
+from leaklab import (build, containment, experiments, marks, own_program, profilers, run_output, run_signals,
+                     sampler, stopping, unit_protocol)
 from leaklab.run_files import checksums, collect_profile
 
 LOG_TAIL_LINES = 20
