@@ -4,7 +4,10 @@
 
 Writes into ``outdir``: ``samples.parquet`` (outside view), ``marks.parquet`` (inside
 view), ``meta.json`` (status, exit code, wall and CPU seconds, peak RSS, versions,
-parameters, host) and ``run.log`` (the process's stdout and stderr).
+parameters, host) and ``run.log`` (the process's stdout and stderr, bounded:
+``leaklab.run_output``).  The signals a program sends its runner are counted, never
+obeyed (``leaklab.run_signals``), and each unit line gets its own reading of the
+process (``UnitReadings``).
 
 A run that fails, crashes, hangs past its time limit or grows past its memory cap is
 stopped and recorded with that status; the runner itself still exits 0 with all its
