@@ -3,6 +3,8 @@ per-variant settings, only the chosen experiments, and the verdict defaults."""
 
 import copy
 import json
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -49,11 +51,11 @@ def test_progress_lines_are_units_and_named_groups_metrics(tmp_path):
     log, marks = tmp_path / "run.log", tmp_path / "marks.jsonl"
     protocol = unit_protocol.ProtocolMarks("pattern", log, marks,
                                           pattern=r"Iteration \d+ finished, cache=(?P<cache>\d+)")
-    log.write_bytes(b"starting\nIteration 1 finished, cache=10\n\xff\xfe noise\nIteration 2 finished, cache=2")
-    protocol.poll(0.5, 1)
-    with open(log, "ab") as f:
-        f.write(b"0\n")  # the line ends only now
-    protocol.poll(0.9, 1)
+    protocol.poll(0.1, 1)
+    for t, line in [(0.5, b"starting"), (0.5, b"Iteration 1 finished, cache=10"), (0.6, b"\xff\xfe noise"),
+                    (0.9, b"Iteration 2 finished, cache=20")]:
+        protocol.line(line, t, 1)
+    protocol.close()
     rows = [json.loads(line) for line in marks.read_text().splitlines()]
     assert [(r["unit"], r["phase"], r.get("cache")) for r in rows] == [(0, "start", None), (1, "unit", 10.0),
                                                                        (2, "unit", 20.0)]
@@ -80,6 +82,24 @@ def test_a_unit_pattern_that_does_not_compile_is_refused():
     config = {"verdict": {"metrics": {}}, "experiments": {"own": {**ENTRY, "unit_pattern": "Iteration ("}}}
     with pytest.raises(leaklab_config.ConfigError, match=r"experiments.own.unit_pattern: 'Iteration \(' is not"):
         leaklab_config.check(config)
+
+
+@pytest.mark.parametrize("group", ["rss_bytes", "unit", "pss_bytes", "t"])
+def test_a_unit_pattern_group_may_not_shadow_a_reading_or_a_column(root, tmp_path, group):
+    """A group named rss_bytes would replace the runner's reading (a program leaking
+    2 MiB/unit was judged stable through it); one named unit made every line bad.  Both
+    are refused before any job runs, by the workflow itself."""
+    config = {"verdict": {"metrics": {}}, "experiments": {"own": {**ENTRY, "unit_pattern": f"done (?P<{group}>\\d+)"}}}
+    with pytest.raises(leaklab_config.ConfigError,
+                       match=rf"experiments.own.unit_pattern: group '{group}' of .* reserved: .*rss_bytes.*unit"):
+        leaklab_config.check(config)
+    full = yaml.safe_load((root / "tests" / "config.yaml").read_text())
+    full["experiments"] = {"own": {"command": "true", "variants": ["x"], "unit_pattern": f"done (?P<{group}>\\d+)"}}
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(full))
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-s", str(root / "Snakefile"),
+                          "--configfile", str(tmp_path / "exp.yaml"), "--directory", str(tmp_path)],
+                         capture_output=True, text=True, cwd=root)
+    assert dry.returncode != 0 and f"group '{group}'" in dry.stdout + dry.stderr
 
 
 def test_only_keeps_the_chosen_experiments(root):

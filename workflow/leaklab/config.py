@@ -13,11 +13,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from leaklab import build, experiments, profilers, sampler, settings  # light: the Snakefile parse imports this
+from leaklab import build, experiments, profilers, sampler, settings, unit_protocol  # light: the Snakefile parse imports this
 from leaklab.amounts import plural
 from leaklab.experiments.duckdb_load import expected_drops, parse_duration
 from leaklab.validation import ConfigError
@@ -154,10 +153,9 @@ def _check_command(name: str, entry: dict) -> None:
             _check_inside_project(f"experiments.{name}.workdir_files[{i}]", path, values)
     if "unit_pattern" in entry:
         try:
-            re.compile(entry["unit_pattern"])
-        except re.error as err:
-            raise ConfigError(f"experiments.{name}.unit_pattern: {entry['unit_pattern']!r} is not a regular "
-                              f"expression ({err})") from None
+            unit_protocol.compile_pattern(entry["unit_pattern"])
+        except ValueError as err:
+            raise ConfigError(f"experiments.{name}.unit_pattern: {err}") from None
     baseline = entry.get("baseline", next(iter(entry["variants"])))
     if baseline not in entry["variants"]:
         raise ConfigError(f"experiments.{name}.baseline: {baseline!r} is not among its variants; "

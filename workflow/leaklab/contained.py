@@ -17,7 +17,6 @@ and let the pipeline go on.
 from __future__ import annotations
 
 import collections
-import ctypes
 import os
 import select
 import signal
@@ -35,17 +34,6 @@ _READ_BYTES = 1 << 16
 
 class Stopped(Exception):
     """The step was told to stop (the signal's name): its tree is gone already."""
-
-
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
-    """Have the kernel send ``sig`` to this process when its parent dies, and act at
-    once if the parent is already gone: a job whose pipeline was killed outright must
-    stop, and SIGTERM (not SIGKILL) lets it kill what it started first."""
-    PR_SET_PDEATHSIG = 1
-    parent = os.getppid()
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
-    if parent == 1 or os.getppid() != parent:
-        os.kill(os.getpid(), sig)
 
 
 class _BoundedLog:
@@ -176,7 +164,7 @@ def script_contained(script: str, log_path: Path, timeout_s: float, mem_cap_byte
 
     if os.environ.get(CHILD) == "1":
         return True
-    die_with_parent()
+    containment.die_with_parent()
     Path(log_path).write_bytes(b"")
     done = run([sys.executable, script], Path(log_path), timeout_s, mem_cap_bytes, env={**os.environ, CHILD: "1"})
     if done["status"] != "ok":

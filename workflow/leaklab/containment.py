@@ -33,6 +33,31 @@ MAX_PIDS = 4096          # processes and threads of one run: far above any exper
 _counter = itertools.count(1)
 
 
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent dies: a runner
+    whose pipeline was killed must not go on measuring (and writing) on its own.
+
+    Called first thing in a job's script, before any slow import: a job killed in that
+    window must never start its program.  A parent that died before the call sends
+    nothing, so a process already re-parented (to init or a sub-reaper, which never
+    started a job) ends here at once."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+    if os.getppid() == 1 or _is_subreaper(os.getppid()):
+        os.kill(os.getpid(), sig)
+        raise SystemExit(f"parent gone before start (re-parented to {os.getppid()}): not started")
+
+
+def _is_subreaper(pid: int) -> bool:
+    """Whether ``pid`` is a process that adopts orphans (``PR_SET_CHILD_SUBREAPER``):
+    systemd's user manager and container inits are; a pipeline never is."""
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return True  # gone already
+    return name in ("systemd", "init", "tini", "dumb-init", "catatonit")
+
+
 class Unavailable(OSError):
     """This kind of containment cannot be used here (the message says why)."""
 

@@ -8,9 +8,10 @@ one line when it finishes each unit of work::
 for example ``7`` or ``7 cache_entries=1200 queue_bytes=65536``; an optional line for
 unit ``0`` before the first unit gives the values at the start.  Append and flush
 each line (``fprintf`` + ``fflush`` in C, ``echo 7 >> "$LEAKLAB_UNITS"`` in shell).
-The runner reads the file as it samples, stamps each line with the time it saw it
-(within one sampling interval) and turns it into a mark; the outside metrics at that
-mark come from the sampler.  With ``unit_source: seconds`` no line is needed: the
+The runner follows the file (every few milliseconds), stamps each line with the time
+it saw it and turns it into a mark, and reads the process at that moment
+(``reading``: one reading per unit, bounded in rate), so the outside metrics at a mark
+are the process's own at that unit, not a reading shared with the units before.  With ``unit_source: seconds`` no line is needed: the
 runner marks every whole second itself.  A program that already prints its progress
 needs no change either: with ``unit_pattern`` (source ``pattern``) each line of its
 output that matches the regular expression ends one unit, and the pattern's named
@@ -23,18 +24,33 @@ import json
 import math
 import os
 import re
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import regex
 
 UNITS_ENV = "LEAKLAB_UNITS"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Names the tables give a meaning of their own: a program's metric must not replace them.
 RESERVED_NAMES = frozenset({"t", "unit", "phase", "cpu_s", "final", "metric", "value",
                             "experiment", "variant", "profiler", "replicate"})
+# ... and the runner's own readings of the process: a metric of a command program named
+# rss_bytes would replace the reading it is judged by (a built-in experiment reads its
+# own RSS at each mark, which is why these are not reserved for it).
+PROGRAM_RESERVED_NAMES = RESERVED_NAMES | {"pids", "rss_bytes", "pss_bytes", "uss_bytes", "vmhwm_bytes",
+                                           "threads", "fds", "deleted_fds", "cgroup_bytes"}
 METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_UNIT = 10**9           # a billion units: more than any run reaches, small enough for int64
 MAX_LINE_BYTES = 4096      # a longer "line" is garbage, not a unit line
 MAX_READ_BYTES = 1 << 20   # read at most this much per poll: a flood cannot exhaust the runner
 QUOTED_BAD_LINES = 5
+# A unit_pattern may take this long on one line (the regex package's timeout; it overshoots
+# by a few times): a catastrophic pattern gives up on the line, never holds the run.
+PATTERN_TIMEOUT_S = 0.05
+FOLLOW_PAUSE_S = 0.002     # how often the units file is looked at while nothing new is in it
+DRAIN_BUDGET_S = 10.0      # after the run, how long the units file may still be read
 
 
 class BadLine(ValueError):
@@ -73,13 +89,14 @@ def check_unit(value: object) -> int:
     return value
 
 
-def check_metric(name: str, value: object) -> float:
+def check_metric(name: str, value: object, reserved: frozenset[str] = RESERVED_NAMES) -> float:
     """A metric a program reports: a plain name that is not one of the tables' own
-    columns, and a finite number."""
+    columns (nor, for a command program, one of the runner's readings: ``reserved``),
+    and a finite number."""
     if not isinstance(name, str) or not METRIC_NAME.fullmatch(name):
         raise BadLine(f"metric name {name!r} is not a plain name ([A-Za-z_][A-Za-z0-9_]*, up to 64)")
-    if name in RESERVED_NAMES:
-        raise BadLine(f"metric name {name!r} is reserved ({', '.join(sorted(RESERVED_NAMES))})")
+    if name in reserved:
+        raise BadLine(f"metric name {name!r} is reserved ({', '.join(sorted(reserved))})")
     if isinstance(value, str):
         try:
             value = float(value)
@@ -107,7 +124,7 @@ def parse_line(line: str) -> dict:
             raise BadLine(f"{pair!r} is not name=value")
         if name in record:
             raise BadLine(f"metric {name!r} given twice")
-        record[name] = check_metric(name, value)
+        record[name] = check_metric(name, value, PROGRAM_RESERVED_NAMES)
     return record
 
 
@@ -131,77 +148,153 @@ def read_complete_lines(path, offset: int) -> tuple[list[bytes], int]:
     return (lines[:-1] if chunk[:end].endswith(b"\n") else lines), offset + end
 
 
+def compile_pattern(pattern: str) -> "regex.Pattern":
+    """A ``unit_pattern`` compiled for matching with a timeout; raises ValueError saying why
+    not (it does not compile, or a named group would replace a reserved name)."""
+    try:
+        compiled = regex.compile(pattern)
+    except regex.error as err:
+        raise ValueError(f"{pattern!r} is not a regular expression: {err}") from None
+    shadowing = sorted(set(compiled.groupindex) & PROGRAM_RESERVED_NAMES)
+    if shadowing:
+        raise ValueError(f"group {shadowing[0]!r} of {pattern!r} would replace a reading or column of "
+                         f"the same name; reserved: {', '.join(sorted(PROGRAM_RESERVED_NAMES))}")
+    return compiled
+
+
 class ProtocolMarks:
     """Turns a program's unit lines (or the clock) into marks in ``marks.jsonl``.
 
     Everything the program writes is untrusted: a line that does not decode, does not
     parse, names a reserved metric, or whose unit is negative, too large or not after
-    the previous one is counted in ``bad`` and skipped, never raised."""
+    the previous one is counted in ``bad`` and skipped, never raised.  Lines arrive
+    from another thread than the clock's (``line``; ``poll`` from the sampling loop):
+    a lock keeps the marks whole and in order.  ``reading(t)`` is called at every
+    unit mark, the moment its line arrived: the runner reads the process there."""
 
     def __init__(self, source: str, units_path: Path, marks_path: Path, bad: BadLines | None = None,
-                 pattern: str | None = None):
+                 pattern: str | None = None, reading: Callable[[float], None] | None = None):
         self.source, self.units_path, self.marks_path = source, Path(units_path), Path(marks_path)
-        self.pattern = re.compile(pattern) if pattern else None
+        self.pattern = compile_pattern(pattern) if pattern else None
+        self.reading = reading
         self.offset = 0
         self.line_number = 0
         self.last_unit = -1  # an optional unit 0 line: the program's values at the start
         self.started = False
         self.next_second = 1
         self.bad = bad or BadLines()
+        self.pattern_timeouts = 0
+        self.unread_lines = 0  # lines of the units file left unread when the drain's budget ran out
+        self.lock = threading.Lock()
+        self.out = open(self.marks_path, "a", buffering=1)
+
+    def close(self) -> None:
+        with self.lock:
+            self.out.close()
 
     def _write(self, record: dict) -> None:
-        with open(self.marks_path, "a") as out:
-            out.write(json.dumps(record) + "\n")
+        if not self.out.closed:
+            self.out.write(json.dumps(record) + "\n")
 
-    def _read_complete_lines(self) -> list[bytes]:
-        lines, self.offset = read_complete_lines(self.units_path, self.offset)
-        return lines
-
-    def _match(self, t: float, cpu: float | None, raw: bytes) -> None:
-        """One line of the program's own output: the next unit when it matches the
-        pattern, its named groups checked as metrics; any other line is just output."""
-        match = self.pattern.search(raw[:MAX_LINE_BYTES].decode("utf-8", errors="replace"))
-        if match is None:
-            return
-        try:
-            record = {"unit": check_unit(max(self.last_unit, 0) + 1),  # a match ends unit 1 onwards
-                      **{name: check_metric(name, value) for name, value in match.groupdict().items()
-                         if value is not None}}
-        except BadLine as bad:
-            self.bad.add(f"{self.units_path.name} line {self.line_number}", raw, str(bad))
-            return
-        self.last_unit = record["unit"]
-        self._write({"t": t, "phase": "unit", "cpu_s": cpu, **record})
-
-    def poll(self, t: float, pid: int) -> None:
-        cpu = cpu_seconds(pid)
+    def _start(self, t: float, cpu: float | None) -> None:
         if not self.started:
             self._write({"t": t, "unit": 0, "phase": "start", "cpu_s": cpu})
             self.started = True
-        if self.source == "seconds":
-            while t >= self.next_second:
-                self._write({"t": t, "unit": self.next_second, "phase": "unit", "cpu_s": cpu})
-                self.next_second += 1
-            return
-        for raw in self._read_complete_lines():
+
+    def _unit(self, t: float, pid: int, record: dict) -> None:
+        """One unit mark: the process read at this moment, then the mark."""
+        cpu = cpu_seconds(pid)
+        self._start(t, cpu)
+        if record["unit"] and self.reading is not None:
+            self.reading(t)
+        self.last_unit = record["unit"]
+        self._write({"t": t, "phase": "unit" if record["unit"] else "start", "cpu_s": cpu, **record})
+
+    def _match(self, raw: bytes) -> dict | None:
+        """One line of the program's own output: the next unit when it matches the
+        pattern, its named groups checked as metrics; any other line is just output."""
+        try:
+            match = self.pattern.search(raw[:MAX_LINE_BYTES].decode("utf-8", errors="replace"),
+                                        timeout=PATTERN_TIMEOUT_S, concurrent=True)
+        except TimeoutError:
+            self.pattern_timeouts += 1
+            self.bad.add(f"output line {self.line_number}", raw,
+                         f"unit_pattern gave up after {PATTERN_TIMEOUT_S} s: not counted as a unit")
+            return None
+        if match is None:
+            return None
+        return {"unit": check_unit(max(self.last_unit, 0) + 1),  # a match ends unit 1 onwards
+                **{name: check_metric(name, value, PROGRAM_RESERVED_NAMES)
+                   for name, value in match.groupdict().items() if value is not None}}
+
+    def _protocol(self, raw: bytes) -> dict:
+        if len(raw) > MAX_LINE_BYTES:
+            raise BadLine(f"longer than {MAX_LINE_BYTES} bytes")
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadLine("not UTF-8 text") from None
+        record = parse_line(line)
+        if record["unit"] <= self.last_unit:
+            raise BadLine(f"unit {record['unit']} does not follow unit {self.last_unit}")
+        return record
+
+    def line(self, raw: bytes, t: float, pid: int) -> None:
+        """One line the program wrote (its output with a pattern, else its units file),
+        seen at ``t``."""
+        with self.lock:
             self.line_number += 1
             if not raw.strip():
-                continue
-            if self.pattern:
-                self._match(t, cpu, raw)
-                continue
+                return
+            where = "output" if self.pattern else self.units_path.name
             try:
-                if len(raw) > MAX_LINE_BYTES:
-                    raise BadLine(f"longer than {MAX_LINE_BYTES} bytes")
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise BadLine("not UTF-8 text") from None
-                record = parse_line(line)
-                if record["unit"] <= self.last_unit:
-                    raise BadLine(f"unit {record['unit']} does not follow unit {self.last_unit}")
+                record = self._match(raw) if self.pattern else self._protocol(raw)
             except BadLine as bad:
-                self.bad.add(f"{self.units_path.name} line {self.line_number}", raw, str(bad))
-                continue
-            self.last_unit = record["unit"]
-            self._write({"t": t, "phase": "unit" if record["unit"] else "start", "cpu_s": cpu, **record})
+                self.bad.add(f"{where} line {self.line_number}", raw, str(bad))
+                return
+            if record is not None:
+                self._unit(t, pid, record)
+
+    def poll(self, t: float, pid: int) -> None:
+        """From the sampling loop: the start mark, and with ``unit_source: seconds`` a
+        mark at every whole second."""
+        with self.lock:
+            cpu = cpu_seconds(pid)
+            self._start(t, cpu)
+            if self.source == "seconds":
+                while t >= self.next_second:
+                    self._write({"t": t, "unit": self.next_second, "phase": "unit", "cpu_s": cpu})
+                    self.next_second += 1
+
+    def follow(self, clock: Callable[[], float], pid: int, done: threading.Event) -> None:
+        """Follow the units file until ``done`` (the program is gone), then read what is
+        left of it, for at most ``DRAIN_BUDGET_S``: what is still unread then is counted
+        (``unread_lines``), never silently lost."""
+        while not done.is_set():
+            lines, self.offset = read_complete_lines(self.units_path, self.offset)
+            for raw in lines:
+                self.line(raw, clock(), pid)
+            if not lines:
+                done.wait(FOLLOW_PAUSE_S)
+        budget_end = time.monotonic() + DRAIN_BUDGET_S
+        while time.monotonic() < budget_end:
+            lines, self.offset = read_complete_lines(self.units_path, self.offset)
+            if not lines:
+                return
+            t = clock()
+            for raw in lines:
+                self.line(raw, t, pid)
+        self.unread_lines = count_lines(self.units_path, self.offset)
+
+
+def count_lines(path: Path, offset: int) -> int:
+    """Newlines in ``path`` after ``offset`` (read in pieces: the file may be huge)."""
+    count = 0
+    try:
+        with open(path, "rb") as feed:
+            feed.seek(offset)
+            while piece := feed.read(MAX_READ_BYTES):
+                count += piece.count(b"\n")
+    except OSError:
+        pass
+    return count

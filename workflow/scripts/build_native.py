@@ -3,9 +3,9 @@
 import sys
 from pathlib import Path
 
-from leaklab import contained
+from leaklab.containment import die_with_parent
 
-contained.die_with_parent()  # first: a pipeline killed outright takes the build down with it
+die_with_parent()  # first: a pipeline killed outright takes the build down with it
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
 from leaklab.build import build  # noqa: E402

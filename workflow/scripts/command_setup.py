@@ -5,10 +5,12 @@ import json
 import sys
 from pathlib import Path
 
-from leaklab import contained
+from leaklab.containment import die_with_parent
 
-contained.die_with_parent()  # first: a pipeline killed outright takes the step down with it
+die_with_parent()  # first: a pipeline killed outright takes the step down with it
 open(snakemake.log[0], "w").close()  # noqa: F821
+
+from leaklab import contained  # noqa: E402
 limits = snakemake.params.limits  # noqa: F821
 Path(snakemake.output[0]).parent.mkdir(parents=True, exist_ok=True)  # noqa: F821  ({setup_dir})
 outcome = contained.run(snakemake.params.command, Path(snakemake.log[0]),  # noqa: F821

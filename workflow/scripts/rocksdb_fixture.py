@@ -9,11 +9,15 @@ import shutil
 import sys
 from pathlib import Path
 
-from leaklab import contained
+from leaklab.containment import die_with_parent  # no slow import before these two
+from leaklab.run_signals import hold
 
-contained.die_with_parent()  # first: a pipeline killed outright takes the build down with it
+die_with_parent()  # a pipeline killed from here on takes this job down with it
+hold()  # every thread started from here on leaves a program's signals to the runner
+
 open(snakemake.log[0], "w").close()  # noqa: F821
 
+from leaklab import contained  # noqa: E402
 from leaklab.experiments.rocksdb_merge import fixture_command  # noqa: E402
 from leaklab.outcome import FAILED_FIXTURE  # noqa: E402
 

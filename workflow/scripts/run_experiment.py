@@ -4,12 +4,17 @@ import errno
 import sys
 from pathlib import Path
 
+from leaklab.containment import die_with_parent  # no slow import before these two
+from leaklab.run_signals import hold
+
+die_with_parent()  # a pipeline killed from here on takes this job down with it
+hold()  # every thread started from here on leaves a program's signals to the runner
+
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  (line by line: a full disk loses no line)
 
 from leaklab import experiments, outcome, run_files, runner  # noqa: E402
 
 experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments)
-runner.die_with_parent()  # a killed pipeline takes its measurements down with it
 
 w = snakemake.wildcards  # noqa: F821
 params = snakemake.params  # noqa: F821
@@ -28,6 +33,7 @@ try:
         params=params.settings, profiler=w.profiler, replicate=int(w.replicate),
         interval_s=params.sampler["interval_s"], smaps=params.sampler["smaps"],
         timeout_s=params.limits["timeout_s"], mem_cap_bytes=params.limits["mem_cap_mb"] * 2**20,
+        log_cap_bytes=params.limits["log_mb"] * 2**20,
         profiler_settings=params.profiler["settings"], scale=params.profiler["scale"],
         stopping_plan=params.stopping or None,
     )

@@ -3,11 +3,16 @@
 import sys
 from pathlib import Path
 
+from leaklab.containment import die_with_parent  # no slow import before these two
+from leaklab.run_signals import hold
+
+die_with_parent()  # a pipeline killed from here on takes this job down with it
+hold()  # every thread started from here on leaves a program's signals to the runner
+
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
 from leaklab import runner  # noqa: E402
 
-runner.die_with_parent()
 w = snakemake.wildcards  # noqa: F821
 params = snakemake.params  # noqa: F821
 meta = runner.run(
@@ -15,5 +20,6 @@ meta = runner.run(
     params=params.settings, replicate=int(w.replicate), python=params.python,
     interval_s=params.sampler["interval_s"], smaps=params.sampler["smaps"],
     timeout_s=params.limits["timeout_s"], mem_cap_bytes=params.limits["mem_cap_mb"] * 2**20,
+    log_cap_bytes=params.limits["log_mb"] * 2**20,
 )
 print(f"{w.package}=={w.version} {w.experiment}/{w.variant}: {meta['status']}, {meta['wall_s']:.1f} s", file=sys.stderr)
