@@ -17,7 +17,6 @@ from leaklab import lock
 
 SNAKEFILE = lock.SNAKEFILE
 REPORT = "results/report.html"
-FINDINGS = "results/report_findings.yaml"  # written by the summary rule: the report's landing page
 
 
 def _snakemake(argv: list[str], *extra: str) -> int:
@@ -46,11 +45,8 @@ def sweep(argv: list[str]) -> int:
 
 
 def report(argv: list[str]) -> int:
-    """``leaklab report [snakemake options]``: results/report.html, opening on the findings
-    (controls, failed runs, verdicts) the summary rule wrote, not on the workflow's graph."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--directory", "-d", type=Path, default=Path("."))
-    directory = parser.parse_known_args(argv)[0].directory
-    findings = directory / FINDINGS
-    metadata = ["--report-metadata", str(findings.resolve())] if findings.exists() else []
-    return _snakemake(argv, "--report", REPORT, *metadata)
+    """``leaklab report [snakemake options]``: results/report.html, the Snakemake target
+    leaklab writes itself (rule ``report``): the findings first, then every experiment's
+    figures and interactive charts.  Whatever of the run is missing or out of date is
+    made first, as for any target."""
+    return _snakemake(_with_cores(argv), REPORT)
