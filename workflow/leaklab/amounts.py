@@ -28,9 +28,5 @@ def amount(value, metric: str, spec: str = ".3g", count_spec: str | None = None)
         return "n/a"
     if metric.endswith("_bytes"):
         name, size = byte_unit(number)
-        text = f"{number / size:{spec}}"
-        if "e" in text and name != BYTE_UNITS[0][0]:  # 1,020 KiB at 3 digits: 0.996 MiB, not 1.02e+03 KiB
-            name, size = next((bigger, s) for bigger, s in reversed(BYTE_UNITS) if s > size)
-            text = f"{number / size:{spec}}"
-        return f"{text} {name}"
+        return f"{number / size:{spec}} {name}"
     return f"{number:{count_spec or spec}}"

@@ -23,7 +23,8 @@ TOP_SITES = 8
 def _shown(frame: pd.DataFrame) -> pd.DataFrame:
     """Bytes in MiB, counts as they are, each metric labelled with its unit."""
     is_bytes = frame["metric"].str.endswith("_bytes")
-    return frame.assign(shown=frame["value"].where(~is_bytes, frame["value"] / MIB),
+    value = frame["value"].astype(float)
+    return frame.assign(shown=value.where(~is_bytes, value / MIB),
                         series=frame["metric"].where(~is_bytes, frame["metric"] + " (MiB)"))
 
 

@@ -52,6 +52,13 @@ def _where(attribution: pd.DataFrame, experiment: str, variant: str) -> str:
     return "; ".join(f"{r.layer} ({r.where})" for r in mine.itertuples())
 
 
+def plural(unit: str, count: int | str = 2) -> str:
+    """``pass`` -> ``passes``, ``dropped table`` -> ``dropped tables`` (one: as it is)."""
+    if str(count) == "1":
+        return unit
+    return unit + ("es" if unit.endswith(("s", "x", "ch", "sh")) else "s")
+
+
 def _horizon(verdict_row, runs: pd.DataFrame, warmup: int | None) -> str:
     """How many units the verdict covers: ``units_observed`` of the run's ``n_units`` when
     the verdicts table carries it, else the plain runs' length and warm-up."""
@@ -66,9 +73,9 @@ def _horizon(verdict_row, runs: pd.DataFrame, warmup: int | None) -> str:
     if observed is not None and pd.notna(observed):
         total = getattr(verdict_row, "n_units", None)
         total = int(total) if total is not None and pd.notna(total) else length
-        return f"{int(observed)} of {total} {unit}s"
-    after = f", {warmup} warm-up" if warmup else ""
-    return f"{length} {unit}s{after} × {len(mine)} runs"
+        return f"{int(observed)} of {total} {plural(unit, total)}"
+    after = f", {warmup} of them warm-up" if warmup else ""
+    return f"{length} {plural(unit, length)}{after}, {len(mine)} runs"
 
 
 def _sort_key(experiment_order: dict[str, int], row: dict) -> tuple:
