@@ -80,10 +80,10 @@ def test_landing_rows_put_controls_first_and_mark_surprises():
     assert by_variant["capi-dummy"]["as_expected"] is False
     assert by_variant["capi-real"]["as_expected"] is True
     assert by_variant["capi-real"]["where"] == "native heap (grows here)"  # RSS (total) is not a place
-    assert by_variant["capi-real"]["growth"] == "+6.68 MiB/pass [+6.01 MiB/pass, +7.34 MiB/pass]"
-    assert by_variant["capi-real"]["rss"].startswith("-") and by_variant["capi-real"]["rss"].endswith(": leak")
+    assert by_variant["capi-real"]["growth"] == {"value": "+6.68 MiB/pass", "ci": "+6.01 MiB to +7.34 MiB"}
+    assert by_variant["capi-real"]["rss"]["verdict"] == "leak" and by_variant["capi-real"]["rss"]["value"].startswith("-")
     assert by_variant["capi_fixed-real"]["failed_runs"] == 1
-    assert by_variant["capi-real"]["horizon"] == "6 passes, 1 of them warm-up, 2 runs"
+    assert by_variant["capi-real"]["horizon"] == "6 passes (1 warm-up) × 2 runs"
     assert page.optional == {}
 
 
@@ -118,3 +118,24 @@ def test_units_chart_is_one_panel_per_metric_with_bytes_in_mib():
     assert max(v["shown"] for v in values if v["series"] == "rss_bytes (MiB)") == 14
     assert spec["facet"]["row"]["field"] == "series"
     assert explore.units_chart(units, "go_fd", "rotation") is None
+
+
+def test_sites_chart_stacks_the_largest_sites_and_the_rest_of_the_heap():
+    sites = pd.DataFrame([{"experiment": "dict_shrink", "profiler": "massif", "variant": "dict", "replicate": 1,
+                           "t": t, "site": f"site{i}", "bytes": (i + 1) * 100 * (t + 1), "heap_bytes": 10_000 * (t + 1),
+                           "source": "massif"} for t in range(3) for i in range(10)])
+    spec = explore.sites_chart(sites, "dict_shrink", top=3)
+    values = pd.DataFrame(next(iter(spec["datasets"].values())))
+    assert set(values["site"]) == {"site9", "site8", "site7", "other"}
+    stacked = values.groupby("t")["bytes"].sum()
+    assert list(stacked) == [10_000, 20_000, 30_000]  # a stack is as tall as the profile's heap
+
+
+def test_landing_gives_what_was_kept_for_a_retention():
+    verdicts = pd.DataFrame([_verdict("dict_shrink", "dict", "retention", "dict_size_bytes", 0.0,
+                                      retained=10 * 2**20, retained_threshold=4 * 2**20)])
+    runs = pd.DataFrame([{"experiment": "dict_shrink", "variant": "dict", "profiler": "plain", "replicate": 1,
+                          "status": "ok", "n_units": 4}])
+    page = landing.build(verdicts, pd.DataFrame(), runs, pd.DataFrame(), pd.DataFrame(), {"dict_shrink": 1}, {})
+    assert page.rows[0]["growth"] == {"value": "kept 10 MiB", "ci": "threshold 4 MiB"}
+    assert page.rows[0]["rss"] is None and page.controls_ok is None

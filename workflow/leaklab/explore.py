@@ -96,8 +96,12 @@ def sites_chart(site_timeline: pd.DataFrame, experiment: str, top: int = TOP_SIT
     if mine.empty:
         return None
     largest = mine.groupby("site")["bytes"].max().nlargest(top).index
-    named = mine.assign(site=mine["site"].where(mine["site"].isin(largest), "other"))
-    data = named.groupby(["profiler", "variant", "replicate", "t", "site"], as_index=False)["bytes"].sum()
+    snapshot = ["profiler", "variant", "replicate", "t"]
+    named = mine[mine["site"].isin(largest)]
+    rest = mine.groupby(snapshot, as_index=False)["heap_bytes"].first().merge(
+        named.groupby(snapshot, as_index=False)["bytes"].sum(), how="left", on=snapshot).fillna({"bytes": 0})
+    rest = rest.assign(site="other", bytes=(rest["heap_bytes"] - rest["bytes"]).clip(lower=0))
+    data = pd.concat([named[[*snapshot, "site", "bytes"]], rest[[*snapshot, "site", "bytes"]]], ignore_index=True)
     data = data.assign(run=data["variant"] + " " + data["profiler"] + " rep" + data["replicate"].astype(int).astype(str),
                        mib=data["bytes"] / MIB)
     order = [*largest, "other"]

@@ -18,6 +18,7 @@ import pandas as pd
 
 from leaklab import controls as leaklab_controls
 from leaklab import roles
+from leaklab.amounts import amount
 from leaklab.summary import TRUSTED_PROFILES, rate
 
 # columns other parts of the pipeline may add to variant_verdicts: shown when present
@@ -38,9 +39,19 @@ def _run_name(r) -> str:
     return f"{r.experiment}/{r.variant}/{r.profiler}/rep{r.replicate}"
 
 
-def _interval(row, metric: str, unit: str) -> str:
-    return (f"{rate(row.growth_per_unit, metric, unit)} "
-            f"[{rate(row.ci_low, metric, unit)}, {rate(row.ci_high, metric, unit)}]")
+def _interval(row, metric: str, unit: str) -> dict[str, str]:
+    """Growth per unit and its 95 % interval, as the page prints them (value, then interval)."""
+    return {"value": rate(row.growth_per_unit, metric, unit),
+            "ci": f"{amount(row.ci_low, metric, '+.3g')} to {amount(row.ci_high, metric, '+.3g')}"}
+
+
+def _finding(row) -> dict[str, str]:
+    """What decided the verdict: for retention, what was kept against its threshold;
+    otherwise the growth per unit with its interval."""
+    if row.verdict == "retention" and pd.notna(getattr(row, "retained", None)):
+        return {"value": f"kept {amount(row.retained, row.metric)}",
+                "ci": f"threshold {amount(row.retained_threshold, row.metric)}"}
+    return _interval(row, row.metric, row.unit)
 
 
 def _where(attribution: pd.DataFrame, experiment: str, variant: str) -> str:
@@ -74,8 +85,8 @@ def _horizon(verdict_row, runs: pd.DataFrame, warmup: int | None) -> str:
         total = getattr(verdict_row, "n_units", None)
         total = int(total) if total is not None and pd.notna(total) else length
         return f"{int(observed)} of {total} {plural(unit, total)}"
-    after = f", {warmup} of them warm-up" if warmup else ""
-    return f"{length} {plural(unit, length)}{after}, {len(mine)} runs"
+    after = f" ({warmup} warm-up)" if warmup else ""
+    return f"{length} {plural(unit, length)}{after} × {len(mine)} runs"
 
 
 def _sort_key(experiment_order: dict[str, int], row: dict) -> tuple:
@@ -117,8 +128,8 @@ def build(variant_verdicts: pd.DataFrame, growth: pd.DataFrame, runs: pd.DataFra
             "verdict": v.verdict,
             "as_expected": None if role is None else role.matches(v.verdict),
             "metric": v.metric,
-            "growth": _interval(v, v.metric, v.unit),
-            "rss": (f"{_interval(rss, 'rss_bytes', v.unit)}: {rss['verdict']}" if rss is not None else ""),
+            "growth": _finding(v),
+            "rss": {**_interval(rss, "rss_bytes", v.unit), "verdict": rss["verdict"]} if rss is not None else None,
             "where": _where(attribution, v.experiment, v.variant),
             "horizon": _horizon(v, runs, warmups.get(v.experiment)),
             "failed_runs": len(failed),

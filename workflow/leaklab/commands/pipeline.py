@@ -19,13 +19,15 @@ SNAKEFILE = lock.SNAKEFILE
 REPORT = "results/report.html"
 
 
-def _snakemake(argv: list[str], *extra: str) -> int:
+def _snakemake(argv: list[str], *targets: str) -> int:
+    """Snakemake with the user's options; ``targets`` go before them, where no option that
+    takes several values (``--configfile a b``) can swallow them."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--directory", "-d", type=Path, default=Path("."))
     known, rest = parser.parse_known_args(argv)
     lock.clear_stale(known.directory)
     return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
-                           "--directory", str(known.directory), *rest, *extra]).returncode
+                           "--directory", str(known.directory), *targets, *rest]).returncode
 
 
 def _with_cores(argv: list[str]) -> list[str]:
