@@ -52,3 +52,12 @@ def test_sweep_runs_the_version_sweep_target(root, tmp_path):
     done = leaklab("sweep", "--directory", str(tmp_path), "--configfile", str(config), "-n")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "sweep_run" in done.stdout + done.stderr and "version_sweep" in done.stdout + done.stderr
+
+
+def test_report_asks_for_the_page_whatever_the_options_end_with(root, tmp_path):
+    """The target goes before the user's options: ``--configfile a.yaml`` last must not
+    read ``results/report.html`` as a second config file."""
+    done = leaklab("report", "-n", "--directory", str(tmp_path), "--configfile", str(root / "tests" / "config.yaml"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    assert "rule report:" in output and "results/report.html" in output
