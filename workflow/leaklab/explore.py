@@ -10,6 +10,8 @@ tables keep every point.
 
 from __future__ import annotations
 
+import json
+
 import altair as alt
 import pandas as pd
 
@@ -116,7 +118,7 @@ def sites_chart(site_timeline: pd.DataFrame, experiment: str, top: int = TOP_SIT
         opacity=alt.condition(pick, alt.value(0.9), alt.value(0.15)),
         tooltip=["run:N", alt.Tooltip("t:Q", title="seconds", format=".2f"), "site:N",
                  alt.Tooltip("mib:Q", title="MiB", format=",.3f")],
-    ).transform_calculate(site_rank=f"indexof({order!r}, datum.site)").add_params(pick, zoom)
+    ).transform_calculate(site_rank=f"indexof({json.dumps(order)}, datum.site)").add_params(pick, zoom)
     return chart.properties(width=WIDTH, height=180).facet(
         row=alt.Row("run:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelFontWeight="bold")),
     ).resolve_scale(x="independent", y="independent").to_dict()
