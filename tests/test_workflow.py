@@ -331,6 +331,14 @@ def test_report_interactive_charts_render(report_page):
     assert len(counts) == charts.count() and min(counts) > 0, counts
     sites = page.locator(".chart[id^='chart-explore_sites-']")
     assert sites.count() >= 1
+    # hovering a time series names the nearest run's reading
+    canvas = page.locator(".chart[id^='chart-explore_samples-'] canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5)
+    tooltip = page.locator("#vg-tooltip-element")
+    tooltip.wait_for(state="visible", timeout=10_000)
+    assert "RSS (MiB)" in tooltip.inner_text() and "undefined" not in tooltip.inner_text()
     assert not errors, errors
 
 

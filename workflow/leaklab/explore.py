@@ -48,6 +48,13 @@ def thin(frame: pd.DataFrame, by: list[str], x: str, y: str, max_points: int = M
     return pd.concat(parts, ignore_index=True) if parts else frame
 
 
+def _text(field: str, title: str | None = None) -> alt.Tooltip:
+    """A text field in a tooltip.  The empty format makes Vega-Lite 6.4 read it from the
+    hovered point (under a nearest-point selection it otherwise reads the Voronoi cell's
+    own datum and shows ``undefined``)."""
+    return alt.Tooltip(f"{field}:N", title=title or field, format="")
+
+
 def _interactive_lines(data: pd.DataFrame, x: alt.X, y_title: str | None, tooltip: list) -> alt.LayerChart:
     """Lines per run with hover points: the legend picks runs out, the scales pan and zoom."""
     pick = alt.selection_point(fields=["run"], bind="legend")
@@ -57,8 +64,11 @@ def _interactive_lines(data: pd.DataFrame, x: alt.X, y_title: str | None, toolti
         color=alt.Color("run:N", title="run", scale=alt.Scale(scheme="tableau20")),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
     )
+    hover = alt.selection_point(on="pointerover", nearest=True, empty=False, clear="pointerout")
     lines = base.mark_line(strokeWidth=1.5).add_params(pick, zoom)
-    points = base.mark_circle(size=40, opacity=0).encode(tooltip=tooltip)  # invisible: hover targets
+    # the reading nearest the pointer, shown with its values
+    points = base.mark_circle(size=60).encode(opacity=alt.condition(hover, alt.value(1.0), alt.value(0.0)),
+                                              tooltip=tooltip).add_params(hover)
     return alt.layer(lines, points)
 
 
@@ -69,7 +79,8 @@ def units_chart(units: pd.DataFrame, experiment: str, unit: str) -> dict | None:
     if mine.empty:
         return None
     data = _shown(mine).assign(run=lambda f: _run_label(f))[["run", "variant", "unit", "series", "shown"]]
-    tooltip = ["run:N", alt.Tooltip("unit:Q", title=unit), "series:N", alt.Tooltip("shown:Q", format=",.4~f")]
+    tooltip = [_text("run"), alt.Tooltip("unit:Q", title=unit), _text("series", "metric"),
+               alt.Tooltip("shown:Q", title="value", format=",.4~f")]
     chart = _interactive_lines(data, alt.X("unit:Q", title=unit), None, tooltip).properties(width=WIDTH, height=150)
     return chart.facet(row=alt.Row("series:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left",
                                                                                 labelFontWeight="bold"))) \
@@ -83,7 +94,7 @@ def samples_chart(samples: pd.DataFrame, experiment: str) -> dict | None:
         return None
     data = mine.assign(run=_run_label(mine), shown=mine["rss_bytes"] / MIB)[["run", "variant", "t", "shown"]]
     data = thin(data, ["run"], "t", "shown")
-    tooltip = ["run:N", alt.Tooltip("t:Q", title="seconds", format=".2f"),
+    tooltip = [_text("run"), alt.Tooltip("t:Q", title="seconds", format=".2f"),
                alt.Tooltip("shown:Q", title="RSS (MiB)", format=",.2f")]
     chart = _interactive_lines(data, alt.X("t:Q", title="seconds since the run started"), "RSS (MiB)", tooltip)
     return chart.properties(width=WIDTH, height=260).to_dict()
@@ -116,7 +127,7 @@ def sites_chart(site_timeline: pd.DataFrame, experiment: str, top: int = TOP_SIT
                         legend=alt.Legend(labelLimit=420, orient="bottom", columns=1)),
         order=alt.Order("site_rank:Q"),
         opacity=alt.condition(pick, alt.value(0.9), alt.value(0.15)),
-        tooltip=["run:N", alt.Tooltip("t:Q", title="seconds", format=".2f"), "site:N",
+        tooltip=[_text("run"), alt.Tooltip("t:Q", title="seconds", format=".2f"), _text("site"),
                  alt.Tooltip("mib:Q", title="MiB", format=",.3f")],
     ).transform_calculate(site_rank=f"indexof({json.dumps(order)}, datum.site)").add_params(pick, zoom)
     return chart.properties(width=WIDTH, height=180).facet(
