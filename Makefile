@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
-APT_PACKAGES := valgrind heaptrack libjemalloc2 libjemalloc-dev librocksdb-dev golang-go g++ lsof slurmctld slurmd slurm-client munge
+APT_PACKAGES := valgrind heaptrack libjemalloc2 libjemalloc-dev librocksdb-dev golang-go g++ lsof slurmctld slurmd slurm-client munge chromium
 SNAKEMAKE := $(VENV)/bin/snakemake
 LEAKLAB := $(VENV)/bin/leaklab
 SITE ?= site

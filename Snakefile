@@ -12,10 +12,6 @@ include: "workflow/rules/configfile.smk"  # config.yaml's syntax, with file and 
 configfile: "config.yaml"
 
 
-# The HTML report's first page: the findings, then the way to the details (see `leaklab report`).
-report: "workflow/report/workflow.rst"
-
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/fixtures.smk"
 include: "workflow/rules/build.smk"
@@ -26,6 +22,7 @@ include: "workflow/rules/summary.smk"
 include: "workflow/rules/sweep.smk"
 include: "workflow/rules/nightly.smk"
 include: "workflow/rules/accuracy.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

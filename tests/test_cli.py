@@ -72,3 +72,12 @@ def test_every_verb_says_leaklab_in_its_help():
     snakemake = leaklab("run", "--snakemake-help")
     assert snakemake.returncode == 0 and snakemake.stdout.startswith("usage: snakemake")
     assert "--configfile" in snakemake.stdout and len(snakemake.stdout.splitlines()) > 300
+
+
+def test_report_asks_for_the_page_whatever_the_options_end_with(root, tmp_path):
+    """The target goes before the user's options: ``--configfile a.yaml`` last must not
+    read ``results/report.html`` as a second config file."""
+    done = leaklab("report", "-n", "--directory", str(tmp_path), "--configfile", str(root / "tests" / "config.yaml"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    assert "rule report:" in output and "results/report.html" in output

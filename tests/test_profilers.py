@@ -154,6 +154,17 @@ def test_massif_timeline_and_peak(profiled):
     assert "leak_here" in peak["frame"] and close_to(int(peak["bytes"]), LEAKED)
 
 
+def test_massif_site_timeline_grows_with_the_leak(profiled):
+    """The site that leaks is named at every detailed snapshot, its bytes rising to the leak."""
+    rundir, result = profiled("massif", "leak")
+    sites = result["site_timeline"]
+    assert list(sites.columns) == ["t", "site", "bytes", "heap_bytes", "source"]
+    leaking = sites[sites["site"].str.contains("leak_here")].sort_values("t")
+    assert len(leaking) >= 3 and leaking["bytes"].is_monotonic_increasing
+    assert close_to(int(leaking["bytes"].iloc[-1]), LEAKED)
+    assert (sites["bytes"] <= sites["heap_bytes"]).all()
+
+
 def test_massif_wrap_command(tmp_path):
     cmd, env = massif.wrap(["prog", "x"], {"PATH": "/bin"}, tmp_path, {"pages_as_heap": True, "depth": 12})
     assert cmd[:2] == ["valgrind", "--tool=massif"] and cmd[-2:] == ["prog", "x"]

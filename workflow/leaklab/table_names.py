@@ -5,5 +5,5 @@ names, does not import pandas and scipy (most of a dry run's time)."""
 
 TABLES = ("runs", "samples", "marks", "units", "replicate_growth", "growth", "variant_verdicts", "comparisons",
           "controls", "sensitivity", "time_to_verdict", "attribution",
-          "heap_timeline", "top_sites", "profiler_summary", "profiler_overhead", "agreement", "visibility",
-          "mapping_kinds", "processes", "mapping_sites")
+          "heap_timeline", "top_sites", "site_timeline", "profiler_summary", "profiler_overhead", "agreement",
+          "visibility", "mapping_kinds", "processes", "mapping_sites")

@@ -69,7 +69,7 @@ def _one_run(rundir: Path, resolved: dict) -> dict:
         got["heap_growth"] = [{**{k: meta[k] for k in growth.RUN_KEYS}, "unit": spec.unit,
                                "scale": meta.get("scale", 1.0), "layer": profilers.LAYERS[meta["profiler"]],
                                "heap_growth_per_unit": slope, "points": points}]
-    for name in ("top_sites", "summary"):
+    for name in ("top_sites", "summary", "site_timeline"):
         if name in profile:
             got[name] = [_keyed(profile[name], meta)]
     got.update(_mapping_tables(Path(rundir), meta, spec.unit, warmup))
@@ -104,7 +104,7 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     """Every table, from the run directories the workflow produced."""
     resolved = leaklab_settings.resolve(config)
     runs, samples, marks, units = [], [], [], []
-    timelines, sites, summaries, heap_growth = [], [], [], []
+    timelines, sites, summaries, heap_growth, site_timelines = [], [], [], [], []
     places: dict[str, list] = {name: [] for name in MAPPING_TABLES}
     for rundir in run_dirs:
         try:
@@ -117,7 +117,8 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
             continue
         runs.append(got["run"])
         for into, name in ((samples, "samples"), (marks, "marks"), (units, "units"), (timelines, "heap_timeline"),
-                           (sites, "top_sites"), (summaries, "summary"), (heap_growth, "heap_growth")):
+                           (sites, "top_sites"), (summaries, "summary"), (heap_growth, "heap_growth"),
+                           (site_timelines, "site_timeline")):
             into.extend(got.get(name, []))
         for name, into in places.items():
             into.extend(got.get(name, []))
@@ -142,6 +143,7 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     tables["heap_timeline"] = pd.concat(timelines, ignore_index=True) if timelines else pd.DataFrame()
     tables["top_sites"] = pd.concat(sites, ignore_index=True) if sites else pd.DataFrame()
     tables["profiler_summary"] = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()
+    tables["site_timeline"] = pd.concat(site_timelines, ignore_index=True) if site_timelines else pd.DataFrame()
     ok_runs = tables["runs"][tables["runs"]["status"] != "parse_error"]
     tables["profiler_overhead"] = profiler_tables.overhead_table(ok_runs) if len(ok_runs) else pd.DataFrame()
     tables["agreement"] = profiler_tables.agreement_table(pd.DataFrame(heap_growth), tables["growth"]) \

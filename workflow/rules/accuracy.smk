@@ -6,9 +6,9 @@ rule accuracy:
     input:
         unpack(accuracy_inputs),
     output:
-        table=report("results/tables/accuracy.csv", caption="../report/accuracy.rst", category="Accuracy"),
+        table="results/tables/accuracy.csv",
         cases="results/tables/accuracy_cases.csv",
-        figure=report("results/figures/accuracy.png", caption="../report/accuracy.rst", category="Accuracy"),
+        figure="results/figures/accuracy.png",
         svg="results/figures/accuracy.svg",
     params:
         draws=config.get("accuracy", {}).get("draws", 50),

@@ -12,11 +12,7 @@ rule aggregate:
         mappings=run_outputs("mappings.parquet"),
     output:
         db="results/leaklab.duckdb",
-        tables=report(
-            expand("results/tables/{table}.csv", table=TABLES),
-            caption="../report/tables.rst",
-            category="Tables",
-        ),
+        tables=expand("results/tables/{table}.csv", table=TABLES),
     params:
         analysis=analysis_settings(),
         limits=AGGREGATE_LIMITS,
@@ -35,7 +31,7 @@ rule cross_language:
         growth="results/tables/growth.csv",
         top_sites="results/tables/top_sites.csv",
     output:
-        report("results/tables/cross_language.csv", caption="../report/cross_language.rst", category="Overview"),
+        "results/tables/cross_language.csv",
     log:
         "results/logs/cross_language.log",
     resources:

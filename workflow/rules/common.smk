@@ -216,6 +216,20 @@ def figure_outputs():
     return [f"results/figures/{name}.{ext}" for name in names for ext in ("png", "svg")]
 
 
+# The tables the report shows or links: every table of the run and the cross-language one.
+REPORT_TABLES = (*TABLES, "cross_language")
+# Figures other targets make (version sweep, accuracy, nightly): in the report when present.
+OTHER_FIGURES = ("results/figures/version_sweep.png", "results/figures/accuracy.png",
+                 "results/figures/nightly_trend.png")
+
+
+def report_figures():
+    """The PNGs the report embeds: every figure of the run, and those of the other
+    targets that were made in this directory."""
+    return [path for path in figure_outputs() if path.endswith(".png")] + [
+        path for path in OTHER_FIGURES if os.path.exists(path)]
+
+
 def all_outputs():
     """Everything `rule all` asks for; every run's own files are targets too, so a plain
     re-run measures again a run whose samples or marks were lost (Snakemake leaves a

@@ -13,8 +13,8 @@ rule nightly_history:
         night=all_outputs(),
         store=history_store(),
     output:
-        regressions=report("results/tables/regressions.csv", caption="../report/regressions.rst", category="Nightly"),
-        trend=report("results/figures/nightly_trend.png", caption="../report/regressions.rst", category="Nightly"),
+        regressions="results/tables/regressions.csv",
+        trend="results/figures/nightly_trend.png",
         night="results/nightly/night.json",
     params:
         history=history_path(),

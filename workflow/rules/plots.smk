@@ -7,11 +7,7 @@ rule plot_timeline:
         samples="results/tables/samples.csv",
         units="results/tables/units.csv",
     output:
-        png=report(
-            "results/figures/timeline_{experiment}.png",
-            caption="../report/timeline.rst",
-            category="{experiment}",
-        ),
+        png="results/figures/timeline_{experiment}.png",
         svg="results/figures/timeline_{experiment}.svg",
     params:
         registry=command_specs(),
@@ -31,11 +27,7 @@ rule plot_headline:
         growth="results/tables/growth.csv",
         verdicts="results/tables/variant_verdicts.csv",
     output:
-        png=report(
-            "results/figures/headline_{experiment}.png",
-            caption="../report/headline.rst",
-            category="{experiment}",
-        ),
+        png="results/figures/headline_{experiment}.png",
         svg="results/figures/headline_{experiment}.svg",
     params:
         registry=command_specs(),
@@ -54,11 +46,7 @@ rule plot_compare:
         units="results/tables/units.csv",
         growth="results/tables/growth.csv",
     output:
-        png=report(
-            "results/figures/compare_{experiment}.png",
-            caption="../report/compare.rst",
-            category="{experiment}",
-        ),
+        png="results/figures/compare_{experiment}.png",
         svg="results/figures/compare_{experiment}.svg",
     params:
         registry=command_specs(),
@@ -76,11 +64,7 @@ rule plot_growth_overview:
     input:
         growth="results/tables/growth.csv",
     output:
-        png=report(
-            "results/figures/growth_overview.png",
-            caption="../report/growth_overview.rst",
-            category="Overview",
-        ),
+        png="results/figures/growth_overview.png",
         svg="results/figures/growth_overview.svg",
     params:
         registry=command_specs(),
@@ -100,11 +84,9 @@ rule plot_summary:
         growth="results/tables/growth.csv",
         attribution="results/tables/attribution.csv",
     output:
-        matrix=report("results/figures/verdict_matrix.png", caption="../report/verdict_matrix.rst",
-                      category="Summary"),
+        matrix="results/figures/verdict_matrix.png",
         matrix_svg="results/figures/verdict_matrix.svg",
-        attribution=report("results/figures/attribution.png", caption="../report/attribution.rst",
-                           category="Summary"),
+        attribution="results/figures/attribution.png",
         attribution_svg="results/figures/attribution.svg",
     params:
         registry=command_specs(),
@@ -124,17 +106,9 @@ rule plot_profiles:
         top_sites="results/tables/top_sites.csv",
         runs="results/tables/runs.csv",
     output:
-        timeline=report(
-            "results/figures/heap_{experiment}.png",
-            caption="../report/heap_timeline.rst",
-            category="{experiment}",
-        ),
+        timeline="results/figures/heap_{experiment}.png",
         timeline_svg="results/figures/heap_{experiment}.svg",
-        sites=report(
-            "results/figures/top_sites_{experiment}.png",
-            caption="../report/top_sites.rst",
-            category="{experiment}",
-        ),
+        sites="results/figures/top_sites_{experiment}.png",
         sites_svg="results/figures/top_sites_{experiment}.svg",
     params:
         registry=command_specs(),
@@ -152,11 +126,7 @@ rule plot_profiler_overhead:
     input:
         overhead="results/tables/profiler_overhead.csv",
     output:
-        png=report(
-            "results/figures/profiler_overhead.png",
-            caption="../report/profiler_overhead.rst",
-            category="Overview",
-        ),
+        png="results/figures/profiler_overhead.png",
         svg="results/figures/profiler_overhead.svg",
     log:
         "results/logs/plot_profiler_overhead.log",
@@ -172,11 +142,7 @@ rule plot_time_to_verdict:
     input:
         table="results/tables/time_to_verdict.csv",
     output:
-        png=report(
-            "results/figures/time_to_verdict.png",
-            caption="../report/time_to_verdict.rst",
-            category="Overview",
-        ),
+        png="results/figures/time_to_verdict.png",
         svg="results/figures/time_to_verdict.svg",
     log:
         "results/logs/plot_time_to_verdict.log",
@@ -192,7 +158,7 @@ rule plot_cross_language:
     input:
         table="results/tables/cross_language.csv",
     output:
-        png=report("results/figures/cross_language.png", caption="../report/cross_language.rst", category="Overview"),
+        png="results/figures/cross_language.png",
         svg="results/figures/cross_language.svg",
     log:
         "results/logs/plot_cross_language.log",

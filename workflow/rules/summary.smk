@@ -8,8 +8,7 @@ rule summary:
         variant_verdicts="results/tables/variant_verdicts.csv",
         sensitivity="results/tables/sensitivity.csv",
     output:
-        summary=report("results/summary.md", caption="../report/summary.rst", category="Summary"),
-        findings="results/report_findings.yaml",  # the HTML report's landing page (leaklab report)
+        summary="results/summary.md",
     params:
         registry=command_specs(),
     log:

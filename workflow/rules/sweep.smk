@@ -51,9 +51,8 @@ rule version_sweep:
     input:
         meta=sweep_outputs(),
     output:
-        table=report("results/tables/version_sweep.csv", caption="../report/version_sweep.rst", category="Version sweep"),
-        figure=report("results/figures/version_sweep.png", caption="../report/version_sweep.rst",
-                      category="Version sweep"),
+        table="results/tables/version_sweep.csv",
+        figure="results/figures/version_sweep.png",
         figure_svg="results/figures/version_sweep.svg",
     params:
         analysis=lambda wildcards: sweep_settings(),

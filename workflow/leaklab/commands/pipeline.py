@@ -23,7 +23,6 @@ from leaklab import lock
 PROJECT = Path(__file__).resolve().parents[3]
 SNAKEFILE = PROJECT / "Snakefile"
 REPORT = "results/report.html"
-FINDINGS = "results/report_findings.yaml"  # written by the summary rule: the report's landing page
 
 
 def _verb(what: str) -> Callable[[Callable[[list[str]], int]], Callable[[list[str]], int]]:
@@ -92,7 +91,9 @@ def check_configfiles(paths: tuple[Path, ...]) -> str | None:
 
 
 def snakemake(argv: list[str], *extra: str, profile: Path | None = None, retry: bool = False) -> int:
-    """Snakemake on leaklab's Snakefile with ``argv`` (after the checks above) and ``extra``;
+    """Snakemake on leaklab's Snakefile with ``argv`` (after the checks above) and ``extra``
+    (targets and leaklab's own options, before the user's: an option that takes several
+    values, ``--configfile a b``, cannot swallow them);
     with ``retry``, what the last run could not finish is done again (``leaklab.outcome``)."""
     from leaklab import outcome
 
@@ -108,8 +109,8 @@ def snakemake(argv: list[str], *extra: str, profile: Path | None = None, retry: 
     if again:
         print(f"leaklab: doing again what the last run could not finish: {', '.join(again)}", file=sys.stderr)
     return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
-                           "--directory", str(opts.directory), *configfiles, *workflow_profile, *opts.rest,
-                           *extra, *(["--forcerun", *again] if again else [])]).returncode
+                           "--directory", str(opts.directory), *extra, *configfiles, *workflow_profile, *opts.rest,
+                           *(["--forcerun", *again] if again else [])]).returncode
 
 
 def _with_cores(argv: list[str]) -> list[str]:
@@ -145,8 +146,8 @@ def sweep(argv: list[str]) -> int:
 
 @_verb("Write results/report.html from the last run, opening on its findings.")
 def report(argv: list[str]) -> int:
-    """``leaklab report [snakemake options]``: results/report.html, opening on the findings
-    (controls, failed runs, verdicts) the summary rule wrote, not on the workflow's graph."""
-    findings = options(argv).directory / FINDINGS
-    metadata = ["--report-metadata", str(findings.resolve())] if findings.exists() else []
-    return snakemake(argv, "--report", REPORT, *metadata)
+    """``leaklab report [snakemake options]``: results/report.html, the Snakemake target
+    leaklab writes itself (rule ``report``): the findings first, then every experiment's
+    figures and interactive charts.  Whatever of the run is missing or out of date is
+    made first, as for any target."""
+    return snakemake(_with_cores(argv), REPORT)

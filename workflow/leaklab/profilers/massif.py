@@ -104,7 +104,7 @@ def collect(rundir: Path, unit_marks: "pd.DataFrame | None" = None) -> dict[str,
         end_trees = [s["tree"] for s in parse_massif(end_file)["snapshots"] if s["tree"]] if end_file.exists() else []
         frames.append(tree_sites((end_trees or [trees[-1]["tree"]])[-1], "leaked"))
     top_sites = pd.concat(frames, ignore_index=True) if frames else empty_sites()
-    return {"heap_timeline": timeline, "top_sites": top_sites}
+    return {"heap_timeline": timeline, "top_sites": top_sites, "site_timeline": site_timeline(parsed, "massif")}
 
 
 def at_end_of_work(pid: int, rundir: Path) -> None:
@@ -323,6 +323,21 @@ def massif_timeline(parsed: dict, source: str, extra_source: str | None = None) 
         if extra_source:
             rows.append((t, snap["mem_heap_B"] + snap["mem_heap_extra_B"], extra_source))
     return timeline_frame(rows)
+
+
+def site_timeline(parsed: dict, source: str, top_n: int = TOP_N) -> "pd.DataFrame":
+    """Bytes of the largest sites at every detailed snapshot (``t`` in seconds): how each
+    site grows over the run, as massif-visualizer stacks them.  Sites are named as in
+    ``top_sites``; the rest of a snapshot's heap is not a site."""
+    import pandas as pd
+
+    scale = {"ms": 1e-3, "s": 1.0}.get(parsed["time_unit"], 1.0)
+    frames = [tree_sites(snap["tree"], "snapshot", top_n).assign(t=snap["time"] * scale, heap_bytes=snap["mem_heap_B"])
+              for snap in parsed["snapshots"] if snap["tree"] is not None]
+    columns = ["t", "site", "bytes", "heap_bytes", "source"]
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype="object" if c in ("site", "source") else "float64") for c in columns})
+    return pd.concat(frames, ignore_index=True).rename(columns={"frame": "site"}).assign(source=source)[columns]
 
 
 def tree_sites(root: Node, kind: str, top_n: int = TOP_N) -> "pd.DataFrame":
