@@ -24,29 +24,23 @@ from matplotlib.colors import to_hex
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from leaklab import roles
 from leaklab.figstyle import (THRESHOLD_STYLE, VARIANT_COLOURS, WARMUP_COLOUR, WIDTH, as_float, axis_unit, figure,
                               nothing, quantity, save, short, spec_of, style, variant_order, verdict_colour,
                               verdict_handles)
 
 ROLE_ORDER = ("bug", "fix", "control", "planted", "variant")
-CROSS_LANGUAGE_ROLES = {"leaky": "bug", "fixed": "fix", "dummy": "control", "control": "control"}
-# The stories' variants the cross-language table does not name.
-OTHER_ROLES = {("rocksdb_merge", "capi-dummy"): "control", ("rocksdb_merge", "binding-dummy"): "control",
-               ("duckdb_load", "load_on"): "bug", ("duckdb_load", "load_off"): "control",
-               ("planted", "zero"): "control"}
 LINE_COLOURS = [c for c in VARIANT_COLOURS if to_hex(c) != to_hex(THRESHOLD_STYLE["color"])]  # black: the bar
 ROLE_DASHES = {"bug": "", "fix": (4, 1.5), "control": (1, 1), "planted": (3, 1, 1, 1), "variant": (2, 2)}
 
 
 def role(experiment: str, variant: str) -> str:
-    """bug, fix or control: the variant's part in its story (``planted`` leaks in the
-    controls' experiment, ``variant`` for a user's experiment)."""
-    from leaklab.cross_language import ENTRIES
-
-    named = {(e.experiment, e.variant): CROSS_LANGUAGE_ROLES.get(e.role, "variant") for e in ENTRIES}
-    if (experiment, variant) in named:
-        return named[(experiment, variant)]
-    return OTHER_ROLES.get((experiment, variant), "planted" if experiment == "planted" else "variant")
+    """bug, fix or control: the variant's part in its story (``leaklab.roles``);
+    ``planted`` for the controls' planted leaks, ``variant`` for a user's experiment."""
+    if experiment == "planted":
+        return "control" if variant == "zero" else "planted"
+    found = roles.role(experiment, variant)
+    return found.role if found else "variant"
 
 
 def story_order(experiment: str, variants) -> list[str]:

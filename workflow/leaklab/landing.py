@@ -18,7 +18,7 @@ import pandas as pd
 
 from leaklab import controls as leaklab_controls
 from leaklab import roles
-from leaklab.amounts import amount
+from leaklab.amounts import amount, plural
 from leaklab.summary import TRUSTED_PROFILES, rate
 
 # columns other parts of the pipeline may add to variant_verdicts: shown when present
@@ -63,13 +63,6 @@ def _where(attribution: pd.DataFrame, experiment: str, variant: str) -> str:
     return "; ".join(f"{r.layer} ({r.where})" for r in mine.itertuples())
 
 
-def plural(unit: str, count: int | str = 2) -> str:
-    """``pass`` -> ``passes``, ``dropped table`` -> ``dropped tables`` (one: as it is)."""
-    if str(count) == "1":
-        return unit
-    return unit + ("es" if unit.endswith(("s", "x", "ch", "sh")) else "s")
-
-
 def _horizon(verdict_row, runs: pd.DataFrame, warmup: int | None) -> str:
     """How many units the verdict covers: ``units_observed`` of the run's ``n_units`` when
     the verdicts table carries it, else the plain runs' length and warm-up."""
@@ -84,9 +77,9 @@ def _horizon(verdict_row, runs: pd.DataFrame, warmup: int | None) -> str:
     if observed is not None and pd.notna(observed):
         total = getattr(verdict_row, "n_units", None)
         total = int(total) if total is not None and pd.notna(total) else length
-        return f"{int(observed)} of {total} {plural(unit, total)}"
+        return f"{int(observed)} of {total} {unit if str(total) == '1' else plural(unit)}"
     after = f" ({warmup} warm-up)" if warmup else ""
-    return f"{length} {plural(unit, length)}{after} × {len(mine)} runs"
+    return f"{length} {unit if str(length) == '1' else plural(unit)}{after} × {len(mine)} runs"
 
 
 def _sort_key(experiment_order: dict[str, int], row: dict) -> tuple:
