@@ -1,0 +1,121 @@
+"""Confirmation beyond the window, for real: planted runs configured with a horizon
+are stopped at the window's end when nothing depends on what follows, go on when it
+does (a growth still slowing, a leak the config asks to confirm), and the tables say
+the horizon each verdict covers and where a bounded growth levelled off."""
+
+import pandas as pd
+import pytest
+import yaml
+
+from leaklab import config as leaklab_config
+from leaklab import horizon, runner, tables
+from leaklab.validation import ConfigError, check_before_schema
+
+WINDOW, HORIZON = 30, 3
+
+
+@pytest.fixture
+def planted_config(root):
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["experiments"] = {"planted": config["experiments"]["planted"]}
+    config["experiments"]["planted"]["params"].update(steps=WINDOW)
+    config["experiments"]["planted"]["variants"] = ["zero", "native_small", "settle"]
+    config["experiments"]["planted"]["confirm"] = {"horizon": HORIZON}
+    return config
+
+
+def run_planted(config, variant, out):
+    plan = leaklab_config.stop_plan(config, "planted", "plain", variant)
+    params = leaklab_config.run_params(config, "planted", "plain", variant)
+    meta = runner.run("planted", variant, out / variant / "plain" / "rep1", params, interval_s=0.02,
+                      timeout_s=120, stopping_plan=plan)
+    return meta, plan, params
+
+
+def test_the_horizon_reaches_the_run_through_its_params_and_plan(planted_config):
+    plan = leaklab_config.stop_plan(planted_config, "planted", "plain", "zero")
+    params = leaklab_config.run_params(planted_config, "planted", "plain", "zero")
+    assert params["steps"] == WINDOW * HORIZON  # the program may run to the horizon
+    assert plan["window_units"] == WINDOW and plan["max_units"] == WINDOW * HORIZON
+    assert plan["sequential"] is False  # confirmation works with sequential stopping off
+    # profiled runs are never stretched nor watched
+    assert leaklab_config.stop_plan(planted_config, "planted", "massif", "zero") == {}
+    assert horizon.confirm_looks(WINDOW, WINDOW * HORIZON, 2) == [30, 44, 65, 90]
+
+
+def test_a_stable_run_stops_at_its_window(planted_config, tmp_path):
+    meta, _, _ = run_planted(planted_config, "zero", tmp_path)
+    assert meta["status"] == "ok" and meta["stop_reason"] == "window"
+    assert meta["decided_verdict"] == "stable" and meta["decided_at_unit"] == WINDOW
+    assert WINDOW <= meta["n_units"] < 44  # stopped before the next look (judging takes a few units)
+
+
+def test_a_growth_still_slowing_at_the_window_goes_on_until_it_levels(planted_config, tmp_path):
+    """`settle` approaches its ceiling over the window (time constant a third of it):
+    slowing but still rising at the window's end; past it, its recent rate is below the bar."""
+    planted_config["experiments"]["planted"]["params"]["interval_s"] = 0.01
+    meta, _, _ = run_planted(planted_config, "settle", tmp_path)
+    assert meta["status"] == "ok"
+    assert meta["stop_reason"] in ("confirmed", "horizon")
+    assert meta["n_units"] > WINDOW
+    if meta["stop_reason"] == "confirmed":
+        assert meta["decided_verdict"] == "settling" and meta["decided_at_unit"] > WINDOW
+
+
+def test_a_leak_the_config_asks_to_confirm_is_confirmed_past_the_window(planted_config, tmp_path):
+    planted_config["experiments"]["planted"]["confirm"]["leak"] = True
+    meta, _, _ = run_planted(planted_config, "native_small", tmp_path)
+    assert meta["status"] == "ok" and meta["stop_reason"] == "confirmed"
+    assert meta["decided_verdict"] == "leak" and WINDOW < meta["decided_at_unit"] < WINDOW * HORIZON
+    # unconfirmed, the same leak stops at its window
+    planted_config["experiments"]["planted"]["confirm"]["leak"] = False
+    meta, _, _ = run_planted(planted_config, "native_small", tmp_path / "plain")
+    assert meta["stop_reason"] == "window" and meta["decided_verdict"] == "leak"
+
+
+def test_the_tables_say_the_horizon_and_the_plateau(planted_config, tmp_path):
+    for variant in ("zero", "settle"):
+        run_planted(planted_config, variant, tmp_path / "runs" / "planted")
+    config = {**planted_config}
+    config["experiments"]["planted"]["variants"] = ["zero", "settle"]
+    dirs = sorted((tmp_path / "runs").glob("planted/*/plain/rep1"))
+    built = tables.build(dirs, config)
+    growth = built["growth"].set_index(["variant", "metric"])
+    zero = growth.loc[("zero", "rss_bytes")]
+    assert zero["confirmation"] == "window" and WINDOW <= zero["units_observed"] < 44
+    settle = growth.loc[("settle", "malloc_in_use_bytes")]
+    assert settle["units_observed"] > WINDOW
+    if settle["verdict"] == "settling":
+        # the ceiling is 32 x small_bytes above the start: the plateau is near it
+        assert settle["plateau_level"] > 30 * 262144
+        assert 2 < settle["levelled_off_unit"] <= settle["units_observed"]
+    verdicts = built["variant_verdicts"].set_index("variant")
+    assert {"units_observed", "confirmation", "runs_not_ok", "plateau_level"} <= set(verdicts.columns)
+    assert (verdicts["runs_not_ok"] == "").all()
+
+
+@pytest.mark.parametrize("confirm, message", [
+    ({"horizon": 0.5}, "horizon"),
+    ({"horizon": 2, "leaks": True}, "leaks"),
+    ({"leak": True}, "horizon"),
+])
+def test_a_bad_confirm_block_names_the_key(root, confirm, message):
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["experiments"]["planted"]["confirm"] = confirm
+    with pytest.raises(ConfigError, match=f"experiments.planted.confirm.*{message}"):
+        check_before_schema(config, root / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def test_confirmation_needs_a_known_length(root):
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["experiments"] = {"mine": {"command": "true", "variants": ["a"], "unit": "step",
+                                      "params": {"n": 3}, "confirm": {"horizon": 2}}}
+    with pytest.raises(ConfigError, match="experiments.mine.confirm.*length_param"):
+        leaklab_config.check(config)
+
+
+def test_levelled_off_finds_the_knee_of_a_climb_then_flat():
+    x = pd.Series(range(1, 201), dtype=float)
+    y = x.clip(upper=80) * 1000.0
+    unit, level = horizon.levelled_off(x.to_numpy(), y.to_numpy(), bar=10.0)
+    assert level == 80_000 and 75 <= unit <= 81
