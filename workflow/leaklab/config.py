@@ -375,6 +375,13 @@ def _check_stopping(config: dict) -> None:
         if entry.get("confirm") and name not in MARKED_BY_THE_SECOND and length_param(config, name) is None:
             raise ConfigError(f"experiments.{name}.confirm: the run's length must be known to stretch it to the "
                               f"horizon; give experiments.{name}.length_param (allowed: a whole-number parameter)")
+        if confirmation(config, name) and name in MARKED_BY_THE_SECOND:
+            seconds = parse_duration(horizon_params(config, name, experiment_params(config, name))["duration"])
+            timeout = float((config.get("limits") or {}).get("timeout_s", 300))
+            if seconds >= timeout:
+                raise ConfigError(f"experiments.{name}.confirm.horizon: {entry['confirm']['horizon']} x the duration "
+                                  f"is {seconds:.0f} s, past limits.timeout_s ({timeout:.0f} s); allowed: a horizon "
+                                  f"that ends before the time limit")
         key = entry.get("length_param")
         if key is None or "command" not in entry:
             continue
@@ -460,6 +467,12 @@ def _check_sweep(config: dict) -> None:
     if units - warmup < MIN_POST_WARMUP_UNITS:
         raise ConfigError(f"version_sweep.warmup_units: {warmup} leaves {units - warmup} of {units} {spec.unit}s; "
                           f"growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up")
+    from leaklab.sweep import sweep_config
+
+    try:
+        _check_stopping(sweep_config(config))
+    except ConfigError as err:
+        raise ConfigError(str(err).replace(f"experiments.{name}.confirm", "version_sweep.confirm")) from None
 
 
 def select_only(config: dict) -> None:

@@ -49,9 +49,12 @@ def pending(judgement, bar: float, confirm_leak: bool = False) -> bool:
     ``inconclusive`` verdict, or growth that slows down (``decelerating``) while its
     recent rate (the late half) is not yet shown below the bar.  A ``leak`` is pending
     when it is not decisive (``sequential.decisive``: the late half keeps the early
-    half's pace) or, with ``confirm_leak``, at the window's end."""
+    half's pace) or, with ``confirm_leak``, at the window's end; a ``retention`` while a
+    leak is not ruled out."""
     verdict = judgement.verdict
     if verdict == "leak" and (confirm_leak or not decisive(judgement)):
+        return True
+    if verdict == "retention" and not decisive(judgement, bar):
         return True
     own = getattr(judgement, "needs_confirmation", None)
     if own is not None:

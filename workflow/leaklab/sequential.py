@@ -91,8 +91,9 @@ class RunSeries:
                               releases=self.settings.releases, metric=self.metric, unit=self.settings.unit)
 
 
-def decisive(judgement: verdicts.Judgement) -> bool:
-    """Whether a look decides: its verdict is not ``inconclusive``, and a ``leak`` was
+def decisive(judgement: verdicts.Judgement, bar: float = math.nan) -> bool:
+    """Whether a look decides: its verdict is not ``inconclusive``, a ``retention``
+    rules a leak out (its whole interval below ``bar``, the decision bar), and a ``leak`` was
     reached with both halves of the window, each with its interval at the look's
     confidence, showing that the growth keeps its pace: the late half's rate exceeds
     ``verdicts.MAX_LATE_SHARE`` of the early half's at that confidence (MOVER interval
@@ -151,7 +152,7 @@ def replay_run(frame: pd.DataFrame, settings: ExperimentSettings, metric: str,
         if n > len(x):
             break
         last = judged(n, confidence)
-        if decisive(last):
+        if decisive(last, verdicts.DECISION_FRACTION * limit.leak_per_unit):
             return {**out, "stop_units": int(x[n - 1]), "stop_seconds": float(t[n - 1]), "stop_verdict": last.verdict,
                     "needed_units": int(x[n - 1]), "needed_seconds": float(t[n - 1])}
     whole = last.windows.whole if last else None
@@ -202,8 +203,9 @@ def table(units: pd.DataFrame, growth: pd.DataFrame, resolved: dict[str, Experim
             "stop_verdicts": ",".join(r["stop_verdict"] for r in replays),
             "fixed_verdicts": ",".join(r["fixed_verdict"] for r in replays),
             "table_verdict": row.verdict,
-            # an early stop may only say what the full run says (it may say less: undecided)
-            "agrees": all(r["stop_verdict"] in ("inconclusive", r["fixed_verdict"]) for r in replays),
+            # an early stop may only say what the full run and the table say (it may say less: undecided)
+            "agrees": all(r["stop_verdict"] in ("inconclusive", r["fixed_verdict"]) for r in replays)
+            and all(r["stop_verdict"] in ("inconclusive", row.verdict) for r in replays),
             "needed_units": _slowest(r["needed_units"] for r in replays),
             "needed_seconds": _slowest(r["needed_seconds"] for r in replays),
         })

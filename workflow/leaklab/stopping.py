@@ -169,7 +169,8 @@ class Watcher:
                 self.stop_verdicts[metric] = "inconclusive"  # not measured at every unit: never decides
                 continue
             judgement = run.judge(n, self.confidence)
-            self.stop_verdicts[metric] = judgement.verdict if sequential.decisive(judgement) else "inconclusive"
+            bar = DECISION_FRACTION * s.thresholds[metric].leak_per_unit
+            self.stop_verdicts[metric] = judgement.verdict if sequential.decisive(judgement, bar) else "inconclusive"
             t_look = float(run.t[n - 1])
             unit_look = int(run.x[n - 1])
         verdict = sequential.variant_decision(self.stop_verdicts)
