@@ -3,6 +3,8 @@ are stopped at the window's end when nothing depends on what follows, go on when
 does (a growth still slowing, a leak the config asks to confirm), and the tables say
 the horizon each verdict covers and where a bounded growth levelled off."""
 
+import sys
+
 import pandas as pd
 import pytest
 import yaml
@@ -119,3 +121,87 @@ def test_levelled_off_finds_the_knee_of_a_climb_then_flat():
     y = x.clip(upper=80) * 1000.0
     unit, level = horizon.levelled_off(x.to_numpy(), y.to_numpy(), bar=10.0)
     assert level == 80_000 and 75 <= unit <= 81
+
+
+# ---------------------------------------------------------------- one answer per variant
+
+def test_the_deciding_metric_tells_the_size_of_a_python_leak(planted_config, tmp_path):
+    """`python_large` keeps 4 MiB of small Python objects per step: their arenas are
+    mapped by the interpreter, outside malloc, so glibc's heap sees only the list that
+    holds them (~0.38 MiB/step). RSS must name the leak, and the controls check the
+    deciding metric's rate against the planted one."""
+    entry = planted_config["experiments"]["planted"]
+    entry.pop("confirm")
+    entry["variants"] = ["python_large", "native_small"]
+    entry["params"].update(steps=14)
+    for variant in entry["variants"]:
+        params = leaklab_config.run_params(planted_config, "planted", "plain", variant)
+        runner.run("planted", variant, tmp_path / "planted" / variant / "plain" / "rep1", params, interval_s=0.02,
+                   timeout_s=120)
+    built = tables.build(sorted(tmp_path.glob("planted/*/plain/rep1")), planted_config)
+    growth = built["growth"].set_index(["variant", "metric"])
+    heap = growth.loc[("python_large", "malloc_in_use_bytes")]
+    assert heap["verdict"] == "leak" and heap["growth_per_unit"] < 0.2 * 4 * 2**20  # only the list's pointers
+    named = built["variant_verdicts"].set_index("variant")
+    assert named.loc["python_large", "metric"] == "rss_bytes"
+    assert abs(named.loc["python_large", "growth_per_unit"] / (4 * 2**20) - 1) < 0.25
+    assert named.loc["native_small", "metric"] == "malloc_in_use_bytes"  # the key metric, when it sees it all
+    checked = built["controls"].set_index("variant")
+    assert checked.loc["python_large", "deciding_metric"] == "rss_bytes"
+    assert abs(checked.loc["python_large", "deciding_relative_error"]) < 0.25
+    assert checked["passed"].all()
+
+
+CRASHING = """
+import os, sys, time
+with open(os.environ["LEAKLAB_UNITS"], "a") as out:
+    for unit in range(1, 13):
+        time.sleep(0.02)
+        out.write(f"{unit}\\n")
+        out.flush()
+os.abort()  # as cpp_merge's C++ program does at close
+"""
+
+
+def test_a_verdict_from_crashed_runs_says_so_in_the_tables_summary_and_figure(tmp_path):
+    from leaklab import experiments, plots, summary
+
+    script = tmp_path / "prog.py"
+    script.write_text(CRASHING)
+    config = {"verdict": {"metrics": {}}, "replicates": 1,
+              "experiments": {"prog": {"command": f"{sys.executable} {script}", "variants": ["flat"],
+                                       "warmup_units": 1}}}
+    experiments.configure(config)
+    try:
+        meta = runner.run("prog", "flat", tmp_path / "prog" / "flat" / "plain" / "rep1", {}, interval_s=0.02,
+                          timeout_s=60)
+        assert meta["status"] == "crashed"
+        built = tables.build([tmp_path / "prog" / "flat" / "plain" / "rep1"], config)
+    finally:
+        experiments.configure({})
+    decided = built["variant_verdicts"].iloc[0]
+    assert decided["runs_not_ok"] == "crashed x1"
+    text = summary.render(built["runs"], built["growth"], built["controls"], built["attribution"],
+                          built["variant_verdicts"])
+    assert "did not end ok (crashed x1)" in text
+    fig = plots.verdict_matrix(built["variant_verdicts"], tmp_path / "matrix.png")
+    assert any("crashed x1" in t.get_text() for t in fig.axes[0].texts)
+
+
+def test_retention_decides_a_look_only_once_a_leak_is_ruled_out():
+    """`go_map` `kept`: each run alone read `retention` at its looks while the pooled
+    runs read `leak`; a look's retention must rule the leak out (its interval below the bar)."""
+    import numpy as np
+
+    from leaklab import sequential, verdicts
+
+    x = np.arange(1, 9, dtype=float)
+    growing = 300 + 1.0 * x + np.random.default_rng(0).normal(0, 2.0, x.size)  # retained 300, +1/unit, noisy
+    flat = 300 + np.random.default_rng(0).normal(0, 0.05, x.size)
+    for series, rules_out in ((growing, False), (flat, True)):
+        judgement = verdicts.judge([(x, series)], leak_per_unit=1.0, retained_threshold=16.0, releases=True,
+                                   retained=float(series[-1]), metric="go_heap_alloc_bytes",
+                                   confidence=sequential.look_confidence(3))
+        assert judgement.verdict == "retention"
+        assert sequential.decisive(judgement, bar=0.5) is rules_out
+        assert horizon.pending(judgement, bar=0.5) is not rules_out

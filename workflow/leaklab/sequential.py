@@ -108,6 +108,10 @@ def decisive(judgement: verdicts.Judgement, bar: float = math.nan) -> bool:
     ``retention`` never consult the halves, ``settling`` is reached only through them."""
     if judgement.verdict == "inconclusive":
         return False
+    if judgement.verdict == "retention":
+        # retention is what is left when a leak is not shown: it decides only once a
+        # leak is ruled out (a run alone may not show the leak its replicates pooled do)
+        return bool(judgement.windows.whole.ci_high < bar)
     if judgement.verdict != "leak":
         return True
     early, late = judgement.windows.early, judgement.windows.late
