@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaklab import sequential
+from leaklab import sequential, verdicts
 from leaklab.settings import ExperimentSettings, Threshold
 
 MIB = 2**20
@@ -89,3 +89,17 @@ def test_the_table_replays_real_runs_and_the_figure_draws_it(tmp_path, root):
     assert per_variant.loc["leak", "seconds"] >= leak["stop_seconds"]  # the run waits for its slowest metric
     plots.time_to_verdict(built["time_to_verdict"], tmp_path / "ttv.png")
     assert (tmp_path / "ttv.png").stat().st_size > 10_000
+
+
+def test_a_look_whose_verdict_needs_confirmation_does_not_decide():
+    """A leak that began late is a leak, but the run goes on: what comes after the look
+    could still change it (issue 20); the same series without the late start decides."""
+    x = np.arange(1, 31, dtype=float)
+    rng = np.random.default_rng(4)
+    late = [(x, 50e6 + 4e6 * np.maximum(0.0, x - 15) + rng.normal(0, 1e5, x.size)) for _ in range(2)]
+    judged = verdicts.judge(late, leak_per_unit=1e6)
+    assert judged.verdict == "leak" and judged.needs_confirmation
+    assert not sequential.decisive(judged)
+    steady = [(x, 50e6 + 4e6 * x + rng.normal(0, 1e5, x.size)) for _ in range(2)]
+    judged = verdicts.judge(steady, leak_per_unit=1e6)
+    assert judged.verdict == "leak" and not judged.needs_confirmation and sequential.decisive(judged)

@@ -9,12 +9,21 @@ import pandas as pd
 from leaklab import figstyle, verdicts
 
 
+TIER_NAMES = {"synthetic": "", "synthetic_confirmed": ", confirmed", "synthetic_stopped": ", stopped early"}
+
+
 def confusion(cases: pd.DataFrame, real: pd.DataFrame, out: Path) -> None:
-    """Rows: synthetic classes (share of data sets given each verdict) and real programs."""
+    """Rows: synthetic classes (share of data sets given each verdict), the classes the
+    rule was set on first and the held-out ones after them, each in the window and after
+    confirmation; then the real programs."""
     labels = list(verdicts.VERDICTS)
-    synthetic = cases.groupby(["case", "truth"])[labels].sum()
+    order = {"tuning": 0, "held_out": 1}
+    synthetic = cases.groupby(["set", "case", "truth", "tier"])[labels].sum()
+    synthetic = synthetic.iloc[sorted(range(len(synthetic)), key=lambda i: (order.get(synthetic.index[i][0], 2),
+                                                                          synthetic.index[i][1:]))]
     shares = synthetic.div(synthetic.sum(axis=1), axis=0)
-    rows = [f"{case} (truth: {truth})" for case, truth in shares.index]
+    rows = [f"{'held out: ' if subset == 'held_out' else ''}{case}{TIER_NAMES.get(tier, tier)} (truth: {truth})"
+            for subset, case, truth, tier in shares.index]
     grid = shares.to_numpy()
     real_rows = [f"real: {r.case} (truth: {r.truth})" for r in real.itertuples()]
     real_grid = [[1.0 if r.verdict == label else 0.0 for label in labels] for r in real.itertuples()]

@@ -92,8 +92,9 @@ class RunSeries:
 
 
 def decisive(judgement: verdicts.Judgement, bar: float = math.nan) -> bool:
-    """Whether a look decides: its verdict is not ``inconclusive``, a ``retention``
-    rules a leak out (its whole interval below ``bar``, the decision bar), and a ``leak`` was
+    """Whether a look decides: its verdict is not ``inconclusive`` and does not need
+    confirmation (``verdicts.Judgement.needs_confirmation``), a ``retention`` rules a
+    leak out (its whole interval below ``bar``, the decision bar), and a ``leak`` was
     reached with both halves of the window, each with its interval at the look's
     confidence, showing that the growth keeps its pace: the late half's rate exceeds
     ``verdicts.MAX_LATE_SHARE`` of the early half's at that confidence (MOVER interval
@@ -106,8 +107,8 @@ def decisive(judgement: verdicts.Judgement, bar: float = math.nan) -> bool:
     settling; with this test none did on seeds 0-2, and a strong leak, whose halves are
     tight, still stops early (README "Sequential stopping").  ``stable`` and
     ``retention`` never consult the halves, ``settling`` is reached only through them."""
-    if judgement.verdict == "inconclusive":
-        return False
+    if judgement.verdict == "inconclusive" or judgement.needs_confirmation:
+        return False  # a verdict that depends on what comes after the look (a late onset, a slowing rate) waits
     if judgement.verdict == "retention":
         # retention is what is left when a leak is not shown: it decides only once a
         # leak is ruled out (a run alone may not show the leak its replicates pooled do)

@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -60,6 +60,8 @@ VERDICTS = ("leak", "retention", "settling", "inconclusive", "stable")  # most s
 DECISION_FRACTION = 0.5
 DECELERATION_CONFIDENCE = 0.80
 MAX_LATE_SHARE = 0.8  # decelerating: the late half grows at most this share of the early half's rate
+RECENT_SHARE = 1 / 3  # the recent rate: the last third of the window after the warm-up
+MIN_RECENT_UNITS = 5  # ... and at least this many units
 SIZE_SHARE = 0.5  # a leak is named by a metric that sees at least this share of the largest growth
 
 PER_RUN_COLUMNS = [*RUN_KEYS, "metric", "warmup_units", "n_units", "slope", "slope_low", "slope_high",
@@ -68,7 +70,9 @@ POOLED_COLUMNS = [*GROUP_KEYS, "unit", "growth_per_unit", "ci_low", "ci_high", "
                   "ts_ci_low", "ts_ci_high", "boot_ci_low", "boot_ci_high", "n_replicates", "n_units",
                   "warmup_units", "level", "retained", "leak_per_unit", "retained_threshold",
                   "early_growth_per_unit", "late_growth_per_unit", "late_ci_low", "late_ci_high", "decelerating",
-                  "verdict", "verdict_reason", "decided_by", "decides"]
+                  "verdict", "verdict_reason", "decided_by", "decides",
+                  "recent_per_unit", "recent_ci_low", "recent_ci_high", "onset_unit", "needs_confirmation",
+                  "plateau_level"]
 VARIANT_COLUMNS = ["experiment", "variant", "profiler", "verdict", "metric", "unit", "growth_per_unit", "ci_low",
                    "ci_high", "leak_per_unit", "retained", "retained_threshold", "verdict_reason"]
 COMPARISON_COLUMNS = ["experiment", "variant", "baseline", "profiler", "metric", "unit",
@@ -84,13 +88,20 @@ COMPARISON_COLUMNS = ["experiment", "variant", "baseline", "profiler", "metric",
 
 @dataclass(frozen=True)
 class Windows:
-    """Pooled fits of the whole post-warm-up window and of its halves."""
+    """Pooled fits of the whole post-warm-up window, of its halves, of its recent part
+    and of the stretch just before it, and where growth began when it began late."""
 
     whole: PooledSlope
     early: PooledSlope | None = None       # 95 %
     late: PooledSlope | None = None        # 95 %
-    decelerating: bool = False
+    decelerating: bool = False             # the late half slower than the early half (halves test)
     n_units: int = 0
+    recent: PooledSlope | None = None      # 95 %: the last RECENT_SHARE of the window
+    prior: PooledSlope | None = None       # 95 %: as many units just before the recent part
+    slowing: bool = False                  # the recent part slower than the prior one (same test)
+    onset: float = math.nan                # the unit where growth began, when it began late
+    since_onset: PooledSlope | None = None  # 95 %: from the onset to the end
+    plateau: float = math.nan              # the recent part's level (median over runs)
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,7 @@ class Judgement:
     verdict: str
     reason: str
     windows: Windows
+    needs_confirmation: bool = False
 
 
 def _halves(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[list, list] | None:
@@ -113,9 +125,57 @@ def _halves(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[list, list
     return early, late
 
 
+def _split(series: Sequence[tuple[np.ndarray, np.ndarray]], start: float) -> tuple[list, list] | None:
+    """Each run's points before ``start`` and from it on; None when the part from it on
+    is shorter than MIN_RECENT_UNITS in any run."""
+    before, after = [], []
+    for x, y in series:
+        if np.count_nonzero(x >= start) < MIN_RECENT_UNITS:
+            return None
+        before.append((x[x < start], y[x < start]))
+        after.append((x[x >= start], y[x >= start]))
+    return before, after
+
+
+def _slower(earlier: PooledSlope, later: PooledSlope) -> bool:
+    """The later stretch grows at most MAX_LATE_SHARE of the earlier one's rate and their
+    difference is above zero at DECELERATION_CONFIDENCE (MOVER)."""
+    low, _ = mover_difference(earlier.slope, earlier.ci_low, earlier.ci_high, later.slope, later.ci_low, later.ci_high)
+    return bool(low > 0 and later.slope <= MAX_LATE_SHARE * earlier.slope)
+
+
+def change_point(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+    """The unit where the slope changes most and by how much (after minus before), by
+    least squares on a broken line with one knot and an intercept per run (runs differ
+    in level); NaN without room for MIN_RECENT_UNITS units on each side.
+    Deterministic: every unit is tried as the knot."""
+    units = np.unique(np.concatenate([x for x, _ in series]))
+    candidates = units[MIN_RECENT_UNITS - 1: units.size - MIN_RECENT_UNITS + 1]
+    best, change, best_sse = math.nan, math.nan, math.inf
+    for knot in candidates:
+        design, target = [], []
+        for x, y in series:
+            columns = np.column_stack([x, np.maximum(0.0, x - knot)])
+            design.append(columns - columns.mean(axis=0))
+            target.append(y - y.mean())
+        a, b = np.vstack(design), np.concatenate(target)
+        coef, *_ = np.linalg.lstsq(a, b, rcond=None)
+        sse = float(np.sum((b - a @ coef) ** 2))
+        if sse < best_sse:
+            best, change, best_sse = float(knot), float(coef[1]), sse
+    return best, change
+
+
 def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: float = CONFIDENCE,
-                n_boot: int = N_BOOT, seed: int | Sequence[int] = 0) -> Windows:
-    """The three fits the rule needs, from each run's (unit, value) points after the warm-up."""
+                n_boot: int = N_BOOT, seed: int | Sequence[int] = 0, bar: float = math.nan) -> Windows:
+    """The fits the rule needs, from each run's (unit, value) points after the warm-up.
+
+    The recent part is the late half; or, when the slope changes at a unit of the early
+    half (fast growth first: a transient, an allocator filling), everything from there;
+    or, when growth began late (``bar`` given: below it before the change, above it
+    after), everything from the onset.  ``slowing``: the recent part's own halves
+    decelerate (``_slower``), i.e. it is still bending down.
+    """
     clean = []
     for x, y in series:
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -127,14 +187,38 @@ def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: 
     halves = _halves(clean) if clean else None
     if halves is None:
         return Windows(whole, n_units=n_units)
-    early_points, late_points = halves
-    early = pooled_slope(early_points, confidence=confidence, n_boot=n_boot, seed=seed)
-    late = pooled_slope(late_points, confidence=confidence, n_boot=n_boot, seed=seed)
+    fit = dict(confidence=confidence, n_boot=n_boot, seed=seed)
     strict = dict(confidence=DECELERATION_CONFIDENCE, n_boot=n_boot, seed=seed)
-    e99, l99 = pooled_slope(early_points, **strict), pooled_slope(late_points, **strict)
-    low, _ = mover_difference(e99.slope, e99.ci_low, e99.ci_high, l99.slope, l99.ci_low, l99.ci_high)
-    slower = late.slope <= MAX_LATE_SHARE * early.slope
-    return Windows(whole, early, late, decelerating=bool(low > 0 and slower), n_units=n_units)
+    early_points, late_points = halves
+    early, late = pooled_slope(early_points, **fit), pooled_slope(late_points, **fit)
+    decelerating = _slower(pooled_slope(early_points, **strict), pooled_slope(late_points, **strict))
+    windows = Windows(whole, early, late, decelerating=decelerating, n_units=n_units)
+    if 2 * MIN_RECENT_UNITS > n_units:
+        return windows
+    start = float(min(x[0] for x, _ in late_points))
+    knot, change = change_point(clean)
+    onset, since_onset = math.nan, None
+    if math.isfinite(knot) and change > 0 and math.isfinite(bar):
+        parts = _split(clean, knot)
+        if parts is not None:
+            before, after = (pooled_slope(p, **fit) for p in parts)
+            if before.slope < bar and after.ci_low > bar:
+                onset, since_onset, start = knot, after, knot
+    elif math.isfinite(knot) and change < 0 and knot < start:
+        start = knot
+    parts = _split(clean, start)
+    if parts is None:
+        return windows
+    prior_points, recent_points = parts
+    recent, prior = pooled_slope(recent_points, **fit), pooled_slope(prior_points, **fit)
+    recent_halves = _halves(recent_points)
+    slowing = False
+    if recent_halves is not None:
+        first, second = (pooled_slope(p, **strict) for p in recent_halves)
+        slowing = _slower(first, second)
+    plateau = float(np.median([np.median(y) for _, y in recent_points]))
+    return replace(windows, recent=recent, prior=prior, slowing=slowing, onset=onset, since_onset=since_onset,
+                   plateau=plateau)
 
 
 def _rate(value: float, metric: str, unit: str) -> str:
@@ -151,47 +235,80 @@ def _ci_text(low: float, high: float, metric: str, unit: str) -> str:
 def decide(w: Windows, *, leak_per_unit: float, retained_threshold: float, releases: bool, retained: float,
            metric: str, unit: str = "unit") -> tuple[str, str]:
     """The verdict and a one-line reason (the rule in the module docstring)."""
+    verdict, reason, _ = decide_confirmable(w, leak_per_unit=leak_per_unit, retained_threshold=retained_threshold,
+                                            releases=releases, retained=retained, metric=metric, unit=unit)
+    return verdict, reason
+
+
+def decide_confirmable(w: Windows, *, leak_per_unit: float, retained_threshold: float, releases: bool,
+                       retained: float, metric: str, unit: str = "unit") -> tuple[str, str, bool]:
+    """The verdict, its reason and whether it depends on what happens after the window
+    (``needs_confirmation``): the rule in the module docstring."""
     f = w.whole
     if f.n_replicates == 0 or w.n_units < MIN_UNITS or math.isnan(f.slope):
-        return "inconclusive", f"{w.n_units} {unit}s after warm-up (< {MIN_UNITS})"
+        return "inconclusive", f"{w.n_units} {unit}s after warm-up (< {MIN_UNITS})", False
     if math.isnan(f.ci_low) or math.isnan(f.ci_high):
-        return "inconclusive", f"{f.n_replicates} run(s) x {w.n_units} {unit}s cannot give a {CONFIDENCE:.0%} interval"
+        return ("inconclusive", f"{f.n_replicates} run(s) x {w.n_units} {unit}s cannot give a {CONFIDENCE:.0%} "
+                f"interval", False)
     bar = DECISION_FRACTION * leak_per_unit
     bar_text = f"half the {_rate(leak_per_unit, metric, unit)} threshold"
     whole = _ci_text(f.ci_low, f.ci_high, metric, unit)
-    late, early = w.late, w.early
+    late, early, recent, prior = w.late, w.early, w.recent, w.prior
     have_halves = late is not None and early is not None and not math.isnan(late.ci_low)
+    have_recent = recent is not None and prior is not None and not math.isnan(recent.ci_low)
+    late_onset = not math.isnan(w.onset)
     late_grows = (late.ci_low > 0 and late.slope >= bar) if have_halves else True
-    if f.ci_low > bar and late_grows and not w.decelerating:
-        tail = f"; late half {_rate(late.slope, metric, unit)}" if have_halves else ""
-        return "leak", f"{whole} above {bar_text}{tail}"
+    if not have_recent:  # a short window: the whole window and its halves decide
+        if f.ci_low > bar and late_grows and not w.decelerating:
+            tail = f"; late half {_rate(late.slope, metric, unit)}" if have_halves else ""
+            return "leak", f"{whole} above {bar_text}{tail}", False
+    else:
+        recent_text = f"recent {_rate(recent.slope, metric, unit)} {_ci_text(recent.ci_low, recent.ci_high, metric, unit)}"
+        if recent.ci_low > bar and not w.slowing and (f.ci_low > bar or late_onset):
+            onset = (f"; growth began at {unit} {w.onset:g}" if late_onset else "")
+            return "leak", f"{whole} above {bar_text}; {recent_text}{onset}", late_onset or w.decelerating
+        if (f.ci_low > bar and late_grows and recent.ci_high >= bar and not w.decelerating
+                and not w.slowing):  # growth in steps or teeth: the whole window decides, the recent part agrees
+            return "leak", f"{whole} above {bar_text}; {recent_text}", False
+        if recent.ci_low > bar:
+            if w.slowing:
+                return ("inconclusive", f"slowing but still above {bar_text}: {recent_text}, "
+                        f"its late half slower than its early half; whole {whole}", True)
+            return "inconclusive", f"{recent_text} above {bar_text}, growth began late; whole {whole}", True
     if releases and not math.isnan(retained) and retained >= retained_threshold:
         return "retention", (f"retained {amount(retained, metric)} >= {amount(retained_threshold, metric)}; "
-                             f"{whole} not a leak")
-    if f.ci_high < bar:
-        return "stable", f"{whole} below {bar_text}"
+                             f"{whole} not a leak"), False
+    grew_early = have_halves and not math.isnan(early.ci_low) and early.ci_low > bar
+    if f.ci_high < bar and not (grew_early and f.ci_low > 0 and late.ci_high < bar):
+        return "stable", f"{whole} below {bar_text}", False
     if have_halves:
         grew = f.ci_low > bar or (not math.isnan(early.ci_low) and early.ci_low > bar)
-        halves = (f"early half {_rate(early.slope, metric, unit)}, late half {_rate(late.slope, metric, unit)} "
-                  f"{_ci_text(late.ci_low, late.ci_high, metric, unit)}; whole {whole}")
-        if late.ci_high < bar:
-            return "settling", f"growth stopped (a plateau or a one-off step): {halves}"
-        if grew and (w.decelerating or late.slope < bar):
-            return "settling", f"{'decelerating' if w.decelerating else 'levelling off'}: {halves}"
+        now = late  # the recent part is not above the bar here; settling asks the late half to be below it
+        halves = (f"early half {_rate(early.slope, metric, unit)}, late half {_rate(now.slope, metric, unit)} "
+                  f"{_ci_text(now.ci_low, now.ci_high, metric, unit)}; whole {whole}")
+        if now.ci_high < bar:
+            return "settling", f"growth stopped (a plateau or a one-off step): {halves}", False
+        if grew and now.slope < bar:
+            return "settling", f"levelling off: {halves}", True
+        if grew and have_recent:
+            return "inconclusive", f"{whole} above {bar_text}, but {halves}", True
         if f.ci_low > bar:
             return "inconclusive", (f"{whole} above {bar_text}, but the late half, "
-                                    f"{_ci_text(late.ci_low, late.ci_high, metric, unit)}, does not show it still growing")
-    return "inconclusive", f"{whole} straddles {bar_text}"
+                                    f"{_ci_text(late.ci_low, late.ci_high, metric, unit)}, does not show it still "
+                                    f"growing"), False
+    return "inconclusive", f"{whole} straddles {bar_text}", False
 
 
 def judge(series: Sequence[tuple[np.ndarray, np.ndarray]], *, leak_per_unit: float, retained_threshold: float = math.inf,
           releases: bool = False, retained: float = math.nan, metric: str = "rss_bytes", unit: str = "unit",
           confidence: float = CONFIDENCE, n_boot: int = N_BOOT, seed: int | Sequence[int] = 0) -> Judgement:
     """Fit and decide in one call: ``series`` is each replicate's (units, values) after the warm-up."""
-    windows = fit_windows(series, confidence=confidence, n_boot=n_boot, seed=seed)
-    verdict, reason = decide(windows, leak_per_unit=leak_per_unit, retained_threshold=retained_threshold,
-                             releases=releases, retained=retained, metric=metric, unit=unit)
-    return Judgement(verdict, reason, windows)
+    windows = fit_windows(series, confidence=confidence, n_boot=n_boot, seed=seed,
+                          bar=DECISION_FRACTION * leak_per_unit)
+    verdict, reason, confirm = decide_confirmable(windows, leak_per_unit=leak_per_unit,
+                                                  retained_threshold=retained_threshold, releases=releases,
+                                                  retained=retained, metric=metric, unit=unit)
+    return Judgement(verdict, reason, windows, confirm)
 
 
 # --------------------------------------------------------------------------------------
@@ -292,8 +409,9 @@ def pooled_growth(per_run: pd.DataFrame, resolved: Mapping[str, leaklab_settings
         result = judge(series, leak_per_unit=limit.leak_per_unit, retained_threshold=limit.retained,
                        releases=s.releases, retained=retained, metric=metric, unit=s.unit, n_boot=n_boot,
                        seed=_group_seed(seed, key))
-        verdict, reason = result.verdict, result.reason
+        verdict, reason, confirm = result.verdict, result.reason, result.needs_confirmation
         if profiler != "plain":
+            confirm = False
             verdict, reason = "inconclusive", (f"not judged: a {profiler} run's RSS holds the profiler's own memory "
                                                f"and its workload is scaled; see the plain runs")
         w = result.windows
@@ -310,6 +428,10 @@ def pooled_growth(per_run: pd.DataFrame, resolved: Mapping[str, leaklab_settings
             "late_ci_low": _nan_if_none(w.late, "ci_low"), "late_ci_high": _nan_if_none(w.late, "ci_high"),
             "decelerating": w.decelerating, "verdict": verdict, "verdict_reason": reason,
             "decided_by": metric, "decides": False,
+            "recent_per_unit": _nan_if_none(w.recent, "slope"), "recent_ci_low": _nan_if_none(w.recent, "ci_low"),
+            "recent_ci_high": _nan_if_none(w.recent, "ci_high"), "onset_unit": w.onset,
+            "needs_confirmation": confirm,
+            "plateau_level": w.plateau if verdict == "settling" else math.nan,
         })
     return harmonise_families(pd.DataFrame(rows, columns=POOLED_COLUMNS), resolved)
 
@@ -330,6 +452,7 @@ def harmonise_families(growth: pd.DataFrame,
         growth.loc[others, "verdict"] = leader["verdict"]
         growth.loc[others, "verdict_reason"] = f"as {leader['metric']} (same memory): {leader['verdict_reason']}"
         growth.loc[others, "decided_by"] = leader["metric"]
+        growth.loc[others, "needs_confirmation"] = leader["needs_confirmation"]
     for index in variant_verdicts(growth, resolved)["row"]:
         growth.loc[index, "decides"] = True
     return growth.drop(columns="family")
