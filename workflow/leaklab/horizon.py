@@ -66,21 +66,25 @@ def pending(judgement, bar: float, confirm_leak: bool = False) -> bool:
     return bool(judgement.windows.decelerating) and not recent_below
 
 
-def levelled_off(x: np.ndarray, y: np.ndarray, bar: float) -> tuple[float, float]:
-    """Where a bounded growth levelled off and at what level: the plateau is the median
-    of the late half; it levelled off at the first unit from which the series stays
-    within ``bar`` x (the late half's length) of that level, the most a growth still
-    below the bar could add over it.  NaN when there are too few points."""
+def levelled_off(x: np.ndarray, y: np.ndarray, candidates: int = 200) -> tuple[float, float]:
+    """Where a bounded growth levelled off and at what level: the knee of a hinge fitted
+    by least squares (a straight climb up to the knee, flat after it; ``candidates``
+    knees tried over the points) and the median reading from it on, the series first smoothed by a running median of 5
+    points so that a few readings taken mid-task do not move it.  NaN with fewer than 8 points."""
     order = np.argsort(x)
     x, y = np.asarray(x, dtype=float)[order], np.asarray(y, dtype=float)[order]
-    if x.size < 4:
+    if x.size < 8:
         return math.nan, math.nan
-    late = slice(x.size // 2, None)
-    level = float(np.median(y[late]))
-    tolerance = abs(bar) * max(1.0, float(x[-1] - x[x.size // 2]))
-    outside = np.flatnonzero(np.abs(y - level) > tolerance)
-    start = int(outside[-1]) + 1 if outside.size else 0
-    return (float(x[start]) if start < x.size else math.nan), level
+    smooth = pd.Series(y).rolling(5, center=True, min_periods=1).median().to_numpy()
+    best, knee = math.inf, math.nan
+    for k in np.unique(x[np.linspace(0, x.size - 2, min(candidates, x.size - 1)).astype(int)]):
+        hinge = np.minimum(x - k, 0.0)
+        design = np.column_stack([np.ones_like(x), hinge])
+        coef, *_ = np.linalg.lstsq(design, smooth, rcond=None)
+        error = float(np.sum((design @ coef - smooth) ** 2))
+        if error < best:
+            best, knee = error, float(k)
+    return knee, float(np.median(y[x >= knee]))  # the level: the median reading from the knee on
 
 
 def _statuses(runs: pd.DataFrame) -> dict[tuple, str]:
@@ -121,8 +125,7 @@ def annotate(growth: pd.DataFrame, units: pd.DataFrame, runs: pd.DataFrame) -> p
             points = units[(units["experiment"] == row.experiment) & (units["variant"] == row.variant)
                            & (units["profiler"] == row.profiler) & (units["metric"] == row.metric)
                            & (units["unit"] > row.warmup_units)]
-            unit, plateau = levelled_off(points["unit"].to_numpy(), points["value"].to_numpy(),
-                                         0.5 * float(row.leak_per_unit))
+            unit, plateau = levelled_off(points["unit"].to_numpy(), points["value"].to_numpy())
         where.append(unit)
         level.append(plateau)
         not_ok.append(statuses.get(key, ""))
