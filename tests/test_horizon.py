@@ -53,15 +53,55 @@ def test_a_stable_run_stops_at_its_window(planted_config, tmp_path):
     assert WINDOW <= meta["n_units"] < WINDOW * HORIZON
 
 
-def test_a_growth_still_slowing_at_the_window_goes_on_until_it_levels(planted_config, tmp_path):
-    """`settle` approaches its ceiling over the window (time constant a third of it):
-    slowing but still rising at the window's end; past it, its recent rate is below the bar."""
-    meta, _, _ = run_planted(planted_config, "settle", tmp_path)
-    assert meta["status"] == "ok"
-    assert meta["stop_reason"] in ("confirmed", "horizon")
-    assert meta["n_units"] > WINDOW
-    if meta["stop_reason"] == "confirmed":
-        assert meta["decided_verdict"] == "settling" and meta["decided_at_unit"] > WINDOW
+# A program whose cache grows 1 MiB per unit up to unit 34, then stays full (a reading
+# scatters by up to 256 KiB), whatever length it is configured for: a bounded growth
+# whose plateau lies just past a 30-unit window.
+FILLS_PAST_THE_WINDOW = """
+import os, random, sys, time
+units = int(sys.argv[1])
+with open(os.environ["LEAKLAB_UNITS"], "a") as out:
+    for unit in range(1, units + 1):
+        time.sleep(0.03)
+        noise = random.Random(unit).randint(0, 256) * 1024
+        out.write(f"{unit} cache_bytes={min(unit, 34) * 1048576 + noise}\\n")
+        out.flush()
+"""
+
+
+def test_a_growth_that_levels_off_past_the_window_is_confirmed_settling(tmp_path):
+    """At the window's end the growth is still straight: a leak by the window alone. With
+    `leak: true` the run goes on, and once its recent rate is below the bar it is
+    stopped, `settling`, with where it levelled off in the tables."""
+    from leaklab import experiments
+
+    script = tmp_path / "fills.py"
+    script.write_text(FILLS_PAST_THE_WINDOW)
+    config = {"verdict": {"metrics": {}}, "replicates": 1, "experiments": {"fills": {
+        "command": f"{sys.executable} {script} {{units}}", "variants": ["cache"], "params": {"units": WINDOW},
+        "length_param": "units", "key_metrics": ["cache_bytes"], "warmup_units": 2,
+        "verdict": {"cache_bytes": {"leak_per_unit": 2**20 / 4, "retained": 2**30}}, "confirm": {"horizon": 5, "leak": True}}}}
+    experiments.configure(config)
+    try:
+        plan = leaklab_config.stop_plan(config, "fills", "plain", "cache")
+        params = leaklab_config.run_params(config, "fills", "plain", "cache")
+        assert params["units"] == WINDOW * 5
+        rundir = tmp_path / "fills" / "cache" / "plain" / "rep1"
+        meta = runner.run("fills", "cache", rundir, params, interval_s=0.02, timeout_s=120, stopping_plan=plan)
+        built = tables.build([rundir], config)
+    finally:
+        experiments.configure({})
+    assert meta["stop_reason"] == "confirmed" and meta["decided_verdict"] == "settling"
+    assert WINDOW < meta["decided_at_unit"] < WINDOW * 5
+    row = built["growth"].set_index("metric").loc["cache_bytes"]
+    # judged on all it observed: bounded (over 150 units the rule may call the early climb
+    # `stable`), never a leak, and the table says how far it saw
+    assert row["verdict"] in ("settling", "stable") and row["confirmation"] == "confirmed"
+    assert row["units_observed"] > WINDOW
+    units = built["units"][built["units"]["metric"] == "cache_bytes"]
+    knee, level = horizon.levelled_off(units["unit"].to_numpy(), units["value"].to_numpy())
+    assert 32 <= knee <= 36 and abs(level - 34 * 2**20) < 2**18
+    if row["verdict"] == "settling":
+        assert row["levelled_off_unit"] == knee
 
 
 def test_a_leak_the_config_asks_to_confirm_is_confirmed_past_the_window(planted_config, tmp_path):

@@ -45,8 +45,8 @@ def confirm_looks(window: int, horizon: int, warmup: int, growth: float = LOOK_G
 def pending(judgement, bar: float, confirm_leak: bool = False) -> bool:
     """Whether a verdict depends on what follows the units it was judged on.
 
-    The verdict's own ``needs_confirmation`` when the rule gives one; otherwise an
-    ``inconclusive`` verdict, or growth that slows down (``decelerating``) while its
+    An ``inconclusive`` verdict; the verdict's own ``needs_confirmation`` when the rule
+    gives one; otherwise growth that slows down (``decelerating``) while its
     recent rate (the late half) is not yet shown below the bar.  A ``leak`` is pending
     when it is not decisive (``sequential.decisive``: the late half keeps the early
     half's pace) or, with ``confirm_leak``, at the window's end; a ``retention`` while a
@@ -56,11 +56,11 @@ def pending(judgement, bar: float, confirm_leak: bool = False) -> bool:
         return True
     if verdict == "retention" and not decisive(judgement, bar):
         return True
+    if verdict == "inconclusive":
+        return True
     own = getattr(judgement, "needs_confirmation", None)
     if own is not None:
         return bool(own)
-    if verdict == "inconclusive":
-        return True
     late = judgement.windows.late
     recent_below = late is not None and not math.isnan(late.ci_high) and late.ci_high < bar
     return bool(judgement.windows.decelerating) and not recent_below
