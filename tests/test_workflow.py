@@ -112,6 +112,11 @@ def test_verdicts_show_the_physics(results):
     for variant in ("binding-real", "capi_fixed-real", "capi-dummy", "binding-dummy"):
         assert decided.loc[("rocksdb_merge", variant), "verdict"] == "stable", variant
     assert decided.loc[("fd_leak", "close"), "verdict"] == "stable"
+    # confirmation: each duckdb_load run ended at its window (30 drops), was confirmed past it
+    # or reached its horizon, and the tables say how far its verdict saw
+    duck = growth[(growth["experiment"] == "duckdb_load") & (growth["profiler"] == "plain")]
+    assert duck["confirmation"].map(lambda ended: set(ended.split(",")) <= {"window", "confirmed", "horizon"}).all()
+    assert (duck["units_observed"] >= 30).all() and (decided["units_observed"].notna()).all()
     # RSS and USS of one run carry one verdict
     resident = growth[growth["metric"].isin(["rss_bytes", "uss_bytes"])]
     assert (resident.groupby(["experiment", "variant", "profiler"])["verdict"].nunique() == 1).all()

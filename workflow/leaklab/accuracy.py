@@ -260,9 +260,10 @@ def stop_units(x: np.ndarray, y: np.ndarray, releases: bool, stop_on: tuple[str,
     schedule = sequential.looks(len(run))
     confidence = sequential.look_confidence(len(schedule))
     first = len(x) - len(run)  # unit 0 of a releasing run: before the first fill
+    bar = verdicts.DECISION_FRACTION * THRESHOLD * LEVEL
     for n in schedule:
         judgement = run.judge(n, confidence)
-        if sequential.decisive(judgement) and judgement.verdict in stop_on:
+        if sequential.decisive(judgement, bar) and judgement.verdict in stop_on:
             return first + min(n + 1, len(run))
     return len(x)
 

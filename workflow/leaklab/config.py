@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -323,6 +324,8 @@ def run_params(config: dict, name: str, profiler: str, variant: str | None = Non
         length_key = length_param(config, name)
         if length_key is not None and length_key not in own:
             params[length_key] = min(int(params[length_key]), profiled_length(config, name))
+    if profiler == "plain" and confirmation(config, name):
+        params.update(horizon_params(config, name, params))
     factor = scale(config, name, profiler)
     if factor != 1.0:
         for key in experiments.get(name).scaled_params:
@@ -346,6 +349,36 @@ def length_param(config: dict, name: str) -> str | None:
     return entry.get("length_param") if "command" in entry else LENGTH_PARAMS.get(name)
 
 
+def confirmation(config: dict, name: str) -> dict[str, Any] | None:
+    """The experiment's ``confirm`` entry when it asks for a horizon beyond its window
+    (README "Confirmation"), else None."""
+    entry = config["experiments"][name].get("confirm") or {}
+    return entry if float(entry.get("horizon", 1)) > 1 else None
+
+
+def horizon_params(config: dict, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The length parameter of a plain run stretched to the horizon: the program is
+    configured to run that long, and the runner stops it once its verdict no longer
+    depends on what follows (``leaklab.stopping``)."""
+    factor = float(confirmation(config, name)["horizon"])
+    if name in MARKED_BY_THE_SECOND:
+        return {"duration": parse_duration(params["duration"]) * factor}
+    key = length_param(config, name)
+    return {key: int(math.ceil(int(params[key]) * factor))}
+
+
+def window_units(config: dict, name: str, variant: str, horizon: bool = False) -> int | None:
+    """The unit at which a plain run's configured length (its window; ``horizon``: its
+    horizon) ends, or None where the length is not known in units."""
+    params = experiment_params(config, name, variant)
+    if horizon:
+        params.update(horizon_params(config, name, params))
+    if name in MARKED_BY_THE_SECOND:
+        return expected_drops(params)
+    key = length_param(config, name)
+    return int(params[key]) if key is not None else None
+
+
 def profiled_length(config: dict, name: str) -> int:
     """How many units a profiled run of ``name`` runs at most: its warm-up and
     ``stopping.profiled_units`` more, enough for the profiler's growth timeline and its
@@ -361,10 +394,18 @@ def stop_plan(config: dict, name: str, profiler: str, variant: str) -> dict[str,
     warm-up are in it only when stopping is on: otherwise a changed threshold re-runs the
     analysis, never a measurement."""
     stopping = config.get("stopping") or {}
-    max_units = planned_units(config, name, variant) if profiler == "plain" else None
-    if not stopping.get("sequential", False) or max_units is None:
+    if profiler != "plain":
         return {}
-    return {"max_units": max_units, "min_units": int(stopping.get("min_units", DEFAULT_MIN_UNITS)),
+    max_units = planned_units(config, name, variant)
+    sequential = bool(stopping.get("sequential", False)) and max_units is not None
+    confirm = confirmation(config, name)
+    if not sequential and not confirm:
+        return {}
+    window = window_units(config, name, variant)
+    confirmed = {"window_units": window, "confirm_leak": bool(confirm.get("leak", False))} if confirm else {}
+    return {"max_units": window_units(config, name, variant, horizon=True) if confirm else max_units,
+            "sequential": sequential, **confirmed,
+            "min_units": int(stopping.get("min_units", DEFAULT_MIN_UNITS)),
             "stop_on": list(stopping.get("stop_on", DEFAULT_STOP_ON)),
             # only what the looks read (thresholds, warm-up, unit, key metrics): another
             # variant, baseline or parameter must not re-run this run
@@ -373,8 +414,19 @@ def stop_plan(config: dict, name: str, profiler: str, variant: str) -> dict[str,
 
 
 def _check_stopping(config: dict) -> None:
-    """A command experiment's ``length_param`` names a whole-number parameter of every variant."""
+    """A command experiment's ``length_param`` names a whole-number parameter of every
+    variant; an experiment that asks for confirmation has a length to stretch."""
     for name, entry in config["experiments"].items():
+        if entry.get("confirm") and name not in MARKED_BY_THE_SECOND and length_param(config, name) is None:
+            raise ConfigError(f"experiments.{name}.confirm: the run's length must be known to stretch it to the "
+                              f"horizon; give experiments.{name}.length_param (allowed: a whole-number parameter)")
+        if confirmation(config, name) and name in MARKED_BY_THE_SECOND:
+            seconds = parse_duration(horizon_params(config, name, experiment_params(config, name))["duration"])
+            timeout = float((config.get("limits") or {}).get("timeout_s", 300))
+            if seconds >= timeout:
+                raise ConfigError(f"experiments.{name}.confirm.horizon: {entry['confirm']['horizon']} x the duration "
+                                  f"is {seconds:.0f} s, past limits.timeout_s ({timeout:.0f} s); allowed: a horizon "
+                                  f"that ends before the time limit")
         key = entry.get("length_param")
         if key is None or "command" not in entry:
             continue
@@ -465,6 +517,12 @@ def _check_sweep(config: dict) -> None:
     if units - warmup < MIN_POST_WARMUP_UNITS:
         raise ConfigError(f"version_sweep.warmup_units: {warmup} leaves {units - warmup} of {units} "
                           f"{plural(spec.unit)}; growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up")
+    from leaklab.sweep import sweep_config
+
+    try:
+        _check_stopping(sweep_config(config))
+    except ConfigError as err:
+        raise ConfigError(str(err).replace(f"experiments.{name}.confirm", "version_sweep.confirm")) from None
 
 
 def select_only(config: dict) -> None:

@@ -3,8 +3,9 @@
 The ``planted`` experiment keeps known bytes per step.  Each control passes when its
 RSS verdict is the expected one (``stable`` for ``zero``, ``retention`` for
 ``fragment``, ``settling`` or ``stable`` for the bounded ``cache``, ``settling`` for ``settle``,
-``leak`` for the rest) and, for a planted rate, the measured growth
-per step is within ``TOLERANCE`` of it.  One failed control makes every verdict of
+``leak`` for the rest) and, for a planted rate, the measured growth per step is within
+``TOLERANCE`` of it, by RSS and by the metric that decides the variant's verdict (the
+one the tables name: it must tell the leak's size, not a part of it).  One failed control makes every verdict of
 the run invalid (``growth.controls_passed``), visibly.  What each experiment can
 detect at its own threshold and length is ``leaklab.sensitivity``.
 """
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from leaklab import verdicts
 from leaklab.experiments import planted
 from leaklab.settings import ExperimentSettings
 
@@ -47,6 +49,7 @@ def check(growth: pd.DataFrame, resolved: Mapping[str, ExperimentSettings]) -> p
     params = {**planted.DEFAULTS, **entry.params}
     measured = growth[(growth["experiment"] == "planted") & (growth["profiler"] == "plain")
                       & (growth["metric"] == METRIC)].set_index("variant")
+    deciding = verdicts.variant_verdicts(growth[growth["experiment"] == "planted"], resolved).set_index("variant")
     rows = []
     for variant in entry.variants:
         rate = planted.planted_rate(variant, params)
@@ -55,6 +58,10 @@ def check(growth: pd.DataFrame, resolved: Mapping[str, ExperimentSettings]) -> p
         verdict = row["verdict"] if row is not None else "missing"
         expected = expected_verdict(variant)
         within = rate == 0 or abs(growth_per_unit / rate - 1) <= TOLERANCE
+        decided = deciding.loc[variant] if variant in deciding.index else None
+        decided_growth = float(decided["growth_per_unit"]) if decided is not None else math.nan
+        # the metric that names the variant's verdict must tell the planted size too
+        decided_within = rate == 0 or abs(decided_growth / rate - 1) <= TOLERANCE
         rows.append({
             "variant": variant, "metric": METRIC, "planted_bytes_per_step": rate,
             "growth_per_unit": growth_per_unit,
@@ -62,7 +69,10 @@ def check(growth: pd.DataFrame, resolved: Mapping[str, ExperimentSettings]) -> p
             "ci_high": float(row["ci_high"]) if row is not None else math.nan,
             "relative_error": growth_per_unit / rate - 1 if rate else math.nan,
             "verdict": verdict, "expected_verdict": expected, "tolerance": TOLERANCE,
-            "passed": bool(verdict in allowed_verdicts(variant) and within),
+            "deciding_metric": decided["metric"] if decided is not None else "missing",
+            "deciding_growth_per_unit": decided_growth,
+            "deciding_relative_error": decided_growth / rate - 1 if rate else math.nan,
+            "passed": bool(verdict in allowed_verdicts(variant) and within and decided_within),
         })
     return pd.DataFrame(rows)
 

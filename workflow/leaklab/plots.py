@@ -288,10 +288,13 @@ def _cell_text(row: pd.Series) -> str:
     """The deciding metric and what decided: growth with its interval, or what was kept."""
     metric = row["metric"]
     if row["verdict"] == "retention":
-        return (f"retention · {short(metric)} {quantity(row['retained'], metric)} kept "
+        text = (f"retention · {short(metric)} {quantity(row['retained'], metric)} kept "
                 f"(threshold {quantity(row['retained_threshold'], metric)})")
-    return (f"{row['verdict']} · {short(metric)} {rate_text(row['growth_per_unit'], metric, row['unit'])} "
-            f"{interval_text(row['ci_low'], row['ci_high'], metric)}")
+    else:
+        text = (f"{row['verdict']} · {short(metric)} {rate_text(row['growth_per_unit'], metric, row['unit'])} "
+                f"{interval_text(row['ci_low'], row['ci_high'], metric)}")
+    not_ok = row.get("runs_not_ok")
+    return f"{text} · ⚠ runs {not_ok}" if isinstance(not_ok, str) and not_ok else text
 
 
 def verdict_matrix(verdicts: pd.DataFrame, out, profiler: str = "plain"):

@@ -347,7 +347,9 @@ def _stop_facts(status: str, stopped_for: str | None, returncode: int, plan: sto
     """The run's status and why it stopped: ``decided`` (its verdict was in before its
     last look; a program that ended because it was asked to is ``ok``), ``max_units``
     (watched, it ran its configured length: a decision at the last look cut nothing),
-    ``finished`` (not watched: it ran its length), else its status (``timeout``,
+    ``finished`` (not watched: it ran its length), with confirmation (``leaklab.horizon``)
+    ``window`` (nothing depended on what follows the window), ``confirmed`` (decided
+    beyond it) or ``horizon`` (ran to the horizon), else its status (``timeout``,
     ``capped``, ``failed``, ``crashed``)."""
     decision = watcher.decided if watcher else None
     if decision is not None and watcher.cuts_short():
@@ -355,12 +357,13 @@ def _stop_facts(status: str, stopped_for: str | None, returncode: int, plan: sto
             status = "ok"
         elif stopped_for == "killed_after_stop":
             status = _status(returncode, None)
-        reason = "decided"
+        reason = decision["reason"]
     elif status == "ok":
-        reason = "max_units" if plan else "finished"
+        reason = ("horizon" if plan.window_units is not None else "max_units") if plan else "finished"
     else:
         reason = status
     facts = {"stop_reason": reason, "max_units": plan.max_units if plan else None,
+             "window_units": plan.window_units if plan else None,
              "looks": watcher.looks if watcher else None,
              "look_confidence": watcher.confidence if watcher else None,
              "decided_at_unit": decision["unit"] if decision else None,

@@ -90,9 +90,10 @@ class RunSeries:
                               releases=self.settings.releases, metric=self.metric, unit=self.settings.unit)
 
 
-def decisive(judgement: verdicts.Judgement) -> bool:
+def decisive(judgement: verdicts.Judgement, bar: float = math.nan) -> bool:
     """Whether a look decides: its verdict is not ``inconclusive`` and does not need
-    confirmation (``verdicts.Judgement.needs_confirmation``), and a ``leak`` was
+    confirmation (``verdicts.Judgement.needs_confirmation``), a ``retention`` rules a
+    leak out (its whole interval below ``bar``, the decision bar), and a ``leak`` was
     reached with both halves of the window, each with its interval at the look's
     confidence, showing that the growth keeps its pace: the late half's rate exceeds
     ``verdicts.MAX_LATE_SHARE`` of the early half's at that confidence (MOVER interval
@@ -107,6 +108,10 @@ def decisive(judgement: verdicts.Judgement) -> bool:
     ``retention`` never consult the halves, ``settling`` is reached only through them."""
     if judgement.verdict == "inconclusive" or judgement.needs_confirmation:
         return False  # a verdict that depends on what comes after the look (a late onset, a slowing rate) waits
+    if judgement.verdict == "retention":
+        # retention is what is left when a leak is not shown: it decides only once a
+        # leak is ruled out (a run alone may not show the leak its replicates pooled do)
+        return bool(judgement.windows.whole.ci_high < bar)
     if judgement.verdict != "leak":
         return True
     early, late = judgement.windows.early, judgement.windows.late
@@ -151,7 +156,7 @@ def replay_run(frame: pd.DataFrame, settings: ExperimentSettings, metric: str,
         if n > len(x):
             break
         last = judged(n, confidence)
-        if decisive(last):
+        if decisive(last, verdicts.DECISION_FRACTION * limit.leak_per_unit):
             return {**out, "stop_units": int(x[n - 1]), "stop_seconds": float(t[n - 1]), "stop_verdict": last.verdict,
                     "needed_units": int(x[n - 1]), "needed_seconds": float(t[n - 1])}
     whole = last.windows.whole if last else None
@@ -202,8 +207,9 @@ def table(units: pd.DataFrame, growth: pd.DataFrame, resolved: dict[str, Experim
             "stop_verdicts": ",".join(r["stop_verdict"] for r in replays),
             "fixed_verdicts": ",".join(r["fixed_verdict"] for r in replays),
             "table_verdict": row.verdict,
-            # an early stop may only say what the full run says (it may say less: undecided)
-            "agrees": all(r["stop_verdict"] in ("inconclusive", r["fixed_verdict"]) for r in replays),
+            # an early stop may only say what the full run and the table say (it may say less: undecided)
+            "agrees": all(r["stop_verdict"] in ("inconclusive", r["fixed_verdict"]) for r in replays)
+            and all(r["stop_verdict"] in ("inconclusive", row.verdict) for r in replays),
             "needed_units": _slowest(r["needed_units"] for r in replays),
             "needed_seconds": _slowest(r["needed_seconds"] for r in replays),
         })

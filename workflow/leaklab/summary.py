@@ -20,6 +20,25 @@ def rate(value: float, metric: str, unit: str) -> str:
     return text if text == "n/a" else f"{text}/{unit}"
 
 
+def verdict_text(row) -> str:
+    """The verdict, marked when its runs did not all end ``ok`` (a program that crashed
+    or failed: the verdict stands on what it measured before), with the horizon it covers
+    when the runs went past their window (``leaklab.horizon``)."""
+    text = f"**{row.verdict}**"
+    not_ok = getattr(row, "runs_not_ok", "")
+    if isinstance(not_ok, str) and not_ok:
+        text += f" ⚠ from runs that did not end ok ({not_ok})"
+    ended = getattr(row, "confirmation", "")
+    if isinstance(ended, str) and ended:
+        text += f" (runs ended: {ended}; {getattr(row, 'units_observed', float('nan')):.0f} {row.unit}s observed"
+        level = getattr(row, "plateau_level", float("nan"))
+        if row.verdict == "settling" and pd.notna(level):
+            text += (f"; levelled off at {amount(level, row.metric)} from {row.unit} "
+                     f"{getattr(row, 'levelled_off_unit', float('nan')):.0f}")
+        text += ")"
+    return text
+
+
 def _table(frame: pd.DataFrame) -> list[str]:
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "---|" * len(frame.columns)
@@ -87,7 +106,7 @@ def render(runs: pd.DataFrame, growth: pd.DataFrame, controls: pd.DataFrame, att
     lines += _sensitivity_lines(sensitivity)
     if variant_verdicts is not None and not variant_verdicts.empty:
         lines += ["## Verdict per variant (the deciding metric)", ""]
-        rows = [(r.experiment, r.variant, f"**{r.verdict}**", r.metric,
+        rows = [(r.experiment, r.variant, verdict_text(r), r.metric,
                  f"{rate(r.growth_per_unit, r.metric, r.unit)} [{rate(r.ci_low, r.metric, r.unit)}, "
                  f"{rate(r.ci_high, r.metric, r.unit)}]", r.verdict_reason)
                 for r in variant_verdicts.sort_values(["experiment", "variant"]).itertuples()]

@@ -42,6 +42,8 @@ def sweep_config(config: dict) -> dict:
     entry = copy.deepcopy(config["experiments"].get(name, {"variants": sweep["variants"]}))
     entry.update(variants=sweep["variants"], warmup_units=sweep.get("warmup_units", entry.get("warmup_units", 1)),
                  params={**entry.get("params", {}), **sweep.get("params", {})})
+    if "confirm" in sweep:  # the sweep's own horizon, for its own length
+        entry["confirm"] = sweep["confirm"]
     for key in ("profilers", "profile_variants", "profile_params", "replicates"):
         entry.pop(key, None)
     return {**config, "experiments": {name: entry}}
@@ -90,5 +92,6 @@ def table(run_dirs_by_version: dict[str, list[Path]], config: dict) -> pd.DataFr
     _mark_changes(sweep, "variant_verdict", ["variant"], "variant_first_change_version")
     columns = ["package", "version", "experiment", "variant", "metric", "unit", "growth_per_unit", "ci_low",
                "ci_high", "leak_per_unit", "verdict", "verdict_changed", "first_change_version", "variant_verdict",
-               "decided_by", "variant_first_change_version", "n_replicates", "run_status"]
+               "decided_by", "variant_first_change_version", "n_replicates", "run_status", "units_observed",
+               "confirmation", "levelled_off_unit", "plateau_level", "runs_not_ok"]
     return sweep[[c for c in columns if c in sweep.columns]]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab import (attribution, controls, experiments, growth, mappings, profiler_tables, profilers, sensitivity,
-                     sequential, stale_readings, verdicts)
+from leaklab import (attribution, controls, experiments, growth, horizon, mappings, profiler_tables, profilers,
+                     sensitivity, sequential, stale_readings, verdicts)
 from leaklab.run_files import read_profile, read_run
 from leaklab import settings as leaklab_settings
 from leaklab.table_names import TABLES  # noqa: F401  (re-exported)
@@ -25,7 +25,7 @@ from leaklab.table_names import TABLES  # noqa: F401  (re-exported)
 MAPPING_TABLES = ("mapping_kinds", "processes", "mapping_sites")
 RUN_COLUMNS = ["experiment", "variant", "profiler", "replicate", "status", "exit_code",
                "wall_s", "cpu_s", "peak_rss_bytes", "n_samples", "n_units", "stop_reason", "stopped_at_unit",
-               "decided_at_unit", "unit",
+               "decided_at_unit", "window_units", "unit",
                "scale", "profile_status", "profile_error", "bad_unit_lines", "units_sharing_reading",
                "units_may_be_missed"]
 
@@ -131,8 +131,11 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     }
     per_run = verdicts.replicate_slopes(tables["units"], verdicts.warmup_units(resolved))
     tables["replicate_growth"] = per_run
-    tables["growth"] = stale_readings.flag(verdicts.pooled_growth(per_run, resolved, tables["units"]), tables["runs"])
-    tables["variant_verdicts"] = verdicts.variant_verdicts(tables["growth"], resolved).drop(columns="row")
+    tables["growth"] = stale_readings.flag(
+        horizon.annotate(verdicts.pooled_growth(per_run, resolved, tables["units"]), tables["units"], tables["runs"]),
+        tables["runs"])
+    chosen = verdicts.variant_verdicts(tables["growth"], resolved)
+    tables["variant_verdicts"] = horizon.carry(chosen.drop(columns="row"), tables["growth"], chosen["row"])
     tables["controls"] = controls.check(tables["growth"], resolved)
     tables["sensitivity"] = sensitivity.table(tables["units"], resolved)
     tables["time_to_verdict"] = sequential.table(tables["units"], tables["growth"], resolved)

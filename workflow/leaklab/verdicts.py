@@ -87,6 +87,7 @@ DECELERATION_CONFIDENCE = 0.80
 MAX_LATE_SHARE = 0.8  # decelerating: the late half grows at most this share of the early half's rate
 MAX_FELL_AT = 1 / 3  # a decelerating window is a leak only when its slope fell within this share of it
 MIN_RECENT_UNITS = 5  # the recent part and a change point's segments have at least this many units
+SIZE_SHARE = 0.5  # a leak is named by a metric that sees at least this share of the largest growth
 
 PER_RUN_COLUMNS = [*RUN_KEYS, "metric", "warmup_units", "n_units", "slope", "slope_low", "slope_high",
                    "level", "retained", "first_unit", "last_unit"]
@@ -488,6 +489,18 @@ def harmonise_families(growth: pd.DataFrame,
     return growth.drop(columns="family")
 
 
+def _seeing_the_size(tied: pd.DataFrame) -> pd.DataFrame:
+    """Of the byte metrics that call the same leak, those whose growth is at least
+    ``SIZE_SHARE`` of the largest: a metric that sees only part of the memory must not
+    name the leak's size (glibc's heap beside Python objects, whose arenas the
+    interpreter maps itself, outside malloc: ``planted`` ``python_large`` grows 4 MiB
+    per step of RSS and only its list's 0.38 MiB of heap)."""
+    sized = tied[tied["metric"].str.endswith("_bytes")]
+    if len(sized) < 2:
+        return tied
+    return tied.drop(index=sized.index[sized["growth_per_unit"] < SIZE_SHARE * sized["growth_per_unit"].max()])
+
+
 def variant_verdicts(growth: pd.DataFrame,
                      resolved: Mapping[str, leaklab_settings.ExperimentSettings] | None = None) -> pd.DataFrame:
     """One verdict per experiment x variant (plain runs): the most severe of its deciding
@@ -507,6 +520,7 @@ def variant_verdicts(growth: pd.DataFrame,
             continue
         severest = candidates.loc[candidates["verdict"].map(rank).idxmin(), "verdict"]
         tied = candidates[candidates["verdict"] == severest]
+        tied = _seeing_the_size(tied) if severest == "leak" else tied
         preference = leaklab_settings.deciding_metrics(s, severest) if s else ["rss_bytes"]
         best = tied.loc[tied["metric"].map({m: i for i, m in enumerate(preference)}).fillna(len(preference)).idxmin()]
         rows.append({**{c: best[c] for c in VARIANT_COLUMNS}, "row": best.name})

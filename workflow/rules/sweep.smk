@@ -32,7 +32,10 @@ rule sweep_run:
         samples=f"{SWEEP_RUN_DIR}/samples.parquet",
         marks=f"{SWEEP_RUN_DIR}/marks.parquet",
     params:
-        settings=lambda wildcards: canonical(sweep.sweep_config(config)["experiments"][wildcards.experiment]["params"]),
+        settings=lambda wildcards: canonical(leaklab.config.run_params(sweep.sweep_config(config), wildcards.experiment,
+                                                                       "plain", wildcards.variant)),
+        stopping=lambda wildcards: canonical(leaklab.config.stop_plan(sweep.sweep_config(config), wildcards.experiment,
+                                                                      "plain", wildcards.variant)),
         python=lambda wildcards: os.path.abspath(f"{sweep.venv_dir(wildcards.package, wildcards.version)}/bin/python"),
         sampler=canonical(config["sampler"]),
         limits=canonical(config["limits"]),

@@ -21,5 +21,6 @@ meta = runner.run(
     interval_s=params.sampler["interval_s"], smaps=params.sampler["smaps"],
     timeout_s=params.limits["timeout_s"], mem_cap_bytes=params.limits["mem_cap_mb"] * 2**20,
     log_cap_bytes=params.limits["log_mb"] * 2**20,
+    stopping_plan=params.stopping or None,
 )
 print(f"{w.package}=={w.version} {w.experiment}/{w.variant}: {meta['status']}, {meta['wall_s']:.1f} s", file=sys.stderr)
