@@ -91,7 +91,9 @@ def _plain_median(frame: pd.DataFrame, experiment: str, variant: str) -> pd.Data
 
 def _mapping_layers(kinds: pd.DataFrame, native_heap_growth: float, rss_growth: float) -> dict[str, dict]:
     """One layer per kind of mapping: the median over replicates of its growth."""
-    layers = {}
+    layers: dict[str, dict] = {}
+    if kinds.empty:  # no mappings read (a run from before they were, or none at a unit mark)
+        return layers
     for kind, group in kinds.groupby("kind", sort=False):
         value = float(group["rss_growth_per_unit"].median())
         share = value / rss_growth if rss_growth and not math.isnan(rss_growth) else math.nan

@@ -152,3 +152,23 @@ def into_marks(marks: pd.DataFrame, by_unit: dict[int, int]) -> pd.DataFrame:
         if int(unit) in by_unit:
             marks.loc[index, "malloc_in_use_bytes"] = float(by_unit[int(unit)])
     return marks
+
+
+SUMMARY_START = b"\n\x1b[01;32mMemory usage summary:"  # what libmemusage prints to stderr at exit
+
+
+def strip_summary(log_path: Path, max_bytes: int = 1 << 16) -> bool:
+    """Cut libmemusage's own exit summary (a coloured histogram it always writes to the
+    program's stderr) off the end of ``run.log``, so the log holds what the program wrote;
+    True when one was cut."""
+    try:
+        with open(log_path, "r+b") as f:
+            start = max(0, f.seek(0, os.SEEK_END) - max_bytes)
+            f.seek(start)
+            at = f.read().rfind(SUMMARY_START)
+            if at < 0:
+                return False
+            f.truncate(start + at)
+            return True
+    except OSError:
+        return False

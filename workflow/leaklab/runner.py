@@ -540,6 +540,8 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
     cpu_s = _children_cpu_s() - cpu_before
 
     samples, mark_frame = _write_samples_and_marks(rows, outdir, bad, parse_mark, mapping_readings.heap_by_unit)
+    if heap_file is not None:
+        glibc_heap.strip_summary(outdir / "run.log")
     mapping_readings.write(outdir / "mappings.parquet")
     status, stop_facts = _stop_facts(_status(proc.returncode, stopped_for), stopped_for, proc.returncode, plan,
                                      watcher)
