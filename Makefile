@@ -44,11 +44,11 @@ report: setup  ## the HTML report of the last run: results/report.html (opens of
 	$(LEAKLAB) report
 
 accuracy: setup  ## the labelled accuracy benchmark into results/accuracy/ (first time: builds DuckDB 0.3.2 and 0.3.3, 25-40 min each)
-	mkdir -p results/accuracy && $(VENV)/bin/python -m leaklab.lock results/accuracy
+	mkdir -p results/accuracy && $(VENV)/bin/python -m leaklab lock results/accuracy
 	$(SNAKEMAKE) --cores 4 --snakefile Snakefile --configfile workflow/accuracy/config.yaml --directory results/accuracy accuracy
 
 figures-docs: setup  ## the README's and the site's figures (docs/) from the last run's results/figures
-	$(VENV)/bin/python -m leaklab.docs_figures --results results --out docs
+	$(VENV)/bin/python -m leaklab.report.docs_figures --results results --out docs
 
 nightly: setup  ## fresh measurements, appended to the history store; fails on regressions
 	$(LEAKLAB) nightly

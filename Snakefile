@@ -34,13 +34,13 @@ rule all:
 onstart:
     # Snakemake waits for running jobs on SIGTERM; a hung job must not hold it (each job
     # stops its own tree when told to).
-    import leaklab.contained
+    import leaklab.process.contained
 
-    leaklab.contained.stop_jobs_on_sigterm()
+    leaklab.process.contained.stop_jobs_on_sigterm()
 
 
 onsuccess:
     # Every job finished; the pipeline still fails when a measured run did not end well
     # (`leaklab run` says the same when there was nothing to do: no onsuccess then).
-    if leaklab.outcome.report_failed():
+    if leaklab.process.outcome.report_failed():
         sys.exit(1)

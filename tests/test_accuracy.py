@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaklab import accuracy, sensitivity, sequential, verdicts
+from leaklab.benchmarks import accuracy
+from leaklab.model import sensitivity, sequential, verdicts
 
 pytestmark = pytest.mark.slow  # the synthetic benchmark judges hundreds of seeded series
 

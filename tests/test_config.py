@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from leaklab import config as leaklab_config
+from leaklab.measure import config as leaklab_config
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def first_error(root, config) -> str:
     """The error leaklab gives before any job: its own checks, the schema, the config checks."""
     from snakemake.utils import validate
 
-    from leaklab import validation
+    from leaklab.measure import validation
 
     schema = root / "workflow" / "schemas" / "config.schema.yaml"
     with pytest.raises(leaklab_config.ConfigError) as err:
@@ -184,7 +184,8 @@ def test_bad_values_get_one_line_naming_key_value_and_allowed(root, mutate, mess
 
 
 def test_format_specs_in_command_templates_work(root):
-    from leaklab import experiments, own_program
+    from leaklab import experiments
+    from leaklab.process import own_program
 
     config = minimal(cmd={"command": "prog {variant} {n:05d} {ratio:.2f}", "variants": ["a"], "params": {"n": 7, "ratio": 0.5}})
     leaklab_config.check(config)

@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from leaklab import runner
+from leaklab.measure import runner
 
 MIB = 2**20
 
@@ -114,7 +114,7 @@ def test_fd_leak_holds_one_deleted_lock_per_rotation(tmp_path, variant, deleted_
 def test_fd_leak_stops_cleanly_before_the_fd_limit(tmp_path, root):
     out = tmp_path / "capped-fds"
     result = subprocess.run(
-        ["prlimit", "--nofile=128:128", "--", sys.executable, "-m", "leaklab.runner", "--experiment", "fd_leak",
+        ["prlimit", "--nofile=128:128", "--", sys.executable, "-m", "leaklab.measure.runner", "--experiment", "fd_leak",
          "--variant", "leak", "--outdir", str(out), "--params", json.dumps({"rotations": 500, "interval_s": 0})],
         capture_output=True, text=True, cwd=root,
     )

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from leaklab import experiments, profilers, run_files, runner
+from leaklab import experiments, profilers
+from leaklab.measure import runner
+from leaklab.tables import run_files
 
 
 def run_command(command: str, outdir) -> dict:
@@ -101,7 +103,7 @@ def test_an_interrupted_pipeline_finishes_cleanly_when_run_again(root, tmp_path,
     first.communicate(timeout=60)
     time.sleep(1.0)
     assert experiment_processes(tmp_path) == []  # the measured process did not outlive its pipeline
-    from leaklab.lock import clear_stale
+    from leaklab.commands.lock import clear_stale
 
     assert clear_stale(tmp_path) == (how == signal.SIGKILL)  # only a killed pipeline leaves its lock
     again = start_pipeline(root, tmp_path, config)
@@ -119,7 +121,7 @@ def test_a_second_pipeline_on_the_same_results_is_refused(root, tmp_path):
     first = start_pipeline(root, tmp_path, config)
     wait_for(tmp_path / ".snakemake" / "locks", timeout=60)
     time.sleep(1.0)
-    from leaklab.lock import clear_stale
+    from leaklab.commands.lock import clear_stale
 
     assert not clear_stale(tmp_path)  # the lock of a live pipeline is kept
     second = start_pipeline(root, tmp_path, config)
@@ -168,7 +170,8 @@ def test_bad_unit_lines_are_counted_and_quoted_never_raised(root, tmp_path):
     assert marks["phase"].map(type).eq(str).all() and marks["t"].is_monotonic_increasing
     samples = pd.read_parquet(run / "samples.parquet")
     assert units["t"].iloc[-1] == pytest.approx(samples["t"].iloc[-1])  # stamped before exit
-    from leaklab import summary, tables
+    from leaklab.report import summary
+    from leaklab.tables import tables
 
     script = str(root / "tests" / "data" / "hostile_units.py")
     config = {"verdict": {}, "experiments": {"cmd": {"command": f"{sys.executable} {{script}} 0.6", "variants": ["x"],
@@ -193,7 +196,7 @@ def test_marks_written_by_the_program_itself_are_checked_too(tmp_path):
 
 
 def cgroup_or_skip(kind: str) -> None:
-    from leaklab import containment
+    from leaklab.process import containment
 
     try:
         containment.create(kind).close()
@@ -227,7 +230,7 @@ def test_without_cgroups_the_process_group_is_the_fallback_and_says_so(tmp_path)
 def test_an_error_inside_the_runner_stops_the_tree_and_is_recorded(root, tmp_path, monkeypatch):
     """A fault in the runner's own code (here: the sampler failing on its 20th reading)
     still stops the measured tree, daemonised grandchild included, and writes every output."""
-    from leaklab import sampler
+    from leaklab.process import sampler
 
     real, calls = sampler.sample, []
 
@@ -249,7 +252,7 @@ def test_an_error_inside_the_runner_stops_the_tree_and_is_recorded(root, tmp_pat
 def test_the_fixture_build_runs_under_the_measurements_limits(tmp_path):
     """The fixture builder once had no limit (4.1 GB in 70 s from one bad key count):
     it now runs like a measurement, capped, timed and stopped whole."""
-    from leaklab import contained
+    from leaklab.process import contained
     from leaklab.experiments.rocksdb_merge import fixture_command
 
     small = contained.run(fixture_command(tmp_path / "small", 2000, 3, 64, 1), tmp_path / "small.log",
@@ -276,7 +279,7 @@ def massif_run(root, tmp_path) -> tuple:
 def test_profile_files_damaged_after_the_run_are_noticed_at_aggregation(root, tmp_path):
     """A damaged derived table is derived again from massif's own file; a damaged
     massif file makes the run's profile a parse_error (checksums in meta.json)."""
-    from leaklab import tables
+    from leaklab.tables import tables
 
     run, config = massif_run(root, tmp_path)
     (run / "top_sites.parquet").write_bytes(b"PAR1 not parquet")
@@ -291,7 +294,7 @@ def test_profile_files_damaged_after_the_run_are_noticed_at_aggregation(root, tm
 
 @pytest.mark.slow
 def test_samples_changed_after_the_run_make_it_a_parse_error(root, tmp_path):
-    from leaklab import tables
+    from leaklab.tables import tables
 
     run, config = massif_run(root, tmp_path)
     samples = pd.read_parquet(run / "samples.parquet")
@@ -301,7 +304,7 @@ def test_samples_changed_after_the_run_make_it_a_parse_error(root, tmp_path):
 
 
 def test_previous_tables_stay_until_the_new_ones_are_complete(tmp_path):
-    from leaklab import tables
+    from leaklab.tables import tables
 
     tables.write_csv({"runs": pd.DataFrame({"status": ["ok"]}), "growth": pd.DataFrame({"x": [1]})}, tmp_path)
     with pytest.raises(AttributeError):
@@ -313,7 +316,8 @@ def test_previous_tables_stay_until_the_new_ones_are_complete(tmp_path):
 def test_every_figure_and_the_summary_cope_with_only_unreadable_runs(root, tmp_path):
     """Every run lost (here: one whose meta.json is garbage): the tables still come out,
     and so do every figure and the summary, from the CSV files as the workflow reads them."""
-    from leaklab import plots, profile_plots, summary, tables
+    from leaklab.report import plots, profile_plots, summary
+    from leaklab.tables import tables
 
     run = tmp_path / "runs" / "fd_leak" / "leak" / "heaptrack" / "rep1"
     run.mkdir(parents=True)
@@ -395,12 +399,12 @@ def pretend_pipeline(directory) -> subprocess.Popen:
 
 def lock_as(uid: int, directory) -> subprocess.CompletedProcess:
     return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                           sys.executable, "-m", "leaklab.lock", str(directory)], capture_output=True, text=True)
+                           sys.executable, "-m", "leaklab", "lock", str(directory)], capture_output=True, text=True)
 
 
 @pytest.mark.slow
 def test_the_lock_of_a_live_pipeline_is_kept_and_its_owner_named(locked_dir, capsys):
-    from leaklab.lock import clear_stale
+    from leaklab.commands.lock import clear_stale
 
     live = pretend_pipeline(locked_dir)
     try:
@@ -438,11 +442,11 @@ def test_what_a_runner_killed_outright_leaves_is_killed_by_the_next_one(root, tm
     """SIGKILL gives the runner no chance to clean up: its measured process dies with it
     (parent-death signal); its daemonised grandchild survives in the run's cgroup until
     the next runner sweeps the cgroups of runners that no longer exist."""
-    from leaklab import containment
+    from leaklab.process import containment
 
     cgroup_or_skip("cgroup_v1")
     script = root / "tests" / "data" / "escaping_grandchild.py"
-    code = ("import sys; from leaklab import experiments, runner; "
+    code = ("import sys; from leaklab import experiments; from leaklab.measure import runner; "
             "experiments.configure({'experiments': {'cmd': {'command': sys.argv[1], 'variants': ['x']}}}); "
             "runner.run('cmd', 'x', sys.argv[2], timeout_s=120)")
     doomed = subprocess.Popen([sys.executable, "-c", code, f"{sys.executable} {script} 50 120", str(tmp_path)])
@@ -488,7 +492,7 @@ def test_a_program_that_signals_its_parent_never_stops_the_runner(root, tmp_path
 def test_a_stop_signal_from_outside_the_tree_still_stops_the_runner(tmp_path):
     """The guard keeps the runner's own stop: SIGTERM from a process that is not the
     measured program (snakemake, a user) ends it, and the program with it."""
-    code = ("import sys; from leaklab import experiments, runner; "
+    code = ("import sys; from leaklab import experiments; from leaklab.measure import runner; "
             "experiments.configure({'experiments': {'cmd': {'command': 'sleep 61.75', 'variants': ['x']}}}); "
             "runner.run('cmd', 'x', sys.argv[1], timeout_s=120)")
     doomed = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stderr=subprocess.PIPE, text=True)
@@ -504,7 +508,7 @@ def test_a_flood_of_output_keeps_every_unit_and_a_bounded_log(root, tmp_path):
     counts (a flood once recorded 2 of 100), run.log keeps its cap (head and tail, the
     bytes dropped said where and in meta.json), and the runner never holds the output:
     its own peak memory stays far below what the program wrote."""
-    code = ("import json, resource, sys; from leaklab import experiments, runner; "
+    code = ("import json, resource, sys; from leaklab import experiments; from leaklab.measure import runner; "
             "experiments.configure({'experiments': {'cmd': {'command': sys.argv[1], 'variants': ['x'], "
             "'unit_pattern': r'^step \\d+ done$', 'params': {'mb': 1}}}}); "
             "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024; "
@@ -562,7 +566,7 @@ def test_a_unit_of_a_few_milliseconds_gets_its_own_reading(root, tmp_path):
     meta = run_program(root, "fast_units.py", "40 1024 5", tmp_path, interval_s=1.0)
     assert meta["status"] == "ok" and meta["n_units"] == 40
     assert meta["units_sharing_reading"] <= 2
-    from leaklab import growth
+    from leaklab.model import growth
 
     series = growth.unit_series(pd.read_parquet(tmp_path / "samples.parquet"),
                                 pd.read_parquet(tmp_path / "marks.parquet"))
@@ -574,7 +578,7 @@ def test_a_unit_of_a_few_milliseconds_gets_its_own_reading(root, tmp_path):
 def test_units_faster_than_readings_are_counted_and_their_verdict_says_so(root, tmp_path):
     """Units far faster than the reading rate's bound share readings: the run says how
     many (meta.json, runs table), and a decisive verdict on them says so in its reason."""
-    from leaklab import tables
+    from leaklab.tables import tables
 
     run = tmp_path / "runs" / "cmd" / "x" / "plain" / "rep1"
     meta = run_program(root, "fast_units.py", "3000 64 0", run, interval_s=1.0)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaklab import growth
+from leaklab.model import growth
 
 
 def series(slope: float, units: int = 10, level: float = 50e6, noise: float = 0.0, seed: int = 0) -> pd.DataFrame:

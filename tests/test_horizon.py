@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from leaklab import config as leaklab_config
-from leaklab import horizon, runner, tables
-from leaklab.validation import ConfigError, check_before_schema
+from leaklab.measure import config as leaklab_config
+from leaklab.measure import runner
+from leaklab.model import horizon
+from leaklab.tables import tables
+from leaklab.measure.validation import ConfigError, check_before_schema
 
 WINDOW, HORIZON = 30, 3
 
@@ -205,7 +207,8 @@ os.abort()  # as cpp_merge's C++ program does at close
 
 
 def test_a_verdict_from_crashed_runs_says_so_in_the_tables_summary_and_figure(tmp_path):
-    from leaklab import experiments, plots, summary
+    from leaklab import experiments
+    from leaklab.report import plots, summary
 
     script = tmp_path / "prog.py"
     script.write_text(CRASHING)
@@ -234,7 +237,7 @@ def test_retention_decides_a_look_only_once_a_leak_is_ruled_out():
     runs read `leak`; a look's retention must rule the leak out (its interval below the bar)."""
     import numpy as np
 
-    from leaklab import sequential, verdicts
+    from leaklab.model import sequential, verdicts
 
     x = np.arange(1, 9, dtype=float)
     growing = 300 + 1.0 * x + np.random.default_rng(0).normal(0, 2.0, x.size)  # retained 300, +1/unit, noisy

@@ -8,7 +8,10 @@ import subprocess
 
 import pandas as pd
 import pytest
-from leaklab import attribution, experiments, mappings, runner
+from leaklab import experiments
+from leaklab.measure import runner
+from leaklab.process import mappings
+from leaklab.tables import attribution
 
 MIB = 2**20
 STEPS = 30
@@ -78,7 +81,7 @@ def test_a_childs_leak_is_named_by_its_pid_and_command(places_leak, tmp_path):
 
 def _table_run(exe: str, modes: tuple[str, ...], base, verdict: dict) -> dict:
     """Each mode run once as a variant of one command experiment, then every table."""
-    from leaklab import tables
+    from leaklab.tables import tables
 
     entry = {"command": f"{exe} {{mode}} {STEPS} {MIB}", "unit": "step", "unit_pattern": "step (\\d+)",
              "variants": {mode: {"params": {"mode": mode}} for mode in modes}, "baseline": modes[-1],
@@ -125,7 +128,7 @@ def test_a_c_programs_glibc_heap_is_measured_through_command_and_judged(three_pl
 
 def test_no_heap_metric_for_a_static_program_or_a_shell_is_a_config_error(root, tmp_path):
     """The threshold is refused before any job runs, with the reason, never dropped."""
-    from leaklab.config import ConfigError, _check_heap_metric
+    from leaklab.measure.config import ConfigError, _check_heap_metric
 
     static = tmp_path / "places_static"
     built = subprocess.run(["cc", "-static", "-O0", "-o", str(static), str(root / "tests" / "data" / "places_leak.c")],
@@ -161,7 +164,7 @@ def test_smaps_rollup_is_walked_at_most_once_a_second_and_fresh_at_the_end(monke
     import os
     import time
 
-    from leaklab import sampler
+    from leaklab.process import sampler
 
     walks = []
     real = sampler._smaps_rollup
@@ -184,7 +187,7 @@ def test_a_unit_mark_reading_refreshes_pss_and_uss(monkeypatch):
     sample after it uses them instead of walking the page tables again."""
     import os
 
-    from leaklab import sampler
+    from leaklab.process import sampler
 
     monkeypatch.setattr(sampler, "ROLLUPS", sampler.Rollups())
     mappings.read_tree([os.getpid()], 0.0, 1)

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from leaklab import build, config, growth, runner
+from leaklab.measure import config, runner
+from leaklab.model import growth
+from leaklab.process import build
 
 pytestmark = pytest.mark.slow  # real compilers, real runs
 

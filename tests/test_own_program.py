@@ -9,8 +9,8 @@ import sys
 import pytest
 import yaml
 
-from leaklab import config as leaklab_config
-from leaklab import own_program, unit_protocol
+from leaklab.measure import config as leaklab_config
+from leaklab.process import own_program, unit_protocol
 
 ENTRY = {"command": "{setup_dir}/prog {rate} {n}", "params": {"n": 10},
          "variants": {"clean": {"params": {"rate": 0}}, "leak": {"params": {"rate": 4096}}}}

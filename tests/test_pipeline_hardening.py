@@ -15,7 +15,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from leaklab import experiments, own_program, runner, tables
+from leaklab import experiments
+from leaklab.measure import runner
+from leaklab.process import own_program
+from leaklab.tables import tables
 
 PROGRAM = r"""
 #include <stdio.h>

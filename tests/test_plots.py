@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_hex
 
-from leaklab import compare_plots, plots, profile_plots, summary, verdicts
-from leaklab.amounts import amount, counted, plural
-from leaklab.figstyle import THRESHOLD_STYLE, VERDICT_COLOURS, axis_unit, texts_outside
+from leaklab.model import verdicts
+from leaklab.report import compare_plots, plots, profile_plots, summary
+from leaklab.model.amounts import amount, counted, plural
+from leaklab.report.figstyle import THRESHOLD_STYLE, VERDICT_COLOURS, axis_unit, texts_outside
 
 MIB = 2**20
 
@@ -379,8 +380,8 @@ def test_figures_docs_copies_a_runs_figures_small_with_its_date_and_machine(grow
     from PIL import Image
 
     results, docs = tmp_path / "results", tmp_path / "docs"
-    command = [sys.executable, "-m", "leaklab.docs_figures", "--results", str(results), "--out", str(docs)]
-    assert "-m leaklab.docs_figures --results results --out docs" in (root / "Makefile").read_text()
+    command = [sys.executable, "-m", "leaklab.report.docs_figures", "--results", str(results), "--out", str(docs)]
+    assert "-m leaklab.report.docs_figures --results results --out docs" in (root / "Makefile").read_text()
     empty = subprocess.run(command, capture_output=True, text=True)
     assert empty.returncode == 1 and "growth_overview.png, attribution.png" in empty.stderr
     assert not docs.exists()  # nothing half-written

@@ -8,7 +8,9 @@ import subprocess
 
 import pandas as pd
 import pytest
-from leaklab import build, config, experiments, runner
+from leaklab import experiments
+from leaklab.measure import config, runner
+from leaklab.process import build
 from leaklab.profilers import pprof
 from leaklab.profilers.stacks import SITE_COLUMNS
 

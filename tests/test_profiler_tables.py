@@ -5,7 +5,8 @@ import math
 import pandas as pd
 import pytest
 
-from leaklab import flamegraph, profiler_tables
+from leaklab.profilers import flamegraph
+from leaklab.tables import profiler_tables
 
 
 def marks(times):

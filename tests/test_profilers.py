@@ -287,7 +287,7 @@ def test_heaptrack_missing_and_corrupt(profiled, tmp_path):
 # ------------------------------------------------------------------------- tracemalloc
 
 GROWER = textwrap.dedent("""
-    from leaklab import marks
+    from leaklab.experiments import marks
     from leaklab.profilers.tracemalloc import dump_snapshot
 
     marks.start_tracing_if_asked()

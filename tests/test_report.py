@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from leaklab import experiments, explore, landing, report_page, roles
+from leaklab import experiments
+from leaklab.report import explore, landing, report_page, roles
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTIONS = yaml.safe_load((ROOT / "workflow" / "report" / "captions.yaml").read_text())

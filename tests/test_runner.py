@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from leaklab import runner, tables
+from leaklab.measure import runner
+from leaklab.tables import tables
 
 MIB = 2**20
 
@@ -111,7 +112,7 @@ def test_aggregation_and_summary_survive_a_run_set_with_no_plain_run(tmp_path, r
     and the summary says the controls could not be checked."""
     import yaml
 
-    from leaklab import plots, summary
+    from leaklab.report import plots, summary
 
     run = tmp_path / "runs" / "fd_leak" / "leak" / "heaptrack" / "rep1"
     runner.run("fd_leak", "leak", run, {"rotations": 12, "interval_s": 0.01}, profiler="heaptrack")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from leaklab import sampler
+from leaklab.process import sampler
 
 ALLOCATE = """
 import os, sys, time

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaklab import sequential, verdicts
-from leaklab.settings import ExperimentSettings, Threshold
+from leaklab.model import sequential, verdicts
+from leaklab.model.settings import ExperimentSettings, Threshold
 
 MIB = 2**20
 SETTINGS = ExperimentSettings(name="x", unit="step", releases=False, baseline="a", warmup_units=2,
@@ -69,7 +69,9 @@ def test_the_table_replays_real_runs_and_the_figure_draws_it(tmp_path, root):
     run time the table gives from the runs' own clock."""
     import yaml
 
-    from leaklab import plots, runner, tables
+    from leaklab.measure import runner
+    from leaklab.report import plots
+    from leaklab.tables import tables
 
     dirs = []
     for variant in ("leak", "close"):

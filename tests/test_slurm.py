@@ -140,7 +140,7 @@ def workflow(slurm, tmp_path_factory):
 
 
 def expected_runs(config):
-    from leaklab import config as leaklab_config  # tests/conftest.py puts it on the path
+    from leaklab.measure import config as leaklab_config  # tests/conftest.py puts it on the path
 
     return len(leaklab_config.runs(config))
 

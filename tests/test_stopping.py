@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from leaklab import config as leaklab_config
-from leaklab import experiments, runner, sequential, stopping
+from leaklab.measure import config as leaklab_config
+from leaklab import experiments
+from leaklab.measure import runner, stopping
+from leaklab.model import sequential
 
 MIB = 2**20
 STOPPING = {"sequential": True, "min_units": 5}
@@ -164,7 +166,7 @@ def test_the_nightly_profile_keeps_fixed_length_whatever_the_config_says(root):
     from snakemake.cli import parse_config
     from snakemake.utils import update_config
 
-    from leaklab import validation
+    from leaklab.measure import validation
 
     config = yaml.safe_load((root / "config.yaml").read_text())
     config["stopping"] = {"sequential": True, "min_units": 8}
@@ -182,7 +184,7 @@ def test_the_nightly_profile_keeps_fixed_length_whatever_the_config_says(root):
     ({"sequentail": True}, "stopping: unknown key 'sequentail'; allowed: min_units, profiled_units, sequential, stop_on"),
 ])
 def test_a_bad_stopping_block_names_the_key_and_what_is_allowed(root, stopping, message):
-    from leaklab import validation
+    from leaklab.measure import validation
 
     config = yaml.safe_load((root / "config.yaml").read_text())
     config["stopping"] = stopping
@@ -215,7 +217,7 @@ def test_the_plan_reaches_the_runs_through_params_and_runs_carry_why_they_stoppe
     stopping off a threshold change re-runs none."""
     import subprocess
 
-    from leaklab import tables
+    from leaklab.tables import tables
 
     (tmp_path / "config.yaml").write_text(SMALL)
     targets = [f"results/runs/planted/{v}/plain/rep1/meta.json" for v in ("zero", "native_large")]

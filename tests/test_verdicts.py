@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import theilslopes
 
-from leaklab import intervals, verdicts
-from leaklab import settings as leaklab_settings
+from leaklab.model import intervals, verdicts
+from leaklab.model import settings as leaklab_settings
 
 MIB = 2**20
 CONFIG = {

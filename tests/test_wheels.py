@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from leaklab import wheels
+from leaklab.process import wheels
 
 SETUP = """from setuptools import setup
 setup(name="leaklabtiny", version="0.1", py_modules=["leaklabtiny"])

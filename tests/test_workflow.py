@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 import yaml
-from leaklab.tables import TABLES
+from leaklab.tables.tables import TABLES
 
 pytestmark = pytest.mark.e2e
 
@@ -144,7 +144,7 @@ def test_figures_exist_as_png_and_svg(results):
 def test_rerun_when_up_to_date_does_nothing(root, results, capsys):
     """A no-op re-run and a dry run of the finished run, timed as `make bench` times them
     (it fails when either finds a job to do)."""
-    from leaklab import bench
+    from leaklab.commands import bench
 
     seconds = bench.bench_pipeline(results, root / "tests" / "config.yaml", run_first=False)
     assert list(seconds) == ["no-op re-run", "dry run after"]

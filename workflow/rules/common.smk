@@ -6,40 +6,43 @@ import re
 from snakemake.utils import validate
 
 # only light modules here: a dry run or a no-op re-run should not pay for pandas and scipy
-import leaklab.build  # noqa: E402
-import leaklab.config  # noqa: E402
-import leaklab.outcome  # noqa: E402  (the exit status in onsuccess)
-import leaklab.own_program  # noqa: E402
-import leaklab.validation  # noqa: E402
-from leaklab import experiments, sweep  # noqa: E402
-from leaklab.table_names import TABLES  # noqa: E402
+import leaklab.process.build  # noqa: E402
+import leaklab.measure.config  # noqa: E402
+import leaklab.process.outcome  # noqa: E402  (the exit status in onsuccess)
+import leaklab.process.own_program  # noqa: E402
+import leaklab.measure.validation  # noqa: E402
+from leaklab import experiments  # noqa: E402
+from leaklab.tables import sweep  # noqa: E402
+from leaklab.tables.table_names import TABLES  # noqa: E402
 
 # leaklab's own one-line errors first (ids, finite numbers, unknown experiments, the
 # schema's first error), then the schema again to fill in its defaults, then the checks
 # that know the experiments: all before any job.
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 try:
-    leaklab.validation.type_command_line(config, workflow.config_settings.config)  # --config a={b: 1}
-    leaklab.validation.check_before_schema(config, SCHEMA)
+    leaklab.measure.validation.type_command_line(config, workflow.config_settings.config)  # --config a={b: 1}
+    leaklab.measure.validation.check_before_schema(config, SCHEMA)
     validate(config, SCHEMA)
-    leaklab.config.select_only(config)
-    leaklab.config.check(config)
-except leaklab.config.ConfigError as error:
+    leaklab.measure.config.select_only(config)
+    leaklab.measure.config.check(config)
+except leaklab.measure.config.ConfigError as error:
     raise WorkflowError(f"config: {error}") from None
 
 # {project} in a command experiment: the directory of the user's config file (the last
 # --configfile), else this checkout; --directory (where results/ goes) does not change it.
 PROJECT_DIR = (os.path.dirname(os.path.abspath(workflow.overwrite_configfiles[-1])) if workflow.overwrite_configfiles
                else workflow.basedir)
-RUNS = leaklab.config.runs(config)
+RUNS = leaklab.measure.config.runs(config)
 EXPERIMENTS = list(config["experiments"])
 SWEEP = config.get("version_sweep") or {"experiment": None, "variants": []}
 NATIVE_ROOT = os.path.join(workflow.basedir, "native")
-# The verdict model's source: a change to the rule re-runs every analysis that decides
-# verdicts (through params:), never a measurement.
-VERDICT_MODEL_FILES = ("verdicts.py", "intervals.py", "settings.py", "sequential.py", "sensitivity.py", "controls.py")
+# The verdict model's source, every file of workflow/leaklab/model/ (names and contents, in
+# order): a change to the model re-runs every analysis that decides verdicts (through params:),
+# never a measurement.
+MODEL_DIR = os.path.join(workflow.basedir, "workflow", "leaklab", "model")
 VERDICT_MODEL = hashlib.sha256(b"".join(
-    open(os.path.join(workflow.basedir, "workflow", "leaklab", name), "rb").read() for name in VERDICT_MODEL_FILES
+    name.encode() + b"\0" + open(os.path.join(MODEL_DIR, name), "rb").read()
+    for name in sorted(os.listdir(MODEL_DIR)) if name.endswith(".py")
 )).hexdigest()[:16]
 RUN_DIR = "results/runs/{experiment}/{variant}/{profiler}/rep{replicate}"
 SWEEP_RUN_DIR = "results/sweep/{package}-{version}/runs/{experiment}/{variant}/plain/rep{replicate}"
@@ -53,7 +56,7 @@ wildcard_constraints:
     package=r"[A-Za-z0-9_.]+",
     version=r"[0-9][0-9A-Za-z.]*",
     replicate=r"\d+",
-    program="|".join(leaklab.build.PROGRAMS),
+    program="|".join(leaklab.process.build.PROGRAMS),
 
 
 def canonical(value):
@@ -81,7 +84,7 @@ def rocksdb_fixture_settings():
     """Operands, their size and the seed of every fixture: rocksdb_merge's, or its
     defaults when only the Go and C++ merge programs are configured."""
     if "rocksdb_merge" in config["experiments"]:
-        return leaklab.config.experiment_params(config, "rocksdb_merge")
+        return leaklab.measure.config.experiment_params(config, "rocksdb_merge")
     from leaklab.experiments import rocksdb_merge
 
     return rocksdb_merge.DEFAULTS
@@ -104,9 +107,9 @@ def run_inputs(wildcards):
         return {**setup, "workdir_files": workdir_files(wildcards)}
     inputs = {}
     if wildcards.experiment in experiments.ROCKSDB_FIXTURE_READERS:
-        params = leaklab.config.run_params(config, wildcards.experiment, wildcards.profiler)
+        params = leaklab.measure.config.run_params(config, wildcards.experiment, wildcards.profiler)
         inputs["fixture"] = rocksdb_fixture(params)
-    if wildcards.experiment in leaklab.build.PROGRAMS:
+    if wildcards.experiment in leaklab.process.build.PROGRAMS:
         inputs["binary"] = f"results/build/{wildcards.experiment}/{wildcards.experiment}"
     return inputs
 
@@ -114,7 +117,7 @@ def run_inputs(wildcards):
 def run_params(wildcards):
     """The experiment's parameters for this variant and profiler (scaled), its fixture,
     and for a command experiment {project}."""
-    params = leaklab.config.run_params(config, wildcards.experiment, wildcards.profiler, wildcards.variant)
+    params = leaklab.measure.config.run_params(config, wildcards.experiment, wildcards.profiler, wildcards.variant)
     if "command" in config["experiments"][wildcards.experiment]:
         params["project"] = PROJECT_DIR
     if wildcards.experiment in experiments.ROCKSDB_FIXTURE_READERS:
@@ -129,17 +132,17 @@ def paced(wildcards):
 
 
 def stop_params(wildcards):
-    """Sequential stopping's plan for this run (``leaklab.config.stop_plan``): empty when
+    """Sequential stopping's plan for this run (``leaklab.measure.config.stop_plan``): empty when
     it is off or the run is profiled, so only what a stopped run depends on re-runs it."""
-    return canonical(leaklab.config.stop_plan(config, wildcards.experiment, wildcards.profiler, wildcards.variant))
+    return canonical(leaklab.measure.config.stop_plan(config, wildcards.experiment, wildcards.profiler, wildcards.variant))
 
 
 def setup_command(wildcards):
     """A command experiment's setup step as argv, its placeholders filled (quoted when
     it runs under a shell, as a run's command is)."""
     entry = config["experiments"][wildcards.experiment]
-    params = leaklab.config.experiment_params(config, wildcards.experiment)
-    return leaklab.own_program.argv(entry["setup"], {**params, "project": PROJECT_DIR})
+    params = leaklab.measure.config.experiment_params(config, wildcards.experiment)
+    return leaklab.process.own_program.argv(entry["setup"], {**params, "project": PROJECT_DIR})
 
 
 # What the analysis reads of an experiment's entry, and what a script needs to register a
@@ -189,15 +192,15 @@ def run_spec(wildcards):
     if "command" not in entry:
         return {"experiments": {}}
     spec = {k: entry[k] for k in ("command", "unit", "unit_source", "unit_pattern", "workdir_files") if k in entry}
-    own = leaklab.config.variant_settings(entry, wildcards.variant)
+    own = leaklab.measure.config.variant_settings(entry, wildcards.variant)
     return canonical({"experiments": {wildcards.experiment: {**spec, "command": own.get("command", entry["command"]),
                                                              "variants": [wildcards.variant]}}})
 
 
 def profiler_params(wildcards):
     return canonical({
-        "settings": leaklab.config.profiler_settings(config, wildcards.experiment, wildcards.profiler),
-        "scale": leaklab.config.scale(config, wildcards.experiment, wildcards.profiler),
+        "settings": leaklab.measure.config.profiler_settings(config, wildcards.experiment, wildcards.profiler),
+        "scale": leaklab.measure.config.scale(config, wildcards.experiment, wildcards.profiler),
     })
 
 

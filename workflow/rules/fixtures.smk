@@ -17,7 +17,7 @@ rule rocksdb_fixture:
 
 rule command_setup:
     """A command experiment's build step (e.g. compiling the user's program), once,
-    contained like a measured program (leaklab.contained). Its outcome is recorded, never
+    contained like a measured program (leaklab.process.contained). Its outcome is recorded, never
     raised: a failed setup costs its own experiment's runs (setup_failed), no other
     experiment its tables, and runs again on the next pipeline run."""
     output:

@@ -4,7 +4,7 @@
 rule sweep_venv:
     """A venv holding one version of the swept library: from a PyPI wheel, or, for a
     version with no wheel for this Python, from a wheel built once from its source
-    distribution into the cache outside results/ (leaklab.wheels; log under the cache)."""
+    distribution into the cache outside results/ (leaklab.process.wheels; log under the cache)."""
     output:
         touch("results/sweep/venvs/{package}-{version}/.ready"),
     params:
@@ -19,7 +19,7 @@ rule sweep_venv:
         "(rm -rf {params.venv}/bin {params.venv}/lib && {params.python} -m venv {params.venv}"
         " && ({params.venv}/bin/pip install --quiet --only-binary=:all: {wildcards.package}=={wildcards.version}"
         " || {params.venv}/bin/pip install --quiet"
-        " $({params.python} -m leaklab.wheels {wildcards.package} {wildcards.version} | tail -n 1)))"
+        " $({params.python} -m leaklab.process.wheels {wildcards.package} {wildcards.version} | tail -n 1)))"
         " > {log} 2>&1"
 
 
@@ -32,9 +32,9 @@ rule sweep_run:
         samples=f"{SWEEP_RUN_DIR}/samples.parquet",
         marks=f"{SWEEP_RUN_DIR}/marks.parquet",
     params:
-        settings=lambda wildcards: canonical(leaklab.config.run_params(sweep.sweep_config(config), wildcards.experiment,
+        settings=lambda wildcards: canonical(leaklab.measure.config.run_params(sweep.sweep_config(config), wildcards.experiment,
                                                                        "plain", wildcards.variant)),
-        stopping=lambda wildcards: canonical(leaklab.config.stop_plan(sweep.sweep_config(config), wildcards.experiment,
+        stopping=lambda wildcards: canonical(leaklab.measure.config.stop_plan(sweep.sweep_config(config), wildcards.experiment,
                                                                       "plain", wildcards.variant)),
         python=lambda wildcards: os.path.abspath(f"{sweep.venv_dir(wildcards.package, wildcards.version)}/bin/python"),
         sampler=canonical(config["sampler"]),

@@ -6,8 +6,8 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
-from leaklab import accuracy, accuracy_plot  # noqa: E402
-from leaklab.tables import read_csv_table  # noqa: E402
+from leaklab.benchmarks import accuracy, accuracy_plot  # noqa: E402
+from leaklab.tables.tables import read_csv_table  # noqa: E402
 
 params = snakemake.params  # noqa: F821
 synthetic = accuracy.synthetic_rows(params.draws, params.seed)

@@ -1,16 +1,16 @@
 """Snakemake entry point: build the tidy tables from every run directory, contained like a
-measured program (leaklab.contained: time limit, memory cap, bounded log)."""
+measured program (leaklab.process.contained: time limit, memory cap, bounded log)."""
 
 import sys
 from pathlib import Path
 
-from leaklab import contained
+from leaklab.process import contained
 
 params = snakemake.params  # noqa: F821
 contained.script_contained(__real_file__, snakemake.log[0], params.limits["timeout_s"],  # noqa: F821
                            params.limits["mem_cap_mb"] * 2**20)
 
-from leaklab import tables  # noqa: E402
+from leaklab.tables import tables  # noqa: E402
 
 run_dirs = [Path(p).parent for p in snakemake.input.meta]  # noqa: F821
 built = tables.build(run_dirs, params.analysis)

@@ -1,14 +1,14 @@
-"""Snakemake entry point: compile one native reproduction (see leaklab.build)."""
+"""Snakemake entry point: compile one native reproduction (see leaklab.process.build)."""
 
 import sys
 from pathlib import Path
 
-from leaklab.containment import die_with_parent
+from leaklab.process.containment import die_with_parent
 
 die_with_parent()  # first: a pipeline killed outright takes the build down with it
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
-from leaklab.build import build  # noqa: E402
+from leaklab.process.build import build  # noqa: E402
 
 versions = build(snakemake.wildcards.program, Path(snakemake.params.native_root),  # noqa: F821
                  Path(snakemake.output.binary), Path(snakemake.log[0]),  # noqa: F821

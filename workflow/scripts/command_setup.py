@@ -1,16 +1,16 @@
-"""Snakemake entry point: a command experiment's setup step, contained (leaklab.contained);
+"""Snakemake entry point: a command experiment's setup step, contained (leaklab.process.contained);
 its outcome recorded in setup.json, never raised (see the command_setup rule)."""
 
 import json
 import sys
 from pathlib import Path
 
-from leaklab.containment import die_with_parent
+from leaklab.process.containment import die_with_parent
 
 die_with_parent()  # first: a pipeline killed outright takes the step down with it
 open(snakemake.log[0], "w").close()  # noqa: F821
 
-from leaklab import contained  # noqa: E402
+from leaklab.process import contained  # noqa: E402
 limits = snakemake.params.limits  # noqa: F821
 Path(snakemake.output[0]).parent.mkdir(parents=True, exist_ok=True)  # noqa: F821  ({setup_dir})
 outcome = contained.run(snakemake.params.command, Path(snakemake.log[0]),  # noqa: F821

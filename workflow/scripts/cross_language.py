@@ -1,11 +1,11 @@
-"""Snakemake entry point: the cross-language table (see leaklab.cross_language)."""
+"""Snakemake entry point: the cross-language table (see leaklab.tables.cross_language)."""
 
 import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
-from leaklab import cross_language  # noqa: E402
-from leaklab.tables import read_csv_table  # noqa: E402
+from leaklab.tables import cross_language  # noqa: E402
+from leaklab.tables.tables import read_csv_table  # noqa: E402
 
 table = cross_language.table(read_csv_table(snakemake.input.growth), read_csv_table(snakemake.input.top_sites))  # noqa: F821
 table.to_csv(snakemake.output[0], index=False)  # noqa: F821

@@ -14,7 +14,7 @@ from pathlib import Path
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
 from leaklab import history  # noqa: E402
-from leaklab.tables import read_csv_table  # noqa: E402
+from leaklab.tables.tables import read_csv_table  # noqa: E402
 
 params, given = snakemake.params, snakemake.input  # noqa: F821
 

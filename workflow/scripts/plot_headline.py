@@ -4,8 +4,9 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
-from leaklab import experiments, plots  # noqa: E402
-from leaklab.tables import read_csv_table  # noqa: E402
+from leaklab import experiments  # noqa: E402
+from leaklab.report import plots  # noqa: E402
+from leaklab.tables.tables import read_csv_table  # noqa: E402
 
 experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments)
 

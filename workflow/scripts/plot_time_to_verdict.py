@@ -4,7 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
-from leaklab import plots  # noqa: E402
-from leaklab.tables import read_csv_table  # noqa: E402
+from leaklab.report import plots  # noqa: E402
+from leaklab.tables.tables import read_csv_table  # noqa: E402
 
 plots.time_to_verdict(read_csv_table(snakemake.input.table), snakemake.output.png)  # noqa: F821

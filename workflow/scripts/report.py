@@ -1,4 +1,4 @@
-"""Snakemake entry point: results/report.html (leaklab.report_page)."""
+"""Snakemake entry point: results/report.html (leaklab.report.report_page)."""
 
 import sys
 from pathlib import Path
@@ -7,7 +7,9 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
 import vl_convert  # noqa: E402
 
-from leaklab import experiments, report_page, settings  # noqa: E402
+from leaklab import experiments  # noqa: E402
+from leaklab.model import settings  # noqa: E402
+from leaklab.report import report_page  # noqa: E402
 
 experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments' units)
 resolved = settings.resolve(snakemake.params.analysis)  # noqa: F821

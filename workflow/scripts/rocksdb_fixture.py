@@ -1,25 +1,25 @@
 """Snakemake entry point: build the rocksdb_merge fixture database once, contained under
-the measurements' memory cap and time limit (leaklab.contained).  A build that does not
+the measurements' memory cap and time limit (leaklab.process.contained).  A build that does not
 end ok leaves only FAILED.json in the fixture's directory: the runs that read it are
 recorded as fixture_failed, the other experiments go on, and the next pipeline run
-builds it again (leaklab.outcome)."""
+builds it again (leaklab.process.outcome)."""
 
 import json
 import shutil
 import sys
 from pathlib import Path
 
-from leaklab.containment import die_with_parent  # no slow import before these two
-from leaklab.run_signals import hold
+from leaklab.process.containment import die_with_parent  # no slow import before these two
+from leaklab.process.run_signals import hold
 
 die_with_parent()  # a pipeline killed from here on takes this job down with it
 hold()  # every thread started from here on leaves a program's signals to the runner
 
 open(snakemake.log[0], "w").close()  # noqa: F821
 
-from leaklab import contained  # noqa: E402
+from leaklab.process import contained  # noqa: E402
 from leaklab.experiments.rocksdb_merge import fixture_command  # noqa: E402
-from leaklab.outcome import FAILED_FIXTURE  # noqa: E402
+from leaklab.process.outcome import FAILED_FIXTURE  # noqa: E402
 
 p, limits = snakemake.params.settings, snakemake.params.limits  # noqa: F821
 output = Path(snakemake.output[0])  # noqa: F821

@@ -1,18 +1,21 @@
-"""Snakemake entry point: run one variant under one profiler (see leaklab.runner)."""
+"""Snakemake entry point: run one variant under one profiler (see leaklab.measure.runner)."""
 
 import errno
 import sys
 from pathlib import Path
 
-from leaklab.containment import die_with_parent  # no slow import before these two
-from leaklab.run_signals import hold
+from leaklab.process.containment import die_with_parent  # no slow import before these two
+from leaklab.process.run_signals import hold
 
 die_with_parent()  # a pipeline killed from here on takes this job down with it
 hold()  # every thread started from here on leaves a program's signals to the runner
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  (line by line: a full disk loses no line)
 
-from leaklab import experiments, outcome, run_files, runner  # noqa: E402
+from leaklab import experiments  # noqa: E402
+from leaklab.measure import runner  # noqa: E402
+from leaklab.process import outcome  # noqa: E402
+from leaklab.tables import run_files  # noqa: E402
 
 experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments)
 

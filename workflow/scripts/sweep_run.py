@@ -3,15 +3,15 @@
 import sys
 from pathlib import Path
 
-from leaklab.containment import die_with_parent  # no slow import before these two
-from leaklab.run_signals import hold
+from leaklab.process.containment import die_with_parent  # no slow import before these two
+from leaklab.process.run_signals import hold
 
 die_with_parent()  # a pipeline killed from here on takes this job down with it
 hold()  # every thread started from here on leaves a program's signals to the runner
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
-from leaklab import runner  # noqa: E402
+from leaklab.measure import runner  # noqa: E402
 
 w = snakemake.wildcards  # noqa: F821
 params = snakemake.params  # noqa: F821

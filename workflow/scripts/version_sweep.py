@@ -6,7 +6,8 @@ from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
-from leaklab import plots, sweep  # noqa: E402
+from leaklab.report import plots  # noqa: E402
+from leaklab.tables import sweep  # noqa: E402
 
 by_version = defaultdict(list)
 for meta in snakemake.input.meta:  # noqa: F821

@@ -2,7 +2,7 @@
 
 One module per kind of verb, as memray's ``commands/`` does: ``pipeline`` holds the
 verbs that run the Snakemake workflow (run, sweep, report); the others hand their
-arguments to the module that has always done the work, so ``python -m leaklab.nightly``
+arguments to the module that has always done the work, so ``python -m leaklab nightly``
 and the like keep working.  ``python -m leaklab <verb>`` is the same without the
 installed script.
 """
@@ -17,26 +17,26 @@ from leaklab.commands import pipeline
 
 
 def _nightly(argv: list[str]) -> int:
-    from leaklab import nightly
+    from leaklab.commands import nightly
 
     return nightly.main(argv)
 
 
 def _bench(argv: list[str]) -> int:
-    from leaklab import bench
+    from leaklab.commands import bench
 
     bench.main(argv)
     return 0
 
 
 def _measure(argv: list[str]) -> int:
-    from leaklab import runner
+    from leaklab.measure import runner
 
     return runner.main(argv)
 
 
 def _lock(argv: list[str]) -> int:
-    from leaklab import lock
+    from leaklab.commands import lock
 
     return lock.main(argv)
 
@@ -47,7 +47,7 @@ VERBS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "nightly": ("fresh measurements appended to the history store; fails on a regression", _nightly),
     "sweep": ("the version sweep (config: version_sweep)", pipeline.sweep),
     "report": ("the HTML report of the last run, opening on its findings", pipeline.report),
-    "measure": ("one variant under one profiler, outside Snakemake (leaklab.runner)", _measure),
+    "measure": ("one variant under one profiler, outside Snakemake (leaklab.measure.runner)", _measure),
     "bench": ("the sampler's overhead on the measured process", _bench),
     "lock": ("clear Snakemake's lock when the pipeline that held it is dead", _lock),
 }

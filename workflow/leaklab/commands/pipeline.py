@@ -3,7 +3,7 @@
 Each reads the options every verb shares (``-d``/``--directory``, ``--configfile``)
 with one parser, checks the config files (a missing or broken one is one line naming
 the file and the line, not Snakemake's traceback), clears a stale lock (a pipeline
-killed outright leaves one; see ``leaklab.lock``), then runs Snakemake on leaklab's own
+killed outright leaves one; see ``leaklab.commands.lock``), then runs Snakemake on leaklab's own
 Snakefile with the options given, so ``--directory``, ``--configfile`` and ``--config
 only=[...]`` work as they do for ``snakemake`` itself.
 """
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from leaklab import lock
+from leaklab.commands import lock
 
 PROJECT = Path(__file__).resolve().parents[3]
 SNAKEFILE = PROJECT / "Snakefile"
@@ -78,7 +78,7 @@ def options(argv: list[str]) -> PipelineOptions:
 def check_configfiles(paths: tuple[Path, ...]) -> str | None:
     """The first config file that is missing or not valid YAML, as one line (file, line,
     column); None when all read."""
-    from leaklab.validation import ConfigError, load_yaml
+    from leaklab.measure.validation import ConfigError, load_yaml
 
     for path in paths:
         if not path.is_file():
@@ -94,8 +94,8 @@ def snakemake(argv: list[str], *extra: str, profile: Path | None = None, retry: 
     """Snakemake on leaklab's Snakefile with ``argv`` (after the checks above) and ``extra``
     (targets and leaklab's own options, before the user's: an option that takes several
     values, ``--configfile a b``, cannot swallow them);
-    with ``retry``, what the last run could not finish is done again (``leaklab.outcome``)."""
-    from leaklab import outcome
+    with ``retry``, what the last run could not finish is done again (``leaklab.process.outcome``)."""
+    from leaklab.process import outcome
 
     opts = options(argv)
     problem = check_configfiles(opts.configfiles)
@@ -128,10 +128,10 @@ NOT_EXECUTING = ("-n", "--dry-run", "--dryrun", "--lint", "--list", "-l", "--lis
 @_verb("Run the whole pipeline: every configured experiment measured, analysed and drawn into results/.")
 def run(argv: list[str]) -> int:
     """``leaklab run [snakemake options]``: the default target, doing again what the last
-    run could not finish (``leaklab.outcome``).  Exits 1 when runs.csv lists a run that
+    run could not finish (``leaklab.process.outcome``).  Exits 1 when runs.csv lists a run that
     did not end ok, also after a re-run with nothing to do (Snakemake calls no
     ``onsuccess`` then): the same status on every re-run."""
-    from leaklab import outcome
+    from leaklab.process import outcome
 
     executing = not any(a.split("=")[0] in NOT_EXECUTING for a in argv)
     returncode = snakemake(_with_cores(argv), retry=executing)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from leaklab import marks
+from leaklab.experiments import marks
 
 NAMES = ("rocksdb_merge", "dict_shrink", "duckdb_load", "fd_leak", "planted", "go_merge", "cpp_merge", "go_map", "go_fd")
 # experiments that read the rocksdb_merge fixture database

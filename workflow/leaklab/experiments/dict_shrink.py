@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from leaklab.experiments import cli
-from leaklab.marks import mark
+from leaklab.experiments.marks import mark
 
 VARIANTS = ("dict", "rebuilt")
 BASELINE = "rebuilt"

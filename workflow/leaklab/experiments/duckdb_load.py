@@ -53,7 +53,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from leaklab.experiments import cli
-from leaklab.marks import mark
+from leaklab.experiments.marks import mark
 
 VARIANTS = ("load_on", "load_off")
 BASELINE = "load_off"

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from leaklab.experiments import cli
-from leaklab.marks import mark
+from leaklab.experiments.marks import mark
 
 VARIANTS = ("close", "leak")
 BASELINE = "close"

@@ -21,7 +21,7 @@ labelled accuracy benchmark runs them; the default run need not):
 - ``sawtooth``: keeps ``small_bytes`` per step, and also holds garbage in native blocks
   that it frees every 5th step, as a collector would: a ``leak`` under a sawtooth.
 
-The planted rates are parameters; ``leaklab.controls`` checks that each was detected
+The planted rates are parameters; ``leaklab.model.controls`` checks that each was detected
 and estimated within tolerance, and that ``zero`` stayed stable.
 """
 
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from leaklab.experiments import cli
-from leaklab.marks import mark
+from leaklab.experiments.marks import mark
 
 VARIANTS = ("zero", "python_small", "python_large", "native_tiny", "native_small", "native_large", "fragment",
             "cache", "settle", "sawtooth")

@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 
 from leaklab.experiments import cli
-from leaklab.marks import mark
+from leaklab.experiments.marks import mark
 
 VARIANTS = ("binding-dummy", "binding-real", "capi-dummy", "capi-real", "capi_fixed-real")
 BASELINE = "binding-dummy"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab.amounts import amount
+from leaklab.model.amounts import amount
 from leaklab.history import store
-from leaklab.settings import SYSTEM_WIDE
+from leaklab.model.settings import SYSTEM_WIDE
 
 GROUP_KEYS = ["experiment", "variant", "profiler", "metric"]
 CONCLUSIVE = ("leak", "stable", "retention")
@@ -84,7 +84,7 @@ def min_change_from_config(config: dict, fraction: float = 0.25) -> dict[tuple[s
     per unit would be "outside both".  A quarter of ``leak_per_unit`` is far below what
     changes a verdict, and far above such noise.
     """
-    from leaklab import settings
+    from leaklab.model import settings
 
     floors = {}
     for experiment in config.get("experiments", {}):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leaklab.amounts import MIB
+from leaklab.model.amounts import MIB
 from leaklab.history import store
 from leaklab import experiments
 from leaklab.history.regressions import counting

@@ -217,7 +217,7 @@ def heap_total_bytes(path: Path) -> int:
 
 def collapsed_sites(text: str, kind: str) -> "pd.DataFrame":
     """Rank jeprof ``--collapsed`` stacks (outermost first, ``value`` last) by frame."""
-    from leaklab.flamegraph import read_collapsed
+    from leaklab.profilers.flamegraph import read_collapsed
     from leaklab.profilers.stacks import Frame, clean_func, rank_sites
 
     sites = []

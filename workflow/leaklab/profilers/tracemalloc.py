@@ -15,7 +15,7 @@ Settings (all optional):
     first one at or after this unit, so caches filled in warm-up do not count.
 
 Environment handed to the process: ``LEAKLAB_TRACEMALLOC`` (frames; read by
-``leaklab.marks.start_tracing_if_asked``) and ``LEAKLAB_TRACEMALLOC_DIR``.
+``leaklab.experiments.marks.start_tracing_if_asked``) and ``LEAKLAB_TRACEMALLOC_DIR``.
 Artifacts: ``tracemalloc/unit_<N>.snap`` (``tracemalloc.Snapshot.dump``) and
 ``tracemalloc.json`` (settings, written by :func:`wrap`).
 
@@ -186,7 +186,7 @@ def _without_tracer(snapshot: tracemalloc.Snapshot) -> tracemalloc.Snapshot:
     return snapshot.filter_traces([
         tracemalloc.Filter(False, tracemalloc.__file__),
         tracemalloc.Filter(False, os.path.join("*", "leaklab", "profilers", "tracemalloc.py")),
-        tracemalloc.Filter(False, os.path.join("*", "leaklab", "marks.py")),
+        tracemalloc.Filter(False, os.path.join("*", "leaklab", "experiments", "marks.py")),
     ])
 
 

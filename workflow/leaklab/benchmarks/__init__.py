@@ -1,0 +1,1 @@
+"""Leaklab measuring itself: how often the verdict is right, what the sampler costs."""

@@ -1,0 +1,554 @@
+"""Checks on the configuration that a JSON schema cannot express, and the run list.
+
+The schema (``workflow/schemas/config.schema.yaml``, after ``leaklab.measure.validation``)
+checks shapes and types; here we check what depends on the experiments themselves:
+variant ids, parameter names, whole numbers where a count is meant, sizes and limits
+that fit this machine, durations that must parse, warm-ups shorter than the run,
+verdict metrics that exist.  Every error names the key, the bad value and what is
+allowed, and is raised before any job starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from leaklab import experiments, profilers  # light: the Snakefile parse imports this
+from leaklab.model import settings
+from leaklab.process import build, sampler, unit_protocol
+from leaklab.model.amounts import plural
+from leaklab.experiments.duckdb_load import expected_drops, parse_duration
+from leaklab.measure.validation import ConfigError
+
+# The parameter that holds a built-in experiment's length in units (duckdb_load's is a
+# duration: its profiled runs get theirs from ``profile_params``).
+LENGTH_PARAMS = {"rocksdb_merge": "passes", "dict_shrink": "cycles", "fd_leak": "rotations", "planted": "steps",
+                 "go_merge": "passes", "cpp_merge": "passes", "go_map": "cycles", "go_fd": "rotations"}
+# How many units a run of each experiment has, from its parameters.
+UNITS_FROM_PARAMS = {**{name: (lambda p, key=key: int(p[key])) for name, key in LENGTH_PARAMS.items()},
+                     "duckdb_load": expected_drops}
+MIN_POST_WARMUP_UNITS = 3
+# A profiled run's purpose is the profiler's growth timeline and its sites, not a
+# verdict: this many units after the warm-up give both (``stopping.profiled_units``).
+DEFAULT_PROFILED_UNITS = 6
+# Experiments that mark once a second, not once a unit (a dropped table's number jumps):
+# the looks of sequential stopping are counted in marks, so they run their full length.
+MARKED_BY_THE_SECOND = ("duckdb_load",)
+DEFAULT_MIN_UNITS = 5  # sequential.MIN_LOOK (not imported: the Snakefile's parse stays light)
+# The verdicts that end a run early unless ``stopping.stop_on`` says otherwise: not
+# ``stable``, which claims no growth over units a stopped run never ran (a step or an
+# onset after the stop; README "Sequential stopping" has the accuracy figures).
+DEFAULT_STOP_ON = ("leak", "retention", "settling")
+
+
+# Documented maxima of the built-in experiments' parameters: far above every default and
+# every published reproduction, low enough that a typo (``keys: 1000000000000``) is an
+# error, not a job that fills the disk or the memory.
+PARAM_MAXIMA = {
+    "rocksdb_merge": {"keys": 10_000_000, "operands": 1_000, "operand_bytes": 2**20, "passes": 100_000,
+                      "seed": 2**32 - 1},
+    "dict_shrink": {"entries": 100_000_000, "value_bytes": 2**20, "cycles": 100_000},
+    "duckdb_load": {"tables_per_second": 1_000, "threads": 256, "rows": 10_000_000, "resident_tables": 100_000},
+    "fd_leak": {"rotations": 1_000_000, "interval_s": 60, "payload_bytes": 2**26, "fd_headroom": 100_000},
+    "planted": {"steps": 1_000_000, "tiny_bytes": 2**30, "small_bytes": 2**30, "large_bytes": 2**30,
+                "interval_s": 60},
+}
+# Bytes a run's data set takes at once (the fixture database, the dict's table): it must
+# fit in this machine's memory, whatever the cap (which only stops a run late).
+FOOTPRINT = {
+    "rocksdb_merge": lambda p: int(p["keys"]) * int(p["operands"]) * int(p["operand_bytes"]),
+    "dict_shrink": lambda p: int(p["entries"]) * (int(p["value_bytes"]) + 100),
+}
+# What marks carry besides the experiments' own key metrics (``leaklab.experiments.marks``).
+IN_PROCESS_METRICS = ("rss_bytes", "malloc_in_use_bytes", "py_blocks", "py_heap_bytes")
+
+
+def machine_memory_bytes() -> int:
+    """MemTotal of this machine (``/proc/meminfo``)."""
+    with open("/proc/meminfo") as f:
+        return int(f.readline().split()[1]) * 1024
+
+
+@dataclass(frozen=True)
+class Run:
+    experiment: str
+    variant: str
+    profiler: str
+    replicate: int
+
+    @property
+    def path(self) -> str:
+        return f"{self.experiment}/{self.variant}/{self.profiler}/rep{self.replicate}"
+
+
+def variant_settings(entry: dict, variant: str) -> dict[str, Any]:
+    """A variant's own settings (``params``, ``command``) when ``variants`` is a mapping."""
+    variants = entry["variants"]
+    return dict(variants.get(variant) or {}) if isinstance(variants, dict) else {}
+
+
+def experiment_params(config: dict, name: str, variant: str | None = None) -> dict[str, Any]:
+    """The experiment's defaults overlaid with the configured parameters, then with the
+    variant's own (a command experiment also gets ``setup_dir``, where its ``setup``
+    step built things; a native reproduction ``binary``, where the workflow builds it)."""
+    entry = config["experiments"][name]
+    own = variant_settings(entry, variant).get("params", {}) if variant else {}
+    if "command" in entry:
+        return {**entry.get("params", {}), **own, "setup_dir": setup_dir(name)}
+    module = importlib.import_module(f"leaklab.experiments.{name}")
+    params = {**module.DEFAULTS, **entry.get("params", {}), **own}
+    if name in build.PROGRAMS:
+        params["binary"] = build.binary_path(name)
+    return params
+
+
+def setup_dir(name: str) -> str:
+    """Where a command experiment's setup step runs (absolute: runs use other cwds)."""
+    import os
+
+    return os.path.abspath(f"results/commands/{name}")
+
+
+def _check_template(where: str, template: str, values: dict) -> None:
+    """A command template filled with the real parameter values, so format specs such
+    as ``{n:05d}`` work; an unknown placeholder or a bad spec is a config error."""
+    try:
+        template.format(**values)
+    except KeyError as err:
+        raise ConfigError(f"{where}: unknown placeholder {{{err.args[0]}}}; "
+                          f"allowed: {', '.join('{' + a + '}' for a in values)}") from None
+    except (ValueError, IndexError, TypeError) as err:
+        raise ConfigError(f"{where}: {template!r} is not a valid template ({err}); "
+                          f"allowed: placeholders such as {{variant}} or {{n:05d}}") from None
+
+
+def _check_inside_project(where: str, template: str, values: dict) -> None:
+    """A workdir file is copied from inside ``{project}`` (or ``{setup_dir}``): an
+    absolute path or a ``..`` is a config error, before any job."""
+    roots = {"project": "\0project", "setup_dir": "\0setup_dir"}
+    filled = template.format(**{**values, **roots})
+    for marker in roots.values():
+        filled = filled.removeprefix(marker).lstrip("/") if filled.startswith(marker) else filled
+    if filled.startswith("/") or ".." in filled.split("/") or "\0" in filled:
+        raise ConfigError(f"{where}: {template!r} leaves the project; allowed: paths relative to {{project}} "
+                          f"(or under {{setup_dir}}), without '..'")
+
+
+def _check_command(name: str, entry: dict) -> None:
+    """A command experiment: placeholders that resolve (for every variant, with its own
+    parameters and command), a baseline among the variants, a unit pattern that
+    compiles, scaled parameters that are numbers."""
+    params = entry.get("params", {})
+    fixed = {"variant": "x", "workdir": "x", "setup_dir": "x", "project": "x"}
+    if "setup" in entry:
+        _check_template(f"experiments.{name}.setup", entry["setup"], {**fixed, **params})
+    for variant in entry["variants"]:
+        own = variant_settings(entry, variant)
+        values = {**fixed, **params, **own.get("params", {})}
+        where = f"experiments.{name}.variants.{variant}.command" if "command" in own else f"experiments.{name}.command"
+        _check_template(where, own.get("command", entry["command"]), values)
+        for i, path in enumerate(entry.get("workdir_files", [])):
+            _check_template(f"experiments.{name}.workdir_files[{i}]", path, values)
+            _check_inside_project(f"experiments.{name}.workdir_files[{i}]", path, values)
+    if "unit_pattern" in entry:
+        try:
+            unit_protocol.compile_pattern(entry["unit_pattern"])
+        except ValueError as err:
+            raise ConfigError(f"experiments.{name}.unit_pattern: {err}") from None
+    baseline = entry.get("baseline", next(iter(entry["variants"])))
+    if baseline not in entry["variants"]:
+        raise ConfigError(f"experiments.{name}.baseline: {baseline!r} is not among its variants; "
+                          f"allowed: {', '.join(entry['variants'])}")
+    for key in entry.get("scaled_params", []):
+        if not isinstance(params.get(key), (int, float)) or isinstance(params.get(key), bool):
+            raise ConfigError(f"experiments.{name}.scaled_params: {key!r} is not a numeric parameter; "
+                              f"numeric parameters: {', '.join(k for k, v in params.items() if isinstance(v, (int, float)))}")
+
+
+def _check_params(name: str, given: dict, key: str = "params") -> None:
+    """Known names; numbers where the default is one, whole where it is whole, within
+    the documented maximum."""
+    module = importlib.import_module(f"leaklab.experiments.{name}")
+    allowed = sorted(module.DEFAULTS)
+    section = key
+    for key, value in given.items():
+        where = f"experiments.{name}.{section}.{key}"
+        if key not in module.DEFAULTS:
+            raise ConfigError(f"{where}: unknown parameter; allowed: {', '.join(allowed)}")
+        default = module.DEFAULTS[key]
+        if key == "duration":
+            try:
+                parse_duration(value)
+            except ValueError as err:
+                raise ConfigError(f"{where}: {err}") from None
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{where}: {value!r} is not a number")
+            if isinstance(default, int) and not isinstance(value, int):
+                raise ConfigError(f"{where}: {value!r} is not a whole number; allowed: whole numbers such as {default}")
+            if value < 0 or (value == 0 and key not in ("interval_s", "seed", "rows")):
+                raise ConfigError(f"{where}: {value!r} must be positive")
+            maximum = PARAM_MAXIMA.get(name, {}).get(key)
+            if maximum is not None and value > maximum:
+                raise ConfigError(f"{where}: {value!r} is too large; allowed: up to {maximum:,}")
+
+
+def _check_footprint(config: dict, name: str) -> None:
+    """A data set larger than this machine's memory cannot be measured here."""
+    if name not in FOOTPRINT:
+        return
+    size, memory = FOOTPRINT[name](experiment_params(config, name)), machine_memory_bytes()
+    if size > memory // 2:
+        raise ConfigError(f"experiments.{name}.params: the data set takes {size / 2**30:.1f} GiB; "
+                          f"allowed: up to half of this machine's memory ({memory / 2**31:.1f} GiB)")
+
+
+def known_metrics(config: dict, name: str | None = None) -> set[str]:
+    """Metrics a verdict can be about: the sampler's, the in-process ones, the
+    experiments' key metrics (one experiment's, or every configured one's)."""
+    names = [name] if name else list(config["experiments"])
+    known = {*settings.DEFAULT_THRESHOLDS, *sampler.OUTSIDE_METRICS, *IN_PROCESS_METRICS}
+    for experiment in names:
+        known.update(experiments.get(experiment).key_metrics)
+    return known
+
+
+def _check_metrics(config: dict) -> None:
+    for name in [None, *config["experiments"]]:
+        given = (config.get("verdict") or {}).get("metrics", {}) if name is None \
+            else config["experiments"][name].get("verdict", {})
+        where = "verdict.metrics" if name is None else f"experiments.{name}.verdict"
+        known = known_metrics(config, name)
+        for metric in given:
+            if metric not in known:
+                raise ConfigError(f"{where}.{metric}: unknown metric {metric!r}; allowed: {', '.join(sorted(known))} "
+                                  f"(a command experiment's own metrics: list them in its key_metrics)")
+        if name is not None and "malloc_in_use_bytes" in given and "command" in config["experiments"][name]:
+            _check_heap_metric(config["experiments"][name], where)
+
+
+def _check_heap_metric(entry: dict, where: str) -> None:
+    """A command experiment judged by ``malloc_in_use_bytes`` needs a program that glibc's
+    libmemusage can be preloaded into (``leaklab.process.glibc_heap``); a program the setup has
+    not built yet is checked when it runs (``meta.json`` ``heap_metric``)."""
+    import shlex
+
+    from leaklab.process import glibc_heap, own_program
+
+    variants = entry.get("variants") or {}
+    commands = [entry.get("command")] + [v.get("command") for v in (variants.values() if isinstance(variants, dict)
+                                                                   else []) if isinstance(v, dict)]
+    for command in filter(None, commands):
+        try:
+            argv = shlex.split(command)
+        except ValueError:
+            continue  # the command's own check names it
+        if not argv or "{" in argv[0]:
+            continue
+        why = own_program.wrapper_note(argv)
+        usable, why = (False, why) if why else glibc_heap.applies(argv[0])
+        if not usable and "not found (yet)" not in why:
+            raise ConfigError(f"{where}.malloc_in_use_bytes: no heap metric for {command!r}: {why}; allowed: a "
+                              "dynamically linked program given as the command itself (glibc's libmemusage is "
+                              "preloaded into it), or leave malloc_in_use_bytes out of its verdict")
+
+
+def _check_limits(config: dict) -> None:
+    memory_mb = machine_memory_bytes() // 2**20
+    cap = config.get("limits", {}).get("mem_cap_mb", 0)
+    if cap > memory_mb:
+        raise ConfigError(f"limits.mem_cap_mb: {cap} is more than this machine's memory; allowed: up to {memory_mb}")
+
+
+def _check_run_dirs(config: dict) -> None:
+    """Two runs never share a directory (plain ids make this hold; checked all the same)."""
+    seen: dict[str, Run] = {}
+    for run in runs(config):
+        key = os.path.normpath(run.path)
+        if key in seen or key.startswith("..") or key.count("/") != 3:
+            raise ConfigError(f"experiments.{run.experiment}.variants: {run.variant!r} would write into "
+                              f"results/runs/{key}, shared with {seen.get(key, 'another directory')}")
+        seen[key] = run
+
+
+# Keys of ``profiler_settings.<profiler>`` the workflow uses; the rest go to the profiler.
+WORKFLOW_KEYS = ("scale", "replicates")
+
+
+def experiment_profilers(config: dict, name: str) -> list[str]:
+    """Profilers an experiment runs under: its own list, or the global one."""
+    return list(config["experiments"][name].get("profilers", config.get("profilers", ["plain"])))
+
+
+def _profiler_entry(config: dict, name: str, profiler: str) -> dict[str, Any]:
+    """Global ``profiler_settings.<profiler>``, overridden by the experiment's own."""
+    entry = dict(config.get("profiler_settings", {}).get(profiler, {}))
+    entry.update(config["experiments"].get(name, {}).get("profiler_settings", {}).get(profiler, {}))
+    return entry
+
+
+def profiler_settings(config: dict, name: str, profiler: str) -> dict[str, Any]:
+    """What the profiler module gets (``scale`` and ``replicates`` are the workflow's;
+    pprof gets a command experiment's ``pprof_url`` as ``url``)."""
+    settings = {k: v for k, v in _profiler_entry(config, name, profiler).items() if k not in WORKFLOW_KEYS}
+    url = config["experiments"].get(name, {}).get("pprof_url")
+    if profiler == "pprof" and url:
+        settings["url"] = url
+    return settings
+
+
+def scale(config: dict, name: str, profiler: str) -> float:
+    return float(_profiler_entry(config, name, profiler).get("scale", 1.0))
+
+
+def replicates(config: dict, name: str, profiler: str) -> int:
+    """``plain``: the experiment's ``replicates``, else the global one; other
+    profilers: their own setting (default 1)."""
+    if profiler == "plain":
+        default = config["experiments"][name].get("replicates", config.get("replicates", 1))
+    else:
+        default = 1
+    return int(_profiler_entry(config, name, profiler).get("replicates", default))
+
+
+def run_params(config: dict, name: str, profiler: str, variant: str | None = None) -> dict[str, Any]:
+    """The experiment's parameters for one variant and profiler: the variant's own
+    overlaid, for profilers other than plain ``profile_params`` overlaid, then size
+    parameters scaled down (rounded, at least 1), so growth stays comparable per unit."""
+    params = experiment_params(config, name, variant)
+    if profiler != "plain":
+        own = config["experiments"][name].get("profile_params", {})
+        params.update(own)
+        length_key = length_param(config, name)
+        if length_key is not None and length_key not in own:
+            params[length_key] = min(int(params[length_key]), profiled_length(config, name))
+    if profiler == "plain" and confirmation(config, name):
+        params.update(horizon_params(config, name, params))
+    factor = scale(config, name, profiler)
+    if factor != 1.0:
+        for key in experiments.get(name).scaled_params:
+            params[key] = max(1, int(round(params[key] * factor)))
+    return params
+
+
+def planned_units(config: dict, name: str, variant: str) -> int | None:
+    """How many units a plain run of ``variant`` is configured to run (the most a
+    stopped run measures), or None where that is not known in units: an experiment
+    marked by the second, a command experiment without ``length_param``."""
+    key = length_param(config, name)
+    if key is None or name in MARKED_BY_THE_SECOND:
+        return None
+    return int(experiment_params(config, name, variant)[key])
+
+
+def length_param(config: dict, name: str) -> str | None:
+    """The parameter holding how many units a run of ``name`` runs, if there is one."""
+    entry = config["experiments"][name]
+    return entry.get("length_param") if "command" in entry else LENGTH_PARAMS.get(name)
+
+
+def confirmation(config: dict, name: str) -> dict[str, Any] | None:
+    """The experiment's ``confirm`` entry when it asks for a horizon beyond its window
+    (README "Confirmation"), else None."""
+    entry = config["experiments"][name].get("confirm") or {}
+    return entry if float(entry.get("horizon", 1)) > 1 else None
+
+
+def horizon_params(config: dict, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The length parameter of a plain run stretched to the horizon: the program is
+    configured to run that long, and the runner stops it once its verdict no longer
+    depends on what follows (``leaklab.measure.stopping``)."""
+    factor = float(confirmation(config, name)["horizon"])
+    if name in MARKED_BY_THE_SECOND:
+        return {"duration": parse_duration(params["duration"]) * factor}
+    key = length_param(config, name)
+    return {key: int(math.ceil(int(params[key]) * factor))}
+
+
+def window_units(config: dict, name: str, variant: str, horizon: bool = False) -> int | None:
+    """The unit at which a plain run's configured length (its window; ``horizon``: its
+    horizon) ends, or None where the length is not known in units."""
+    params = experiment_params(config, name, variant)
+    if horizon:
+        params.update(horizon_params(config, name, params))
+    if name in MARKED_BY_THE_SECOND:
+        return expected_drops(params)
+    key = length_param(config, name)
+    return int(params[key]) if key is not None else None
+
+
+def profiled_length(config: dict, name: str) -> int:
+    """How many units a profiled run of ``name`` runs at most: its warm-up and
+    ``stopping.profiled_units`` more, enough for the profiler's growth timeline and its
+    sites (README "Sequential stopping"); a longer run only makes the profile cost more."""
+    units = int((config.get("stopping") or {}).get("profiled_units", DEFAULT_PROFILED_UNITS))
+    return int(config["experiments"][name].get("warmup_units", 1)) + units
+
+
+def stop_plan(config: dict, name: str, profiler: str, variant: str) -> dict[str, Any]:
+    """What a run needs to stop as soon as its verdict is decided (``leaklab.measure.stopping``):
+    empty, so not watched, when ``stopping.sequential`` is off, for profiled runs (their
+    rows are never judged) and where the length in units is unknown.  The thresholds and
+    warm-up are in it only when stopping is on: otherwise a changed threshold re-runs the
+    analysis, never a measurement."""
+    stopping = config.get("stopping") or {}
+    if profiler != "plain":
+        return {}
+    max_units = planned_units(config, name, variant)
+    sequential = bool(stopping.get("sequential", False)) and max_units is not None
+    confirm = confirmation(config, name)
+    if not sequential and not confirm:
+        return {}
+    window = window_units(config, name, variant)
+    confirmed = {"window_units": window, "confirm_leak": bool(confirm.get("leak", False))} if confirm else {}
+    return {"max_units": window_units(config, name, variant, horizon=True) if confirm else max_units,
+            "sequential": sequential, **confirmed,
+            "min_units": int(stopping.get("min_units", DEFAULT_MIN_UNITS)),
+            "stop_on": list(stopping.get("stop_on", DEFAULT_STOP_ON)),
+            # only what the looks read (thresholds, warm-up, unit, key metrics): another
+            # variant, baseline or parameter must not re-run this run
+            "settings": dataclasses.asdict(dataclasses.replace(settings.resolve_one(config, name), variants=(),
+                                                               baseline="", params={}))}
+
+
+def _check_stopping(config: dict) -> None:
+    """A command experiment's ``length_param`` names a whole-number parameter of every
+    variant; an experiment that asks for confirmation has a length to stretch."""
+    for name, entry in config["experiments"].items():
+        if entry.get("confirm") and name not in MARKED_BY_THE_SECOND and length_param(config, name) is None:
+            raise ConfigError(f"experiments.{name}.confirm: the run's length must be known to stretch it to the "
+                              f"horizon; give experiments.{name}.length_param (allowed: a whole-number parameter)")
+        if confirmation(config, name) and name in MARKED_BY_THE_SECOND:
+            seconds = parse_duration(horizon_params(config, name, experiment_params(config, name))["duration"])
+            timeout = float((config.get("limits") or {}).get("timeout_s", 300))
+            if seconds >= timeout:
+                raise ConfigError(f"experiments.{name}.confirm.horizon: {entry['confirm']['horizon']} x the duration "
+                                  f"is {seconds:.0f} s, past limits.timeout_s ({timeout:.0f} s); allowed: a horizon "
+                                  f"that ends before the time limit")
+        key = entry.get("length_param")
+        if key is None or "command" not in entry:
+            continue
+        for variant in entry["variants"]:
+            value = experiment_params(config, name, variant).get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                numeric = [k for k, v in experiment_params(config, name, variant).items()
+                           if isinstance(v, int) and not isinstance(v, bool)]
+                raise ConfigError(f"experiments.{name}.length_param: {key!r} is not a whole-number parameter of "
+                                  f"variant {variant!r} (it is {value!r}); allowed: {', '.join(numeric) or 'none'}")
+
+
+def check(config: dict) -> None:
+    """Raise ConfigError on the first value that cannot work."""
+    experiments.configure(config)
+    known = experiments.names()
+    known_names = set(known)
+    for name in config["experiments"]:
+        for profiler in experiment_profilers(config, name):
+            if profiler not in profilers.PROFILERS:
+                raise ConfigError(
+                    f"experiments.{name}.profilers: unknown profiler {profiler!r}; "
+                    f"allowed: {', '.join(profilers.PROFILERS)}"
+                )
+            if profiler == "pprof" and name in known_names and experiments.get(name).runtime_heap != "Go" \
+                    and not config["experiments"][name].get("pprof_url"):
+                raise ConfigError(f"experiments.{name}.profilers: pprof reads Go heap profiles; allowed for the Go "
+                                  f"experiments and for a command experiment that gives its pprof_url")
+    for name, entry in config["experiments"].items():
+        if name not in known:
+            raise ConfigError(f"experiments.{name}: unknown experiment; allowed: {', '.join(known)}")
+        spec = experiments.get(name)
+        if spec.module is None:
+            _check_command(name, entry)
+        for variant in entry["variants"]:
+            if variant not in spec.variants:
+                raise ConfigError(
+                    f"experiments.{name}.variants: unknown variant {variant!r}; allowed: {', '.join(spec.variants)}"
+                )
+        for variant in entry.get("profile_variants", []):
+            if variant not in entry["variants"]:
+                raise ConfigError(
+                    f"experiments.{name}.profile_variants: {variant!r} is not among its variants; "
+                    f"allowed: {', '.join(entry['variants'])}"
+                )
+        if spec.module is None:
+            continue  # the program decides how many units it runs
+        _check_params(name, entry.get("params", {}))
+        for variant in entry["variants"]:
+            _check_params(name, variant_settings(entry, variant).get("params", {}), key=f"variants.{variant}.params")
+        _check_params(name, entry.get("profile_params", {}), key="profile_params")
+        units = UNITS_FROM_PARAMS[name](experiment_params(config, name))
+        warmup = entry.get("warmup_units", 1)
+        if units - warmup < MIN_POST_WARMUP_UNITS:
+            raise ConfigError(
+                f"experiments.{name}.warmup_units: {warmup} leaves {units - warmup} of {units} {plural(spec.unit)}; "
+                f"growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up"
+            )
+        _check_footprint(config, name)
+    _check_metrics(config)
+    try:
+        settings.resolve(config)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    _check_limits(config)
+    _check_stopping(config)
+    _check_run_dirs(config)
+    _check_sweep(config)
+
+
+def _check_sweep(config: dict) -> None:
+    sweep = config.get("version_sweep")
+    if not sweep:
+        return
+    name = sweep["experiment"]
+    if name not in experiments.names() or experiments.get(name).command:
+        raise ConfigError(f"version_sweep.experiment: {name!r} is not a built-in experiment; "
+                          f"allowed: {', '.join(n for n in experiments.NAMES if not experiments.get(n).command)}")
+    spec = experiments.get(name)
+    for variant in sweep["variants"]:
+        if variant not in spec.variants:
+            raise ConfigError(f"version_sweep.variants: unknown variant {variant!r}; allowed: {', '.join(spec.variants)}")
+    _check_params(name, sweep.get("params", {}), key="params (version_sweep)")
+    base = config["experiments"].get(name, {})
+    params = {**importlib.import_module(f"leaklab.experiments.{name}").DEFAULTS, **base.get("params", {}),
+              **sweep.get("params", {})}
+    units, warmup = UNITS_FROM_PARAMS[name](params), sweep.get("warmup_units", base.get("warmup_units", 1))
+    if units - warmup < MIN_POST_WARMUP_UNITS:
+        raise ConfigError(f"version_sweep.warmup_units: {warmup} leaves {units - warmup} of {units} "
+                          f"{plural(spec.unit)}; growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up")
+    from leaklab.tables.sweep import sweep_config
+
+    try:
+        _check_stopping(sweep_config(config))
+    except ConfigError as err:
+        raise ConfigError(str(err).replace(f"experiments.{name}.confirm", "version_sweep.confirm")) from None
+
+
+def select_only(config: dict) -> None:
+    """Keep only the experiments ``only`` names (``--config only=[my_exp]``), in place."""
+    only = config.get("only")
+    if only is None:
+        return
+    only = [only] if isinstance(only, str) else list(only)
+    unknown = [name for name in only if name not in config["experiments"]]
+    if unknown or not only:
+        raise ConfigError(f"only: {', '.join(map(repr, unknown)) or 'an empty list'} names no configured experiment; "
+                          f"allowed: {', '.join(config['experiments'])}")
+    config["experiments"] = {name: config["experiments"][name] for name in only}
+
+
+def runs(config: dict) -> list[Run]:
+    """Every run the configuration asks for, in a stable order.  ``plain`` runs every
+    variant; other profilers run the experiment's ``profile_variants`` (all variants
+    when it names none)."""
+    out = []
+    for name, entry in config["experiments"].items():
+        for profiler in experiment_profilers(config, name):
+            variants = entry["variants"] if profiler == "plain" else entry.get("profile_variants", entry["variants"])
+            for variant in variants:
+                out.extend(Run(name, variant, profiler, r) for r in range(1, replicates(config, name, profiler) + 1))
+    return out
+

@@ -1,0 +1,660 @@
+"""Run one experiment variant as its own process, watched by the sampler.
+
+    python -m leaklab.measure.runner --experiment fd_leak --variant leak --outdir /tmp/run
+
+Writes into ``outdir``: ``samples.parquet`` (outside view), ``marks.parquet`` (inside
+view), ``meta.json`` (status, exit code, wall and CPU seconds, peak RSS, versions,
+parameters, host) and ``run.log`` (the process's stdout and stderr, bounded:
+``leaklab.process.run_output``).  The signals a program sends its runner are counted, never
+obeyed (``leaklab.process.run_signals``), and each unit line gets its own reading of the
+process (``UnitReadings``).
+
+A run that fails, crashes, hangs past its time limit or grows past its memory cap is
+stopped and recorded with that status; the runner itself still exits 0 with all its
+outputs written, so one bad run never stops the rest of the pipeline.  Whatever the
+measured program writes is untrusted input (bad unit or mark lines are counted and
+quoted in ``meta.json``), and whatever goes wrong inside the runner itself ends as
+status ``runner_error`` with its traceback, the measured process tree stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import platform
+import resource
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from leaklab import experiments, profilers
+from leaklab.experiments import marks
+from leaklab.measure import stopping
+from leaklab.process import (build, containment, glibc_heap, mappings, own_program, run_output, run_signals,
+                             sampler, unit_protocol)
+from leaklab.tables.run_files import checksums, collect_profile
+
+LOG_TAIL_LINES = 20
+PACKAGE_DIR = Path(__file__).resolve().parents[2]
+
+
+MEASURED_DISTRIBUTIONS = ("duckdb", "faust-streaming-rocksdb", "snakemake")
+_VERSIONS_SNIPPET = """import importlib.metadata as m, json, platform, sys
+out = {"python": platform.python_version()}
+for name in sys.argv[1:]:
+    try:
+        out[name] = m.version(name)
+    except m.PackageNotFoundError:
+        out[name] = None
+print(json.dumps(out))"""
+
+
+def library_versions(python: str | None = None) -> dict[str, str | None]:
+    """Versions of what the experiments measure, for ``meta.json`` and the tables,
+    asked of the interpreter that ran the experiment (a sweep's venv, say)."""
+    import ctypes.util
+
+    asked = subprocess.run([python or sys.executable, "-c", _VERSIONS_SNIPPET, *MEASURED_DISTRIBUTIONS],
+                           capture_output=True, text=True)
+    out: dict[str, str | None] = json.loads(asked.stdout) if asked.returncode == 0 else {}
+    out["librocksdb"] = ctypes.util.find_library("rocksdb")
+    return out
+
+
+def host_facts() -> dict:
+    with open("/proc/meminfo") as f:
+        mem_total = int(f.readline().split()[1]) * 1024
+    return {
+        "hostname": socket.gethostname(),
+        "kernel": platform.release(),
+        "cpus": os.cpu_count(),
+        "mem_total_bytes": mem_total,
+    }
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# Per-unit readings (``UnitReadings``) at most this often: a program whose units take a few
+# milliseconds gets one reading per unit; a flood of unit lines does not turn the runner
+# into a busy loop over /proc (the units in between share a reading, and the run says so).
+MIN_READING_GAP_S = 0.002
+PUMP_WAIT_S = 2.0  # after the tree is gone, how long its last output may still take to be read
+
+
+def _start_in_box(box: containment.ProcessGroup):
+    """What a started child runs before exec: the signal mask a process normally starts
+    with (the runner's is blocked), then into the run's containment."""
+    def enter() -> None:
+        run_signals.unblock_in_child()
+        box.enter()
+    return enter
+
+
+def _guard(box: containment.ProcessGroup, root: list[int]) -> run_signals.Guard:
+    """The runner's signal guard for one run: a sender is outside unless it belongs to the
+    tree of ``root[0]`` (filled in once the program is started)."""
+    return run_signals.Guard(lambda pid: not (root and run_signals.in_tree(pid, root[0], box.pids)))
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of a process the runner starts: leaklab itself on the path (for
+    interpreters it is not installed in), output unbuffered."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_DIR), os.environ.get("PYTHONPATH")]))
+    return env
+
+
+def _over_cap(row: dict | None, mem_cap_bytes: int | None) -> bool:
+    """Whether the tree holds more than the cap: the cgroup's working set where there is
+    one, else the summed PSS (a page shared by a pre-forked worker pool counts once),
+    summed RSS only when neither is read."""
+    if not mem_cap_bytes or row is None:
+        return False
+    if row["cgroup_bytes"] is not None:
+        held = row["cgroup_bytes"]
+    else:
+        held = row["pss_bytes"] or row["rss_bytes"]
+    return held > mem_cap_bytes
+
+
+def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadline, interval_s, smaps,
+                       mem_cap_bytes, at_end_of_work, watcher: stopping.Watcher | None = None,
+                       own_final_sample: bool = True, guard: run_signals.Guard | None = None,
+                       readings: "UnitReadings | None" = None, at_sample=None) -> str | None:
+    """Sample the process tree (and its cgroup's members) until it exits or must be
+    stopped; returns why it was stopped (``capped``, ``timeout``) or None.  Waiting on
+    the sync pipe doubles as the sampling sleep, so the final sample is taken the
+    moment the process asks, and waiting on a pidfd ends the wait the moment it exits,
+    whatever the interval.  Samples after the final one (interpreter teardown) still
+    enforce the limits but are not recorded: the final sample is the last one of the
+    measured work.
+
+    With a ``watcher`` (sequential stopping) every sample is also a chance to look at
+    the marks: once the verdict is decided the program is asked to stop
+    (``stopping.request_stop``).  A program that does not take its own final sample
+    (``own_final_sample`` false: not a built-in experiment) has the sample just taken
+    marked final instead, the last one of its measured work, and gets
+    ``stopping.STOP_GRACE_S`` to exit before it is killed.
+
+    Between two samples the ``guard`` takes the signals sent to the runner (a stop
+    signal from outside the tree raises ``run_signals.Stopped``).  ``at_sample(t, pid, members)``
+    runs before each sample (``mappings.UnitReadings.poll``: the mappings at unit marks)."""
+    final_taken, pipe_open = False, True
+    exited = os.pidfd_open(proc.pid)  # readable once the process has exited
+    while (guard is None or guard.take() is None) and proc.poll() is None:
+        wait_s = max(0.0, min(interval_s, deadline - time.monotonic()))  # the time limit holds too
+        ready = select.select([ready_r, exited] if pipe_open else [exited], [], [], wait_s)[0]
+        final = ready_r in ready and os.read(ready_r, 1) != b""
+        pipe_open = pipe_open and ready_r not in ready  # asked once, or EOF: it closed its end
+        if at_sample and not final_taken:
+            at_sample(time.monotonic() - t0, proc.pid, box.pids())
+        row = sampler.sample(proc.pid, time.monotonic() - t0, smaps=smaps, final=final, members=box.pids())
+        if row is not None:
+            row["cgroup_bytes"] = box.memory_bytes()
+        if row is not None and not final_taken:
+            rows.append(row)
+            if protocol:
+                protocol.poll(row["t"], proc.pid)
+        final_taken = final_taken or final
+        if readings is not None and final_taken:
+            readings.closed = True  # later readings would be teardown, not the measured work
+        if watcher is not None and row is not None and not final_taken and watcher.decided is None \
+                and watcher.update(rows) is not None and watcher.cuts_short():
+            if not own_final_sample:
+                rows[-1]["final"] = final_taken = True  # taken while it still held everything
+            stopping.request_stop(proc.pid, own_final_sample)
+            deadline = min(deadline, time.monotonic() + stopping.STOP_GRACE_S)
+        if final:
+            if at_end_of_work:  # the process waits: a profiler may look at it now
+                at_end_of_work(proc.pid)
+            try:
+                os.write(release_w, b"x")
+            except BrokenPipeError:
+                pass
+        stopped_for = None
+        if box.oom_killed() or _over_cap(row, mem_cap_bytes):
+            stopped_for = "capped"
+        elif time.monotonic() > deadline:
+            # past the grace after the stop signal: killed, but stopped because it was decided
+            stopped_for = "killed_after_stop" if watcher is not None and watcher.cuts_short() else "timeout"
+        if stopped_for:
+            box.stop()
+            proc.wait()
+            os.close(exited)
+            return stopped_for
+    os.close(exited)
+    return "capped" if box.oom_killed() else None
+
+
+def _status(returncode: int, stopped_for: str | None) -> str:
+    if stopped_for:
+        return stopped_for
+    if returncode == 0:
+        return "ok"
+    return "crashed" if returncode < 0 else "failed"
+
+
+def _mark_record(line: bytes, reserved: frozenset[str] = unit_protocol.RESERVED_NAMES) -> dict:
+    """One line of ``marks.jsonl`` checked like a unit line: the measured program can
+    write there too (``LEAKLAB_MARKS`` is in its environment); a command program may not
+    name the runner's readings (``reserved``)."""
+    try:
+        record = json.loads(line)
+    except (UnicodeDecodeError, ValueError):
+        raise unit_protocol.BadLine("not a JSON mark") from None
+    if not isinstance(record, dict):
+        raise unit_protocol.BadLine("not a JSON object")
+    t, unit, phase = record.pop("t", None), record.pop("unit", None), record.pop("phase", None)
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+        raise unit_protocol.BadLine(f"time {t!r} is not a finite number")
+    if not isinstance(phase, str) or not 0 < len(phase) <= 64:
+        raise unit_protocol.BadLine(f"phase {phase!r} is not a short name")
+    out = {"t": float(t), "unit": None if unit is None else unit_protocol.check_unit(unit), "phase": phase}
+    for name, value in record.items():
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            out[name] = None  # not measured (glibc's heap under jemalloc, say)
+        elif name == "cpu_s":
+            out[name] = unit_protocol.check_metric("process_cpu_s", value)
+        else:
+            out[name] = unit_protocol.check_metric(name, value, reserved)
+    return out
+
+
+def _read_marks(path: Path, bad: unit_protocol.BadLines,
+                parse: Callable[[bytes], dict] = _mark_record) -> pd.DataFrame:
+    """``marks.jsonl`` as a frame; bad lines are counted in ``bad``, a last line cut
+    short by a kill is dropped."""
+    rows = []
+    if path.exists():
+        lines = path.read_bytes().split(b"\n")[:-1]  # the last piece has no newline: cut short
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(parse(line))
+            except unit_protocol.BadLine as err:
+                bad.add(f"{path.name} line {number}", line, str(err))
+    return _marks_frame(rows)
+
+
+def _marks_frame(rows: list[dict]) -> pd.DataFrame:
+    """Checked mark records as a frame that always has ``t``, ``unit`` and ``phase``."""
+    frame = pd.DataFrame(rows)
+    for column in ("t", "unit", "phase"):
+        if column not in frame:
+            frame[column] = pd.Series(dtype="float64" if column != "phase" else "object")
+    frame["unit"] = frame["unit"].astype("Int64")
+    return frame
+
+
+def run(
+    experiment: str,
+    variant: str,
+    outdir: Path,
+    params: dict | None = None,
+    profiler: str = "plain",
+    replicate: int = 1,
+    interval_s: float = 0.05,
+    timeout_s: float = 600.0,
+    mem_cap_bytes: int | None = None,
+    smaps: bool = True,
+    profiler_settings: dict | None = None,
+    scale: float = 1.0,
+    python: str | None = None,
+    contain: str = "auto",
+    stopping_plan: dict | None = None,
+    log_cap_bytes: int = run_output.DEFAULT_LOG_CAP_BYTES,
+) -> dict:
+    """Run one variant to completion (or until stopped) and write the run directory.
+
+    ``stopping_plan`` (``leaklab.measure.config.stop_plan``, plain runs only) stops the run as
+    soon as its verdict is decided (``leaklab.measure.stopping``); ``meta.json`` records
+    ``stop_reason`` and ``stopped_at_unit`` either way.  ``run.log`` keeps at most
+    ``log_cap_bytes`` of the program's output (``leaklab.process.run_output``).
+
+    ``python`` runs a built-in experiment under another interpreter (a version sweep's
+    venv); the measured process needs only the standard library, leaklab's experiment
+    modules and the library under test.  ``contain`` picks the containment
+    (``leaklab.process.containment``; ``auto``: the strongest available).  Every way this can
+    go wrong after the arguments are checked still writes ``meta.json``, ``samples.parquet``
+    and ``marks.parquet``: an error of the runner itself is status ``runner_error``."""
+    spec = experiments.get(experiment)
+    spec.check_variant(variant)
+    outdir = Path(outdir).resolve()
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "meta.json").unlink(missing_ok=True)  # written last: a stale one never passes for this run
+    params = params or {}
+    meta = {
+        "experiment": experiment, "variant": variant, "profiler": profiler, "replicate": replicate,
+        "unit": spec.unit, "scale": scale, "profiler_settings": profiler_settings or {},
+        "interval_s": interval_s, "timeout_s": timeout_s, "mem_cap_bytes": mem_cap_bytes, "params": params,
+        "python": python or sys.executable, "stopping": stopping_plan or {},
+    }
+    box = containment.create(contain, mem_cap_bytes)
+    rows: list[dict] = []
+    bad = unit_protocol.BadLines()
+    facts: dict = {}
+    try:
+        meta.update(_measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem_cap_bytes, smaps,
+                             profiler_settings or {}, python, box, rows, bad,
+                             stopping.Plan.from_params(stopping_plan) if profiler == "plain" else None,
+                             log_cap_bytes, facts))
+    except run_signals.Stopped:
+        raise  # the measured process tree goes with the runner (below); no outputs are written
+    except Exception:  # noqa: BLE001  (anything at all: recorded, never lost)
+        meta.update(facts, **_after_runner_error(outdir, rows, bad, traceback.format_exc()))
+    finally:
+        box.close()
+    meta.update(containment=box.describe(), bad_unit_lines=bad.count, bad_unit_line_examples=bad.examples)
+    (outdir / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return meta
+
+
+def _after_runner_error(outdir: Path, rows: list[dict], bad: unit_protocol.BadLines, error: str) -> dict:
+    """Keep what the run measured before the runner failed, and say what failed."""
+    try:
+        samples = pd.DataFrame(rows, columns=list(sampler.SAMPLE_COLUMNS))
+        samples.to_parquet(outdir / "samples.parquet", index=False)
+    except Exception:  # noqa: BLE001
+        samples = pd.DataFrame(columns=list(sampler.SAMPLE_COLUMNS))
+        samples.astype("float64").to_parquet(outdir / "samples.parquet", index=False)
+    try:
+        _read_marks(outdir / "marks.jsonl", bad).to_parquet(outdir / "marks.parquet", index=False)
+    except Exception:  # noqa: BLE001
+        _marks_frame([]).to_parquet(outdir / "marks.parquet", index=False)
+    if not (outdir / "mappings.parquet").exists():  # declared: a failed run has one too
+        mappings.frame([]).to_parquet(outdir / "mappings.parquet", index=False)
+    return {"status": "runner_error", "stop_reason": "runner_error", "stopped_at_unit": None,
+            "exit_code": None, "n_samples": len(samples), "n_units": 0,
+            "peak_rss_bytes": int(max([0, *(r["rss_bytes"] for r in rows)])), "profile_status": "none",
+            "profile_error": None, "error": error, "log_tail": error.splitlines()[-LOG_TAIL_LINES:]}
+
+
+def _stop_facts(status: str, stopped_for: str | None, returncode: int, plan: stopping.Plan | None,
+                watcher: stopping.Watcher | None) -> tuple[str, dict]:
+    """The run's status and why it stopped: ``decided`` (its verdict was in before its
+    last look; a program that ended because it was asked to is ``ok``), ``max_units``
+    (watched, it ran its configured length: a decision at the last look cut nothing),
+    ``finished`` (not watched: it ran its length), with confirmation (``leaklab.model.horizon``)
+    ``window`` (nothing depended on what follows the window), ``confirmed`` (decided
+    beyond it) or ``horizon`` (ran to the horizon), else its status (``timeout``,
+    ``capped``, ``failed``, ``crashed``)."""
+    decision = watcher.decided if watcher else None
+    if decision is not None and watcher.cuts_short():
+        if stopped_for in (None, "killed_after_stop") and returncode in stopping.STOPPED_EXITS:
+            status = "ok"
+        elif stopped_for == "killed_after_stop":
+            status = _status(returncode, None)
+        reason = decision["reason"]
+    elif status == "ok":
+        reason = ("horizon" if plan.window_units is not None else "max_units") if plan else "finished"
+    else:
+        reason = status
+    facts = {"stop_reason": reason, "max_units": plan.max_units if plan else None,
+             "window_units": plan.window_units if plan else None,
+             "looks": watcher.looks if watcher else None,
+             "look_confidence": watcher.confidence if watcher else None,
+             "decided_at_unit": decision["unit"] if decision else None,
+             "decided_at_s": round(decision["t"], 3) if decision else None,
+             "decided_verdict": decision["verdict"] if decision else None,
+             "decided_metrics": decision["metrics"] if decision else None}
+    return status, facts
+
+
+class UnitReadings:
+    """One reading of the process per unit: ``at_unit(t)`` is called the moment a unit
+    line arrives (``unit_protocol.ProtocolMarks``) and reads ``/proc`` of the tree then,
+    stamped with the line's time, so the mark gets its own reading instead of the last
+    periodic sample.  Bounded in rate (``MIN_READING_GAP_S``): a unit closer than that
+    to the previous reading shares it, and the run counts those
+    (``units_sharing_reading``).  A further per-unit reading belongs here."""
+
+    def __init__(self, pid: int, box: containment.ProcessGroup, smaps: bool, rows: list[dict],
+                 min_gap_s: float = MIN_READING_GAP_S):
+        self.pid, self.box, self.smaps, self.rows, self.min_gap_s = pid, box, smaps, rows, min_gap_s
+        self.last_t = -math.inf
+        self.closed = False  # set at the final sample: what comes after is teardown
+
+    def at_unit(self, t: float) -> None:
+        if self.closed or t - self.last_t < self.min_gap_s:
+            return
+        row = sampler.sample(self.pid, t, smaps=self.smaps, members=self.box.pids())
+        if row is not None:
+            row["cgroup_bytes"] = self.box.memory_bytes()
+            self.rows.append(row)
+            self.last_t = t
+
+
+def units_sharing_reading(samples: pd.DataFrame, mark_frame: pd.DataFrame) -> int:
+    """Units whose outside reading is the same sample as the previous unit's: their
+    growth between them is not measured (stale readings).  A mark that carries its own
+    RSS (a built-in experiment reads it at the mark) has its own reading."""
+    own = mark_frame["rss_bytes"].notna() if "rss_bytes" in mark_frame else False
+    units = mark_frame[(mark_frame["phase"] == "unit") & mark_frame["unit"].notna() & ~own][["t", "unit"]]
+    if units.empty or samples.empty:
+        return 0
+    readings = samples[["t"]].sort_values("t").reset_index(drop=True).reset_index(names="reading")
+    matched = pd.merge_asof(units.sort_values("t").astype({"t": "float64"}),
+                            readings.astype({"t": "float64"}), on="t", direction="backward")
+    return int(matched["reading"].dropna().duplicated().sum())
+
+
+def _protocol_for(spec, outdir: Path, marks_path: Path, bad: unit_protocol.BadLines,
+                  readings: UnitReadings | None) -> unit_protocol.ProtocolMarks:
+    """How a command experiment's units arrive: its own output lines (``unit_pattern``),
+    the clock, or its units file."""
+    if spec.unit_pattern:
+        return unit_protocol.ProtocolMarks("pattern", outdir / "run.log", marks_path, bad, spec.unit_pattern,
+                                           reading=readings and readings.at_unit)
+    return unit_protocol.ProtocolMarks(spec.unit_source, outdir / "units.txt", marks_path, bad,
+                                       reading=readings and readings.at_unit)
+
+
+def _program_command(spec, variant: str, params: dict, python: str | None, outdir: Path,
+                     env: dict[str, str]) -> tuple[list[str], str | None]:
+    """The measured program's command line (before a profiler wraps it), and what wraps
+    a command program (a shell, a script) if anything; a command program's working
+    directory is staged and its units file named in ``env``."""
+    workdir = outdir / "work"
+    if not spec.command:
+        return [python or sys.executable, "-m", spec.module, "--variant", variant,
+                "--params", json.dumps(params), "--workdir", str(workdir)], None
+    fields = own_program.fields(params, variant, workdir)
+    cmd = own_program.argv(spec.command, fields)
+    own_program.stage_workdir(spec.workdir_files, fields, workdir)
+    env[unit_protocol.UNITS_ENV] = str(outdir / "units.txt")
+    (outdir / "units.txt").unlink(missing_ok=True)
+    return cmd, own_program.wrapper_note(cmd)
+
+
+def _follow_program(pid: int, out_r: int, log: run_output.BoundedLog, clock,
+                    protocol: unit_protocol.ProtocolMarks | None,
+                    exited: threading.Event) -> tuple[run_output.OutputPump, threading.Thread | None]:
+    """Start reading what the program writes: its output (into run.log, and line by line
+    into the unit pattern) and its units file (until ``exited``)."""
+    on_line = (lambda raw, t: protocol.line(raw, t, pid)) if protocol and protocol.pattern else None
+    pump = run_output.OutputPump(out_r, log, clock, on_line)
+    pump.start()
+    follower = None
+    if protocol and not protocol.pattern and protocol.source != "seconds":
+        follower = threading.Thread(target=protocol.follow, args=(clock, pid, exited), name="units-follower",
+                                    daemon=True)
+        follower.start()
+    return pump, follower
+
+
+def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem_cap_bytes, smaps,
+             profiler_settings, python, box, rows, bad, plan: stopping.Plan | None = None,
+             log_cap_bytes: int = run_output.DEFAULT_LOG_CAP_BYTES, facts: dict | None = None) -> dict:
+    """Start the measured process in ``box``, sample it until it ends or is stopped,
+    write samples and marks and read the profiler's files; the facts for ``meta.json``.
+    ``facts`` receives what is known of the run as it goes (signals, output), kept even
+    when the runner itself fails."""
+    facts = {} if facts is None else facts
+    workdir = outdir / "work"
+    workdir.mkdir(exist_ok=True)
+    marks_path = outdir / "marks.jsonl"
+    marks_path.unlink(missing_ok=True)
+    ready_r, ready_w = os.pipe()
+    release_r, release_w = os.pipe()
+    t0 = time.monotonic()
+    ended_at: list[float] = []  # the last sample's time once the program is gone
+
+    def clock() -> float:
+        """The run's clock for lines as they arrive; a line read after the program is gone
+        was written before: it gets the time of the last sample taken, not a teardown time."""
+        return ended_at[0] if ended_at else time.monotonic() - t0
+    env = _child_env()
+    env.update({
+        marks.MARKS_ENV: str(marks_path),
+        marks.T0_ENV: repr(t0),
+        marks.SYNC_ENV: f"{ready_w},{release_r}",
+    })
+    cmd, wrapper = _program_command(spec, variant, params, python, outdir, env)
+    profiler_module = profilers.load(profiler)
+    cmd, env = profiler_module.wrap(cmd, env, outdir, profiler_settings)
+    heap_metric, env, heap_file = glibc_heap.prepare(spec, cmd, env, profiler, wrapper, outdir)
+    at_unit = getattr(profiler_module, "at_unit", None)
+    mapping_readings = mappings.UnitReadings(marks_path, heap_file=heap_file,
+                                             at_unit=at_unit and (lambda unit: at_unit(unit, outdir, profiler_settings)))
+
+    parse_mark = functools.partial(_mark_record, reserved=unit_protocol.PROGRAM_RESERVED_NAMES) \
+        if spec.command else _mark_record
+    cpu_before = _children_cpu_s()
+    out_r, out_w = os.pipe()
+    log = run_output.BoundedLog(outdir / "run.log", log_cap_bytes)
+    root: list[int] = []
+    protocol, pump, follower, exited = None, None, None, threading.Event()
+    with _guard(box, root) as guard:
+        try:
+            try:
+                proc = subprocess.Popen(
+                    cmd, env=env, stdout=out_w, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    pass_fds=(ready_w, release_r), start_new_session=True, cwd=workdir,
+                    preexec_fn=_start_in_box(box),
+                )
+            except OSError as err:  # a command that cannot start: recorded like any failure (exit 127)
+                log.write(f"cannot start {cmd[0]!r}: {err}\n".encode())
+                proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(127)"])
+            root.append(proc.pid)
+            box.started(proc.pid)
+            os.close(out_w)
+            os.close(ready_w)
+            os.close(release_r)
+            readings = UnitReadings(proc.pid, box, smaps, rows) if spec.command else None
+            protocol = _protocol_for(spec, outdir, marks_path, bad, readings) if spec.command else None
+            pump, follower = _follow_program(proc.pid, out_r, log, clock, protocol, exited)
+            deadline = t0 + timeout_s
+            watcher = stopping.Watcher(plan, marks_path, parse_mark) if plan else None
+            hook = getattr(profiler_module, "at_end_of_work", None)
+            stopped_for = _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadline,
+                                             interval_s, smaps, mem_cap_bytes,
+                                             hook and (lambda pid: hook(pid, outdir)), watcher,
+                                             own_final_sample=not spec.command, guard=guard, readings=readings,
+                                             at_sample=mapping_readings.poll)
+        finally:
+            box.close()  # leftovers of the tree (daemonised ones included), whatever happened
+            ended_at.append(max([row["t"] for row in rows], default=clock()))
+            exited.set()
+            if pump is None:
+                os.close(out_r)
+            facts.update(_end_of_output(pump, follower, protocol, log, rows, clock))
+            if root:
+                proc.wait()
+    facts["signals_from_program"] = dict(guard.from_program)
+    os.close(ready_r)
+    os.close(release_w)
+    wall_s = time.monotonic() - t0
+    cpu_s = _children_cpu_s() - cpu_before
+
+    samples, mark_frame = _write_samples_and_marks(rows, outdir, bad, parse_mark, mapping_readings.heap_by_unit)
+    if heap_file is not None:
+        glibc_heap.strip_summary(outdir / "run.log")
+    mapping_readings.write(outdir / "mappings.parquet")
+    status, stop_facts = _stop_facts(_status(proc.returncode, stopped_for), stopped_for, proc.returncode, plan,
+                                     watcher)
+    n_units = int(mark_frame["unit"].max()) if mark_frame["unit"].notna().any() else 0
+    profile_status, profile_error = collect_profile(profiler_module, outdir, mark_frame)
+    if wrapper and profiler != "plain":  # never `ok` for the wrong process
+        profile_status, profile_error = "wrapper", "; ".join(filter(None, [wrapper, profile_error]))
+    return {
+        "status": status,
+        "exit_code": proc.returncode,
+        "wall_s": round(wall_s, 3),
+        "cpu_s": round(cpu_s, 3),
+        "peak_rss_bytes": int(max([0, *samples["rss_bytes"], *samples["vmhwm_bytes"]])),
+        "n_samples": len(samples),
+        "n_units": n_units,
+        "stopped_at_unit": n_units,
+        "heap_metric": heap_metric,
+        "mappings_readings": len({r["t"] for r in mapping_readings.rows}),
+        "mappings_read_s": round(mapping_readings.seconds, 3),
+        **stop_facts,
+        **facts,
+        "units_sharing_reading": units_sharing_reading(samples, mark_frame),
+        "profile_status": profile_status,
+        "profile_error": profile_error,
+        "command": cmd,
+        "versions": {**library_versions(python), **build.recorded_versions(params)},
+        "host": host_facts(),
+        "log_tail": run_output.log_tail(outdir / "run.log", LOG_TAIL_LINES) if status != "ok" else [],
+        "artifacts": checksums(outdir),
+    }
+
+
+def _write_samples_and_marks(rows: list[dict], outdir: Path, bad: unit_protocol.BadLines,
+                             parse_mark: Callable[[bytes], dict],
+                             heap_by_unit: dict[int, int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``samples.parquet`` (in time order: per-unit readings come from another thread)
+    and ``marks.parquet`` from the checked ``marks.jsonl``, with glibc's heap in use read
+    at each unit (``leaklab.process.glibc_heap``)."""
+    rows.sort(key=lambda row: row["t"])
+    samples = pd.DataFrame(rows, columns=list(sampler.SAMPLE_COLUMNS))
+    samples["cgroup_bytes"] = samples["cgroup_bytes"].astype("float64")
+    samples.to_parquet(outdir / "samples.parquet", index=False)
+    mark_frame = glibc_heap.into_marks(_read_marks(outdir / "marks.jsonl", bad, parse_mark), heap_by_unit)
+    mark_frame.to_parquet(outdir / "marks.parquet", index=False)
+    return samples, mark_frame
+
+
+def _end_of_output(pump: run_output.OutputPump | None, follower: threading.Thread | None,
+                   protocol: unit_protocol.ProtocolMarks | None, log: run_output.BoundedLog,
+                   rows: list[dict], clock) -> dict:
+    """Once the tree is gone: read the rest of its output and units (lines written just
+    before exit still count), close run.log; how much may have been missed."""
+    pump_done = pump.finish(PUMP_WAIT_S) if pump is not None else True
+    if follower is not None:
+        follower.join(unit_protocol.DRAIN_BUDGET_S + PUMP_WAIT_S)
+    if protocol is not None:
+        protocol.poll(clock(), 0)  # the start mark, should no sample have been taken
+        protocol.close()
+    return {
+        **log.close(),
+        "output_unread": not pump_done,  # the pattern was still busy when the runner gave up waiting
+        "pattern_timeouts": protocol.pattern_timeouts if protocol else 0,
+        "unit_lines_unread": protocol.unread_lines if protocol else 0,
+        "units_may_be_missed": (protocol.pattern_timeouts + protocol.unread_lines if protocol else 0)
+        + (1 if not pump_done else 0),
+        "output_error": pump.error if pump is not None else None,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="leaklab measure",
+        description="Run one leak reproduction variant under the sampler and write its run directory.",
+    )
+    parser.add_argument("--experiment", required=True, help=f"one of {', '.join(experiments.names())}, "
+                        "or a command experiment declared in --config")
+    parser.add_argument("--config", type=Path, help="a leaklab config.yaml that declares command experiments")
+    parser.add_argument("--variant", required=True, help="variant id, e.g. capi-real (see README)")
+    parser.add_argument("--outdir", required=True, type=Path)
+    parser.add_argument("--params", default="{}", help="experiment parameters as JSON")
+    parser.add_argument("--profiler", default="plain", choices=profilers.PROFILERS)
+    parser.add_argument("--replicate", type=int, default=1)
+    parser.add_argument("--interval", type=float, default=0.05, help="sampling interval, seconds")
+    parser.add_argument("--timeout", type=float, default=600.0, help="time limit, seconds")
+    parser.add_argument("--mem-cap", type=int, default=None,
+                        help="memory cap in bytes (the run's cgroup, else its summed PSS)")
+    parser.add_argument("--log-cap", type=int, default=run_output.DEFAULT_LOG_CAP_BYTES,
+                        help="bytes of the program's output run.log keeps (its first and last halves)")
+    parser.add_argument("--profiler-settings", default="{}", help="profiler settings as JSON")
+    parser.add_argument("--containment", default="auto", choices=containment.KINDS,
+                        help="how the process tree is kept together (default: the strongest available)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.config:
+        import yaml
+
+        experiments.configure(yaml.safe_load(args.config.read_text()))
+    meta = run(
+        args.experiment, args.variant, args.outdir, json.loads(args.params),
+        profiler=args.profiler, replicate=args.replicate, interval_s=args.interval,
+        timeout_s=args.timeout, mem_cap_bytes=args.mem_cap, log_cap_bytes=args.log_cap,
+        profiler_settings=json.loads(args.profiler_settings), contain=args.containment,
+    )
+    print(f"{args.experiment}/{args.variant}/{args.profiler}: {meta['status']} in {meta['wall_s']:.1f} s, "
+          f"{meta['n_units']} {meta['unit']}(s), peak RSS {meta['peak_rss_bytes'] / 2**20:.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

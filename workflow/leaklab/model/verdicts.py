@@ -1,0 +1,594 @@
+"""Verdicts: what a growth interval means, decided by one stated rule.
+
+The estimator and its 95 % interval are ``leaklab.model.intervals``.  A verdict is taken on
+the series after the warm-up, pooled over the replicates, in three windows: the whole
+window, its early half and its late half.  ``leak_per_unit`` is the smallest steady
+growth an experiment must catch; the intervals are held against half of it
+(``DECISION_FRACTION``), so that a leak at the threshold is caught although its
+interval is as wide as the threshold, and ``stable`` means demonstrably below half of it.
+
+The verdict is about where the growth is going.  Besides the whole window and its
+halves, the rule reads the *recent* rate: the late half; or everything from a change
+point in the early half where the slope fell (fast growth first: a transient, an
+allocator filling); or everything from a late *onset* (the slope rose at a change
+point, below the bar before and with its interval above it after; ``onset`` is that
+unit).  The change point is the knot of the least-squares broken line (one intercept
+per run), every unit tried.  *Slowing* means the recent part's own halves decelerate.
+
+The rule (``decide_confirmable``; ``decide`` without the flag), in order:
+
+- ``inconclusive`` when fewer than ``MIN_UNITS`` units or no 95 % interval;
+- ``leak``: the recent rate's interval lies above the bar, it is not slowing, and the
+  whole window's interval lies above the bar or growth began late; when the window's
+  halves decelerate, only if its slope fell at a change point within the first
+  ``MAX_FELL_AT`` of it (a transient or an allocator's first fill is sharp and early; a
+  curve levelling off bends in its middle: on seed 0 the change points of saturating
+  curves called leaks lay at 38-55 % of the window, those of transients and allocator
+  fills at 14-24 %); or the whole
+  window's interval lies above the bar, the late half still grows (interval above
+  zero, estimate at the bar), the recent interval reaches the bar and nothing
+  decelerates (growth in stairs or teeth, which a recent part as long as a stair
+  cannot resolve);
+- ``inconclusive``, needing confirmation, when the recent interval lies above the bar
+  otherwise (slowing but not yet below it; growth that began late without a clear onset);
+- ``retention``: the experiment's units release their memory, it kept at least the
+  ``retained`` threshold, and it is not a leak;
+- ``stable``: the whole window's interval lies below the bar (unless the early half
+  grew above the bar and the late half is below it: that is ``settling``);
+- ``settling``: it grew above the bar (whole window or early half) and the late half's
+  interval lies below the bar; or its estimate is below it (``levelling off``, needing
+  confirmation).  Never while the recent interval lies above the bar;
+- ``inconclusive``: anything else (an interval straddling the bar); needing
+  confirmation when it grew above the bar but is not yet shown to have stopped.
+
+``needs_confirmation`` says the verdict depends on what happens after the window: a
+leak that began late or whose rate fell within the window, a rate slowing but not yet
+below the bar, growth levelling off but not yet shown below it.  ``plateau`` is the
+recent part's level (median over the runs), reported for ``settling``.
+
+*Decelerates* (``_slower``) means the later stretch grows at most ``MAX_LATE_SHARE`` of the earlier
+one's rate and their difference is above zero at ``DECELERATION_CONFIDENCE`` (MOVER
+of the two intervals at that confidence).  80 % two-sided is 90 % one-sided: in
+the accuracy tier (seeds 0-2, 200 draws each) it called none of 5,400 linear and
+sawtooth leaks settling, and 1 of 7,200 saturating curves (5 % rise, time constant as
+long as the run) a leak; at 90 % seed 1 alone had such a leak.  The share keeps a sawtooth leak a leak: its halves cut the teeth at
+different phases, so their rates differ by up to 20 % without slowing down.
+With fewer than 2 x ``MIN_UNITS`` units after the warm-up there are no halves and the
+whole window decides alone; with fewer than 2 x ``MIN_RECENT_UNITS``, no recent part.
+
+One decision per family (``settings.FAMILIES``): RSS, PSS and USS of a run measure the
+same memory, so the first of them decides and the others carry its verdict.  A
+variant's verdict (``variant_verdicts``) is the most severe of its deciding metrics
+(system-wide ones never decide).  Profiled runs carry the profiler's own memory in
+their RSS and run a scaled workload: they are never judged.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from scipy.stats import PermutationMethod, mannwhitneyu
+
+from leaklab.model import settings as leaklab_settings
+from leaklab.model.amounts import amount, byte_unit, plain_number, plural
+from leaklab.model.intervals import (CONFIDENCE, MIN_UNITS, N_BOOT, PooledSlope, mover_difference, pairwise_slopes,
+                               pooled_slope, sen_interval, serial_correlation_factor)
+
+RUN_KEYS = ["experiment", "variant", "profiler", "replicate"]
+GROUP_KEYS = ["experiment", "variant", "profiler", "metric"]
+VERDICTS = ("leak", "retention", "settling", "inconclusive", "stable")  # most severe first
+DECISION_FRACTION = 0.5
+DECELERATION_CONFIDENCE = 0.80
+MAX_LATE_SHARE = 0.8  # decelerating: the late half grows at most this share of the early half's rate
+MAX_FELL_AT = 1 / 3  # a decelerating window is a leak only when its slope fell within this share of it
+MIN_RECENT_UNITS = 5  # the recent part and a change point's segments have at least this many units
+SIZE_SHARE = 0.5  # a leak is named by a metric that sees at least this share of the largest growth
+
+PER_RUN_COLUMNS = [*RUN_KEYS, "metric", "warmup_units", "n_units", "slope", "slope_low", "slope_high",
+                   "level", "retained", "first_unit", "last_unit"]
+POOLED_COLUMNS = [*GROUP_KEYS, "unit", "growth_per_unit", "ci_low", "ci_high", "ci_method",
+                  "ts_ci_low", "ts_ci_high", "boot_ci_low", "boot_ci_high", "n_replicates", "n_units",
+                  "warmup_units", "level", "retained", "leak_per_unit", "retained_threshold",
+                  "early_growth_per_unit", "late_growth_per_unit", "late_ci_low", "late_ci_high", "decelerating",
+                  "verdict", "verdict_reason", "decided_by", "decides",
+                  "recent_per_unit", "recent_ci_low", "recent_ci_high", "onset_unit", "needs_confirmation",
+                  "plateau_level"]
+VARIANT_COLUMNS = ["experiment", "variant", "profiler", "verdict", "metric", "unit", "growth_per_unit", "ci_low",
+                   "ci_high", "leak_per_unit", "retained", "retained_threshold", "verdict_reason"]
+COMPARISON_COLUMNS = ["experiment", "variant", "baseline", "profiler", "metric", "unit",
+                      "growth_per_unit", "ci_low", "ci_high", "baseline_growth_per_unit",
+                      "baseline_ci_low", "baseline_ci_high", "difference", "diff_ci_low", "diff_ci_high",
+                      "diff_ci_method", "ratio", "rank_test_p", "n_replicates", "baseline_n_replicates",
+                      "verdict", "baseline_verdict"]
+
+
+# --------------------------------------------------------------------------------------
+# The decision
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Windows:
+    """Pooled fits of the whole post-warm-up window, of its halves and of its recent
+    part, and where growth began when it began late."""
+
+    whole: PooledSlope
+    early: PooledSlope | None = None       # 95 %
+    late: PooledSlope | None = None        # 95 %
+    decelerating: bool = False             # the late half slower than the early half (halves test)
+    n_units: int = 0
+    recent: PooledSlope | None = None      # 95 %: the late half, or from a change point (fit_windows)
+    slowing: bool = False                  # the recent part's late half slower than its early half
+    onset: float = math.nan                # the unit where growth began, when it began late
+    fell_at: float = math.nan              # where the slope fell, as a share of the window (the recent part's start)
+    plateau: float = math.nan              # the recent part's level (median over runs)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: str
+    reason: str
+    windows: Windows
+    needs_confirmation: bool = False
+
+
+def _halves(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[list, list] | None:
+    """Each run's points split into an early and a late half; None when a half would
+    be too short for a slope."""
+    early, late = [], []
+    for x, y in series:
+        half = len(x) // 2
+        if half < MIN_UNITS:
+            return None
+        early.append((x[:half], y[:half]))
+        late.append((x[half:], y[half:]))
+    return early, late
+
+
+def _split(series: Sequence[tuple[np.ndarray, np.ndarray]], start: float) -> tuple[list, list] | None:
+    """Each run's points before ``start`` and from it on; None when the part from it on
+    is shorter than MIN_RECENT_UNITS in any run."""
+    before, after = [], []
+    for x, y in series:
+        if np.count_nonzero(x >= start) < MIN_RECENT_UNITS:
+            return None
+        before.append((x[x < start], y[x < start]))
+        after.append((x[x >= start], y[x >= start]))
+    return before, after
+
+
+def _slower(earlier: PooledSlope, later: PooledSlope) -> bool:
+    """The later stretch grows at most MAX_LATE_SHARE of the earlier one's rate and their
+    difference is above zero at DECELERATION_CONFIDENCE (MOVER)."""
+    low, _ = mover_difference(earlier.slope, earlier.ci_low, earlier.ci_high, later.slope, later.ci_low, later.ci_high)
+    return bool(low > 0 and later.slope <= MAX_LATE_SHARE * earlier.slope)
+
+
+def change_point(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+    """The unit where the slope changes most and by how much (after minus before), by
+    least squares on a broken line with one knot and an intercept per run (runs differ
+    in level); NaN without room for MIN_RECENT_UNITS units on each side.
+    Deterministic: every unit is tried as the knot."""
+    units = np.unique(np.concatenate([x for x, _ in series]))
+    candidates = units[MIN_RECENT_UNITS - 1: units.size - MIN_RECENT_UNITS + 1]
+    best, change, best_sse = math.nan, math.nan, math.inf
+    for knot in candidates:
+        design, target = [], []
+        for x, y in series:
+            columns = np.column_stack([x, np.maximum(0.0, x - knot)])
+            design.append(columns - columns.mean(axis=0))
+            target.append(y - y.mean())
+        a, b = np.vstack(design), np.concatenate(target)
+        coef, *_ = np.linalg.lstsq(a, b, rcond=None)
+        sse = float(np.sum((b - a @ coef) ** 2))
+        if sse < best_sse:
+            best, change, best_sse = float(knot), float(coef[1]), sse
+    return best, change
+
+
+def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: float = CONFIDENCE,
+                n_boot: int = N_BOOT, seed: int | Sequence[int] = 0, bar: float = math.nan) -> Windows:
+    """The fits the rule needs, from each run's (unit, value) points after the warm-up.
+
+    The recent part is the late half; or, when the slope changes at a unit of the early
+    half (fast growth first: a transient, an allocator filling), everything from there;
+    or, when growth began late (``bar`` given: below it before the change, above it
+    after), everything from the onset.  ``slowing``: the recent part's own halves
+    decelerate (``_slower``), i.e. it is still bending down.
+    """
+    clean = []
+    for x, y in series:
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        ok = np.isfinite(x) & np.isfinite(y)
+        if ok.sum() >= MIN_UNITS:
+            clean.append((x[ok], y[ok]))
+    whole = pooled_slope(clean, confidence=confidence, n_boot=n_boot, seed=seed)
+    n_units = int(np.median([x.size for x, _ in clean])) if clean else 0
+    halves = _halves(clean) if clean else None
+    if halves is None:
+        return Windows(whole, n_units=n_units)
+    fit = {"confidence": confidence, "n_boot": n_boot, "seed": seed}
+    strict = {"confidence": DECELERATION_CONFIDENCE, "n_boot": n_boot, "seed": seed}
+    early_points, late_points = halves
+    early, late = pooled_slope(early_points, **fit), pooled_slope(late_points, **fit)
+    decelerating = _slower(pooled_slope(early_points, **strict), pooled_slope(late_points, **strict))
+    windows = Windows(whole, early, late, decelerating=decelerating, n_units=n_units)
+    if 2 * MIN_RECENT_UNITS > n_units:
+        return windows
+    start = float(min(x[0] for x, _ in late_points))
+    knot, change = change_point(clean)
+    onset = fell_at = math.nan
+    if math.isfinite(knot) and change > 0 and math.isfinite(bar):
+        parts = _split(clean, knot)
+        if parts is not None:
+            before, after = (pooled_slope(p, **fit) for p in parts)
+            if before.slope < bar and after.ci_low > bar:
+                onset, start = knot, knot
+    elif math.isfinite(knot) and change < 0 and knot < start:
+        first = min(x[0] for x, _ in clean)
+        start, fell_at = knot, (knot - first) / (max(x[-1] for x, _ in clean) - first)
+    parts = _split(clean, start)
+    if parts is None:
+        return windows
+    recent_points = parts[1]
+    recent = pooled_slope(recent_points, **fit)
+    recent_halves = _halves(recent_points)
+    slowing = False
+    if recent_halves is not None:
+        first, second = (pooled_slope(p, **strict) for p in recent_halves)
+        slowing = _slower(first, second)
+    plateau = float(np.median([np.median(y) for _, y in recent_points]))
+    return replace(windows, recent=recent, slowing=slowing, onset=onset, fell_at=fell_at, plateau=plateau)
+
+
+def _rate(value: float, metric: str, unit: str) -> str:
+    return f"{amount(value, metric)}/{unit}"
+
+
+def _ci_text(low: float, high: float, metric: str, unit: str) -> str:
+    if metric.endswith("_bytes"):
+        name, size = byte_unit(max(abs(low), abs(high)) if math.isfinite(low + high) else 0.0)
+        return f"CI [{plain_number(low / size)}, {plain_number(high / size)}] {name}/{unit}"
+    return f"CI [{plain_number(low)}, {plain_number(high)}]/{unit}"
+
+
+def decide(w: Windows, *, leak_per_unit: float, retained_threshold: float, releases: bool, retained: float,
+           metric: str, unit: str = "unit") -> tuple[str, str]:
+    """The verdict and a one-line reason (the rule in the module docstring)."""
+    verdict, reason, _ = decide_confirmable(w, leak_per_unit=leak_per_unit, retained_threshold=retained_threshold,
+                                            releases=releases, retained=retained, metric=metric, unit=unit)
+    return verdict, reason
+
+
+def decide_confirmable(w: Windows, *, leak_per_unit: float, retained_threshold: float, releases: bool,
+                       retained: float, metric: str, unit: str = "unit") -> tuple[str, str, bool]:
+    """The verdict, its reason and whether it depends on what happens after the window
+    (``needs_confirmation``): the rule in the module docstring."""
+    f = w.whole
+    if f.n_replicates == 0 or w.n_units < MIN_UNITS or math.isnan(f.slope):
+        return "inconclusive", f"{w.n_units} {plural(unit)} after warm-up (< {MIN_UNITS})", False
+    if math.isnan(f.ci_low) or math.isnan(f.ci_high):
+        return ("inconclusive", (f"{f.n_replicates} run(s) x {w.n_units} {plural(unit)} cannot give a "
+                                 f"{CONFIDENCE:.0%} interval"), False)
+    bar = DECISION_FRACTION * leak_per_unit
+    bar_text = f"half the {_rate(leak_per_unit, metric, unit)} threshold"
+    whole = _ci_text(f.ci_low, f.ci_high, metric, unit)
+    late, early, recent = w.late, w.early, w.recent
+    have_halves = late is not None and early is not None and not math.isnan(late.ci_low)
+    have_recent = recent is not None and not math.isnan(recent.ci_low)
+    late_onset = not math.isnan(w.onset)
+    late_grows = (late.ci_low > 0 and late.slope >= bar) if have_halves else True
+    if not have_recent:  # a short window: the whole window and its halves decide
+        if f.ci_low > bar and late_grows and not w.decelerating:
+            tail = f"; late half {_rate(late.slope, metric, unit)}" if have_halves else ""
+            return "leak", f"{whole} above {bar_text}{tail}", False
+    else:
+        recent_text = f"recent {_rate(recent.slope, metric, unit)} {_ci_text(recent.ci_low, recent.ci_high, metric, unit)}"
+        # a window whose halves decelerate is a leak only past a sharp early change (a transient, an allocator's
+        # first fill): a smooth curve bends in its middle, and may level off after the window
+        sharp_start = w.fell_at <= MAX_FELL_AT
+        if (recent.ci_low > bar and not w.slowing and (f.ci_low > bar or late_onset)
+                and (not w.decelerating or sharp_start or late_onset)):
+            if late_onset:
+                return ("leak", f"{recent_text} above {bar_text}; growth began at {unit} {w.onset:g}; whole {whole}",
+                        True)
+            return "leak", f"{whole} above {bar_text}; {recent_text}", w.decelerating
+        if (f.ci_low > bar and late_grows and recent.ci_high >= bar and not w.decelerating
+                and not w.slowing):  # growth in steps or teeth: the whole window decides, the recent part agrees
+            return "leak", f"{whole} above {bar_text}; {recent_text}", False
+        if recent.ci_low > bar:
+            if w.slowing or w.decelerating:
+                return ("inconclusive", (f"slowing but still above {bar_text}: {recent_text}, early half "
+                                         f"{_rate(early.slope, metric, unit)}, late half "
+                                         f"{_rate(late.slope, metric, unit)}; whole {whole}"), True)
+            return "inconclusive", f"{recent_text} above {bar_text}, growth began late; whole {whole}", True
+    if releases and not math.isnan(retained) and retained >= retained_threshold:
+        return "retention", (f"retained {amount(retained, metric)} >= {amount(retained_threshold, metric)}; "
+                             f"{whole} not a leak"), False
+    grew_early = have_halves and not math.isnan(early.ci_low) and early.ci_low > bar
+    if f.ci_high < bar and not (grew_early and f.ci_low > 0 and late.ci_high < bar):
+        return "stable", f"{whole} below {bar_text}", False
+    if have_halves:
+        grew = f.ci_low > bar or (not math.isnan(early.ci_low) and early.ci_low > bar)
+        now = late  # the recent part is not above the bar here; settling asks the late half to be below it
+        halves = (f"early half {_rate(early.slope, metric, unit)}, late half {_rate(now.slope, metric, unit)} "
+                  f"{_ci_text(now.ci_low, now.ci_high, metric, unit)}; whole {whole}")
+        if now.ci_high < bar:
+            return "settling", f"growth stopped (a plateau or a one-off step): {halves}", False
+        if grew and now.slope < bar:
+            return "settling", f"levelling off: {halves}", True
+        if grew and have_recent:
+            return "inconclusive", f"{whole} above {bar_text}, but {halves}", True
+        if f.ci_low > bar:
+            return "inconclusive", (f"{whole} above {bar_text}, but the late half, "
+                                    f"{_ci_text(late.ci_low, late.ci_high, metric, unit)}, does not show it still "
+                                    f"growing"), False
+    return "inconclusive", f"{whole} straddles {bar_text}", False
+
+
+def judge(series: Sequence[tuple[np.ndarray, np.ndarray]], *, leak_per_unit: float, retained_threshold: float = math.inf,
+          releases: bool = False, retained: float = math.nan, metric: str = "rss_bytes", unit: str = "unit",
+          confidence: float = CONFIDENCE, n_boot: int = N_BOOT, seed: int | Sequence[int] = 0) -> Judgement:
+    """Fit and decide in one call: ``series`` is each replicate's (units, values) after the warm-up."""
+    windows = fit_windows(series, confidence=confidence, n_boot=n_boot, seed=seed,
+                          bar=DECISION_FRACTION * leak_per_unit)
+    verdict, reason, confirm = decide_confirmable(windows, leak_per_unit=leak_per_unit,
+                                                  retained_threshold=retained_threshold, releases=releases,
+                                                  retained=retained, metric=metric, unit=unit)
+    return Judgement(verdict, reason, windows, confirm)
+
+
+# --------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------
+
+def warmup_units(resolved: Mapping[str, leaklab_settings.ExperimentSettings]) -> dict[str, int]:
+    return {name: s.warmup_units for name, s in resolved.items()}
+
+
+def _warmup_for(warmup: int | Mapping[str, int], experiment: str) -> int:
+    return int(warmup) if isinstance(warmup, (int, np.integer)) else int(warmup.get(experiment, 1))
+
+
+def post_warmup(frame: pd.DataFrame, warmup: int) -> tuple[np.ndarray, np.ndarray]:
+    post = frame[(frame["unit"] > warmup) & frame["value"].notna()]
+    return post["unit"].to_numpy(dtype=float), post["value"].to_numpy(dtype=float)
+
+
+def clean_units(units: pd.DataFrame) -> pd.DataFrame:
+    """One value per run x unit x metric (the last one, should a boundary repeat), sorted."""
+    frame = units.dropna(subset=["unit"]).copy()
+    frame["unit"] = frame["unit"].astype(float)
+    frame["value"] = frame["value"].astype(float)
+    frame = frame.drop_duplicates([*RUN_KEYS, "metric", "unit"], keep="last")
+    return frame.sort_values([*RUN_KEYS, "metric", "unit"], kind="stable")
+
+
+def replicate_slopes(units: pd.DataFrame, warmup: int | Mapping[str, int]) -> pd.DataFrame:
+    """Per run x metric: Theil–Sen growth per unit after the warm-up, with its 95 % interval.
+
+    ``warmup`` is a number of units or a mapping experiment -> units.  level is the value
+    at the first unit after the warm-up; retained the value after the last unit minus
+    before the first (only meaningful when each unit releases its memory).
+    """
+    if units.empty:
+        return pd.DataFrame(columns=PER_RUN_COLUMNS)
+    rows = []
+    for key, frame in clean_units(units).groupby([*RUN_KEYS, "metric"], sort=False):
+        w = _warmup_for(warmup, key[0])
+        x, y = post_warmup(frame, w)
+        slope = low = high = math.nan
+        if x.size >= MIN_UNITS:
+            d = pairwise_slopes(x, y)
+            slope = float(np.median(d))
+            low, high = sen_interval(d, [x.size], factors=[serial_correlation_factor(x, y, slope)])
+        values = frame["value"].dropna()
+        rows.append({
+            **dict(zip([*RUN_KEYS, "metric"], key)),
+            "warmup_units": w, "n_units": int(x.size),
+            "slope": slope, "slope_low": low, "slope_high": high,
+            "level": float(y[0]) if y.size else math.nan,
+            "retained": float(values.iloc[-1] - values.iloc[0]) if len(values) >= 2 else math.nan,
+            "first_unit": float(frame["unit"].min()), "last_unit": float(frame["unit"].max()),
+        })
+    return pd.DataFrame(rows, columns=PER_RUN_COLUMNS)
+
+
+def _median(values: pd.Series) -> float:
+    finite = values.dropna()
+    return float(finite.median()) if len(finite) else math.nan
+
+
+def _group_seed(seed: int, key: tuple) -> list[int]:
+    """A seed per group that does not depend on the process (str hashes do)."""
+    return [int(seed), zlib.crc32("\x1f".join(map(str, key)).encode())]
+
+
+def _nan_if_none(fit: PooledSlope | None, field: str) -> float:
+    return getattr(fit, field) if fit is not None else math.nan
+
+
+def pooled_growth(per_run: pd.DataFrame, resolved: Mapping[str, leaklab_settings.ExperimentSettings],
+                  units: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
+    """Per experiment x variant x profiler x metric: pooled growth per unit, its interval
+    and the verdict (``decide``), then one verdict per family (``harmonise_families``).
+
+    Only metrics with a threshold are judged; level, n_units and retained are medians
+    over the runs that have a slope; retained is NaN for experiments whose units do not
+    release.  Rows of profiled runs keep their numbers but are not judged.
+    """
+    if per_run.empty:
+        return pd.DataFrame(columns=POOLED_COLUMNS)
+    points = {key: frame for key, frame in clean_units(units).groupby([*RUN_KEYS, "metric"], sort=False)}
+    rows = []
+    for key, group in per_run.groupby(GROUP_KEYS, sort=True):
+        experiment, variant, profiler, metric = key
+        s = resolved.get(experiment)
+        if s is None or metric not in s.thresholds:
+            continue
+        limit = s.thresholds[metric]
+        series = [post_warmup(frame, int(run.warmup_units)) for run in group.itertuples()
+                  if (frame := points.get((run.experiment, run.variant, run.profiler, run.replicate, run.metric)))
+                  is not None]
+        with_slope = group[group["slope"].notna()]
+        basis = with_slope if len(with_slope) else group
+        retained = _median(basis["retained"]) if s.releases else math.nan
+        result = judge(series, leak_per_unit=limit.leak_per_unit, retained_threshold=limit.retained,
+                       releases=s.releases, retained=retained, metric=metric, unit=s.unit, n_boot=n_boot,
+                       seed=_group_seed(seed, key))
+        verdict, reason, confirm = result.verdict, result.reason, result.needs_confirmation
+        if profiler != "plain":
+            confirm = False
+            verdict, reason = "inconclusive", (f"not judged: a {profiler} run's RSS holds the profiler's own memory "
+                                               f"and its workload is scaled; see the plain runs")
+        w = result.windows
+        rows.append({
+            "experiment": experiment, "variant": variant, "profiler": profiler, "metric": metric,
+            "unit": s.unit, "growth_per_unit": w.whole.slope, "ci_low": w.whole.ci_low, "ci_high": w.whole.ci_high,
+            "ci_method": w.whole.ci_method, "ts_ci_low": w.whole.ts_ci_low, "ts_ci_high": w.whole.ts_ci_high,
+            "boot_ci_low": w.whole.boot_ci_low, "boot_ci_high": w.whole.boot_ci_high,
+            "n_replicates": w.whole.n_replicates, "n_units": int(basis["n_units"].median()) if len(basis) else 0,
+            "warmup_units": int(group["warmup_units"].iloc[0]), "level": _median(basis["level"]),
+            "retained": retained, "leak_per_unit": limit.leak_per_unit, "retained_threshold": limit.retained,
+            "early_growth_per_unit": _nan_if_none(w.early, "slope"),
+            "late_growth_per_unit": _nan_if_none(w.late, "slope"),
+            "late_ci_low": _nan_if_none(w.late, "ci_low"), "late_ci_high": _nan_if_none(w.late, "ci_high"),
+            "decelerating": w.decelerating, "verdict": verdict, "verdict_reason": reason,
+            "decided_by": metric, "decides": False,
+            "recent_per_unit": _nan_if_none(w.recent, "slope"), "recent_ci_low": _nan_if_none(w.recent, "ci_low"),
+            "recent_ci_high": _nan_if_none(w.recent, "ci_high"), "onset_unit": w.onset,
+            "needs_confirmation": confirm,
+            "plateau_level": w.plateau if verdict == "settling" else math.nan,
+        })
+    return harmonise_families(pd.DataFrame(rows, columns=POOLED_COLUMNS), resolved)
+
+
+def harmonise_families(growth: pd.DataFrame,
+                       resolved: Mapping[str, leaklab_settings.ExperimentSettings] | None = None) -> pd.DataFrame:
+    """One verdict per run set and metric family (the first member present decides),
+    and ``decides``: the row whose verdict is its variant's (``variant_verdicts``)."""
+    if growth.empty:
+        return growth
+    growth = growth.copy()
+    growth["family"] = growth["metric"].map(leaklab_settings.family)
+    for _, group in growth.groupby(["experiment", "variant", "profiler", "family"]):
+        if len(group) < 2:
+            continue
+        leader = group[group["metric"] == leaklab_settings.family_leaders(list(group["metric"]))[0]].iloc[0]
+        others = group.index[group["metric"] != leader["metric"]]
+        growth.loc[others, "verdict"] = leader["verdict"]
+        growth.loc[others, "verdict_reason"] = f"as {leader['metric']} (same memory): {leader['verdict_reason']}"
+        growth.loc[others, "decided_by"] = leader["metric"]
+        growth.loc[others, "needs_confirmation"] = leader["needs_confirmation"]
+    for index in variant_verdicts(growth, resolved)["row"]:
+        growth.loc[index, "decides"] = True
+    return growth.drop(columns="family")
+
+
+def _seeing_the_size(tied: pd.DataFrame) -> pd.DataFrame:
+    """Of the byte metrics that call the same leak, those whose growth is at least
+    ``SIZE_SHARE`` of the largest: a metric that sees only part of the memory must not
+    name the leak's size (glibc's heap beside Python objects, whose arenas the
+    interpreter maps itself, outside malloc: ``planted`` ``python_large`` grows 4 MiB
+    per step of RSS and only its list's 0.38 MiB of heap)."""
+    sized = tied[tied["metric"].str.endswith("_bytes")]
+    if len(sized) < 2:
+        return tied
+    return tied.drop(index=sized.index[sized["growth_per_unit"] < SIZE_SHARE * sized["growth_per_unit"].max()])
+
+
+def variant_verdicts(growth: pd.DataFrame,
+                     resolved: Mapping[str, leaklab_settings.ExperimentSettings] | None = None) -> pd.DataFrame:
+    """One verdict per experiment x variant (plain runs): the most severe of its deciding
+    metrics (``settings.deciding_metrics``, whose order for that verdict breaks ties), with the metric
+    that decided it (``row``: its index in ``growth``)."""
+    if growth.empty:
+        return pd.DataFrame(columns=[*VARIANT_COLUMNS, "row"])
+    rank = {v: i for i, v in enumerate(VERDICTS)}
+    judged = growth[(growth["profiler"] == "plain") & (growth["decided_by"] == growth["metric"])]
+    rows = []
+    for (experiment, _, _), group in judged.groupby(["experiment", "variant", "profiler"], sort=True):
+        s = (resolved or {}).get(experiment)
+        allowed = leaklab_settings.deciding_metrics(s) if s else ["rss_bytes"]
+        candidates = group[group["metric"].isin(allowed) | (s is None and ~group["metric"].isin(
+            leaklab_settings.SYSTEM_WIDE))]
+        if candidates.empty:
+            continue
+        severest = candidates.loc[candidates["verdict"].map(rank).idxmin(), "verdict"]
+        tied = candidates[candidates["verdict"] == severest]
+        tied = _seeing_the_size(tied) if severest == "leak" else tied
+        preference = leaklab_settings.deciding_metrics(s, severest) if s else ["rss_bytes"]
+        best = tied.loc[tied["metric"].map({m: i for i, m in enumerate(preference)}).fillna(len(preference)).idxmin()]
+        rows.append({**{c: best[c] for c in VARIANT_COLUMNS}, "row": best.name})
+    return pd.DataFrame(rows, columns=[*VARIANT_COLUMNS, "row"])
+
+
+# --------------------------------------------------------------------------------------
+# Against the baseline
+# --------------------------------------------------------------------------------------
+
+def rank_test(slopes: Sequence[float], baseline_slopes: Sequence[float]) -> float:
+    """Two-sided Mann–Whitney p-value of the replicate slopes against the baseline's.
+
+    NaN with fewer than 2 slopes on a side.  With few replicates the p-value comes from
+    all permutations, ties included (scipy's default switches to the normal
+    approximation on ties, which with 2 vs 2 gives p = 0.19 where the exact floor is
+    1/3).  That floor is the point: 2 vs 2 replicates cannot go below p = 1/3, 3 vs 3
+    below 0.1, 4 vs 4 below 0.029.
+    """
+    a = np.asarray([s for s in slopes if not math.isnan(s)], dtype=float)
+    b = np.asarray([s for s in baseline_slopes if not math.isnan(s)], dtype=float)
+    if a.size < 2 or b.size < 2:
+        return math.nan
+    if np.ptp(np.concatenate([a, b])) == 0:
+        return 1.0
+    method = PermutationMethod(n_resamples=np.inf) if math.comb(a.size + b.size, a.size) <= 20_000 else "auto"
+    return float(mannwhitneyu(a, b, alternative="two-sided", method=method).pvalue)
+
+
+def compare_to_baseline(units_or_per_run: pd.DataFrame, pooled: pd.DataFrame,
+                        baselines: Mapping[str, str]) -> pd.DataFrame:
+    """Each variant against its experiment's baseline, per profiler and metric.
+
+    ``units_or_per_run`` is either the ``units`` table (replicate slopes are then fitted
+    with the warm-ups recorded in ``pooled``) or ``replicate_slopes``' output; it feeds
+    the rank test.  The difference's interval (``diff_ci_method`` ``mover``) combines the
+    two pooled intervals rather than resampling 2-3 replicates per side, whose
+    percentile interval cannot be wider than the spread of the slopes; with 3 or more
+    replicates the pooled intervals already include the bootstrap over replicates.
+    The baseline's own row is left out (a variant against itself says nothing).
+    """
+    if pooled.empty:
+        return pd.DataFrame(columns=COMPARISON_COLUMNS)
+    per_run = units_or_per_run
+    if "slope" not in per_run.columns:
+        warmups = pooled.groupby("experiment")["warmup_units"].first().astype(int).to_dict()
+        per_run = replicate_slopes(units_or_per_run, warmups)
+    slopes = {key: frame["slope"].to_list() for key, frame in per_run.groupby(GROUP_KEYS)}
+    rows = []
+    for (experiment, profiler, metric), group in pooled.groupby(["experiment", "profiler", "metric"], sort=True):
+        baseline = baselines.get(experiment)
+        base = group[group["variant"] == baseline]
+        if base.empty:
+            continue
+        b = base.iloc[0]
+        base_slopes = slopes.get((experiment, baseline, profiler, metric), [])
+        for row in group[group["variant"] != baseline].itertuples():
+            g, gb = float(row.growth_per_unit), float(b["growth_per_unit"])
+            low, high = mover_difference(g, row.ci_low, row.ci_high, gb, b["ci_low"], b["ci_high"])
+            rows.append({
+                "experiment": experiment, "variant": row.variant, "baseline": baseline,
+                "profiler": profiler, "metric": metric, "unit": row.unit,
+                "growth_per_unit": g, "ci_low": row.ci_low, "ci_high": row.ci_high,
+                "baseline_growth_per_unit": gb, "baseline_ci_low": b["ci_low"], "baseline_ci_high": b["ci_high"],
+                "difference": g - gb, "diff_ci_low": low, "diff_ci_high": high, "diff_ci_method": "mover",
+                "ratio": g / gb if gb != 0 and not math.isnan(gb) else math.nan,
+                "rank_test_p": rank_test(slopes.get((experiment, row.variant, profiler, metric), []), base_slopes),
+                "n_replicates": row.n_replicates, "baseline_n_replicates": int(b["n_replicates"]),
+                "verdict": row.verdict, "baseline_verdict": b["verdict"],
+            })
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)

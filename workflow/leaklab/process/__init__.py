@@ -1,0 +1,1 @@
+"""The measured process: how it is built, started, contained and watched from outside."""
