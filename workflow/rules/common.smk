@@ -6,14 +6,14 @@ import re
 from snakemake.utils import validate
 
 # only light modules here: a dry run or a no-op re-run should not pay for pandas and scipy
-import leaklab.process.build  # noqa: E402
-import leaklab.measure.config  # noqa: E402
-import leaklab.process.outcome  # noqa: E402  (the exit status in onsuccess)
-import leaklab.process.own_program  # noqa: E402
-import leaklab.measure.validation  # noqa: E402
-from leaklab import experiments  # noqa: E402
-from leaklab.tables import sweep  # noqa: E402
-from leaklab.tables.table_names import TABLES  # noqa: E402
+import leaklab.process.build
+import leaklab.measure.config
+import leaklab.process.outcome  # the exit status in onsuccess
+import leaklab.process.own_program
+import leaklab.measure.validation
+from leaklab import experiments
+from leaklab.tables import sweep
+from leaklab.tables.table_names import TABLES
 
 # leaklab's own one-line errors first (ids, finite numbers, unknown experiments, the
 # schema's first error), then the schema again to fill in its defaults, then the checks

@@ -7,7 +7,7 @@ PACKAGE_DIR = os.path.abspath(os.path.join(workflow.basedir, "workflow"))
 if PACKAGE_DIR not in sys.path:
     sys.path.insert(0, PACKAGE_DIR)
 
-from leaklab.measure.validation import ConfigError, load_yaml  # noqa: E402
+from leaklab.measure.validation import ConfigError, load_yaml
 
 # Snakemake says only "not valid JSON or YAML" of a broken config file: check it first,
 # so the error names the file and the line.

@@ -6,15 +6,15 @@ from pathlib import Path
 
 from leaklab.process import contained
 
-params = snakemake.params  # noqa: F821
-contained.script_contained(__real_file__, snakemake.log[0], params.limits["timeout_s"],  # noqa: F821
+params = snakemake.params
+contained.script_contained(__real_file__, snakemake.log[0], params.limits["timeout_s"],
                            params.limits["mem_cap_mb"] * 2**20)
 
-from leaklab.tables import tables  # noqa: E402
+from leaklab.tables import tables
 
-run_dirs = [Path(p).parent for p in snakemake.input.meta]  # noqa: F821
+run_dirs = [Path(p).parent for p in snakemake.input.meta]
 built = tables.build(run_dirs, params.analysis)
-tables.write_csv(built, Path(snakemake.output.tables[0]).parent)  # noqa: F821
-tables.write_duckdb(built, Path(snakemake.output.db))  # noqa: F821
+tables.write_csv(built, Path(snakemake.output.tables[0]).parent)
+tables.write_duckdb(built, Path(snakemake.output.db))
 for name, frame in built.items():
     print(f"{name}: {len(frame)} rows", file=sys.stderr)

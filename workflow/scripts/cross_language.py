@@ -2,11 +2,11 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+sys.stderr = open(snakemake.log[0], "w")
 
-from leaklab.tables import cross_language  # noqa: E402
-from leaklab.tables.tables import read_csv_table  # noqa: E402
+from leaklab.tables import cross_language
+from leaklab.tables.tables import read_csv_table
 
-table = cross_language.table(read_csv_table(snakemake.input.growth), read_csv_table(snakemake.input.top_sites))  # noqa: F821
-table.to_csv(snakemake.output[0], index=False)  # noqa: F821
+table = cross_language.table(read_csv_table(snakemake.input.growth), read_csv_table(snakemake.input.top_sites))
+table.to_csv(snakemake.output[0], index=False)
 print(f"cross_language: {len(table)} rows, {table['mechanism'].nunique()} mechanisms", file=sys.stderr)

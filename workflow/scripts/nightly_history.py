@@ -11,16 +11,16 @@ import os
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+sys.stderr = open(snakemake.log[0], "w")
 
-from leaklab import history  # noqa: E402
-from leaklab.tables.tables import read_csv_table  # noqa: E402
+from leaklab import history
+from leaklab.tables.tables import read_csv_table
 
-params, given = snakemake.params, snakemake.input  # noqa: F821
+params, given = snakemake.params, snakemake.input
 
 
 def main() -> None:
-    key = history.night_key(Path(snakemake.scriptdir).parents[1], history.read_meta(given.meta),  # noqa: F821
+    key = history.night_key(Path(snakemake.scriptdir).parents[1], history.read_meta(given.meta),
                             history.run_set_sha256(given.meta), date=os.environ.get("LEAKLAB_NIGHT_DATE"),
                             config_sha256=params.config_sha256)
     tables = {name: read_csv_table(getattr(given, name)) for name in ("growth", "runs", "controls")}
@@ -28,10 +28,10 @@ def main() -> None:
     already = key["runs_sha256"] in set(stored_nights.get("runs_sha256", []))
     nights, growth, night = history.with_night(stored_nights, stored_growth, key, tables["growth"])
     found = history.compare(nights, growth, night, min_change=history.min_change_from_config(params.analysis))
-    found.to_csv(snakemake.output.regressions, index=False)  # noqa: F821
-    history.plot_trend(history.trend_frame(nights, growth), snakemake.output.trend, found)  # noqa: F821
+    found.to_csv(snakemake.output.regressions, index=False)
+    history.plot_trend(history.trend_frame(nights, growth), snakemake.output.trend, found)
     recorded = history.append_night(params.history, key, tables)
-    Path(snakemake.output.night).write_text(json.dumps(  # noqa: F821
+    Path(snakemake.output.night).write_text(json.dumps(
         {"night_id": recorded, "runs_sha256": key["runs_sha256"], "recorded_now": not already,
          "store": str(Path(params.history).resolve())}, indent=2) + "\n")
     print(f"night {recorded}: {len(found)} change(s), {int(found['counts'].sum()) if len(found) else 0} counting",

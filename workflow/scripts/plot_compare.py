@@ -2,17 +2,17 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+sys.stderr = open(snakemake.log[0], "w")
 
-from leaklab import experiments  # noqa: E402
-from leaklab.report import compare_plots  # noqa: E402
-from leaklab.tables.tables import read_csv_table  # noqa: E402
+from leaklab import experiments
+from leaklab.report import compare_plots
+from leaklab.tables.tables import read_csv_table
 
-experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments)
+experiments.configure(snakemake.params.registry)
 
 compare_plots.compare(
-    read_csv_table(snakemake.input.units),  # noqa: F821
-    read_csv_table(snakemake.input.growth),  # noqa: F821
-    snakemake.wildcards.experiment,  # noqa: F821
-    snakemake.output.png,  # noqa: F821
+    read_csv_table(snakemake.input.units),
+    read_csv_table(snakemake.input.growth),
+    snakemake.wildcards.experiment,
+    snakemake.output.png,
 )

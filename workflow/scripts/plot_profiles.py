@@ -2,16 +2,16 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+sys.stderr = open(snakemake.log[0], "w")
 
-from leaklab import experiments  # noqa: E402
-from leaklab.report import profile_plots  # noqa: E402
-from leaklab.tables.tables import read_csv_table  # noqa: E402
+from leaklab import experiments
+from leaklab.report import profile_plots
+from leaklab.tables.tables import read_csv_table
 
-experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments)
+experiments.configure(snakemake.params.registry)
 
-experiment = snakemake.wildcards.experiment  # noqa: F821
-runs = read_csv_table(snakemake.input.runs)  # noqa: F821
-profile_plots.heap_timelines(read_csv_table(snakemake.input.heap_timeline), experiment, snakemake.output.timeline,  # noqa: F821
+experiment = snakemake.wildcards.experiment
+runs = read_csv_table(snakemake.input.runs)
+profile_plots.heap_timelines(read_csv_table(snakemake.input.heap_timeline), experiment, snakemake.output.timeline,
                              runs=runs)
-profile_plots.top_sites(read_csv_table(snakemake.input.top_sites), experiment, snakemake.output.sites, runs=runs)  # noqa: F821
+profile_plots.top_sites(read_csv_table(snakemake.input.top_sites), experiment, snakemake.output.sites, runs=runs)

@@ -2,14 +2,14 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+sys.stderr = open(snakemake.log[0], "w")
 
-from leaklab import experiments  # noqa: E402
-from leaklab.report import plots  # noqa: E402
-from leaklab.tables.tables import read_csv_table  # noqa: E402
+from leaklab import experiments
+from leaklab.report import plots
+from leaklab.tables.tables import read_csv_table
 
-experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments)
+experiments.configure(snakemake.params.registry)
 
-tables = {name: read_csv_table(path) for name, path in snakemake.input.items()}  # noqa: F821
-plots.verdict_matrix(tables["verdicts"], snakemake.output.matrix)  # noqa: F821
-plots.attribution_bars(tables["attribution"], tables["growth"], snakemake.output.attribution)  # noqa: F821
+tables = {name: read_csv_table(path) for name, path in snakemake.input.items()}
+plots.verdict_matrix(tables["verdicts"], snakemake.output.matrix)
+plots.attribution_bars(tables["attribution"], tables["growth"], snakemake.output.attribution)

@@ -2,9 +2,9 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+sys.stderr = open(snakemake.log[0], "w")
 
-from leaklab.report import plots  # noqa: E402
-from leaklab.tables.tables import read_csv_table  # noqa: E402
+from leaklab.report import plots
+from leaklab.tables.tables import read_csv_table
 
-plots.time_to_verdict(read_csv_table(snakemake.input.table), snakemake.output.png)  # noqa: F821
+plots.time_to_verdict(read_csv_table(snakemake.input.table), snakemake.output.png)

@@ -3,26 +3,26 @@
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+sys.stderr = open(snakemake.log[0], "w")
 
-import vl_convert  # noqa: E402
+import vl_convert
 
-from leaklab import experiments  # noqa: E402
-from leaklab.model import settings  # noqa: E402
-from leaklab.report import report_page  # noqa: E402
+from leaklab import experiments
+from leaklab.model import settings
+from leaklab.report import report_page
 
-experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments' units)
-resolved = settings.resolve(snakemake.params.analysis)  # noqa: F821
-inputs = snakemake.input  # noqa: F821
+experiments.configure(snakemake.params.registry)
+resolved = settings.resolve(snakemake.params.analysis)
+inputs = snakemake.input
 vega_js = vl_convert.javascript_bundle(vl_version=report_page.VEGA_LITE_VERSION).replace("</script", "<\\/script")
 page = report_page.build(
-    tables={name: Path(path) for name, path in zip(snakemake.params.table_names, inputs.tables)},  # noqa: F821
+    tables={name: Path(path) for name, path in zip(snakemake.params.table_names, inputs.tables)},
     figures=[Path(p) for p in inputs.figures],
     summary_md=Path(inputs.summary),
     captions_path=Path(inputs.captions),
     template_path=Path(inputs.template),
     experiments={name: {"unit": s.unit, "warmup_units": s.warmup_units} for name, s in resolved.items()},
-    config=snakemake.params.config,  # noqa: F821
+    config=snakemake.params.config,
     vega_js=vega_js,
 )
-Path(snakemake.output[0]).write_text(page)  # noqa: F821
+Path(snakemake.output[0]).write_text(page)

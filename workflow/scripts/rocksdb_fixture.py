@@ -15,22 +15,22 @@ from leaklab.process.run_signals import hold
 die_with_parent()  # a pipeline killed from here on takes this job down with it
 hold()  # every thread started from here on leaves a program's signals to the runner
 
-open(snakemake.log[0], "w").close()  # noqa: F821
+open(snakemake.log[0], "w").close()
 
-from leaklab.process import contained  # noqa: E402
-from leaklab.experiments.rocksdb_merge import fixture_command  # noqa: E402
-from leaklab.process.outcome import FAILED_FIXTURE  # noqa: E402
+from leaklab.process import contained
+from leaklab.experiments.rocksdb_merge import fixture_command
+from leaklab.process.outcome import FAILED_FIXTURE
 
-p, limits = snakemake.params.settings, snakemake.params.limits  # noqa: F821
-output = Path(snakemake.output[0])  # noqa: F821
-cmd = fixture_command(str(output), int(snakemake.wildcards.n_keys), int(p["operands"]),  # noqa: F821
+p, limits = snakemake.params.settings, snakemake.params.limits
+output = Path(snakemake.output[0])
+cmd = fixture_command(str(output), int(snakemake.wildcards.n_keys), int(p["operands"]),
                       int(p["operand_bytes"]), int(p["seed"]))
-outcome = contained.run(cmd, Path(snakemake.log[0]), limits["timeout_s"], limits["mem_cap_mb"] * 2**20)  # noqa: F821
-with open(snakemake.log[0], "a") as log:  # noqa: F821
+outcome = contained.run(cmd, Path(snakemake.log[0]), limits["timeout_s"], limits["mem_cap_mb"] * 2**20)
+with open(snakemake.log[0], "a") as log:
     print(f"fixture: {outcome}", file=log)
 if outcome["status"] != "ok":
     shutil.rmtree(output, ignore_errors=True)  # a partial database passes for none
     output.mkdir(parents=True)
     (output / FAILED_FIXTURE).write_text(json.dumps({**outcome, "limits": limits}, indent=2) + "\n")
-    print(f"leaklab: fixture build {outcome['status']} ({outcome['reason']}); see {snakemake.log[0]}",  # noqa: F821
+    print(f"leaklab: fixture build {outcome['status']} ({outcome['reason']}); see {snakemake.log[0]}",
           file=sys.stderr)

@@ -10,29 +10,29 @@ from leaklab.process.run_signals import hold
 die_with_parent()  # a pipeline killed from here on takes this job down with it
 hold()  # every thread started from here on leaves a program's signals to the runner
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  (line by line: a full disk loses no line)
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from leaklab import experiments  # noqa: E402
-from leaklab.measure import runner  # noqa: E402
-from leaklab.process import outcome  # noqa: E402
-from leaklab.tables import run_files  # noqa: E402
+from leaklab import experiments
+from leaklab.measure import runner
+from leaklab.process import outcome
+from leaklab.tables import run_files
 
-experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments)
+experiments.configure(snakemake.params.registry)
 
-w = snakemake.wildcards  # noqa: F821
-params = snakemake.params  # noqa: F821
-missing = outcome.prerequisite_failure(snakemake.input.get("setup"), snakemake.input.get("fixture"))  # noqa: F821
+w = snakemake.wildcards
+params = snakemake.params
+missing = outcome.prerequisite_failure(snakemake.input.get("setup"), snakemake.input.get("fixture"))
 if missing is not None:  # nothing to measure: recorded, the pipeline goes on
     meta = run_files.write_unmeasured(
-        Path(snakemake.output.meta).parent,  # noqa: F821
+        Path(snakemake.output.meta).parent,
         {"experiment": w.experiment, "variant": w.variant, "profiler": w.profiler, "replicate": int(w.replicate),
          "unit": experiments.get(w.experiment).unit, "params": params.settings}, *missing)
     print(f"{w.experiment}/{w.variant}/{w.profiler}/rep{w.replicate}: {missing[0]}: {missing[1]}", file=sys.stderr)
     sys.exit(0)
-reserve = run_files.SpaceReserve(Path(snakemake.log[0] + ".reserve"))  # noqa: F821  (see below)
+reserve = run_files.SpaceReserve(Path(snakemake.log[0] + ".reserve"))
 try:
     meta = runner.run(
-        w.experiment, w.variant, Path(snakemake.output.meta).parent,  # noqa: F821
+        w.experiment, w.variant, Path(snakemake.output.meta).parent,
         params=params.settings, profiler=w.profiler, replicate=int(w.replicate),
         interval_s=params.sampler["interval_s"], smaps=params.sampler["smaps"],
         timeout_s=params.limits["timeout_s"], mem_cap_bytes=params.limits["mem_cap_mb"] * 2**20,
@@ -45,7 +45,7 @@ except OSError as error:  # the disk filled (the program's doing, often): free t
         raise
     reserve.release()
     meta = run_files.write_unmeasured(
-        Path(snakemake.output.meta).parent,  # noqa: F821
+        Path(snakemake.output.meta).parent,
         {"experiment": w.experiment, "variant": w.variant, "profiler": w.profiler, "replicate": int(w.replicate),
          "unit": experiments.get(w.experiment).unit, "params": params.settings},
         "runner_error", f"the results' filesystem is full ({error}); the run's outputs could not be written",

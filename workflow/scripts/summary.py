@@ -3,13 +3,13 @@
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+sys.stderr = open(snakemake.log[0], "w")
 
-from leaklab import experiments  # noqa: E402
-from leaklab.report import summary  # noqa: E402
-from leaklab.tables.tables import read_csv_table  # noqa: E402
+from leaklab import experiments
+from leaklab.report import summary
+from leaklab.tables.tables import read_csv_table
 
-experiments.configure(snakemake.params.registry)  # noqa: F821  (command experiments' key metrics)
+experiments.configure(snakemake.params.registry)
 
-tables = {name: read_csv_table(path) for name, path in snakemake.input.items()}  # noqa: F821
-Path(snakemake.output.summary).write_text(summary.render(**tables))  # noqa: F821
+tables = {name: read_csv_table(path) for name, path in snakemake.input.items()}
+Path(snakemake.output.summary).write_text(summary.render(**tables))

@@ -9,14 +9,14 @@ from leaklab.process.run_signals import hold
 die_with_parent()  # a pipeline killed from here on takes this job down with it
 hold()  # every thread started from here on leaves a program's signals to the runner
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+sys.stderr = open(snakemake.log[0], "w")
 
-from leaklab.measure import runner  # noqa: E402
+from leaklab.measure import runner
 
-w = snakemake.wildcards  # noqa: F821
-params = snakemake.params  # noqa: F821
+w = snakemake.wildcards
+params = snakemake.params
 meta = runner.run(
-    w.experiment, w.variant, Path(snakemake.output.meta).parent,  # noqa: F821
+    w.experiment, w.variant, Path(snakemake.output.meta).parent,
     params=params.settings, replicate=int(w.replicate), python=params.python,
     interval_s=params.sampler["interval_s"], smaps=params.sampler["smaps"],
     timeout_s=params.limits["timeout_s"], mem_cap_bytes=params.limits["mem_cap_mb"] * 2**20,

@@ -4,16 +4,16 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+sys.stderr = open(snakemake.log[0], "w")
 
-from leaklab.report import plots  # noqa: E402
-from leaklab.tables import sweep  # noqa: E402
+from leaklab.report import plots
+from leaklab.tables import sweep
 
 by_version = defaultdict(list)
-for meta in snakemake.input.meta:  # noqa: F821
+for meta in snakemake.input.meta:
     run = Path(meta).parent
     version = run.parts[-6].split("-", 1)[1]  # results/sweep/<package>-<version>/runs/...
     by_version[version].append(run)
-table = sweep.table(dict(by_version), snakemake.params.analysis)  # noqa: F821
-table.to_csv(snakemake.output.table, index=False)  # noqa: F821
-plots.version_sweep(table, snakemake.output.figure)  # noqa: F821
+table = sweep.table(dict(by_version), snakemake.params.analysis)
+table.to_csv(snakemake.output.table, index=False)
+plots.version_sweep(table, snakemake.output.figure)

@@ -316,7 +316,7 @@ def run(
                              log_cap_bytes, facts))
     except run_signals.Stopped:
         raise  # the measured process tree goes with the runner (below); no outputs are written
-    except Exception:  # noqa: BLE001  (anything at all: recorded, never lost)
+    except Exception:
         meta.update(facts, **_after_runner_error(outdir, rows, bad, traceback.format_exc()))
     finally:
         box.close()
@@ -330,12 +330,12 @@ def _after_runner_error(outdir: Path, rows: list[dict], bad: unit_protocol.BadLi
     try:
         samples = pd.DataFrame(rows, columns=list(sampler.SAMPLE_COLUMNS))
         samples.to_parquet(outdir / "samples.parquet", index=False)
-    except Exception:  # noqa: BLE001
+    except Exception:
         samples = pd.DataFrame(columns=list(sampler.SAMPLE_COLUMNS))
         samples.astype("float64").to_parquet(outdir / "samples.parquet", index=False)
     try:
         _read_marks(outdir / "marks.jsonl", bad).to_parquet(outdir / "marks.parquet", index=False)
-    except Exception:  # noqa: BLE001
+    except Exception:
         _marks_frame([]).to_parquet(outdir / "marks.parquet", index=False)
     if not (outdir / "mappings.parquet").exists():  # declared: a failed run has one too
         mappings.frame([]).to_parquet(outdir / "mappings.parquet", index=False)

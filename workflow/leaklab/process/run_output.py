@@ -134,7 +134,7 @@ class OutputPump(threading.Thread):
             return
         try:
             self.on_line(line, t)
-        except Exception as err:  # noqa: BLE001  (recorded; the pipe keeps flowing)
+        except Exception as err:
             self.error = self.error or f"{type(err).__name__}: {err}"
 
     def finish(self, timeout_s: float) -> bool:

@@ -135,7 +135,7 @@ def read_meta(rundir: Path) -> dict:
     path = Path(rundir) / META_NAME
     try:
         meta = json.loads(path.read_text())
-        meta["binary"], meta["start_time"]  # noqa: B018 - both are required
+        meta["binary"], meta["start_time"]
     except FileNotFoundError:
         raise ParseError(f"{path}: missing (written by jemalloc.wrap; was this run profiled with jemalloc?)") from None
     except (json.JSONDecodeError, KeyError, TypeError) as exc:

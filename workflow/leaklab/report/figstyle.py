@@ -16,12 +16,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from leaklab import experiments  # noqa: E402
-from leaklab.model.amounts import MIB, plain_number  # noqa: E402
+from leaklab import experiments
+from leaklab.model.amounts import MIB, plain_number
 
 VERDICT_COLOURS = {
     "leak": "#D55E00",

@@ -111,7 +111,7 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     for rundir in run_dirs:
         try:
             got = _one_run(Path(rundir), resolved)
-        except Exception as err:  # noqa: BLE001  (whatever is wrong with one run is that run's parse_error)
+        except Exception as err:
             parts = Path(rundir).parts
             runs.append({"experiment": parts[-4], "variant": parts[-3], "profiler": parts[-2],
                          "replicate": int(parts[-1].removeprefix("rep")), "status": "parse_error",
