@@ -40,10 +40,13 @@ NATIVE_ROOT = os.path.join(workflow.basedir, "native")
 # order): a change to the model re-runs every analysis that decides verdicts (through params:),
 # never a measurement.
 MODEL_DIR = os.path.join(workflow.basedir, "workflow", "leaklab", "model")
-VERDICT_MODEL = hashlib.sha256(b"".join(
-    name.encode() + b"\0" + open(os.path.join(MODEL_DIR, name), "rb").read()
-    for name in sorted(os.listdir(MODEL_DIR)) if name.endswith(".py")
-)).hexdigest()[:16]
+_model = hashlib.sha256()
+for _name in sorted(n for n in os.listdir(MODEL_DIR) if n.endswith(".py")):
+    _model.update(_name.encode())
+    _model.update(b"\0")
+    with open(os.path.join(MODEL_DIR, _name), "rb") as _source:
+        _model.update(_source.read())
+VERDICT_MODEL = _model.hexdigest()[:16]
 RUN_DIR = "results/runs/{experiment}/{variant}/{profiler}/rep{replicate}"
 SWEEP_RUN_DIR = "results/sweep/{package}-{version}/runs/{experiment}/{variant}/plain/rep{replicate}"
 

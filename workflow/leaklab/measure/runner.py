@@ -418,11 +418,19 @@ def _protocol_for(spec, outdir: Path, marks_path: Path, bad: unit_protocol.BadLi
                   readings: UnitReadings | None) -> unit_protocol.ProtocolMarks:
     """How a command experiment's units arrive: its own output lines (``unit_pattern``),
     the clock, or its units file."""
+    reserved = _reserved_names(spec)
     if spec.unit_pattern:
         return unit_protocol.ProtocolMarks("pattern", outdir / "run.log", marks_path, bad, spec.unit_pattern,
-                                           reading=readings and readings.at_unit)
+                                           reading=readings and readings.at_unit, reserved=reserved)
     return unit_protocol.ProtocolMarks(spec.unit_source, outdir / "units.txt", marks_path, bad,
-                                       reading=readings and readings.at_unit)
+                                       reading=readings and readings.at_unit, reserved=reserved)
+
+
+def _reserved_names(spec) -> frozenset[str]:
+    """The names a program's metrics may not take: a user's program may not name the
+    runner's own readings (``rss_bytes`` would replace the reading it is judged by); the
+    project's own reproductions (``spec.module``) report their RSS at the mark themselves."""
+    return unit_protocol.RESERVED_NAMES if spec.module else unit_protocol.PROGRAM_RESERVED_NAMES
 
 
 def _program_command(spec, variant: str, params: dict, python: str | None, outdir: Path,
@@ -493,8 +501,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
     mapping_readings = mappings.UnitReadings(marks_path, heap_file=heap_file,
                                              at_unit=at_unit and (lambda unit: at_unit(unit, outdir, profiler_settings)))
 
-    parse_mark = functools.partial(_mark_record, reserved=unit_protocol.PROGRAM_RESERVED_NAMES) \
-        if spec.command else _mark_record
+    parse_mark = functools.partial(_mark_record, reserved=_reserved_names(spec))
     cpu_before = _children_cpu_s()
     out_r, out_w = os.pipe()
     log = run_output.BoundedLog(outdir / "run.log", log_cap_bytes)

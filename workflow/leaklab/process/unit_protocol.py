@@ -108,8 +108,9 @@ def check_metric(name: str, value: object, reserved: frozenset[str] = RESERVED_N
     return float(value)
 
 
-def parse_line(line: str) -> dict:
-    """``{"unit": n, **metrics}`` from one protocol line; raises BadLine saying why not."""
+def parse_line(line: str, reserved: frozenset[str] = PROGRAM_RESERVED_NAMES) -> dict:
+    """``{"unit": n, **metrics}`` from one protocol line; raises BadLine saying why not
+    (a metric may not take a ``reserved`` name)."""
     parts = line.split()
     if not parts:
         raise BadLine("empty line")
@@ -124,7 +125,7 @@ def parse_line(line: str) -> dict:
             raise BadLine(f"{pair!r} is not name=value")
         if name in record:
             raise BadLine(f"metric {name!r} given twice")
-        record[name] = check_metric(name, value, PROGRAM_RESERVED_NAMES)
+        record[name] = check_metric(name, value, reserved)
     return record
 
 
@@ -173,8 +174,10 @@ class ProtocolMarks:
     unit mark, the moment its line arrived: the runner reads the process there."""
 
     def __init__(self, source: str, units_path: Path, marks_path: Path, bad: BadLines | None = None,
-                 pattern: str | None = None, reading: Callable[[float], None] | None = None):
+                 pattern: str | None = None, reading: Callable[[float], None] | None = None,
+                 reserved: frozenset[str] = PROGRAM_RESERVED_NAMES):
         self.source, self.units_path, self.marks_path = source, Path(units_path), Path(marks_path)
+        self.reserved = reserved
         self.pattern = compile_pattern(pattern) if pattern else None
         self.reading = reading
         self.offset = 0
@@ -224,7 +227,7 @@ class ProtocolMarks:
         if match is None:
             return None
         return {"unit": check_unit(max(self.last_unit, 0) + 1),  # a match ends unit 1 onwards
-                **{name: check_metric(name, value, PROGRAM_RESERVED_NAMES)
+                **{name: check_metric(name, value, self.reserved)
                    for name, value in match.groupdict().items() if value is not None}}
 
     def _protocol(self, raw: bytes) -> dict:
@@ -234,7 +237,7 @@ class ProtocolMarks:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise BadLine("not UTF-8 text") from None
-        record = parse_line(line)
+        record = parse_line(line, self.reserved)
         if record["unit"] <= self.last_unit:
             raise BadLine(f"unit {record['unit']} does not follow unit {self.last_unit}")
         return record

@@ -10,7 +10,7 @@ import pandas as pd
 
 from leaklab.model import controls as leaklab_controls
 from leaklab import experiments
-from leaklab.model.amounts import amount, counted
+from leaklab.model.amounts import amount, counted, plural
 
 TRUSTED_PROFILES = ("ok", "none")  # a profile of the program itself, or no profiler
 
@@ -30,7 +30,7 @@ def verdict_text(row) -> str:
         text += f" ⚠ from runs that did not end ok ({not_ok})"
     ended = getattr(row, "confirmation", "")
     if isinstance(ended, str) and ended:
-        text += f" (runs ended: {ended}; {getattr(row, 'units_observed', float('nan')):.0f} {row.unit}s observed"
+        text += f" (runs ended: {ended}; {getattr(row, 'units_observed', float('nan')):.0f} {plural(row.unit)} observed"
         level = getattr(row, "plateau_level", float("nan"))
         if row.verdict == "settling" and pd.notna(level):
             text += (f"; levelled off at {amount(level, row.metric)} from {row.unit} "

@@ -161,8 +161,9 @@ def _read_tables(rundir: Path) -> dict[str, pd.DataFrame]:
 
 def write_unmeasured(outdir: Path, run: dict, status: str, reason: str) -> dict:
     """The run directory of a run that could not start (its setup step failed, say):
-    ``meta.json`` with ``status`` and ``reason``, and empty samples and marks, so the
-    job ends like any run and the rest of the pipeline goes on without it."""
+    ``meta.json`` with ``status`` and ``reason``, and empty samples, marks and mappings,
+    so the job ends like any run and the rest of the pipeline goes on without it."""
+    from leaklab.process import mappings
     from leaklab.process.sampler import SAMPLE_COLUMNS
 
     outdir = Path(outdir)
@@ -171,6 +172,7 @@ def write_unmeasured(outdir: Path, run: dict, status: str, reason: str) -> dict:
     pd.DataFrame(columns=list(SAMPLE_COLUMNS)).astype("float64").to_parquet(outdir / "samples.parquet", index=False)
     pd.DataFrame({"t": pd.Series(dtype="float64"), "unit": pd.Series(dtype="Int64"),
                   "phase": pd.Series(dtype="object")}).to_parquet(outdir / "marks.parquet", index=False)
+    mappings.frame([]).to_parquet(outdir / "mappings.parquet", index=False)
     meta = {**run, "status": status, "stop_reason": status, "stopped_at_unit": None, "exit_code": None,
             "n_samples": 0, "n_units": 0, "peak_rss_bytes": 0, "profile_status": "none", "profile_error": None,
             "error": reason, "log_tail": [reason], "artifacts": checksums(outdir)}
