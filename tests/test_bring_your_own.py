@@ -111,10 +111,16 @@ def test_heaptrack_names_the_leaking_function_and_never_a_shell_as_ok(own):
     assert "progress/wrapped/heaptrack/rep1: **wrapper**" in summary
 
 
-def test_attribution_does_not_guess_without_a_heap_metric(own):
+def test_attribution_places_the_leak_by_glibc_heap_and_does_not_guess_without_it(own):
+    """The program itself gets glibc's heap (libmemusage preloaded): its 1 MiB/iteration
+    is placed in the native heap; behind a shell wrapper nothing can be preloaded into it,
+    and attribution says so instead of guessing."""
     _, results = own
     attribution = pd.read_csv(results / "tables" / "attribution.csv")
-    layers = set(attribution.query("variant == 'leak_big'")["layer"])
-    assert "native or allocator (no heap metric from this program)" in layers
-    assert "allocator retention / other" not in layers
+    big = attribution.query("variant == 'leak_big'").set_index("layer")["growth_per_unit"]
+    assert big["native heap"] == pytest.approx(MIB, rel=0.02)
+    assert big["allocator retention / other"] == pytest.approx(0, abs=0.02 * MIB)
+    wrapped = set(attribution.query("variant == 'wrapped'")["layer"])
+    assert "native or allocator (no heap metric from this program)" in wrapped
+    assert "allocator retention / other" not in wrapped
     assert "native or allocator (no heap metric from this program)" in (results / "summary.md").read_text()
