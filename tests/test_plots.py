@@ -633,9 +633,7 @@ def every_figure(tmp_path, growth, attribution, go_map) -> dict:
     }
 
 
-FIGURES = ["growth_overview", "headline", "headline_go_map", "compare", "verdict_matrix",
-           pytest.param("attribution", marks=pytest.mark.xfail(reason="its legend runs off the canvas; the "
-                                                               "attribution figure is being redrawn elsewhere")),
+FIGURES = ["growth_overview", "headline", "headline_go_map", "compare", "verdict_matrix", "attribution",
            "timeline", "time_to_verdict", "cross_language", "heap", "top_sites", "profiler_overhead"]
 
 

@@ -469,8 +469,8 @@ def attribution_bars(attribution: pd.DataFrame, growth: pd.DataFrame, out):
                             | attribution["growth_per_unit"].fillna(0).abs().gt(0)]  # kinds that grow somewhere
         present = [layer for layer in LAYER_COLOURS if layer in set(drawn["layer"]) or layer == RESIDUAL]
         fig.legend([Patch(color=LAYER_COLOURS[c]) for c in present] + [Line2D([], [], **THRESHOLD_STYLE)],
-                   present + ["bar (½ leak threshold; kept: retention threshold)"], loc="outside lower center",
-                   ncol=2, frameon=False)
+                   present + ["bar: ½ leak threshold (kept: retention threshold)"], loc="outside lower center",
+                   ncol=1, frameon=False, fontsize="small")
         fig.suptitle("Where the growth lives, layer by layer (plain runs)")
         save(fig, out)
     return fig
