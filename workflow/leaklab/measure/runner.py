@@ -153,7 +153,7 @@ def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadli
 
     Between two samples the ``guard`` takes the signals sent to the runner (a stop
     signal from outside the tree raises ``run_signals.Stopped``).  ``at_sample(t, pid, members)``
-    runs before each sample (``mappings.UnitReadings.poll``: the mappings at unit marks)."""
+    runs before each sample (``mappings.MappingReadings.poll``: the mappings at unit marks)."""
     final_taken, pipe_open = False, True
     exited = os.pidfd_open(proc.pid)  # readable once the process has exited
     while (guard is None or guard.take() is None) and proc.poll() is None:
@@ -498,7 +498,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
     cmd, env = profiler_module.wrap(cmd, env, outdir, profiler_settings)
     heap_metric, env, heap_file = glibc_heap.prepare(spec, cmd, env, profiler, wrapper, outdir)
     at_unit = getattr(profiler_module, "at_unit", None)
-    mapping_readings = mappings.UnitReadings(marks_path, heap_file=heap_file,
+    mapping_readings = mappings.MappingReadings(marks_path, heap_file=heap_file,
                                              at_unit=at_unit and (lambda unit: at_unit(unit, outdir, profiler_settings)))
 
     parse_mark = functools.partial(_mark_record, reserved=_reserved_names(spec))

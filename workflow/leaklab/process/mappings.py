@@ -111,7 +111,7 @@ def read_tree(pids: list[int], t: float, unit: int | None) -> list[dict]:
     return rows
 
 
-class UnitReadings:
+class MappingReadings:
     """Reads the tree's mappings each time a new unit appears in ``marks.jsonl``.
 
     Called by the runner at every sample (cheap: one ``stat`` unless the marks file
