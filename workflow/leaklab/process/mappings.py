@@ -86,7 +86,7 @@ def _process_facts(pid: int) -> tuple[int, str]:
 
 def read_tree(pids: list[int], t: float, unit: int | None) -> list[dict]:
     """One reading of every process in ``pids``: process, kind and top-mapping rows.
-    A process that exits mid-read is left out."""
+    A process that exits mid-read is left out: its ``smaps`` may be cut short."""
     rows: list[dict] = []
     for pid in pids:
         try:
@@ -94,7 +94,7 @@ def read_tree(pids: list[int], t: float, unit: int | None) -> list[dict]:
             maps = read_smaps(pid)
         except (OSError, ValueError, IndexError):
             continue
-        if not maps:  # a zombie or kernel thread
+        if not maps or sampler.exiting(pid):  # a zombie, a kernel thread or a partial read
             continue
         sampler.ROLLUPS.store(pid, sum(m["pss_bytes"] for m in maps), sum(m["private_bytes"] for m in maps))
         base = {"t": t, "unit": unit, "pid": pid, "ppid": ppid, "command": command,

@@ -60,6 +60,21 @@ def _status(pid: int) -> dict[str, int]:
     return out
 
 
+PF_EXITING = 0x4  # include/linux/sched.h: set when do_exit starts, before the memory is torn down
+
+
+def exiting(pid: int) -> bool:
+    """Whether ``pid`` has begun to exit (or is gone).  Asked after a read of its
+    ``smaps``: a read that overlaps the teardown of its memory returns only the
+    mappings not yet unmapped, a partial reading that looks like a fall in memory."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            flags = int(f.read().rsplit(")", 1)[1].split()[6])
+    except (OSError, ValueError, IndexError):
+        return True
+    return bool(flags & PF_EXITING)
+
+
 ROLLUP_INTERVAL_S = 1.0
 
 
@@ -133,6 +148,8 @@ def sample(pid: int, t: float, smaps: bool = True, final: bool = False,
                 continue
             rollup = ROLLUPS.read(p, fresh=final) if smaps else {"Pss": 0, "Private": 0}
             fds, deleted = fd_counts(p)
+            if smaps and exiting(p):  # its rollup may be partial
+                raise OSError(f"{p} is exiting")
         except OSError:
             if p == pid:
                 return None
