@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow  # real C builds and runs
 
 MIB = 2**20
 STEPS = 30
-PLANTED = 256 * 4096 + 2560  # per step: 256 blocks of 4000 B (jemalloc's 4 KiB class) and their pointer array
+STEP_BYTES = 4 * MIB
+PLANTED = 1024 * 4096 + 10240  # per step: 1024 blocks of 4000 B (jemalloc's 4 KiB class) and their pointer array
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_a_jemalloc_programs_heap_is_read_from_its_own_dumps_and_judged(places_j
     from leaklab.tables import tables
 
     modes = ("malloc", "none")
-    entry = {"command": f"{places_jemalloc} {{mode}} {STEPS} {MIB}", "unit": "step", "unit_pattern": "step (\\d+)",
+    entry = {"command": f"{places_jemalloc} {{mode}} {STEPS} {STEP_BYTES}", "unit": "step", "unit_pattern": "step (\\d+)",
              "variants": {mode: {"params": {"mode": mode}} for mode in modes}, "baseline": "none",
              "warmup_units": 2, "verdict": {"malloc_in_use_bytes": {"leak_per_unit": 256 * 1024, "retained": 16 * MIB}}}
     config = {"experiments": {"places": entry}}

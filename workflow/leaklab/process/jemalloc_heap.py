@@ -4,8 +4,9 @@ A program that links jemalloc (``DT_NEEDED libjemalloc.so.2``) never calls glibc
 malloc, so glibc's heap metric (``leaklab.process.glibc_heap``) says nothing about it.
 jemalloc has its own mechanism, switched on by ``MALLOC_CONF`` alone: its heap profiler
 (``prof:true``) samples allocations (one every ``2**lg_prof_sample`` bytes on average)
-and, with ``lg_prof_interval``, dumps a heap profile each time the arenas have handed
-out about ``2**lg_prof_interval`` more bytes, into ``<prof_prefix>.<pid>.<seq>.i<n>.heap``.
+and, with ``lg_prof_interval``, dumps a heap profile each time the program has allocated
+about ``2**lg_prof_interval`` more bytes (frees do not count), into
+``<prof_prefix>.<pid>.<seq>.i<n>.heap``.
 At each unit mark the runner reads the newest complete dump of every live process and
 scales its samples back as ``jeprof`` does: ``malloc_in_use_bytes``.
 
@@ -14,9 +15,9 @@ those write through ``malloc_message`` to the program's stderr, where they would
 with the lines the runner reads its units from; a dump goes to a file of its own and
 leaves the program's output alone.  What it costs: a backtrace per sampled allocation
 and a file per dump (measured in docs/profilers.md).  What it cannot do: dump on a
-clock or when memory is freed, so a reading is the heap as of the last
-``2**lg_prof_interval`` bytes the arenas handed out, and a program that frees without
-allocating keeps showing its last dump.
+clock or when memory is freed, so a reading is the heap as it was at most
+``2**lg_prof_interval`` allocated bytes before the mark, and a program that frees
+without allocating keeps showing its last dump.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from pathlib import Path
 
 DIR = "jemalloc_heap"
 PREFIX = "jeheap"
-LG_PROF_SAMPLE = 14  # one sample every 16 KiB allocated on average
-LG_PROF_INTERVAL = 20  # a dump every 1 MiB the arenas hand out
+LG_PROF_SAMPLE = 16  # one sample every 64 KiB allocated on average
+LG_PROF_INTERVAL = 21  # a dump every 2 MiB allocated
 MAX_DUMP_BYTES = 64 * 2**20
 _DUMP = re.compile(rf"^{PREFIX}\.(\d+)\.(\d+)\.i(\d+)\.heap$")
 _HEADER = re.compile(r"^heap_v2/(\d+)$")

@@ -31,6 +31,7 @@ runtime: the program's function that made it allocate; ``stack`` every frame.
 from __future__ import annotations
 
 import gzip
+import http.client
 import re
 import math
 import urllib.parse
@@ -71,13 +72,13 @@ def at_unit(unit: int, rundir: Path, settings: dict) -> None:
     out = Path(rundir) / DIR
     try:
         (out / f"heap.{unit}.pb.gz").write_bytes(_fetch(url))
-        text = _fetch(_with_query(url, debug="1"))
+        text = _fetch(_with_query(url, debug="1", gc=None))  # the profile's ?gc=1 has just collected
         unnamed = _unnamed_addresses(text.decode(errors="replace"))
         symbols = _fetch(_symbol_url(url), "+".join(hex(pc - 1) for pc in sorted(unnamed)).encode()) \
             if unnamed else b""
         (out / f"heap.{unit}.sym").write_bytes(symbols)
         (out / f"heap.{unit}.txt").write_bytes(text)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, http.client.HTTPException) as err:  # IncompleteRead is not an OSError
         with (out / "errors.txt").open("a") as errors:
             errors.write(f"unit {unit}: {err}\n")
 
@@ -90,10 +91,11 @@ def _fetch(url: str, body: bytes | None = None) -> bytes:
     return data
 
 
-def _with_query(url: str, **params: str) -> str:
+def _with_query(url: str, **params: str | None) -> str:
+    """``url`` with query parameters set (``None`` removes one)."""
     parts = urllib.parse.urlsplit(url)
-    query = dict(urllib.parse.parse_qsl(parts.query))
-    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode({**query, **params})))
+    query = {k: v for k, v in {**dict(urllib.parse.parse_qsl(parts.query)), **params}.items() if v is not None}
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
 def _symbol_url(url: str) -> str:
@@ -395,7 +397,9 @@ def collect(rundir: Path, unit_marks: pd.DataFrame | None = None) -> dict[str, p
         marked = unit_marks.dropna(subset=["unit"]).groupby("unit")["t"].max()
         times = {int(u): float(t) for u, t in marked.items()}
     rows = [(times.get(unit, float(unit)), sum(stacks.values()), "pprof") for unit, stacks in parsed.items()]
-    units = list(parsed)
+    # sites compare two profiles of one form: a unit whose text form could not be fetched
+    # (a service already exiting) has only the profile, whose stacks lack the runtime's frames
+    units = [u for u, path in profiles.items() if path.name.endswith(".txt")] or list(parsed)
     first = next((u for u in units if u >= 2), units[0])
     last = units[-1]
     growth = {stack: parsed[last].get(stack, 0) - parsed[first].get(stack, 0)
