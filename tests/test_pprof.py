@@ -32,8 +32,7 @@ def go_map(tmp_path_factory, root):
 def test_go_maps_kept_buckets_are_attributed_to_the_runtimes_map_code_called_from_main(go_map, root, tmp_path):
     """runtime/pprof hides the runtime's frames (mapassign, hashGrow, makeBucketArray);
     the text form native/unitline writes beside it keeps them: the growing site is the
-    runtime's map code, and the program's frame that called it is main.fill's line that
-    assigns into the map."""
+    runtime's map code, and the program's frame that called it (native_caller) is main.fill."""
     meta = runner.run("go_map", "kept", tmp_path, profiler="pprof", timeout_s=120, interval_s=0.02,
                       params={"binary": str(go_map), "entries": 100_000, "cycles": 6})
     assert meta["status"] == "ok" and meta["profile_status"] == "ok", meta
