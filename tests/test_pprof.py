@@ -101,3 +101,29 @@ def test_a_text_profile_that_is_not_one_is_a_parse_error(tmp_path):
     (tmp_path / pprof.DIR / "heap.1.txt").write_text("goroutine profile: total 3\n")
     with pytest.raises(pprof.ParseError, match="header"):
         pprof.collect(tmp_path)
+
+
+def test_an_endpoint_that_answers_no_heap_profile_is_noted_not_raised(tmp_path):
+    """Whatever the service answers is untrusted: an answer that is not a heap profile's
+    text form leaves a note in errors.txt and no text form to read."""
+    import http.server
+    import threading
+
+    class NotPprof(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"hello")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotPprof)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (tmp_path / pprof.DIR).mkdir()
+        pprof.at_unit(3, tmp_path, {"url": f"http://127.0.0.1:{server.server_port}/debug/pprof/heap"})
+    finally:
+        server.shutdown()
+    assert "unit 3:" in (tmp_path / pprof.DIR / "errors.txt").read_text()
+    assert not (tmp_path / pprof.DIR / "heap.3.txt").exists()

@@ -78,7 +78,7 @@ def at_unit(unit: int, rundir: Path, settings: dict) -> None:
             if unnamed else b""
         (out / f"heap.{unit}.sym").write_bytes(symbols)
         (out / f"heap.{unit}.txt").write_bytes(text)
-    except (OSError, ValueError, http.client.HTTPException) as err:  # IncompleteRead is not an OSError
+    except (OSError, ValueError, ParseError, http.client.HTTPException) as err:  # IncompleteRead: not an OSError
         with (out / "errors.txt").open("a") as errors:
             errors.write(f"unit {unit}: {err}\n")
 
