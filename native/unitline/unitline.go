@@ -7,6 +7,7 @@
 package unitline
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -64,21 +65,81 @@ func (w *Writer) Unit(unit int, metrics map[string]float64) error {
 	return err
 }
 
-// HeapProfile writes heap.<unit>.pb.gz into LEAKLAB_PPROF_DIR (nothing when unset).
+// HeapProfile writes heap.<unit>.pb.gz and heap.<unit>.txt into LEAKLAB_PPROF_DIR
+// (nothing when unset): the first is runtime/pprof's own (what go tool pprof reads),
+// the second the same records with every frame of their stacks (AllFramesHeapText).
 func HeapProfile(unit int) error {
 	dir := os.Getenv("LEAKLAB_PPROF_DIR")
 	if dir == "" {
 		return nil
 	}
-	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("heap.%d.pb.gz", unit)))
-	if err != nil {
-		return fmt.Errorf("LEAKLAB_PPROF_DIR: %w", err)
+	for _, form := range []struct {
+		suffix string
+		write  func(*os.File) error
+	}{
+		{"pb.gz", func(f *os.File) error { return pprof.WriteHeapProfile(f) }},
+		{"txt", AllFramesHeapText},
+	} {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("heap.%d.%s", unit, form.suffix)))
+		if err != nil {
+			return fmt.Errorf("LEAKLAB_PPROF_DIR: %w", err)
+		}
+		if err := form.write(f); err != nil {
+			f.Close()
+			return fmt.Errorf("heap profile: %w", err)
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
 	}
-	if err := pprof.WriteHeapProfile(f); err != nil {
-		f.Close()
-		return fmt.Errorf("heap profile: %w", err)
+	return nil
+}
+
+// AllFramesHeapText writes the heap profile in runtime/pprof's text form (debug=1:
+// unscaled counts, "@ heap/<2*MemProfileRate>") but with every frame of each stack.
+// runtime/pprof hides the runtime's frames at the top of a stack (mallocgc, and for a
+// map mapassign, hashGrow, makeBucketArray), which are what name a map's buckets.
+func AllFramesHeapText(f *os.File) error {
+	var records []runtime.MemProfileRecord
+	n, ok := runtime.MemProfile(nil, true)
+	for {
+		records = make([]runtime.MemProfileRecord, n+50)
+		if n, ok = runtime.MemProfile(records, true); ok {
+			records = records[:n]
+			break
+		}
 	}
-	return f.Close()
+	var total runtime.MemProfileRecord
+	for i := range records {
+		total.AllocBytes += records[i].AllocBytes
+		total.AllocObjects += records[i].AllocObjects
+		total.FreeBytes += records[i].FreeBytes
+		total.FreeObjects += records[i].FreeObjects
+	}
+	out := bufio.NewWriter(f)
+	fmt.Fprintf(out, "heap profile: %d: %d [%d: %d] @ heap/%d\n", total.InUseObjects(), total.InUseBytes(),
+		total.AllocObjects, total.AllocBytes, 2*runtime.MemProfileRate)
+	for i := range records {
+		r := &records[i]
+		fmt.Fprintf(out, "%d: %d [%d: %d] @", r.InUseObjects(), r.InUseBytes(), r.AllocObjects, r.AllocBytes)
+		for _, pc := range r.Stack() {
+			fmt.Fprintf(out, " %#x", pc)
+		}
+		fmt.Fprintln(out)
+		frames := runtime.CallersFrames(r.Stack())
+		for {
+			frame, more := frames.Next()
+			if frame.Function != "" && frame.Function != "runtime.goexit" {
+				fmt.Fprintf(out, "#\t%#x\t%s+%#x\t%s:%d\n", frame.PC, frame.Function, frame.PC-frame.Entry,
+					frame.File, frame.Line)
+			}
+			if !more {
+				break
+			}
+		}
+		fmt.Fprintln(out)
+	}
+	return out.Flush()
 }
 
 // GoHeap adds the Go runtime's own view of its heap (it does not use malloc, so

@@ -232,12 +232,14 @@ def _check_metrics(config: dict) -> None:
 
 
 def _check_heap_metric(entry: dict, where: str) -> None:
-    """A command experiment judged by ``malloc_in_use_bytes`` needs a program that glibc's
-    libmemusage can be preloaded into (``leaklab.process.glibc_heap``); a program the setup has
-    not built yet is checked when it runs (``meta.json`` ``heap_metric``)."""
+    """A command experiment judged by ``malloc_in_use_bytes`` needs a program whose
+    allocator has a mechanism leaklab reads (``leaklab.process.allocator_heap``: jemalloc's
+    heap profile dumps for a program linked with libjemalloc, glibc's libmemusage preloaded
+    into any other dynamically linked one); a program the setup has not built yet is
+    checked when it runs (``meta.json`` ``heap_metric``)."""
     import shlex
 
-    from leaklab.process import glibc_heap, own_program
+    from leaklab.process import allocator_heap, own_program
 
     variants = entry.get("variants") or {}
     commands = [entry.get("command")] + [v.get("command") for v in (variants.values() if isinstance(variants, dict)
@@ -250,11 +252,12 @@ def _check_heap_metric(entry: dict, where: str) -> None:
         if not argv or "{" in argv[0]:
             continue
         why = own_program.wrapper_note(argv)
-        usable, why = (False, why) if why else glibc_heap.applies(argv[0])
+        usable, why = (False, why) if why else allocator_heap.applies(argv[0])
         if not usable and "not found (yet)" not in why:
             raise ConfigError(f"{where}.malloc_in_use_bytes: no heap metric for {command!r}: {why}; allowed: a "
-                              "dynamically linked program given as the command itself (glibc's libmemusage is "
-                              "preloaded into it), or leave malloc_in_use_bytes out of its verdict")
+                              "dynamically linked program given as the command itself (one linked with libjemalloc "
+                              "is read through jemalloc's heap profile dumps, any other through glibc's "
+                              "libmemusage preloaded into it), or leave malloc_in_use_bytes out of its verdict")
 
 
 def _check_limits(config: dict) -> None:

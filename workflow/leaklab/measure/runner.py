@@ -41,6 +41,7 @@ import pandas as pd
 from leaklab import experiments, profilers
 from leaklab.experiments import marks
 from leaklab.measure import stopping
+from leaklab.process import allocator_heap
 from leaklab.process import (build, containment, glibc_heap, mappings, own_program, run_output, run_signals,
                              sampler, unit_protocol)
 from leaklab.tables.run_files import checksums, collect_profile
@@ -496,7 +497,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
     cmd, wrapper = _program_command(spec, variant, params, python, outdir, env)
     profiler_module = profilers.load(profiler)
     cmd, env = profiler_module.wrap(cmd, env, outdir, profiler_settings)
-    heap_metric, env, heap_file = glibc_heap.prepare(spec, cmd, env, profiler, wrapper, outdir)
+    heap_metric, env, heap_file = allocator_heap.prepare(spec, cmd, env, profiler, wrapper, outdir)
     at_unit = getattr(profiler_module, "at_unit", None)
     mapping_readings = mappings.MappingReadings(marks_path, heap_file=heap_file,
                                              at_unit=at_unit and (lambda unit: at_unit(unit, outdir, profiler_settings)))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaklab.process import glibc_heap, sampler, unit_protocol
+from leaklab.process import allocator_heap, sampler, unit_protocol
 
 BRK_HEAP, ANONYMOUS, FILE_BACKED, STACK, SHARED, OTHER = (
     "brk heap", "anonymous mappings", "file-backed", "stacks", "shared memory", "kernel/other")
@@ -117,8 +117,8 @@ class MappingReadings:
     Called by the runner at every sample (cheap: one ``stat`` unless the marks file
     grew); reads at most once per :data:`MIN_GAP_S`, the last unit seen pending until
     then, so a run of short units is read at a bounded rate.  With ``heap_file`` (glibc's
-    libmemusage records, ``leaklab.process.glibc_heap``) every new unit also reads the heap in
-    use, which costs one read of the file's last record: ``heap_by_unit``; ``at_unit``
+    libmemusage records or jemalloc's dumps, ``leaklab.process.allocator_heap``) every new unit
+    also reads the heap in use: ``heap_by_unit``; ``at_unit``
     (a profiler's: pprof fetches a heap profile) runs at every new unit too."""
 
     def __init__(self, marks_path: Path, min_gap_s: float = MIN_GAP_S, heap_file: Path | None = None,
@@ -154,10 +154,9 @@ class MappingReadings:
                 if self.at_unit is not None:
                     self.at_unit(unit)
                 if self.heap_file is not None:
-                    in_use = glibc_heap.in_use_bytes(self.heap_file)
+                    in_use = allocator_heap.read(self.heap_file)
                     if in_use is not None:
                         self.heap_by_unit[unit] = in_use
-                    glibc_heap.trim(self.heap_file)
 
     def poll(self, t: float, pid: int, members: list[int] | tuple[int, ...] = ()) -> None:
         """Read the tree rooted at ``pid`` (and the cgroup's ``members``) if a unit
