@@ -18,7 +18,9 @@ Each reading is a set of rows (``mappings.parquet`` in the run directory):
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+from scipy.stats import theilslopes
 
 from leaklab.process import sampler
 
@@ -117,11 +119,16 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def _slope(units: pd.Series, values: pd.Series) -> float:
-    """Least-squares bytes per unit; NaN with fewer than two distinct units."""
+    """Bytes per unit, the Theil–Sen slope the verdicts fit to RSS
+    (``leaklab.model.growth.slope_per_unit``), so a layer's growth and the RSS growth it
+    is held against are measured alike: one unit that drops (a runtime handing pages
+    back) moves neither; NaN with fewer than two distinct units."""
     if units.nunique() < 2:
         return float("nan")
-    x, y = units.astype("float64"), values.astype("float64")
-    return float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+    y = values.astype("float64").to_numpy()
+    if np.ptp(y) == 0:
+        return 0.0
+    return float(theilslopes(y, units.astype("float64").to_numpy())[0])
 
 
 def _after_warmup(readings: pd.DataFrame, warmup_units: int) -> pd.DataFrame:

@@ -35,7 +35,7 @@ from leaklab.process import containment, glibc_heap, mappings, sampler, unit_pro
 
 MIN_SAMPLE_GAP_S = 0.002  # a flood of unit lines does not turn the runner into a busy loop over /proc
 MIN_GAP_S = 0.05          # mappings at most this often (the sampler's own interval)
-COST_FACTOR = 20          # ... and at most 1/20 of the time: the next reading waits 20 x the last one's cost
+COST_FACTOR = 10          # ... and at most 1/10 of the time: the next reading waits 10 x the last one's cost
 PACE_ENV = "LEAKLAB_UNIT_READINGS"  # "<MIN_GAP_S>,<COST_FACTOR>": the pace a waiting program keeps
 WAIT_S = 2.0              # how long a program waits at a mark for its reading
 REQUEST = b"u"            # "u<unit>\n" in the sync pipe: read me now, at the end of this unit
