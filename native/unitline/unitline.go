@@ -33,6 +33,7 @@ const (
 var (
 	syncOnce               sync.Once
 	syncReady, syncRelease *os.File // the sync pipe's ends; nil when the runner handed none over
+	syncReleaseFd          int      // the release end's descriptor (non-blocking), for draining
 )
 
 // syncPipe opens the sync pipe once (a second os.NewFile of the same descriptor would
@@ -51,6 +52,7 @@ func syncPipe() (*os.File, *os.File) {
 		_ = syscall.SetNonblock(release, true) // lets the reads below time out
 		syncReady = os.NewFile(uintptr(ready), "leaklab-ready")
 		syncRelease = os.NewFile(uintptr(release), "leaklab-release")
+		syncReleaseFd = release
 	})
 	return syncReady, syncRelease
 }
@@ -65,9 +67,8 @@ func askAndWait(request string, wait time.Duration) time.Duration {
 	}
 	start := time.Now()
 	buf := make([]byte, 64)
-	_ = release.SetReadDeadline(start)
-	for {
-		if n, err := release.Read(buf); err != nil || n == 0 {
+	for { // a read past its deadline reads nothing: drain the descriptor itself
+		if n, err := syscall.Read(syncReleaseFd, buf); err != nil || n <= 0 {
 			break
 		}
 	}
