@@ -203,7 +203,7 @@ def _read_at_marks(asked: bytes, readings: unit_readings.UnitReadings | None, t:
     """Take the reading of each unit a waiting program asked for, and let it go on."""
     for unit in unit_readings.requested_units(asked):
         if readings is not None:
-            readings.take(t, unit)
+            readings.asked(t, unit)
         try:
             os.write(release_w, b"u")
         except BrokenPipeError:
@@ -509,7 +509,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
             os.close(release_r)
             readings = unit_readings.UnitReadings(
                 proc.pid, box, smaps, rows, heap_file,
-                at_unit and (lambda unit: at_unit(unit, outdir, profiler_settings)))
+                at_unit and (lambda unit: at_unit(unit, outdir, profiler_settings)), own=spec.module is not None)
             protocol = _protocol_for(spec, outdir, marks_path, bad, readings) if spec.command else None
             pump, follower = _follow_program(proc.pid, out_r, log, clock, protocol, exited)
             deadline = t0 + timeout_s

@@ -68,12 +68,15 @@ class UnitReadings:
     samples), mappings into ``mapping_rows`` (``mappings.parquet``), glibc's heap into
     ``heap_by_unit``.  Called from several threads (the sampling loop for a waiting
     program and for ``unit_source: seconds``, the units-file follower, the output pump
-    for a ``unit_pattern``): one lock, and each unit is read at most once."""
+    for a ``unit_pattern``): one lock, and each unit is read at most once.  Only the
+    project's own programs (``own``) are read when they ask: a user's program has the
+    sync pipe too, and what it writes there is untrusted (a flood of made-up units would
+    fetch a pprof endpoint for each)."""
 
     def __init__(self, pid: int, box: containment.ProcessGroup, smaps: bool, rows: list[dict],
-                 heap_file: Path | None = None, at_unit: Callable[[int], None] | None = None):
+                 heap_file: Path | None = None, at_unit: Callable[[int], None] | None = None, own: bool = True):
         self.pid, self.box, self.smaps, self.rows = pid, box, smaps, rows
-        self.heap_file, self.at_unit = heap_file, at_unit
+        self.heap_file, self.at_unit, self.own = heap_file, at_unit, own
         self.mapping_rows: list[dict] = []
         self.heap_by_unit: dict[int, int] = {}
         self.seconds = 0.0  # the runner's own time spent reading mappings, for meta.json
@@ -109,6 +112,11 @@ class UnitReadings:
                 self._last_cost = self._last_end - start
                 self.seconds += self._last_cost
                 self.readings += 1
+
+    def asked(self, t: float, unit: int) -> None:
+        """A program asked through the sync pipe to be read at unit ``unit``'s mark."""
+        if self.own:
+            self.take(t, unit)
 
     def _heap_and_hook(self, unit: int) -> None:
         if self.at_unit is not None:
