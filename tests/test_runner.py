@@ -183,3 +183,8 @@ def test_a_program_waits_at_its_mark_for_a_bounded_time_and_a_late_answer_is_dro
         proc.kill()
         for fd in (ready_r, release_w):
             os.close(fd)
+
+
+def test_what_a_program_writes_into_the_sync_pipe_is_read_as_units_or_skipped():
+    assert unit_readings.requested_units(b"u3\nu4\nx") == [3, 4]
+    assert unit_readings.requested_units(b"u-1\nuabc\nu99999999999999\n\xff\nu\n") == []
