@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from leaklab import experiments
 from leaklab.measure import runner
+from leaklab.model import growth
 from leaklab.process import mappings
 from leaklab.tables import attribution
 
@@ -213,3 +214,23 @@ def test_a_reading_that_overlaps_the_exit_is_left_out(places_leak):
                     partial += row["rss_bytes"] < 0.9 * whole
         proc.stdout.close()
     assert readings > 100 and partial == 0
+
+
+def test_memory_that_rises_and_falls_within_each_unit_is_placed_where_its_rss_grows(tmp_path):
+    """``planted`` ``wave`` keeps 256 KiB a step and holds 4 times what it keeps in scratch
+    pages through every step, unmapped just before its mark: a reading taken after the
+    mark, while the next step fills its scratch, placed 3.3 and 4.1 times the RSS growth
+    (2026-12-06, the reader polled from the sampling loop).  The step waits at its mark
+    for the reading, so the layers add up to the growth of the RSS the mark itself read."""
+    meta = runner.run("planted", "wave", tmp_path, {"steps": 40, "interval_s": 0.05}, timeout_s=120)
+    assert meta["status"] == "ok" and meta["mappings_readings"] >= 5
+    readings = pd.read_parquet(tmp_path / "mappings.parquet")
+    placed = mappings.kind_growth(readings, warmup_units=2)["rss_growth_per_unit"].sum()
+    marks = pd.read_parquet(tmp_path / "marks.parquet")
+    units = marks[(marks["phase"] == "unit") & (marks["unit"] > 2)]
+    rss = growth.slope_per_unit(units["unit"], units["rss_bytes"])
+    assert rss == pytest.approx(256 * 1024, rel=0.10)
+    assert placed == pytest.approx(rss, rel=0.10)
+    at_marks = readings[readings["level"] == "process"].set_index("unit")["rss_bytes"]
+    own = units.set_index("unit")["rss_bytes"].reindex(at_marks.index).dropna()
+    assert len(own) >= 4 and (abs(at_marks[own.index] - own) < 0.5 * MIB).all()  # never a step's scratch

@@ -158,3 +158,16 @@ def test_the_workflow_builds_compares_languages_and_rebuilds_when_a_source_chang
     dry = subprocess.run([*snakemake, "-n", *targets], capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert "build_native" in dry.stdout and "run_experiment" in dry.stdout
+
+
+def test_a_go_program_waits_at_its_unit_marks_for_the_reading_of_its_mappings(binaries, tmp_path):
+    """go_map fills its map again the moment a cycle's line is written, tens of MB in
+    milliseconds; the unit-line writer (native/unitline) waits for the runner's reading,
+    so every reading of the mappings holds what the line's own RSS held, no next fill."""
+    for variant in ("kept", "rebuilt_free"):
+        meta, units = run(binaries, tmp_path, "go_map", variant, entries=300_000, cycles=6)
+        assert meta["mappings_readings"] >= 2, meta  # paced: fewer when the machine is loaded
+        readings = pd.read_parquet(tmp_path / variant / "mappings.parquet")
+        at_reading = readings[readings["level"] == "process"].set_index("unit")["rss_bytes"]
+        own = units.loc[at_reading.index, "rss_bytes"]
+        assert (abs(at_reading - own) < 2**20).all(), pd.DataFrame({"read": at_reading, "own": own})

@@ -1,11 +1,17 @@
 """The runner records every outcome and always leaves a complete run directory."""
 
 import json
+import os
+import select
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 
+from leaklab.experiments import marks
 from leaklab.measure import runner
+from leaklab.process import unit_readings
 from leaklab.tables import tables
 
 MIB = 2**20
@@ -138,3 +144,47 @@ def test_heaptrack_names_what_grows_per_dropped_table_in_duckdb(tmp_path):
     frames = " | ".join(grown["frame"].head(3))
     assert "RegisterMemory" in frames or "AddToEvictionQueue" in frames, grown
     assert not sites[sites["kind"] == "leaked"]["frame"].str.contains("RegisterMemory").any()
+
+
+WAITING_PROGRAM = """
+import time
+from leaklab.experiments import marks
+for unit in (1, 2):
+    start = time.monotonic()
+    marks.mark(unit, "unit")
+    print(round(time.monotonic() - start, 3), flush=True)
+marks.finish()
+print("done", flush=True)
+"""
+
+
+def test_a_program_waits_at_its_mark_for_a_bounded_time_and_a_late_answer_is_dropped(tmp_path):
+    """A runner that never answers holds a mark for at most ``READING_WAIT_S``, and the
+    next mark does not ask again so soon (the pace counts the wait); an answer that comes
+    after the program gave up does not let its final wait through early."""
+    ready_r, ready_w = os.pipe()
+    release_r, release_w = os.pipe()
+    env = {**os.environ, marks.MARKS_ENV: str(tmp_path / "marks.jsonl"), marks.SYNC_ENV: f"{ready_w},{release_r}",
+           unit_readings.PACE_ENV: unit_readings.pace()}
+    proc = subprocess.Popen([sys.executable, "-c", WAITING_PROGRAM], env=env, stdout=subprocess.PIPE,
+                            pass_fds=(ready_w, release_r), text=True)
+    os.close(ready_w)
+    os.close(release_r)
+    try:
+        assert os.read(ready_r, 64) == b"u1\n"  # not answered
+        first, second = float(proc.stdout.readline()), float(proc.stdout.readline())
+        assert marks.READING_WAIT_S * 0.9 <= first < marks.READING_WAIT_S * 3 and second < marks.READING_WAIT_S / 2
+        os.write(release_w, b"u")  # the late answer to unit 1
+        assert os.read(ready_r, 64) == b"x"  # unit 2 did not ask: the final sample does
+        assert not select.select([proc.stdout], [], [], 0.5)[0]  # still waiting for its own answer
+        os.write(release_w, b"x")
+        assert proc.stdout.readline() == "done\n" and proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        for fd in (ready_r, release_w):
+            os.close(fd)
+
+
+def test_what_a_program_writes_into_the_sync_pipe_is_read_as_units_or_skipped():
+    assert unit_readings.requested_units(b"u3\nu4\nx") == [3, 4]
+    assert unit_readings.requested_units(b"u-1\nuabc\nu99999999999999\n\xff\nu\n") == []

@@ -3,7 +3,10 @@
 // The runner gives the program a file path in LEAKLAB_UNITS; after each unit of
 // work the program appends "<unit> name=value ..." and flushes. LEAKLAB_SYNC_FDS
 // ("<ready>,<release>") lets the program ask for one last sample (and a profiler's
-// end-of-work snapshot) before it exits, while everything it holds is still alive.
+// end-of-work snapshot) before it exits, while everything it holds is still alive,
+// and, at the pace LEAKLAB_UNIT_READINGS gives ("<min gap s>,<cost factor>"), wait at
+// a unit mark until the runner has read its mappings, so that reading sees the memory
+// the unit line's RSS saw.
 package unitline
 
 import (
@@ -16,13 +19,73 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
+// readingWait is how long a unit mark waits for the runner's reading; finalWait how long
+// Finish waits for the last sample.
+const (
+	readingWait = 2 * time.Second
+	finalWait   = time.Minute
+)
+
+var (
+	syncOnce               sync.Once
+	syncReady, syncRelease *os.File // the sync pipe's ends; nil when the runner handed none over
+	syncReleaseFd          int      // the release end's descriptor (non-blocking), for draining
+)
+
+// syncPipe opens the sync pipe once (a second os.NewFile of the same descriptor would
+// close it when collected).
+func syncPipe() (*os.File, *os.File) {
+	syncOnce.Do(func() {
+		fds := strings.Split(os.Getenv("LEAKLAB_SYNC_FDS"), ",")
+		if len(fds) != 2 {
+			return
+		}
+		ready, errReady := strconv.Atoi(fds[0])
+		release, errRelease := strconv.Atoi(fds[1])
+		if errReady != nil || errRelease != nil {
+			return
+		}
+		_ = syscall.SetNonblock(release, true) // lets the reads below time out
+		syncReady = os.NewFile(uintptr(ready), "leaklab-ready")
+		syncRelease = os.NewFile(uintptr(release), "leaklab-release")
+		syncReleaseFd = release
+	})
+	return syncReady, syncRelease
+}
+
+// askAndWait writes request into the sync pipe and waits at most wait for the runner's
+// answer (an answer left over from a wait that timed out is dropped first); the time
+// waited.
+func askAndWait(request string, wait time.Duration) time.Duration {
+	ready, release := syncPipe()
+	if ready == nil {
+		return 0
+	}
+	start := time.Now()
+	buf := make([]byte, 64)
+	for { // a read past its deadline reads nothing: drain the descriptor itself
+		if n, err := syscall.Read(syncReleaseFd, buf); err != nil || n <= 0 {
+			break
+		}
+	}
+	if _, err := ready.Write([]byte(request)); err != nil {
+		return wait
+	}
+	_ = release.SetReadDeadline(time.Now().Add(wait))
+	_, _ = release.Read(buf)
+	return time.Since(start)
+}
+
 // Writer appends unit lines to the file named by LEAKLAB_UNITS (nowhere when unset).
 type Writer struct {
-	file *os.File
+	file        *os.File
+	gap, factor float64   // LEAKLAB_UNIT_READINGS; factor 0: no waiting at unit marks
+	nextReading time.Time // a unit mark before this does not wait for a reading
 }
 
 // Open opens the unit file; a program run by hand writes no unit lines.
@@ -35,7 +98,15 @@ func Open() (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("LEAKLAB_UNITS: %w", err)
 	}
-	return &Writer{file: f}, nil
+	w := &Writer{file: f}
+	if pace := strings.Split(os.Getenv("LEAKLAB_UNIT_READINGS"), ","); len(pace) == 2 {
+		gap, errGap := strconv.ParseFloat(pace[0], 64)
+		factor, errFactor := strconv.ParseFloat(pace[1], 64)
+		if errGap == nil && errFactor == nil && gap >= 0 && factor > 0 {
+			w.gap, w.factor = gap, factor
+		}
+	}
+	return w, nil
 }
 
 // Unit writes one line: the unit number and its metrics, sorted by name.  With
@@ -61,8 +132,24 @@ func (w *Writer) Unit(unit int, metrics map[string]float64) error {
 		_, err := os.Stdout.WriteString(line.String())
 		return err
 	}
-	_, err := w.file.WriteString(line.String()) // one write(2) per line: never half a line
-	return err
+	if _, err := w.file.WriteString(line.String()); err != nil { // one write(2) per line: never half a line
+		return err
+	}
+	w.waitForReading(unit)
+	return nil
+}
+
+// waitForReading lets the runner read the process at this unit mark when one is due.
+func (w *Writer) waitForReading(unit int) {
+	if w.factor == 0 || time.Now().Before(w.nextReading) {
+		return
+	}
+	waited := askAndWait("u"+strconv.Itoa(unit)+"\n", readingWait).Seconds()
+	pause := w.gap
+	if w.factor*waited > pause {
+		pause = w.factor * waited
+	}
+	w.nextReading = time.Now().Add(time.Duration(pause * float64(time.Second)))
 }
 
 // HeapProfile writes heap.<unit>.pb.gz and heap.<unit>.txt into LEAKLAB_PPROF_DIR
@@ -174,21 +261,5 @@ func RSS() (int64, error) {
 // Finish asks the runner for its last sample and waits (at most a minute) until it
 // has been taken; whatever the caller still holds stays alive meanwhile.
 func Finish() {
-	fds := strings.Split(os.Getenv("LEAKLAB_SYNC_FDS"), ",")
-	if len(fds) != 2 {
-		return
-	}
-	ready, errReady := strconv.Atoi(fds[0])
-	release, errRelease := strconv.Atoi(fds[1])
-	if errReady != nil || errRelease != nil {
-		return
-	}
-	_ = syscall.SetNonblock(release, true) // lets the read below time out
-	readyFile := os.NewFile(uintptr(ready), "leaklab-ready")
-	releaseFile := os.NewFile(uintptr(release), "leaklab-release")
-	if _, err := readyFile.Write([]byte("x")); err != nil {
-		return
-	}
-	_ = releaseFile.SetReadDeadline(time.Now().Add(time.Minute))
-	_, _ = releaseFile.Read(make([]byte, 1))
+	askAndWait("x", finalWait)
 }

@@ -13,7 +13,12 @@ is on (the ``tracemalloc`` profiler then also dumps a snapshot at every unit).  
 
 At exit :func:`finish` writes an ``end`` mark and, when the runner handed over a
 sync pipe, waits (briefly) for the runner to take a final outside sample, so the
-samples include one taken just before the process exits.
+samples include one taken just before the process exits.  Through the same pipe the
+process waits at its unit marks (``start`` and ``unit``) for the runner's reading of its
+mappings (``leaklab.process.unit_readings``), so that reading sees the memory its mark's
+RSS saw, not the next unit's: at the pace ``LEAKLAB_UNIT_READINGS`` gives
+(``<min gap s>,<cost factor>``: never sooner than the gap, nor than the factor times
+the last wait, after the last wait ended), and for at most :data:`READING_WAIT_S`.
 
 A run whose verdict is decided early is asked to stop with SIGTERM
 (``leaklab.measure.stopping``).  :func:`stop_on_signal` turns the signal into a request that the
@@ -38,6 +43,9 @@ MARKS_ENV = "LEAKLAB_MARKS"
 T0_ENV = "LEAKLAB_T0"
 SYNC_ENV = "LEAKLAB_SYNC_FDS"
 TRACEMALLOC_ENV = "LEAKLAB_TRACEMALLOC"
+PACE_ENV = "LEAKLAB_UNIT_READINGS"  # leaklab.process.unit_readings.PACE_ENV (that layer sits above this one)
+READING_WAIT_S = 2.0
+FINAL_WAIT_S = 60.0  # a profiler may snapshot the process meanwhile
 
 
 class _Mallinfo2(ctypes.Structure):
@@ -62,6 +70,7 @@ def _load_mallinfo2():
 _mallinfo2 = _load_mallinfo2()
 _out = None
 _stop_requested = False
+_next_reading_at = 0.0  # monotonic time before which a mark does not wait for a reading
 
 
 class StopRequested(Exception):
@@ -128,6 +137,8 @@ def mark(unit: int | None, phase: str, **metrics: float | int | str | None) -> N
         record["py_heap_bytes"] = tracemalloc.get_traced_memory()[0]
     record.update(metrics)
     _stream().write(json.dumps(record) + "\n")
+    if phase in ("start", "unit") and unit is not None:
+        _wait_for_reading(unit)
     if phase == "unit" and unit is not None and tracemalloc.is_tracing():
         from leaklab.profilers.tracemalloc import dump_snapshot
 
@@ -136,15 +147,49 @@ def mark(unit: int | None, phase: str, **metrics: float | int | str | None) -> N
         raise StopRequested(f"asked to stop after unit {unit}")
 
 
+def _sync_fds() -> tuple[int, int] | None:
+    """The sync pipe's ends (ask, be let go), or None when the runner handed none over."""
+    try:
+        ready_w, release_r = (int(x) for x in os.environ[SYNC_ENV].split(","))
+    except (KeyError, ValueError):
+        return None
+    return ready_w, release_r
+
+
+def _ask_and_wait(request: bytes, wait_s: float) -> float:
+    """Ask the runner through the sync pipe and wait for its answer, at most ``wait_s``;
+    the seconds waited.  An answer left over from a wait that timed out is dropped first."""
+    fds = _sync_fds()
+    if fds is None:
+        return 0.0
+    ready_w, release_r = fds
+    start = time.monotonic()
+    try:
+        os.set_blocking(release_r, False)
+        while select.select([release_r], [], [], 0)[0] and os.read(release_r, 64):
+            pass
+        os.write(ready_w, request)
+        if select.select([release_r], [], [], wait_s)[0]:
+            os.read(release_r, 64)
+    except OSError:
+        return wait_s  # the pipe is gone: wait no more (see the pace)
+    return time.monotonic() - start
+
+
+def _wait_for_reading(unit: int) -> None:
+    """At a unit mark that is due, let the runner read the process before going on."""
+    global _next_reading_at
+    try:
+        gap_s, factor = (float(x) for x in os.environ[PACE_ENV].split(","))
+    except (KeyError, ValueError):
+        return
+    if time.monotonic() < _next_reading_at:
+        return
+    waited = _ask_and_wait(f"u{unit}\n".encode(), READING_WAIT_S)
+    _next_reading_at = time.monotonic() + max(gap_s, factor * waited)
+
+
 def finish(**metrics) -> None:
     """Write the ``end`` mark and let the runner take its last sample before exit."""
     mark(None, "end", **metrics)
-    fds = os.environ.get(SYNC_ENV)
-    if not fds:
-        return
-    ready_w, release_r = (int(x) for x in fds.split(","))
-    try:
-        os.write(ready_w, b"x")
-        select.select([release_r], [], [], 60.0)  # a profiler may snapshot the process meanwhile
-    except OSError:
-        pass
+    _ask_and_wait(b"x", FINAL_WAIT_S)

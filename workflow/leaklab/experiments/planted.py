@@ -20,6 +20,12 @@ labelled accuracy benchmark runs them; the default run need not):
   do: still rising in the late half of the run, but slowing: ``settling``.
 - ``sawtooth``: keeps ``small_bytes`` per step, and also holds garbage in native blocks
   that it frees every 5th step, as a collector would: a ``leak`` under a sawtooth.
+- ``wave``: keeps ``small_bytes`` per step, and from the start of each step until just
+  before its mark holds 4 times what it keeps in scratch pages (an anonymous mapping:
+  a copy of its data being rebuilt, as a compaction does): memory that rises and falls
+  within every unit, over a ``leak``.  A reading taken a little after the mark sees the
+  next step's scratch and places 5 times the leak; the per-unit reading the step waits
+  for (``leaklab.process.unit_readings``) does not.
 
 The planted rates are parameters; ``leaklab.model.controls`` checks that each was detected
 and estimated within tolerance, and that ``zero`` stayed stable.
@@ -30,6 +36,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import math
+import mmap
 import time
 from pathlib import Path
 
@@ -37,7 +44,7 @@ from leaklab.experiments import cli
 from leaklab.experiments.marks import mark
 
 VARIANTS = ("zero", "python_small", "python_large", "native_tiny", "native_small", "native_large", "fragment",
-            "cache", "settle", "sawtooth")
+            "cache", "settle", "sawtooth", "wave")
 BASELINE = "zero"
 UNIT = "step"
 KEY_METRICS = ("malloc_in_use_bytes",)
@@ -46,6 +53,7 @@ DEFAULTS = {"steps": 30, "tiny_bytes": 65536, "small_bytes": 262144, "large_byte
             "cache_steps": 8}
 SAWTOOTH_PERIOD = 5
 SETTLE_TIME_CONSTANTS = 3  # `settle` spans this many time constants over its steps
+WAVE_SCRATCH = 4  # `wave` holds this many times what it keeps in scratch pages within each step
 PY_OBJECT_BYTES = 88  # a 47-byte bytes object takes an 80-byte pymalloc block, plus its list slot
 
 _libc = ctypes.CDLL(None)
@@ -59,7 +67,7 @@ def planted_rate(variant: str, params: dict) -> int:
     p = {**DEFAULTS, **params}
     if variant in ("zero", "fragment", "cache", "settle"):
         return 0
-    if variant == "sawtooth":
+    if variant in ("sawtooth", "wave"):
         return int(p["small_bytes"])
     return int(p[f"{variant.split('_')[1]}_bytes"])
 
@@ -72,6 +80,15 @@ def _native_block(nbytes: int) -> int:
     block = _libc.malloc(nbytes)
     ctypes.memset(block, 1, nbytes)
     return block
+
+
+def _scratch(nbytes: int) -> mmap.mmap:
+    """Anonymous pages, every one touched: resident until closed (unmapped), whatever
+    malloc's thresholds are."""
+    pages = mmap.mmap(-1, nbytes)
+    for offset in range(0, nbytes, mmap.PAGESIZE):
+        pages[offset] = 1
+    return pages
 
 
 def run(variant: str, params: dict, workdir: Path) -> list:
@@ -111,8 +128,14 @@ def run(variant: str, params: dict, workdir: Path) -> list:
             kept.append(filled[::64])
             del filled
             gc.collect()
+        elif variant == "wave":  # the pause is the step's work, done with its scratch held
+            scratch = _scratch(WAVE_SCRATCH * rate * step)
+            kept.append(_native_block(rate))
+            time.sleep(float(p["interval_s"]))
+            scratch.close()
         mark(step, "unit", planted_bytes=rate * step)
-        time.sleep(float(p["interval_s"]))
+        if variant != "wave":
+            time.sleep(float(p["interval_s"]))
     return kept
 
 

@@ -7,7 +7,7 @@ view), ``meta.json`` (status, exit code, wall and CPU seconds, peak RSS, version
 parameters, host) and ``run.log`` (the process's stdout and stderr, bounded:
 ``leaklab.process.run_output``).  The signals a program sends its runner are counted, never
 obeyed (``leaklab.process.run_signals``), and each unit line gets its own reading of the
-process (``UnitReadings``).
+process (``leaklab.process.unit_readings``).
 
 A run that fails, crashes, hangs past its time limit or grows past its memory cap is
 stopped and recorded with that status; the runner itself still exits 0 with all its
@@ -43,7 +43,7 @@ from leaklab.experiments import marks
 from leaklab.measure import stopping
 from leaklab.process import allocator_heap
 from leaklab.process import (build, containment, glibc_heap, mappings, own_program, run_output, run_signals,
-                             sampler, unit_protocol)
+                             sampler, unit_protocol, unit_readings)
 from leaklab.tables.run_files import checksums, collect_profile
 
 LOG_TAIL_LINES = 20
@@ -89,10 +89,6 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-# Per-unit readings (``UnitReadings``) at most this often: a program whose units take a few
-# milliseconds gets one reading per unit; a flood of unit lines does not turn the runner
-# into a busy loop over /proc (the units in between share a reading, and the run says so).
-MIN_READING_GAP_S = 0.002
 PUMP_WAIT_S = 2.0  # after the tree is gone, how long its last output may still take to be read
 
 
@@ -136,7 +132,7 @@ def _over_cap(row: dict | None, mem_cap_bytes: int | None) -> bool:
 def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadline, interval_s, smaps,
                        mem_cap_bytes, at_end_of_work, watcher: stopping.Watcher | None = None,
                        own_final_sample: bool = True, guard: run_signals.Guard | None = None,
-                       readings: "UnitReadings | None" = None, at_sample=None) -> str | None:
+                       readings: unit_readings.UnitReadings | None = None) -> str | None:
     """Sample the process tree (and its cgroup's members) until it exits or must be
     stopped; returns why it was stopped (``capped``, ``timeout``) or None.  Waiting on
     the sync pipe doubles as the sampling sleep, so the final sample is taken the
@@ -153,17 +149,19 @@ def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadli
     ``stopping.STOP_GRACE_S`` to exit before it is killed.
 
     Between two samples the ``guard`` takes the signals sent to the runner (a stop
-    signal from outside the tree raises ``run_signals.Stopped``).  ``at_sample(t, pid, members)``
-    runs before each sample (``mappings.MappingReadings.poll``: the mappings at unit marks)."""
+    signal from outside the tree raises ``run_signals.Stopped``).  A program that waits at
+    its unit marks asks through the sync pipe too (``u<unit>``): it is read (``readings``)
+    and let go at once."""
     final_taken, pipe_open = False, True
     exited = os.pidfd_open(proc.pid)  # readable once the process has exited
     while (guard is None or guard.take() is None) and proc.poll() is None:
         wait_s = max(0.0, min(interval_s, deadline - time.monotonic()))  # the time limit holds too
         ready = select.select([ready_r, exited] if pipe_open else [exited], [], [], wait_s)[0]
-        final = ready_r in ready and os.read(ready_r, 1) != b""
-        pipe_open = pipe_open and ready_r not in ready  # asked once, or EOF: it closed its end
-        if at_sample and not final_taken:
-            at_sample(time.monotonic() - t0, proc.pid, box.pids())
+        asked = os.read(ready_r, 4096) if ready_r in ready else None
+        final = bool(asked) and b"x" in asked
+        pipe_open = pipe_open and asked != b"" and not final  # asked for the final sample, or EOF
+        if asked and not final_taken:
+            _read_at_marks(asked, readings, time.monotonic() - t0, release_w)
         row = sampler.sample(proc.pid, time.monotonic() - t0, smaps=smaps, final=final, members=box.pids())
         if row is not None:
             row["cgroup_bytes"] = box.memory_bytes()
@@ -173,7 +171,7 @@ def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadli
                 protocol.poll(row["t"], proc.pid)
         final_taken = final_taken or final
         if readings is not None and final_taken:
-            readings.closed = True  # later readings would be teardown, not the measured work
+            readings.close()  # later readings would be teardown, not the measured work
         if watcher is not None and row is not None and not final_taken and watcher.decided is None \
                 and watcher.update(rows) is not None and watcher.cuts_short():
             if not own_final_sample:
@@ -200,6 +198,17 @@ def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadli
             return stopped_for
     os.close(exited)
     return "capped" if box.oom_killed() else None
+
+
+def _read_at_marks(asked: bytes, readings: unit_readings.UnitReadings | None, t: float, release_w: int) -> None:
+    """Take the reading of each unit a waiting program asked for, and let it go on."""
+    for unit in unit_readings.requested_units(asked):
+        if readings is not None:
+            readings.asked(t, unit)
+        try:
+            os.write(release_w, b"u")
+        except BrokenPipeError:
+            pass
 
 
 def _status(returncode: int, stopped_for: str | None) -> str:
@@ -377,30 +386,6 @@ def _stop_facts(status: str, stopped_for: str | None, returncode: int, plan: sto
     return status, facts
 
 
-class UnitReadings:
-    """One reading of the process per unit: ``at_unit(t)`` is called the moment a unit
-    line arrives (``unit_protocol.ProtocolMarks``) and reads ``/proc`` of the tree then,
-    stamped with the line's time, so the mark gets its own reading instead of the last
-    periodic sample.  Bounded in rate (``MIN_READING_GAP_S``): a unit closer than that
-    to the previous reading shares it, and the run counts those
-    (``units_sharing_reading``).  A further per-unit reading belongs here."""
-
-    def __init__(self, pid: int, box: containment.ProcessGroup, smaps: bool, rows: list[dict],
-                 min_gap_s: float = MIN_READING_GAP_S):
-        self.pid, self.box, self.smaps, self.rows, self.min_gap_s = pid, box, smaps, rows, min_gap_s
-        self.last_t = -math.inf
-        self.closed = False  # set at the final sample: what comes after is teardown
-
-    def at_unit(self, t: float) -> None:
-        if self.closed or t - self.last_t < self.min_gap_s:
-            return
-        row = sampler.sample(self.pid, t, smaps=self.smaps, members=self.box.pids())
-        if row is not None:
-            row["cgroup_bytes"] = self.box.memory_bytes()
-            self.rows.append(row)
-            self.last_t = t
-
-
 def units_sharing_reading(samples: pd.DataFrame, mark_frame: pd.DataFrame) -> int:
     """Units whose outside reading is the same sample as the previous unit's: their
     growth between them is not measured (stale readings).  A mark that carries its own
@@ -416,15 +401,15 @@ def units_sharing_reading(samples: pd.DataFrame, mark_frame: pd.DataFrame) -> in
 
 
 def _protocol_for(spec, outdir: Path, marks_path: Path, bad: unit_protocol.BadLines,
-                  readings: UnitReadings | None) -> unit_protocol.ProtocolMarks:
+                  readings: unit_readings.UnitReadings | None) -> unit_protocol.ProtocolMarks:
     """How a command experiment's units arrive: its own output lines (``unit_pattern``),
     the clock, or its units file."""
     reserved = _reserved_names(spec)
     if spec.unit_pattern:
         return unit_protocol.ProtocolMarks("pattern", outdir / "run.log", marks_path, bad, spec.unit_pattern,
-                                           reading=readings and readings.at_unit, reserved=reserved)
+                                           reading=readings and readings.take, reserved=reserved)
     return unit_protocol.ProtocolMarks(spec.unit_source, outdir / "units.txt", marks_path, bad,
-                                       reading=readings and readings.at_unit, reserved=reserved)
+                                       reading=readings and readings.take, reserved=reserved)
 
 
 def _reserved_names(spec) -> frozenset[str]:
@@ -493,14 +478,13 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         marks.MARKS_ENV: str(marks_path),
         marks.T0_ENV: repr(t0),
         marks.SYNC_ENV: f"{ready_w},{release_r}",
+        unit_readings.PACE_ENV: unit_readings.pace(),
     })
     cmd, wrapper = _program_command(spec, variant, params, python, outdir, env)
     profiler_module = profilers.load(profiler)
     cmd, env = profiler_module.wrap(cmd, env, outdir, profiler_settings)
     heap_metric, env, heap_file = allocator_heap.prepare(spec, cmd, env, profiler, wrapper, outdir)
     at_unit = getattr(profiler_module, "at_unit", None)
-    mapping_readings = mappings.MappingReadings(marks_path, heap_file=heap_file,
-                                             at_unit=at_unit and (lambda unit: at_unit(unit, outdir, profiler_settings)))
 
     parse_mark = functools.partial(_mark_record, reserved=_reserved_names(spec))
     cpu_before = _children_cpu_s()
@@ -524,7 +508,9 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
             os.close(out_w)
             os.close(ready_w)
             os.close(release_r)
-            readings = UnitReadings(proc.pid, box, smaps, rows) if spec.command else None
+            readings = unit_readings.UnitReadings(
+                proc.pid, box, smaps, rows, heap_file,
+                at_unit and (lambda unit: at_unit(unit, outdir, profiler_settings)), own=spec.module is not None)
             protocol = _protocol_for(spec, outdir, marks_path, bad, readings) if spec.command else None
             pump, follower = _follow_program(proc.pid, out_r, log, clock, protocol, exited)
             deadline = t0 + timeout_s
@@ -533,8 +519,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
             stopped_for = _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadline,
                                              interval_s, smaps, mem_cap_bytes,
                                              hook and (lambda pid: hook(pid, outdir)), watcher,
-                                             own_final_sample=not spec.command, guard=guard, readings=readings,
-                                             at_sample=mapping_readings.poll)
+                                             own_final_sample=not spec.command, guard=guard, readings=readings)
         finally:
             box.close()  # leftovers of the tree (daemonised ones included), whatever happened
             ended_at.append(max([row["t"] for row in rows], default=clock()))
@@ -550,10 +535,10 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
     wall_s = time.monotonic() - t0
     cpu_s = _children_cpu_s() - cpu_before
 
-    samples, mark_frame = _write_samples_and_marks(rows, outdir, bad, parse_mark, mapping_readings.heap_by_unit)
+    samples, mark_frame = _write_samples_and_marks(rows, outdir, bad, parse_mark, readings.heap_by_unit)
     if heap_file is not None:
         glibc_heap.strip_summary(outdir / "run.log")
-    mapping_readings.write(outdir / "mappings.parquet")
+    readings.write(outdir / "mappings.parquet")
     status, stop_facts = _stop_facts(_status(proc.returncode, stopped_for), stopped_for, proc.returncode, plan,
                                      watcher)
     n_units = int(mark_frame["unit"].max()) if mark_frame["unit"].notna().any() else 0
@@ -570,8 +555,8 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         "n_units": n_units,
         "stopped_at_unit": n_units,
         "heap_metric": heap_metric,
-        "mappings_readings": len({r["t"] for r in mapping_readings.rows}),
-        "mappings_read_s": round(mapping_readings.seconds, 3),
+        "mappings_readings": readings.readings,
+        "mappings_read_s": round(readings.seconds, 3),
         **stop_facts,
         **facts,
         "units_sharing_reading": units_sharing_reading(samples, mark_frame),

@@ -1,7 +1,7 @@
 """Verdicts on readings shared between units say so.
 
 The runner reads the process when a unit line arrives, at most once per
-``runner.MIN_READING_GAP_S``; a unit closer than that to the previous reading shares
+``unit_readings.MIN_SAMPLE_GAP_S``; a unit closer than that to the previous reading shares
 it, and its run counts those units (``units_sharing_reading`` in ``meta.json`` and the
 runs table).  Growth between two units that share a reading is not measured, only
 growth between readings: a decisive verdict on an outside metric (RSS, PSS, fds ...)

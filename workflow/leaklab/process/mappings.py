@@ -5,8 +5,8 @@ the brk heap or anonymous mappings (glibc serves requests above its mmap thresho
 every thread arena, from anonymous mappings); a leak through ``mmap`` itself grows
 anonymous mappings that no malloc profiler sees; a leak in a helper process grows
 another pid.  Reading full ``smaps`` walks every mapping's pages under the process's
-mmap lock, so it is read at unit marks (a few per second at most), never at the
-sampler's 20 Hz.
+mmap lock, so it is read at unit marks (paced: ``leaklab.process.unit_readings``, which
+takes it in the same instant as the unit's RSS), never at the sampler's 20 Hz.
 
 Each reading is a set of rows (``mappings.parquet`` in the run directory):
 
@@ -18,21 +18,16 @@ Each reading is a set of rows (``mappings.parquet`` in the run directory):
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable
-from pathlib import Path
-
+import numpy as np
 import pandas as pd
+from scipy.stats import theilslopes
 
-from leaklab.process import allocator_heap, sampler, unit_protocol
+from leaklab.process import sampler
 
 BRK_HEAP, ANONYMOUS, FILE_BACKED, STACK, SHARED, OTHER = (
     "brk heap", "anonymous mappings", "file-backed", "stacks", "shared memory", "kernel/other")
 KINDS = (BRK_HEAP, ANONYMOUS, FILE_BACKED, STACK, SHARED, OTHER)
 TOP_MAPPINGS = 5
-# at most one reading per this many seconds: units shorter than this share a reading
-MIN_GAP_S = 0.5
 COLUMNS = ("t", "unit", "pid", "ppid", "command", "level", "kind", "start", "end", "name", "rss_bytes", "pss_bytes")
 _SMAPS_FIELDS = {"Rss:": "rss_bytes", "Pss:": "pss_bytes", "Private_Clean:": "private_bytes",
                  "Private_Dirty:": "private_bytes"}
@@ -111,71 +106,6 @@ def read_tree(pids: list[int], t: float, unit: int | None) -> list[dict]:
     return rows
 
 
-class MappingReadings:
-    """Reads the tree's mappings each time a new unit appears in ``marks.jsonl``.
-
-    Called by the runner at every sample (cheap: one ``stat`` unless the marks file
-    grew); reads at most once per :data:`MIN_GAP_S`, the last unit seen pending until
-    then, so a run of short units is read at a bounded rate.  With ``heap_file`` (glibc's
-    libmemusage records or jemalloc's dumps, ``leaklab.process.allocator_heap``) every new unit
-    also reads the heap in use: ``heap_by_unit``; ``at_unit``
-    (a profiler's: pprof fetches a heap profile) runs at every new unit too."""
-
-    def __init__(self, marks_path: Path, min_gap_s: float = MIN_GAP_S, heap_file: Path | None = None,
-                 at_unit: Callable[[int], None] | None = None):
-        self.marks_path = Path(marks_path)
-        self.at_unit = at_unit
-        self.min_gap_s = min_gap_s
-        self.heap_file = heap_file
-        self.heap_by_unit: dict[int, int] = {}
-        self.rows: list[dict] = []
-        self.seconds = 0.0  # the runner's own time spent reading, for meta.json
-        self._offset = 0
-        self._unit: int | None = None
-        self._read_unit: int | None = None
-        self._last_read = -float("inf")
-
-    def _new_units(self) -> None:
-        try:
-            size = self.marks_path.stat().st_size
-        except OSError:
-            return
-        if size <= self._offset:
-            return
-        lines, self._offset = unit_protocol.read_complete_lines(self.marks_path, self._offset)
-        for line in lines:
-            try:
-                unit = json.loads(line).get("unit")
-            except (ValueError, AttributeError):
-                continue  # the runner's checks count bad lines; here they are only skipped
-            if isinstance(unit, int) and not isinstance(unit, bool) and 0 <= unit < 2**31 \
-                    and (self._unit is None or unit > self._unit):
-                self._unit = unit
-                if self.at_unit is not None:
-                    self.at_unit(unit)
-                if self.heap_file is not None:
-                    in_use = allocator_heap.read(self.heap_file)
-                    if in_use is not None:
-                        self.heap_by_unit[unit] = in_use
-
-    def poll(self, t: float, pid: int, members: list[int] | tuple[int, ...] = ()) -> None:
-        """Read the tree rooted at ``pid`` (and the cgroup's ``members``) if a unit
-        mark is new since the last reading and the rate allows."""
-        self._new_units()
-        if self._unit is None or self._unit == self._read_unit:
-            return
-        now = time.monotonic()
-        if now - self._last_read < self.min_gap_s:
-            return
-        pids = list(dict.fromkeys([*sampler.descendants(pid), *members]))
-        self.rows.extend(read_tree(pids, t, self._unit))
-        self._read_unit, self._last_read = self._unit, now
-        self.seconds += time.monotonic() - now
-
-    def write(self, path: Path) -> None:
-        frame(self.rows).to_parquet(path, index=False)
-
-
 def frame(rows: list[dict]) -> pd.DataFrame:
     """Reading rows as a frame with every column, typed, even when empty."""
     out = pd.DataFrame(rows, columns=list(COLUMNS))
@@ -189,11 +119,16 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def _slope(units: pd.Series, values: pd.Series) -> float:
-    """Least-squares bytes per unit; NaN with fewer than two distinct units."""
+    """Bytes per unit, the Theil–Sen slope the verdicts fit to RSS
+    (``leaklab.model.growth.slope_per_unit``), so a layer's growth and the RSS growth it
+    is held against are measured alike: one unit that drops (a runtime handing pages
+    back) moves neither; NaN with fewer than two distinct units."""
     if units.nunique() < 2:
         return float("nan")
-    x, y = units.astype("float64"), values.astype("float64")
-    return float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+    y = values.astype("float64").to_numpy()
+    if np.ptp(y) == 0:
+        return 0.0
+    return float(theilslopes(y, units.astype("float64").to_numpy())[0])
 
 
 def _after_warmup(readings: pd.DataFrame, warmup_units: int) -> pd.DataFrame:

@@ -170,11 +170,12 @@ class ProtocolMarks:
     parse, names a reserved metric, or whose unit is negative, too large or not after
     the previous one is counted in ``bad`` and skipped, never raised.  Lines arrive
     from another thread than the clock's (``line``; ``poll`` from the sampling loop):
-    a lock keeps the marks whole and in order.  ``reading(t)`` is called at every
-    unit mark, the moment its line arrived: the runner reads the process there."""
+    a lock keeps the marks whole and in order.  ``reading(t, unit)`` is called at every
+    unit mark, the moment its line arrived: the runner reads the process there
+    (``leaklab.process.unit_readings``)."""
 
     def __init__(self, source: str, units_path: Path, marks_path: Path, bad: BadLines | None = None,
-                 pattern: str | None = None, reading: Callable[[float], None] | None = None,
+                 pattern: str | None = None, reading: Callable[..., None] | None = None,
                  reserved: frozenset[str] = PROGRAM_RESERVED_NAMES):
         self.source, self.units_path, self.marks_path = source, Path(units_path), Path(marks_path)
         self.reserved = reserved
@@ -208,8 +209,8 @@ class ProtocolMarks:
         """One unit mark: the process read at this moment, then the mark."""
         cpu = cpu_seconds(pid)
         self._start(t, cpu)
-        if record["unit"] and self.reading is not None:
-            self.reading(t)
+        if self.reading is not None:
+            self.reading(t, record["unit"])
         self.last_unit = record["unit"]
         self._write({"t": t, "phase": "unit" if record["unit"] else "start", "cpu_s": cpu, **record})
 
@@ -266,6 +267,8 @@ class ProtocolMarks:
             self._start(t, cpu)
             if self.source == "seconds":
                 while t >= self.next_second:
+                    if self.reading is not None:  # the sample just taken is this second's: no other
+                        self.reading(t, self.next_second, sample=False)
                     self._write({"t": t, "unit": self.next_second, "phase": "unit", "cpu_s": cpu})
                     self.next_second += 1
 
