@@ -473,13 +473,19 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description="Score the verdict on seeded synthetic series of known class.")
     parser.add_argument("--draws", type=int, default=50, help="data sets per class and parameter set")
+    parser.add_argument("--per-class", type=int, default=0,
+                        help="at least this many data sets per class (draws per parameter set raised to reach it)")
+    parser.add_argument("--classes", default="", help="comma-separated classes (default all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stopping", action="store_true",
                         help="also replay every data set through sequential stopping and compare")
     parser.add_argument("--stop-on", default=",".join(STOP_ON),
                         help=f"verdicts that end a run early (default {','.join(STOP_ON)})")
     args = parser.parse_args(argv)
-    rows = synthetic_rows(args.draws, args.seed, stopping=args.stopping, stop_on=tuple(args.stop_on.split(",")))
+    chosen = [c for c in args.classes.split(",") if c] or list(GRID)
+    rows = pd.concat([synthetic_rows(max(args.draws, math.ceil(args.per_class / len(GRID[cls][2]))), args.seed,
+                                     stopping=args.stopping, stop_on=tuple(args.stop_on.split(",")), classes=[cls])
+                      for cls in chosen], ignore_index=True)
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print(by_case(rows).to_string(index=False))
         print(by_class(rows).round(4).to_string(index=False))

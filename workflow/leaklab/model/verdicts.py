@@ -18,31 +18,38 @@ per run), every unit tried.  *Slowing* means the recent part's own halves decele
 The rule (``decide_confirmable``; ``decide`` without the flag), in order:
 
 - ``inconclusive`` when fewer than ``MIN_UNITS`` units or no 95 % interval;
-- ``leak``: the recent rate's interval lies above the bar, it is not slowing, and the
-  whole window's interval lies above the bar or growth began late; when the window's
-  halves decelerate, only if its slope fell at a change point within the first
-  ``MAX_FELL_AT`` of it (a transient or an allocator's first fill is sharp and early; a
-  curve levelling off bends in its middle: on seed 0 the change points of saturating
-  curves called leaks lay at 38-55 % of the window, those of transients and allocator
-  fills at 14-24 %); or the whole
-  window's interval lies above the bar, the late half still grows (interval above
-  zero, estimate at the bar), the recent interval reaches the bar and nothing
-  decelerates (growth in stairs or teeth, which a recent part as long as a stair
-  cannot resolve);
+- ``leak``: growth since it began (the *stretch*: from a late onset; the late half after
+  a sharp early fall, within the first ``MAX_FELL_AT`` of the window, clear of what is
+  left of a transient; else the whole window) is above the bar, by its mean rate's
+  interval (``intervals.rate_interval``: total growth over total units, block
+  bootstrap over units, so growth in jumps counts with the variance of its jumps) or the
+  whole window's median-slope interval, with the median slope at the bar (a sawtooth's
+  phase at the window's ends moves a mean rate, not a median); and it keeps going: the
+  stretch's late half is not shown below the bar, nor shown slower than its early half
+  (``stopping``: at ``SLOWING_CONFIDENCE``, two-sided, and at most ``MAX_LATE_SHARE`` of
+  its rate; strict, because a jump process slows by chance); after an early fall, also
+  not ``slowing`` by median slopes (the late half alone is too short to show a smooth
+  curve still bending: on seed 0 two saturating curves of the ``settling`` class passed
+  without it).  A leak is *final* only when its halves keep ``FINAL_SHARE`` of their pace
+  (``keeps_pace``); else it needs confirmation: a curve saturating with a time constant
+  of 2-5 windows slows by 10-22 % between one window's halves, a straight line to the
+  eye;
 - ``inconclusive``, needing confirmation, when the recent interval lies above the bar
   otherwise (slowing but not yet below it; growth that began late without a clear onset);
 - ``retention``: the experiment's units release their memory, it kept at least the
   ``retained`` threshold, and it is not a leak;
 - ``stable``: the whole window's interval lies below the bar (unless the early half
   grew above the bar and the late half is below it: that is ``settling``);
-- ``settling``: it grew above the bar (whole window or early half) and the late half's
-  interval lies below the bar; or its estimate is below it (``levelling off``, needing
-  confirmation).  Never while the recent interval lies above the bar;
+- ``settling``: it grew above the bar (whole window, early half or mean rate) and the
+  late half lies below the bar by its median slope's interval *and* its mean rate's
+  (``_stopped``: positive evidence; a late half between two jumps is not a plateau).
+  An estimate below the bar without that is ``inconclusive``, needing confirmation.
+  Never while the recent interval lies above the bar;
 - ``inconclusive``: anything else (an interval straddling the bar); needing
   confirmation when it grew above the bar but is not yet shown to have stopped.
 
 ``needs_confirmation`` says the verdict depends on what happens after the window: a
-leak that began late or whose rate fell within the window, a rate slowing but not yet
+leak that began late or does not show it keeps its pace, a rate slowing but not yet
 below the bar, growth levelling off but not yet shown below it.  ``plateau`` is the
 recent part's level (median over the runs), reported for ``settling``.
 
