@@ -47,8 +47,14 @@ def test_each_class_mostly_gets_its_own_verdict(rows):
     settling = rows[rows["case"] == "settling"]
     assert not settling.loc[settling["verdict"] == "inconclusive", "needs_confirmation"].eq(False).any()
     confirmed = settling.loc[settling["tier"] == "synthetic_confirmed", "verdict"]
-    assert confirmed.isin(["settling", "stable"]).mean() >= 0.9 and not (confirmed == "leak").any()
-    assert share["settling"] >= 0.3 and share["step"] >= 0.6
+    # a 50 % rise with a time constant of one window still grows above the bar over the late half of 4 windows
+    # (by its mean rate): `inconclusive` there, never `settling` without that evidence (seed 11: 89 % settled)
+    assert confirmed.isin(["settling", "stable"]).mean() >= 0.85 and not (confirmed == "leak").any()
+    # a step in the window's late half is growth there, as a stair is: only what follows tells them apart, so
+    # settling needs the late half below the bar by its mean rate too, and a later step waits for confirmation
+    steps = rows[rows["case"] == "step"]
+    assert steps.loc[steps["tier"] == "synthetic_confirmed", "verdict"].isin(["settling", "stable"]).mean() >= 0.9
+    assert share["settling"] >= 0.15 and share["step"] >= 0.25
     assert share["retention"] == 1.0 and share["flat"] == 1.0 and share["churn"] == 1.0
     assert (cases.loc[cases["case"] == "sub_threshold", "leak"] == 0).all()  # a tenth of the bar: not caught
 
@@ -65,6 +71,11 @@ def test_leaks_whose_rate_changes_are_leaks_and_bounded_growth_never_is(new_rows
     assert not (bounded["verdict"] == "leak").any()
     slow = new_rows[(new_rows["case"] == "slow_saturation") & (new_rows["tier"] == "synthetic")]
     assert (slow["verdict"] != "settling").all()  # still growing above the bar at the window's end
+    assert not ((slow["verdict"] == "leak") & ~slow["needs_confirmation"]).any()  # a straight line: never final
+    confirmed = new_rows[new_rows["tier"] == "synthetic_confirmed"]
+    assert not (confirmed.loc[confirmed["case"].isin(BOUNDED), "verdict"] == "leak").any()
+    increments = confirmed[confirmed["case"] == "random_increments"]
+    assert (increments["verdict"] == "leak").mean() >= 0.9, accuracy.by_case(increments).to_string()
 
 
 def test_held_out_classes_are_scored_apart(new_rows):
@@ -72,6 +83,11 @@ def test_held_out_classes_are_scored_apart(new_rows):
     assert set(classes.loc[classes["set"] == "held_out", "case"]) >= {"irregular_stairs", "accelerating_leak"}
     assert set(accuracy.score(new_rows)["set"]) == {"tuning", "held_out"}
     assert (classes.groupby("case")["n"].first() > 0).all()
+
+
+def test_new_held_out_classes_are_scored_apart():
+    held = accuracy.synthetic_rows(draws=1, seed=0, classes=accuracy.HELD_OUT_NEW, horizon=1)
+    assert set(held["set"]) == {"held_out_new"} and set(held["case"]) == set(accuracy.HELD_OUT_NEW)
 
 
 def test_scores_come_with_wilson_intervals(rows):
@@ -153,7 +169,7 @@ def test_make_accuracy_runs_the_real_tier_through_the_workflow(root, tmp_path):
     assert real["correct"].astype(bool).all(), real.to_string()
     scores = pd.read_csv(tables / "accuracy.csv")
     assert set(scores["tier"]) == {"synthetic", "synthetic_confirmed", "real"}
-    assert set(scores["set"].dropna()) == {"tuning", "held_out"}
+    assert set(scores["set"].dropna()) == {"tuning", "held_out", "held_out_new"}
     assert (tmp_path / "results" / "figures" / "accuracy.png").stat().st_size > 10_000
 
 

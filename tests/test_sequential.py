@@ -27,9 +27,12 @@ def test_looks_are_geometric_fixed_in_advance_and_end_at_the_full_length():
 
 
 def test_a_clear_leak_is_decided_early_with_its_time():
-    r = sequential.replay_run(run(4 * MIB), SETTINGS, "rss_bytes")
+    """A leak decides a look only once its halves show it keeps its pace (a saturating
+    curve is a straight line early on): with readings scattered by an eighth of a unit's
+    growth that takes about half the run."""
+    r = sequential.replay_run(run(4 * MIB, noise=0.5 * MIB), SETTINGS, "rss_bytes")
     assert r["stop_verdict"] == r["fixed_verdict"] == "leak"
-    assert r["stop_units"] <= 20 and r["stop_seconds"] == pytest.approx(r["stop_units"] * 0.5)
+    assert r["stop_units"] <= 30 and r["stop_seconds"] == pytest.approx(r["stop_units"] * 0.5)
     assert r["recorded_units"] == 60 and r["needed_units"] == r["stop_units"]
 
 

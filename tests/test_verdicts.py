@@ -469,3 +469,66 @@ def test_never_settling_or_stable_while_the_recent_interval_lies_above_the_bar(r
         assert judged.verdict not in ("settling", "stable"), judged.reason
     if judged.verdict == "settling":
         assert judged.windows.late.slope < MIB / 2 and (recent is None or recent.ci_low <= MIB / 2)
+
+
+def jumps(units: int, chance: float, mean_rate: float, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Two runs whose growth arrives in random amounts on random units (mean ``mean_rate``)."""
+    rng = np.random.default_rng(seed)
+    u = np.arange(1, units + 1, dtype=float)
+    return [(u, 100 * MIB + np.cumsum((rng.random(units) < chance) * rng.exponential(mean_rate / chance, units))
+             + rng.normal(0, 0.02 * MIB, units)) for _ in range(2)]
+
+
+def test_growth_in_sparse_jumps_is_a_leak_never_settling_and_more_units_decide_it():
+    """Jumps on one unit in five at 4 MiB/unit on average: the median slope reads the flat
+    stretches between jumps; the mean rate with a block bootstrap counts the jumps.  At
+    most one draw of 12 is called settling or stable in the window (seed 9: neither run
+    jumped in its late half after 4 and 6 jumps in its early half: a plateau by any count),
+    and over 4x the units all are leaks."""
+    window, confirmed = [], []
+    for seed in range(12):
+        runs = jumps(120, 0.2, 4 * MIB, seed)
+        window.append(verdicts.judge([(x[:30], y[:30]) for x, y in runs], leak_per_unit=MIB).verdict)
+        confirmed.append(verdicts.judge(runs, leak_per_unit=MIB).verdict)
+    assert sum(v in ("settling", "stable") for v in window) <= 1, window
+    assert window.count("leak") >= 9 and confirmed == ["leak"] * 12, (window, confirmed)
+
+
+def test_a_step_in_the_late_half_is_not_a_plateau_until_what_follows_shows_it():
+    """One step of 20 MiB at unit 20 of 30 and flat after: a stair cannot be told from it
+    in the window, so settling waits for confirmation; over 4x the units it settled."""
+    u = np.arange(1, 121, dtype=float)
+    runs = curve(np.where(u >= 20, 20 * MIB, 0.0), noise=0.05 * MIB)
+    judged = verdicts.judge([(x[:30], y[:30]) for x, y in runs], leak_per_unit=MIB)
+    assert judged.verdict == "inconclusive" and horizon_pending(judged), judged.reason
+    assert verdicts.judge(runs, leak_per_unit=MIB).verdict in ("settling", "stable")
+
+
+def test_a_straight_line_is_a_final_leak_only_when_its_halves_keep_their_pace():
+    """A curve saturating over 3 windows is straight in one: a leak, but one that needs
+    confirmation (its late half runs at 85 % of its early half's pace); a steady leak
+    with the same noise is final."""
+    u = np.arange(1, 31, dtype=float)
+    saturating = verdicts.judge(curve(4 * MIB * 90 * (1 - np.exp(-u / 90)), noise=0.01 * MIB), leak_per_unit=MIB)
+    assert saturating.verdict == "leak" and saturating.needs_confirmation and not saturating.windows.keeps_pace
+    steady = verdicts.judge(curve(4 * MIB * u, noise=0.01 * MIB), leak_per_unit=MIB)
+    assert steady.verdict == "leak" and not steady.needs_confirmation and steady.windows.keeps_pace
+
+
+def test_the_mean_rate_interval_widens_with_the_jumps_it_saw():
+    """The same total growth spread evenly and in four jumps: the same mean rate, a wider
+    block-bootstrap interval for the jumps; a line is its own interval."""
+    u = np.arange(1, 31, dtype=float)
+    even = [(u, 2.0 * u)]
+    lumpy = [(u, np.where(u >= 8, 15.0, 0) + np.where(u >= 15, 15.0, 0) + np.where(u >= 22, 15.0, 0)
+              + np.where(u >= 29, 13.0, 0))]
+    a, b = intervals.rate_interval(even), intervals.rate_interval(lumpy)
+    assert a.slope == pytest.approx(2.0) and b.slope == pytest.approx(2.0)
+    assert (a.ci_low, a.ci_high) == pytest.approx((2.0, 2.0)) and b.ci_high - b.ci_low > 2.0
+    assert b.ci_method == "block-bootstrap"
+
+
+def horizon_pending(judged) -> bool:
+    from leaklab.model import horizon
+
+    return horizon.pending(judged, MIB / 2)

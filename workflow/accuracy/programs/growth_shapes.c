@@ -1,17 +1,20 @@
 /* Growth of a known shape, for the accuracy benchmark's real tier:
- * `growth_shapes SHAPE STEPS`.  Each step allocates (and touches) what its shape asks,
+ * `growth_shapes SHAPE STEPS [WINDOW]`.  WINDOW (default STEPS) is the run the shapes are
+ * drawn for: a confirmation runs the program for several windows (STEPS = horizon x
+ * WINDOW) and the shape must stay the one the window saw, as the synthetic tier's
+ * series run on past their window.  Each step allocates (and touches) what its shape asks,
  * sleeps 100 ms (two readings of the 50 ms sampler per step) and appends one line to
  * $LEAKLAB_UNITS (leaklab's unit protocol).
  * The rates are relative to R = 256 KiB per step, twice the 128 KiB/step threshold the
  * accuracy config sets for this experiment.  Blocks are 64 KiB, under glibc's mmap
  * threshold, so that freed ones stay in the heap and are reused, as an allocator does.
- *   late_onset        nothing for the first half, then 4 R per step
+ *   late_onset        nothing for the first half of the window, then 4 R per step
  *   transient_leak    16 R in each of the first 4 steps (a cache filling), R per step throughout
  *   allocator_reuse   4 R per step, 3/4 of it released every 10 steps: RSS grows fast, then at R
  *   stairs            10 R every 10 steps
  *   random_increments on each step with probability 1/2, an exponential amount of mean 2 R
  *   fill_then_flat    4 R per step into a cache of 20 steps' worth, then the oldest evicted
- *   slow_saturation   4 R x exp(-i / (3 STEPS)) per step: levels off three runs later */
+ *   slow_saturation   4 R x exp(-i / (3 WINDOW)) per step: levels off three windows later */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,12 +39,13 @@ static void keep(double bytes) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s SHAPE STEPS\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s SHAPE STEPS [WINDOW]\n", argv[0]);
         return 2;
     }
     const char *shape = argv[1];
     long steps = atol(argv[2]);
+    long window = argc == 4 ? atol(argv[3]) : steps;
     kept = calloc((size_t)steps * 64 + 1024, sizeof *kept);
     garbage = calloc((size_t)steps * 64 + 1024, sizeof *garbage);
     const char *path = getenv("LEAKLAB_UNITS");
@@ -50,7 +54,7 @@ int main(int argc, char **argv) {
     srand(7);
     for (long i = 1; i <= steps; i++) {
         if (!strcmp(shape, "late_onset")) {
-            if (i > steps / 2)
+            if (i > window / 2)
                 keep(4.0 * R);
         } else if (!strcmp(shape, "transient_leak")) {
             keep(i <= 4 ? 17.0 * R : 1.0 * R);
@@ -82,7 +86,7 @@ int main(int argc, char **argv) {
                 }
             }
         } else if (!strcmp(shape, "slow_saturation")) {
-            keep(4.0 * R * exp(-(double)i / (3.0 * steps)));
+            keep(4.0 * R * exp(-(double)i / (3.0 * window)));
         } else {
             fprintf(stderr, "unknown shape %s\n", shape);
             return 2;

@@ -26,9 +26,13 @@ baseline level, and the threshold is ``THRESHOLD`` of it per unit.
 | ``slow_saturation`` | A(1 - exp(-u/tau)), tau 2 to 5 windows: levels off past the run | settling |
 | held out: ``accelerating_leak``, ``irregular_stairs``, ``late_sawtooth_leak`` | | leak |
 | held out: ``noisy_fill`` | a cache filling in random chunks, then full | settling |
+| held out (new): ``varying_leak`` | a leak whose rate swings by 80 % over 1 or 2 windows | leak |
+| held out (new): ``bursty_leak`` | a leak in bursts of 2-5 units between pauses of 5-20 units | leak |
+| held out (new): ``leak_cache_release`` | a leak under a cache emptied completely every 8-20 units | leak |
 
-Held-out classes (``HELD_OUT``) were added after the rule was set and are scored apart
-(column ``set``).  Every data set is generated ``HORIZON`` times as long as its window
+Held-out classes (``HELD_OUT``, ``HELD_OUT_NEW``) were added before the rule was scored
+and never looked at while its form and constants were set (on the tuning classes, seed
+0); they are scored apart (column ``set``: ``tuning``, ``held_out``, ``held_out_new``).  Every data set is generated ``HORIZON`` times as long as its window
 and judged on the window (tier ``synthetic``); tier ``synthetic_confirmed`` judges again
 on the whole length every ``leak`` and every verdict that needs confirmation, as the
 workflow's confirmation of an experiment that asks for it would.
@@ -52,6 +56,7 @@ import numpy as np
 import pandas as pd
 
 from leaklab.model import sequential, verdicts
+from leaklab.model.horizon import pending
 from leaklab.measure.config import DEFAULT_STOP_ON
 from leaklab.model.settings import ExperimentSettings, Threshold
 
@@ -157,6 +162,22 @@ def _shape(cls: str, u: np.ndarray, rng: np.random.Generator, n: int, **p) -> np
     if cls == "noisy_fill":  # a cache filling in random chunks until a share of the window, then full
         filling = u <= p["until"] * n
         return np.cumsum(filling * rng.exponential(p["rate"], u.size))
+    if cls == "varying_leak":  # a leak whose rate swings by 80 % around ``rate`` over ``period`` windows
+        period, phase = p["period"] * n, rng.uniform(0, 2 * math.pi)
+        swing = 0.8 * period / (2 * math.pi)
+        return p["rate"] * (u - swing * (np.cos(2 * math.pi * u / period + phase) - math.cos(phase)))
+    if cls == "bursty_leak":  # bursts of 2-5 units at a high rate between pauses of 5-20 units, mean ``rate``
+        on = np.zeros(u.size, dtype=bool)
+        at = int(rng.integers(0, 10))
+        while at < u.size:
+            burst = int(rng.integers(2, 6))
+            on[at:at + burst] = True
+            at += burst + int(rng.integers(5, 21))
+        return np.cumsum(on * p["rate"] * (1 + 12.5 / 3.5))
+    if cls == "leak_cache_release":  # a leak under a cache that fills at ``fill`` x rate and is emptied
+        # completely every 8-20 units (the period drawn per run)
+        period = int(rng.integers(8, 21))
+        return p["rate"] * u + p["fill"] * p["rate"] * (u % period)
     return np.zeros(u.size)  # flat
 
 
@@ -186,6 +207,12 @@ GRID: dict[str, tuple[str, bool, list[dict]]] = {
     "late_sawtooth_leak": ("leak", False, [{"rate": THRESHOLD * k, "at": at} for k in (2, 10) for at in (1 / 3, 1 / 2)]),
     "noisy_fill": ("settling", False, [{"rate": THRESHOLD * k, "until": until} for k in (2, 10)
                                        for until in (1 / 3, 1 / 2)]),
+    # held out, added for the mean-rate rule before it was scored: not one run of the tuning looked at them
+    "varying_leak": ("leak", False, [{"rate": THRESHOLD * k, "period": period} for k in (2, 5, 20)
+                                     for period in (1.0, 2.0)]),
+    "bursty_leak": ("leak", False, [{"rate": THRESHOLD * k} for k in (2, 5, 20)]),
+    "leak_cache_release": ("leak", False, [{"rate": THRESHOLD * k, "fill": fill} for k in (2, 5, 20)
+                                           for fill in (3.0, 10.0)]),
     "fill_then_flat": ("settling", False, [{"rate": THRESHOLD * k, "until": until} for k in (2, 10, 50)
                                            for until in (1 / 4, 1 / 2, 2 / 3)]),
     "slow_saturation": ("settling", False, [{"rate": THRESHOLD * k, "tau": tau} for k in (2, 10, 50)
@@ -195,6 +222,15 @@ GRID: dict[str, tuple[str, bool, list[dict]]] = {
 
 # Held out: added once the rule's form and constants were set looking at the others (seed 0)
 HELD_OUT = ("accelerating_leak", "irregular_stairs", "late_sawtooth_leak", "noisy_fill")
+# Held out from the mean-rate rule (2026-12-06): added before it was scored, never looked at while it was set
+HELD_OUT_NEW = ("varying_leak", "bursty_leak", "leak_cache_release")
+
+
+def subset(cls: str) -> str:
+    """Which set a class belongs to: ``tuning`` (the rule was set looking at it),
+    ``held_out`` (added once the recent-rate rule was set, 2026-12-05) or ``held_out_new``
+    (added before the mean-rate rule was scored, 2026-12-06; never looked at while setting it)."""
+    return "held_out_new" if cls in HELD_OUT_NEW else "held_out" if cls in HELD_OUT else "tuning"
 
 
 def cases(draws: int, seed: int = 0, noise: Noise = Noise(), units: int = UNITS,
@@ -287,20 +323,21 @@ def synthetic_rows(draws: int, seed: int = 0, noise: Noise = Noise(), stopping: 
     parameters, truth, the verdict given, whether it needs confirmation and the units
     after the warm-up it was judged on.  A second row per data set (tier
     ``synthetic_confirmed``) is the verdict after confirmation, as an experiment that
-    confirms every ``leak`` and every verdict that needs it: such a verdict judged again
-    on the run continued to ``horizon`` times its window, any other kept.  With
+    confirms every ``leak`` (``confirm: {leak: true}``) and every verdict that depends on
+    what follows (``horizon.pending``, the runner's own test): such a verdict judged
+    again on the run continued to ``horizon`` times its window, any other kept.  With
     ``stopping``, a third (tier ``synthetic_stopped``) with the verdict after
     sequential stopping (on the window)."""
     rows = []
     for full in cases(draws, seed, noise, horizon=horizon, classes=classes):
         c = window(full)
         first = judgement(c)
-        row = {"case": c.cls, "set": "held_out" if c.cls in HELD_OUT else "tuning", "detail": c.detail,
+        row = {"case": c.cls, "set": subset(c.cls), "detail": c.detail,
                "truth": c.truth}
         rows.append({"tier": "synthetic", **row, "verdict": first.verdict,
                      "needs_confirmation": first.needs_confirmation, "units": float(UNITS)})
         confirmed, units = first, float(UNITS)
-        if horizon > 1 and (first.verdict == "leak" or first.needs_confirmation):
+        if horizon > 1 and pending(first, verdicts.DECISION_FRACTION * THRESHOLD * LEVEL, confirm_leak=True):
             confirmed, units = judgement(full), float(UNITS * horizon)
         rows.append({"tier": "synthetic_confirmed", **row, "verdict": confirmed.verdict,
                      "needs_confirmation": confirmed.needs_confirmation, "units": units})
@@ -334,6 +371,8 @@ def by_class(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "n": grouped.size(),
         "leak": grouped["verdict"].apply(lambda v: (v == "leak").mean()),
+        "final_leak": grouped.apply(lambda g: ((g["verdict"] == "leak") & ~g["needs_confirmation"]).mean(),
+                                    include_groups=False),
         "settling_or_stable": grouped["verdict"].apply(lambda v: v.isin(["settling", "stable"]).mean()),
         "inconclusive": grouped["verdict"].apply(lambda v: (v == "inconclusive").mean()),
         "needs_confirmation": grouped["needs_confirmation"].mean(),
@@ -434,13 +473,19 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description="Score the verdict on seeded synthetic series of known class.")
     parser.add_argument("--draws", type=int, default=50, help="data sets per class and parameter set")
+    parser.add_argument("--per-class", type=int, default=0,
+                        help="at least this many data sets per class (draws per parameter set raised to reach it)")
+    parser.add_argument("--classes", default="", help="comma-separated classes (default all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stopping", action="store_true",
                         help="also replay every data set through sequential stopping and compare")
     parser.add_argument("--stop-on", default=",".join(STOP_ON),
                         help=f"verdicts that end a run early (default {','.join(STOP_ON)})")
     args = parser.parse_args(argv)
-    rows = synthetic_rows(args.draws, args.seed, stopping=args.stopping, stop_on=tuple(args.stop_on.split(",")))
+    chosen = [c for c in args.classes.split(",") if c] or list(GRID)
+    rows = pd.concat([synthetic_rows(max(args.draws, math.ceil(args.per_class / len(GRID[cls][2]))), args.seed,
+                                     stopping=args.stopping, stop_on=tuple(args.stop_on.split(",")), classes=[cls])
+                      for cls in chosen], ignore_index=True)
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print(by_case(rows).to_string(index=False))
         print(by_class(rows).round(4).to_string(index=False))

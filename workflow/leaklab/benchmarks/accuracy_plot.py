@@ -18,12 +18,12 @@ def confusion(cases: pd.DataFrame, real: pd.DataFrame, out: Path) -> None:
     rule was set on first and the held-out ones after them, each in the window and after
     confirmation; then the real programs."""
     labels = list(verdicts.VERDICTS)
-    order = {"tuning": 0, "held_out": 1}
+    order = {"tuning": 0, "held_out": 1, "held_out_new": 2}
     synthetic = cases.groupby(["set", "case", "truth", "tier"])[labels].sum()
     synthetic = synthetic.iloc[sorted(range(len(synthetic)), key=lambda i: (order.get(synthetic.index[i][0], 2),
                                                                           synthetic.index[i][1:]))]
     shares = synthetic.div(synthetic.sum(axis=1), axis=0)
-    rows = [f"{'held out: ' if subset == 'held_out' else ''}{case}{TIER_NAMES.get(tier, tier)} (truth: {truth})"
+    rows = [f"{'held out: ' if subset.startswith('held_out') else ''}{case}{TIER_NAMES.get(tier, tier)} (truth: {truth})"
             for subset, case, truth, tier in shares.index]
     grid = shares.to_numpy()
     real_rows = [f"real: {r.case} (truth: {r.truth})" for r in real.itertuples()]

@@ -18,31 +18,38 @@ per run), every unit tried.  *Slowing* means the recent part's own halves decele
 The rule (``decide_confirmable``; ``decide`` without the flag), in order:
 
 - ``inconclusive`` when fewer than ``MIN_UNITS`` units or no 95 % interval;
-- ``leak``: the recent rate's interval lies above the bar, it is not slowing, and the
-  whole window's interval lies above the bar or growth began late; when the window's
-  halves decelerate, only if its slope fell at a change point within the first
-  ``MAX_FELL_AT`` of it (a transient or an allocator's first fill is sharp and early; a
-  curve levelling off bends in its middle: on seed 0 the change points of saturating
-  curves called leaks lay at 38-55 % of the window, those of transients and allocator
-  fills at 14-24 %); or the whole
-  window's interval lies above the bar, the late half still grows (interval above
-  zero, estimate at the bar), the recent interval reaches the bar and nothing
-  decelerates (growth in stairs or teeth, which a recent part as long as a stair
-  cannot resolve);
+- ``leak``: growth since it began (the *stretch*: from a late onset; the late half after
+  a sharp early fall, within the first ``MAX_FELL_AT`` of the window, clear of what is
+  left of a transient; else the whole window) is above the bar, by its mean rate's
+  interval (``intervals.rate_interval``: total growth over total units, block
+  bootstrap over units, so growth in jumps counts with the variance of its jumps) or the
+  whole window's median-slope interval, with the median slope at the bar (a sawtooth's
+  phase at the window's ends moves a mean rate, not a median); and it keeps going: the
+  stretch's late half is not shown below the bar, nor shown slower than its early half
+  (``stopping``: at ``SLOWING_CONFIDENCE``, two-sided, and at most ``MAX_LATE_SHARE`` of
+  its rate; strict, because a jump process slows by chance); after an early fall, also
+  not ``slowing`` by median slopes (the late half alone is too short to show a smooth
+  curve still bending: on seed 0 two saturating curves of the ``settling`` class passed
+  without it).  A leak is *final* only when its halves keep ``FINAL_SHARE`` of their pace
+  (``keeps_pace``); else it needs confirmation: a curve saturating with a time constant
+  of 2-5 windows slows by 10-22 % between one window's halves, a straight line to the
+  eye;
 - ``inconclusive``, needing confirmation, when the recent interval lies above the bar
   otherwise (slowing but not yet below it; growth that began late without a clear onset);
 - ``retention``: the experiment's units release their memory, it kept at least the
   ``retained`` threshold, and it is not a leak;
 - ``stable``: the whole window's interval lies below the bar (unless the early half
   grew above the bar and the late half is below it: that is ``settling``);
-- ``settling``: it grew above the bar (whole window or early half) and the late half's
-  interval lies below the bar; or its estimate is below it (``levelling off``, needing
-  confirmation).  Never while the recent interval lies above the bar;
+- ``settling``: it grew above the bar (whole window, early half or mean rate) and the
+  late half lies below the bar by its median slope's interval *and* its mean rate's
+  (``_stopped``: positive evidence; a late half between two jumps is not a plateau).
+  An estimate below the bar without that is ``inconclusive``, needing confirmation.
+  Never while the recent interval lies above the bar;
 - ``inconclusive``: anything else (an interval straddling the bar); needing
   confirmation when it grew above the bar but is not yet shown to have stopped.
 
 ``needs_confirmation`` says the verdict depends on what happens after the window: a
-leak that began late or whose rate fell within the window, a rate slowing but not yet
+leak that began late or does not show it keeps its pace, a rate slowing but not yet
 below the bar, growth levelling off but not yet shown below it.  ``plateau`` is the
 recent part's level (median over the runs), reported for ``settling``.
 
@@ -77,7 +84,8 @@ from scipy.stats import PermutationMethod, mannwhitneyu
 from leaklab.model import settings as leaklab_settings
 from leaklab.model.amounts import amount, byte_unit, plain_number, plural
 from leaklab.model.intervals import (CONFIDENCE, MIN_UNITS, N_BOOT, PooledSlope, mover_difference, pairwise_slopes,
-                               pooled_slope, sen_interval, serial_correlation_factor)
+                                     pooled_slope, rate_interval, rate_ratio_bound, sen_interval,
+                                     serial_correlation_factor)
 
 RUN_KEYS = ["experiment", "variant", "profiler", "replicate"]
 GROUP_KEYS = ["experiment", "variant", "profiler", "metric"]
@@ -87,6 +95,8 @@ DECELERATION_CONFIDENCE = 0.80
 MAX_LATE_SHARE = 0.8  # decelerating: the late half grows at most this share of the early half's rate
 MAX_FELL_AT = 1 / 3  # a decelerating window is a leak only when its slope fell within this share of it
 MIN_RECENT_UNITS = 5  # the recent part and a change point's segments have at least this many units
+SLOWING_CONFIDENCE = 0.99  # mean rates: the late half below the early half at this (two-sided) confidence
+FINAL_SHARE = 0.95  # a leak is final in its window only when its late half keeps this share of its early pace
 SIZE_SHARE = 0.5  # a leak is named by a metric that sees at least this share of the largest growth
 
 PER_RUN_COLUMNS = [*RUN_KEYS, "metric", "warmup_units", "n_units", "slope", "slope_low", "slope_high",
@@ -126,6 +136,11 @@ class Windows:
     onset: float = math.nan                # the unit where growth began, when it began late
     fell_at: float = math.nan              # where the slope fell, as a share of the window (the recent part's start)
     plateau: float = math.nan              # the recent part's level (median over runs)
+    since: PooledSlope | None = None       # mean rate from the onset, the early fall, or the window's start
+    since_late: PooledSlope | None = None  # mean rate of the late half of that stretch
+    late_rate: PooledSlope | None = None   # mean rate of the window's late half
+    stopping: bool = False                 # the stretch's late half shown slower than its early half (mean rates)
+    keeps_pace: bool = False               # the stretch's late half shown at FINAL_SHARE of its early half's pace
 
 
 @dataclass(frozen=True)
@@ -219,7 +234,7 @@ def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: 
     windows = Windows(whole, early, late, decelerating=decelerating, n_units=n_units)
     if 2 * MIN_RECENT_UNITS > n_units:
         return windows
-    start = float(min(x[0] for x, _ in late_points))
+    start = late_start = float(min(x[0] for x, _ in late_points))
     knot, change = change_point(clean)
     onset = fell_at = math.nan
     if math.isfinite(knot) and change > 0 and math.isfinite(bar):
@@ -242,7 +257,45 @@ def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: 
         first, second = (pooled_slope(p, **strict) for p in recent_halves)
         slowing = _slower(first, second)
     plateau = float(np.median([np.median(y) for _, y in recent_points]))
-    return replace(windows, recent=recent, slowing=slowing, onset=onset, fell_at=fell_at, plateau=plateau)
+    windows = replace(windows, recent=recent, slowing=slowing, onset=onset, fell_at=fell_at, plateau=plateau,
+                      keeps_pace=_keeps_pace(early, late))
+    return _since(windows, clean, late_points, onset if math.isfinite(onset) else late_start if fell_at <= MAX_FELL_AT else
+                  -math.inf, confidence=confidence, n_boot=n_boot, seed=seed)
+
+
+def _keeps_pace(earlier: PooledSlope, later: PooledSlope) -> bool:
+    """The later stretch grows at FINAL_SHARE of the earlier one's rate or more: the
+    MOVER interval of later - FINAL_SHARE x earlier (median slopes) lies above zero."""
+    low, _ = mover_difference(later.slope, later.ci_low, later.ci_high, FINAL_SHARE * earlier.slope,
+                              FINAL_SHARE * earlier.ci_low, FINAL_SHARE * earlier.ci_high)
+    return bool(low > 0)
+
+
+def _since(windows: Windows, clean: list, late_points: list, start: float, *, confidence: float, n_boot: int,
+           seed: int | Sequence[int]) -> Windows:
+    """The mean-rate fits (``intervals.rate_interval``) of the stretch from ``start``
+    (the onset; the late half after an early fall, clear of what is left of a
+    transient; or the window's start) and of its halves: what a leak
+    is decided on, so that growth in jumps is read as what it costs per unit, with the
+    variance of its jumps.  ``stopping``: the late half's rate is below the early
+    half's at SLOWING_CONFIDENCE and at most MAX_LATE_SHARE of it; ``keeps_pace``: it
+    is above FINAL_SHARE of it at ``confidence``."""
+    parts = _split(clean, start)
+    stretch = parts[1] if parts is not None else clean
+    fit = {"n_boot": n_boot, "seed": seed}
+    since = rate_interval(stretch, confidence=confidence, **fit)
+    late_rate = rate_interval(late_points, confidence=confidence, **fit)
+    halves = _halves(stretch)
+    if halves is None:
+        return replace(windows, since=since, late_rate=late_rate)
+    early, late = halves
+    since_late = rate_interval(late, confidence=confidence, **fit)
+    since_early = rate_interval(early, confidence=confidence, **fit)
+    _, slower_high = rate_ratio_bound(early, late, 1.0, confidence=SLOWING_CONFIDENCE, **fit)
+    stopping = bool(slower_high < 0 and since_late.slope <= MAX_LATE_SHARE * since_early.slope)
+    pace_low, _ = rate_ratio_bound(early, late, FINAL_SHARE, confidence=confidence, **fit)
+    return replace(windows, since=since, since_late=since_late, late_rate=late_rate, stopping=stopping,
+                   keeps_pace=windows.keeps_pace or bool(pace_low > 0))
 
 
 def _rate(value: float, metric: str, unit: str) -> str:
@@ -262,6 +315,15 @@ def decide(w: Windows, *, leak_per_unit: float, retained_threshold: float, relea
     verdict, reason, _ = decide_confirmable(w, leak_per_unit=leak_per_unit, retained_threshold=retained_threshold,
                                             releases=releases, retained=retained, metric=metric, unit=unit)
     return verdict, reason
+
+
+def _stopped(w: Windows, bar: float) -> bool:
+    """Positive evidence that growth stopped: the window's late half lies below the bar
+    by its median slope's interval and by its mean rate's (the jumps it had counted)."""
+    late, rate = w.late, w.late_rate
+    if late is None or math.isnan(late.ci_high) or late.ci_high >= bar:
+        return False
+    return rate is None or math.isnan(rate.ci_high) or rate.ci_high < bar
 
 
 def decide_confirmable(w: Windows, *, leak_per_unit: float, retained_threshold: float, releases: bool,
@@ -287,40 +349,47 @@ def decide_confirmable(w: Windows, *, leak_per_unit: float, retained_threshold: 
             tail = f"; late half {_rate(late.slope, metric, unit)}" if have_halves else ""
             return "leak", f"{whole} above {bar_text}{tail}", False
     else:
-        recent_text = f"recent {_rate(recent.slope, metric, unit)} {_ci_text(recent.ci_low, recent.ci_high, metric, unit)}"
-        # a window whose halves decelerate is a leak only past a sharp early change (a transient, an allocator's
-        # first fill): a smooth curve bends in its middle, and may level off after the window
-        sharp_start = w.fell_at <= MAX_FELL_AT
-        if (recent.ci_low > bar and not w.slowing and (f.ci_low > bar or late_onset)
-                and (not w.decelerating or sharp_start or late_onset)):
-            if late_onset:
-                return ("leak", f"{recent_text} above {bar_text}; growth began at {unit} {w.onset:g}; whole {whole}",
-                        True)
-            return "leak", f"{whole} above {bar_text}; {recent_text}", w.decelerating
-        if (f.ci_low > bar and late_grows and recent.ci_high >= bar and not w.decelerating
-                and not w.slowing):  # growth in steps or teeth: the whole window decides, the recent part agrees
-            return "leak", f"{whole} above {bar_text}; {recent_text}", False
-        if recent.ci_low > bar:
-            if w.slowing or w.decelerating:
-                return ("inconclusive", (f"slowing but still above {bar_text}: {recent_text}, early half "
+        since, since_late = w.since, w.since_late
+        if since is not None and not math.isnan(since.ci_low):
+            since_late = since_late if since_late is not None else since
+            began = (f"since growth began at {unit} {w.onset:g}" if late_onset
+                     else f"in the late half, after an early fall ({w.fell_at:.0%} into the window)"
+                     if w.fell_at <= MAX_FELL_AT
+                     else "over the window")
+            since_text = (f"mean rate {began} {_rate(since.slope, metric, unit)} "
+                          f"{_ci_text(since.ci_low, since.ci_high, metric, unit)}, its late half "
+                          f"{_rate(since_late.slope, metric, unit)}")
+            # grows: the mean rate since growth began is above the bar and the median slope agrees (a sawtooth's
+            # phase at the window's ends moves the mean rate, not the median slope)
+            grows = (since.ci_low > bar or f.ci_low > bar) and ((recent.slope if late_onset else f.slope) >= bar)
+            # keeps going: the late half is neither shown below the bar nor shown slower than the early half
+            fell = w.fell_at <= MAX_FELL_AT
+            # after an early fall the stretch is the late half alone, too short to show a smooth curve still
+            # bending: what follows the fall must also not slow down by its median slopes (``slowing``)
+            if grows and since_late.ci_high >= bar and not w.stopping and not (fell and w.slowing):
+                final = not late_onset and w.keeps_pace
+                tail = "" if final else "; needs confirmation: it may still level off after the window"
+                return "leak", f"{since_text} above {bar_text}; whole {whole}{tail}", not final
+            if (grows or recent.ci_low > bar) and not _stopped(w, bar):
+                return ("inconclusive", (f"slowing but still above {bar_text}: {since_text}; early half "
                                          f"{_rate(early.slope, metric, unit)}, late half "
                                          f"{_rate(late.slope, metric, unit)}; whole {whole}"), True)
-            return "inconclusive", f"{recent_text} above {bar_text}, growth began late; whole {whole}", True
     if releases and not math.isnan(retained) and retained >= retained_threshold:
         return "retention", (f"retained {amount(retained, metric)} >= {amount(retained_threshold, metric)}; "
                              f"{whole} not a leak"), False
     grew_early = have_halves and not math.isnan(early.ci_low) and early.ci_low > bar
-    if f.ci_high < bar and not (grew_early and f.ci_low > 0 and late.ci_high < bar):
+    grew_since = w.since is not None and not math.isnan(w.since.ci_low) and w.since.ci_low > bar
+    if f.ci_high < bar and not grew_since and not (grew_early and f.ci_low > 0 and late.ci_high < bar):
         return "stable", f"{whole} below {bar_text}", False
     if have_halves:
-        grew = f.ci_low > bar or (not math.isnan(early.ci_low) and early.ci_low > bar)
+        grew = f.ci_low > bar or (not math.isnan(early.ci_low) and early.ci_low > bar) or grew_since
         now = late  # the recent part is not above the bar here; settling asks the late half to be below it
         halves = (f"early half {_rate(early.slope, metric, unit)}, late half {_rate(now.slope, metric, unit)} "
                   f"{_ci_text(now.ci_low, now.ci_high, metric, unit)}; whole {whole}")
-        if now.ci_high < bar:
+        if _stopped(w, bar):
             return "settling", f"growth stopped (a plateau or a one-off step): {halves}", False
         if grew and now.slope < bar:
-            return "settling", f"levelling off: {halves}", True
+            return "inconclusive", f"levelling off, not yet shown below {bar_text}: {halves}", True
         if grew and have_recent:
             return "inconclusive", f"{whole} above {bar_text}, but {halves}", True
         if f.ci_low > bar:
