@@ -45,7 +45,8 @@ limits: {timeout_s: 60, mem_cap_mb: 512}
 @pytest.fixture(scope="module")
 def own(root, tmp_path_factory):
     """The config above, one replicate of each run: what these tests check (which runs ran,
-    units, per-variant verdicts, heaptrack's sites) holds run by run."""
+    units, per-variant verdicts, heaptrack's sites) holds run by run, and lives in the
+    tables and the summary (a user's experiment's figures: tests/test_own_reproduction.py)."""
     project = tmp_path_factory.mktemp("project")  # the user's files: config, source, fixture
     shutil.copy(root / "tests" / "data" / "progress_leak.c", project)
     (project / "segments").mkdir()
@@ -54,7 +55,7 @@ def own(root, tmp_path_factory):
     results = tmp_path_factory.mktemp("elsewhere")  # results go to another directory
     done = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"), "--directory", str(results),
-         "--configfile", str(project / "my.yaml"), "--config", "only=[progress]", "--cores", "2"],
+         "--configfile", str(project / "my.yaml"), "--config", "only=[progress]", "--cores", "2", "results/summary.md"],
         capture_output=True, text=True,
     )
     assert done.returncode == 0, done.stderr[-4000:]

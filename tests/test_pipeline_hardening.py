@@ -309,14 +309,16 @@ def test_a_setup_leaves_no_daemon_and_its_values_run_nothing(two_experiments):
 @pytest.mark.e2e
 def test_every_rerun_says_the_same_and_retries_what_was_not_the_programs_doing(two_experiments):
     project, workdir, _, pipeline, _ = two_experiments
-    again = pipeline()  # the setup is retried (and fails again): same status
+    # the two re-runs before the fix stop at the summary: what they say comes from the
+    # setup, the runs and the tables; the figures are drawn by the first and the last run
+    again = pipeline("results/summary.md")  # the setup is retried (and fails again): same status
     assert again.returncode == 1 and "broken/x/plain/rep1: setup_failed" in again.stderr
     assert "results/commands/broken/setup.json" in again.stderr  # said what it did again
     good = workdir / "results" / "runs" / "good" / "clean" / "plain" / "rep1"
     samples = pd.read_parquet(good / "samples.parquet")
     samples.assign(rss_bytes=samples["rss_bytes"] + 1).to_parquet(good / "samples.parquet")
     (project / "broken_setup.sh").write_text("exit 0\n")  # the user fixes their build
-    aggregated = pipeline("--forcerun", "aggregate")
+    aggregated = pipeline("results/summary.md", "--forcerun", "aggregate")
     assert aggregated.returncode == 1 and "good/clean/plain/rep1: parse_error" in aggregated.stderr
     meta_before = (good / "meta.json").read_text()
     fixed = pipeline()  # re-measures the parse_error run; the fixed setup's runs are measured
