@@ -35,7 +35,7 @@ from leaklab.model.settings import ExperimentSettings, deciding_metrics, family_
 
 # The verdict model (growth, horizon, sequential, verdicts: scipy) is imported where a
 # watched run first needs it, not here: every run's job imports the runner, and most
-# runs are not watched; the import costs each of them about a second of CPU while it
+# runs are not watched; the import cost each of them 1.4 s of CPU while it
 # holds the pipeline's one CPU-bound measuring slot.
 
 STOP_SIGNAL = signal.SIGTERM
