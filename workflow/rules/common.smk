@@ -134,6 +134,14 @@ def paced(wildcards):
     return wildcards.experiment in experiments.PACED
 
 
+def run_priority(wildcards):
+    """A plain run that may go on past its window to its horizon (``confirm``) starts before
+    every other run: it is the longest (duckdb_load's: up to 8 minutes at its own pace), and
+    started after the others it would end after them."""
+    confirms = wildcards.profiler == "plain" and leaklab.measure.config.confirmation(config, wildcards.experiment)
+    return 1 if confirms else 0
+
+
 def stop_params(wildcards):
     """Sequential stopping's plan for this run (``leaklab.measure.config.stop_plan``): empty when
     it is off or the run is profiled, so only what a stopped run depends on re-runs it."""

@@ -22,6 +22,7 @@ rule run_experiment:
         # the runner's own messages; the measured process's output is run.log in the run directory
         "results/logs/run/{experiment}/{variant}/{profiler}/rep{replicate}.log",
     threads: lambda wildcards: 1 if paced(wildcards) else 2
+    priority: run_priority
     resources:
         # one CPU-bound measurement at a time (profiles/default: measure=1) so runs do not
         # disturb each other; runs of a paced experiment, which waits for its own clock,

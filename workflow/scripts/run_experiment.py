@@ -1,6 +1,7 @@
 """Snakemake entry point: run one variant under one profiler (see leaklab.measure.runner)."""
 
 import errno
+import resource
 import sys
 from pathlib import Path
 
@@ -53,5 +54,7 @@ except OSError as error:  # the disk filled (the program's doing, often): free t
     meta["wall_s"] = 0.0
 finally:
     reserve.release()
+job_cpu_s = sum(u.ru_utime + u.ru_stime for u in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
 print(f"{w.experiment}/{w.variant}/{w.profiler}/rep{w.replicate}: {meta['status']}, "
-      f"{meta['wall_s']:.1f} s, {meta['n_units']} {meta['unit']}s ({meta['stop_reason']})", file=sys.stderr)
+      f"{meta['wall_s']:.1f} s, {meta['n_units']} {meta['unit']}s ({meta['stop_reason']}); "
+      f"the job's CPU {job_cpu_s:.1f} s, the program's {meta.get('cpu_s') or 0:.1f} s", file=sys.stderr)

@@ -407,7 +407,7 @@ def stop_plan(config: dict, name: str, profiler: str, variant: str) -> dict[str,
     if not sequential and not confirm:
         return {}
     window = window_units(config, name, variant)
-    confirmed = {"window_units": window, "confirm_leak": bool(confirm.get("leak", False))} if confirm else {}
+    confirmed = {"window_units": window, "confirm_leak": confirm.get("leak", False)} if confirm else {}
     return {"max_units": window_units(config, name, variant, horizon=True) if confirm else max_units,
             "sequential": sequential, **confirmed,
             "min_units": int(stopping.get("min_units", DEFAULT_MIN_UNITS)),

@@ -29,11 +29,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from leaklab.model import growth, horizon, sequential
 from leaklab.process import unit_protocol
 from leaklab.measure.config import DEFAULT_STOP_ON
 from leaklab.model.settings import ExperimentSettings, deciding_metrics, family_leaders, from_params
-from leaklab.model.verdicts import DECISION_FRACTION, VERDICTS
+
+# The verdict model (growth, horizon, sequential, verdicts: scipy) is imported where a
+# watched run first needs it, not here: every run's job imports the runner, and most
+# runs are not watched; the import cost each of them 1.4 s of CPU while it
+# holds the pipeline's one CPU-bound measuring slot.
 
 STOP_SIGNAL = signal.SIGTERM
 # After the stop signal, how long a program may take to finish its unit and exit before
@@ -55,7 +58,16 @@ class Plan:
     stop_on: tuple[str, ...] = DEFAULT_STOP_ON
     sequential: bool = True
     window_units: int | None = None  # set: confirmation, max_units is then the horizon
-    confirm_leak: bool = False
+    confirm_leak: bool | str = False  # True: a leak waits for the first look past the window; "horizon": for the horizon
+
+    def holds_leak(self, look: int) -> bool:
+        """Whether a leak at ``look`` still waits for a later look (``confirm.leak``): with
+        ``true`` until the first look past the window, with ``horizon`` until the horizon,
+        so that a climb which levels off late (DuckDB 1.2.2's heap after ~14,000 dropped
+        tables) is stopped only once its recent rate is seen below the bar."""
+        if self.confirm_leak == "horizon":
+            return look < self.max_units
+        return bool(self.confirm_leak) and look <= self.window
 
     @property
     def window(self) -> int:
@@ -68,6 +80,8 @@ class Plan:
         before it starts (with confirmation, the window's end is the first confirming look)."""
         if not self.sequential:
             return []
+        from leaklab.model import sequential
+
         found = sequential.looks(max(1, self.window - self.settings.warmup_units), self.min_units)
         return found[:-1] if self.window_units is not None else found
 
@@ -78,6 +92,8 @@ class Plan:
         time, and the horizon (``horizon.confirm_looks``)."""
         if self.window_units is None:
             return []
+        from leaklab.model import horizon
+
         return horizon.confirm_looks(self.window, self.max_units, self.settings.warmup_units)
 
     @classmethod
@@ -90,7 +106,7 @@ class Plan:
         return cls(settings, int(data["max_units"]), int(data["min_units"]), tuple(data["stop_on"]),
                    sequential=bool(data.get("sequential", True)),
                    window_units=None if window is None else int(window),
-                   confirm_leak=bool(data.get("confirm_leak", False)))
+                   confirm_leak=data.get("confirm_leak", False))
 
 
 class Watcher:
@@ -101,6 +117,8 @@ class Watcher:
     when the runner reads the file at the end."""
 
     def __init__(self, plan: Plan, marks_path: os.PathLike, parse: Callable[[bytes], dict]):
+        from leaklab.model import sequential
+
         self.plan, self.marks_path, self.parse = plan, marks_path, parse
         self.looks = plan.looks
         self.confirm_looks = plan.confirm_looks
@@ -114,6 +132,8 @@ class Watcher:
         self.decided: dict | None = None  # verdict, unit and t of the deciding look, why, whether it was the last
 
     def _read_new(self) -> None:
+        from leaklab.model import growth
+
         lines, self.offset = unit_protocol.read_complete_lines(self.marks_path, self.offset)
         for line in lines:
             try:
@@ -154,11 +174,16 @@ class Watcher:
         return self.decided is not None and not self.decided["last"]
 
     def _series(self, samples: list[dict]) -> tuple[pd.DataFrame, list[str]]:
+        from leaklab.model import growth
+
         series = growth.unit_series(pd.DataFrame(samples), pd.DataFrame(self.records))
         present = [m for m in deciding_metrics(self.plan.settings) if m in series and series[m].notna().any()]
         return series, family_leaders(present)  # as in the tables: USS follows RSS
 
     def _judge(self, n: int, samples: list[dict]) -> None:
+        from leaklab.model import sequential
+        from leaklab.model.verdicts import DECISION_FRACTION
+
         series, metrics = self._series(samples)
         s = self.plan.settings
         t_look = None
@@ -184,6 +209,9 @@ class Watcher:
         """A look at or beyond the window's end (unit ``look``): the run is decided when
         no deciding metric's verdict depends on what follows (``horizon.pending``), or
         when one of them is a confirmed leak (nothing can override it)."""
+        from leaklab.model import horizon, sequential
+        from leaklab.model.verdicts import DECISION_FRACTION, VERDICTS
+
         series, metrics = self._series(samples)
         s, plan = self.plan.settings, self.plan
         found, waiting, t_look, unit_look = {}, [], None, None
@@ -196,7 +224,7 @@ class Watcher:
             judgement = run.judge(n, self.confirm_confidence)
             found[metric] = judgement.verdict
             bar = DECISION_FRACTION * s.thresholds[metric].leak_per_unit
-            if horizon.pending(judgement, bar, confirm_leak=plan.confirm_leak and look <= plan.window):
+            if horizon.pending(judgement, bar, confirm_leak=plan.holds_leak(look)):
                 waiting.append(metric)
             t_look, unit_look = float(run.t[n - 1]), int(run.x[n - 1])
         self.stop_verdicts = found

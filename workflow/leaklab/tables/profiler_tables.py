@@ -27,7 +27,6 @@ HEAP_SOURCES = {
     "heaptrack": "heaptrack",
     "tracemalloc": "tracemalloc",
 }
-PROFILE_TABLES = ("heap_timeline", "top_sites", "summary", "site_timeline")  # summary: heaptrack's peak and leaked totals
 # Prefixes of the symbols allocators export when a library links its own copy.
 BUNDLED_ALLOCATOR_MARKERS = {"je_malloc": "jemalloc", "je_mallocx": "jemalloc", "mi_malloc": "mimalloc",
                              "tc_malloc": "tcmalloc"}

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from leaklab.profilers import flamegraph
-from leaklab.tables.profiler_tables import PROFILE_TABLES
+from leaklab.tables.table_names import PROFILE_TABLES  # not profiler_tables: every run job imports this module, and that one imports scipy
 
 MEASURED = ("samples.parquet", "marks.parquet")
 NOT_CHECKED = ("meta.json", "run.log", "marks.jsonl", "units.txt")  # the runner's inputs, or its own log

@@ -1,0 +1,108 @@
+"""`confirm: {leak: horizon}`, for real: a leak is held at every look up to the horizon,
+so a climb that levels off long after the window (DuckDB 1.2.2's heap in the version
+sweep, after ~14,000 dropped tables in a 3,000-drop window) is seen to level off, while
+`leak: true` confirms it as a leak at the first look past the window."""
+
+import sys
+
+import pytest
+import yaml
+
+from leaklab import experiments
+from leaklab.measure import config as leaklab_config
+from leaklab.measure import runner, stopping
+from leaklab.measure.validation import ConfigError, check_before_schema
+
+WINDOW, HORIZON = 30, 6
+# looks from the window on (horizon.confirm_looks with a warm-up of 2): 30, 44, 65, 97, 145, 180
+
+# A cache that grows 1 MiB per unit up to unit 50, then stays full (a reading scatters by
+# up to 256 KiB): straight over the window and the first look past it, then flat.
+FILLS_LATE = """
+import os, random, sys, time
+units = int(sys.argv[1])
+with open(os.environ["LEAKLAB_UNITS"], "a") as out:
+    for unit in range(1, units + 1):
+        time.sleep(0.05)
+        noise = random.Random(unit).randint(0, 256) * 1024
+        out.write(f"{unit} cache_bytes={min(unit, 50) * 1048576 + noise}\\n")
+        out.flush()
+"""
+
+
+def fills_config(script, leak):
+    return {"verdict": {"metrics": {}}, "replicates": 1, "experiments": {"fills": {
+        "command": f"{sys.executable} {script} {{units}}", "variants": ["cache"], "params": {"units": WINDOW},
+        "length_param": "units", "key_metrics": ["cache_bytes"], "warmup_units": 2,
+        "verdict": {"cache_bytes": {"leak_per_unit": 2**20 / 4, "retained": 2**30}},
+        "confirm": {"horizon": HORIZON, "leak": leak}}}}
+
+
+def looks_of(config, out):
+    """The program run once to its horizon, then the Watcher's looks from the window's end
+    on, each judged on the units up to it (what a watched run sees at that look): the
+    decision of the first look that decides, and the look."""
+    import pandas as pd
+
+    experiments.configure(config)
+    try:
+        plan = stopping.Plan.from_params(leaklab_config.stop_plan(config, "fills", "plain", "cache"))
+        params = leaklab_config.run_params(config, "fills", "plain", "cache")
+        meta = runner.run("fills", "cache", out, params, interval_s=0.05, timeout_s=120)
+        assert meta["status"] == "ok" and meta["n_units"] == plan.max_units
+        watcher = stopping.Watcher(plan, out / "marks.jsonl", runner._mark_record)
+        samples = pd.read_parquet(out / "samples.parquet").to_dict("records")
+        watcher._read_new()  # the marks, all there at once
+        for look in plan.confirm_looks:
+            watcher._confirm(look, samples)
+            if watcher.decided:
+                return watcher.decided
+    finally:
+        experiments.configure({})
+    return None
+
+
+def test_a_late_plateau_is_a_leak_at_the_first_look_and_settling_when_held_to_the_horizon(tmp_path):
+    script = tmp_path / "fills.py"
+    script.write_text(FILLS_LATE)
+    first = looks_of(fills_config(script, True), tmp_path / "true")
+    assert first["verdict"] == "leak" and first["reason"] == "confirmed" and WINDOW < first["look"] < 50
+    held = looks_of(fills_config(script, "horizon"), tmp_path / "horizon")
+    assert held["verdict"] == "settling" and held["look"] > 50  # decided only once the plateau was in sight
+
+
+def test_a_leak_held_to_the_horizon_runs_to_it(root, tmp_path):
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["experiments"] = {"planted": config["experiments"]["planted"]}
+    config["experiments"]["planted"]["params"].update(steps=WINDOW, interval_s=0.02)
+    config["experiments"]["planted"]["confirm"] = {"horizon": HORIZON, "leak": "horizon"}
+    plan = leaklab_config.stop_plan(config, "planted", "plain", "native_small")
+    assert plan["confirm_leak"] == "horizon"
+    params = leaklab_config.run_params(config, "planted", "plain", "native_small")
+    meta = runner.run("planted", "native_small", tmp_path / "native_small", params, interval_s=0.02,
+                      timeout_s=120, stopping_plan=plan)
+    assert meta["status"] == "ok" and meta["stop_reason"] == "horizon"
+    assert meta["n_units"] == WINDOW * HORIZON and meta["decided_verdict"] in (None, "leak")  # never stopped early
+
+
+def test_which_looks_hold_a_leak(tmp_path):
+    config = fills_config(tmp_path / "fills.py", "horizon")
+    experiments.configure(config)
+    try:
+        plan = stopping.Plan.from_params(leaklab_config.stop_plan(config, "fills", "plain", "cache"))
+    finally:
+        experiments.configure({})
+    assert plan.window == WINDOW and plan.max_units == WINDOW * HORIZON and plan.confirm_looks[-1] == 180
+    assert [plan.holds_leak(look) for look in (30, 44, 145, 180)] == [True, True, True, False]
+    once = stopping.Plan(plan.settings, 180, 5, window_units=30, confirm_leak=True)
+    assert [once.holds_leak(look) for look in (30, 44)] == [True, False]
+    never = stopping.Plan(plan.settings, 180, 5, window_units=30)
+    assert not never.holds_leak(30)
+
+
+@pytest.mark.parametrize("leak", ["yes", 3, "Horizon"])
+def test_a_bad_confirm_leak_names_the_key_and_the_allowed_values(root, leak):
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["version_sweep"]["confirm"]["leak"] = leak
+    with pytest.raises(ConfigError, match=r"version_sweep\.confirm\.leak: .*allowed: False, True, horizon"):
+        check_before_schema(config, root / "workflow" / "schemas" / "config.schema.yaml")
