@@ -15,13 +15,19 @@ import yaml
 from leaklab import experiments, profilers
 from leaklab.measure import runner
 from leaklab.tables import run_files
+from leaklab.measure.run_spec import RunSpec
+
+
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
+    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
 
 
 def run_command(command: str, outdir) -> dict:
     """One run of a command experiment declared on the spot (variant ``x``)."""
     experiments.configure({"experiments": {"cmd": {"command": command, "variants": ["x"]}}})
     try:
-        return runner.run("cmd", "x", outdir)
+        return measure("cmd", "x", outdir)
     finally:
         experiments.configure({})
 
@@ -40,8 +46,8 @@ def test_a_program_that_cannot_start_is_a_failed_run(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "delete"])
 def test_broken_profiler_output_is_a_recorded_parse_error(tmp_path, damage):
-    meta = runner.run("fd_leak", "leak", tmp_path, {"rotations": 15, "interval_s": 0.01}, profiler="massif",
-                      profiler_settings={"max_snapshots": 20})
+    meta = measure("fd_leak", "leak", tmp_path, {"rotations": 15, "interval_s": 0.01}, profiler="massif",
+                   profiler_settings={"max_snapshots": 20})
     assert meta["profile_status"] == "ok"
     out = tmp_path / "massif.out"
     if damage == "truncate":
@@ -137,7 +143,7 @@ def run_script(script: str, args: str, outdir, **kwargs) -> dict:
     experiments.configure({"experiments": {"cmd": {
         "command": f"{sys.executable} {{script}} {args}", "variants": ["x"], "params": {"script": script}}}})
     try:
-        return runner.run("cmd", "x", outdir, {"script": script}, **kwargs)
+        return measure("cmd", "x", outdir, {"script": script}, **kwargs)
     finally:
         experiments.configure({})
 
@@ -222,7 +228,7 @@ def test_a_daemonised_grandchild_is_sampled_capped_and_gone_afterwards(root, tmp
 
 
 def test_without_cgroups_the_process_group_is_the_fallback_and_says_so(tmp_path):
-    meta = runner.run("fd_leak", "close", tmp_path, {"rotations": 3}, contain="process_group")
+    meta = measure("fd_leak", "close", tmp_path, {"rotations": 3}, contain="process_group")
     assert meta["status"] == "ok" and meta["containment"] == {"kind": "process_group", "path": None,
                                                               "reason": "asked for"}
 
@@ -269,8 +275,8 @@ def test_the_fixture_build_runs_under_the_measurements_limits(tmp_path):
 def massif_run(root, tmp_path) -> tuple:
     """One profiled run and the small config its tables are built with."""
     run = tmp_path / "runs" / "fd_leak" / "leak" / "massif" / "rep1"
-    meta = runner.run("fd_leak", "leak", run, {"rotations": 15, "interval_s": 0.01}, profiler="massif",
-                      profiler_settings={"max_snapshots": 20})
+    meta = measure("fd_leak", "leak", run, {"rotations": 15, "interval_s": 0.01}, profiler="massif",
+                   profiler_settings={"max_snapshots": 20})
     assert meta["profile_status"] == "ok" and "massif.out" in meta["artifacts"]
     return run, yaml.safe_load((root / "tests" / "config.yaml").read_text())
 
@@ -447,8 +453,9 @@ def test_what_a_runner_killed_outright_leaves_is_killed_by_the_next_one(root, tm
     cgroup_or_skip("cgroup_v1")
     script = root / "tests" / "data" / "escaping_grandchild.py"
     code = ("import sys; from leaklab import experiments; from leaklab.measure import runner; "
+            "from leaklab.measure.run_spec import RunSpec; "
             "experiments.configure({'experiments': {'cmd': {'command': sys.argv[1], 'variants': ['x']}}}); "
-            "runner.run('cmd', 'x', sys.argv[2], timeout_s=120)")
+            "runner.run(RunSpec(experiments.get('cmd'), 'x', sys.argv[2], timeout_s=120))")
     doomed = subprocess.Popen([sys.executable, "-c", code, f"{sys.executable} {script} 50 120", str(tmp_path)])
     pid_file = tmp_path / "work" / "grandchild.pid"
     wait_for(pid_file, timeout=30)
@@ -471,7 +478,7 @@ def run_program(root, script: str, args: str, outdir, entry: dict | None = None,
         "command": f"{sys.executable} {{script}} {args}", "variants": ["x"], "params": {"script": path},
         **(entry or {})}}})
     try:
-        return runner.run("cmd", "x", outdir, {"script": path}, **kwargs)
+        return measure("cmd", "x", outdir, {"script": path}, **kwargs)
     finally:
         experiments.configure({})
 
@@ -493,8 +500,9 @@ def test_a_stop_signal_from_outside_the_tree_still_stops_the_runner(tmp_path):
     """The guard keeps the runner's own stop: SIGTERM from a process that is not the
     measured program (snakemake, a user) ends it, and the program with it."""
     code = ("import sys; from leaklab import experiments; from leaklab.measure import runner; "
+            "from leaklab.measure.run_spec import RunSpec; "
             "experiments.configure({'experiments': {'cmd': {'command': 'sleep 61.75', 'variants': ['x']}}}); "
-            "runner.run('cmd', 'x', sys.argv[1], timeout_s=120)")
+            "runner.run(RunSpec(experiments.get('cmd'), 'x', sys.argv[1], timeout_s=120))")
     doomed = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stderr=subprocess.PIPE, text=True)
     wait_for(tmp_path / "marks.jsonl", timeout=30)
     doomed.send_signal(signal.SIGTERM)
@@ -509,12 +517,13 @@ def test_a_flood_of_output_keeps_every_unit_and_a_bounded_log(root, tmp_path):
     bytes dropped said where and in meta.json), and the runner never holds the output:
     its own peak memory stays far below what the program wrote."""
     code = ("import json, resource, sys; from leaklab import experiments; from leaklab.measure import runner; "
+            "from leaklab.measure.run_spec import RunSpec; "
             "experiments.configure({'experiments': {'cmd': {'command': sys.argv[1], 'variants': ['x'], "
             "'unit_pattern': r'^step \\d+ done$', 'params': {'mb': 1}}}}); "
             "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024; "
-            "runner.run('cmd', 'x', sys.argv[2] + '-small', {'mb': 1}, timeout_s=120, log_cap_bytes=2**20); "
+            "runner.run(RunSpec(experiments.get('cmd'), 'x', sys.argv[2] + '-small', {'mb': 1}, timeout_s=120, log_cap_bytes=2**20)); "
             "before = peak(); "
-            "meta = runner.run('cmd', 'x', sys.argv[2], {'mb': 200}, timeout_s=120, log_cap_bytes=2**20); "
+            "meta = runner.run(RunSpec(experiments.get('cmd'), 'x', sys.argv[2], {'mb': 200}, timeout_s=120, log_cap_bytes=2**20)); "
             "print(json.dumps({'meta': meta, 'growth': peak() - before}))")
     command = f"{sys.executable} {root / 'tests' / 'data' / 'flood.py'} 100 {{mb}}"
     done = subprocess.run([sys.executable, "-c", code, command, str(tmp_path / "run")], capture_output=True,

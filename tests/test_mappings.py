@@ -12,9 +12,15 @@ from leaklab import experiments
 from leaklab.measure import runner
 from leaklab.process import mappings
 from leaklab.tables import attribution
+from leaklab.measure.run_spec import RunSpec
 
 MIB = 2**20
 STEPS = 30
+
+
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
+    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +37,7 @@ def _run(exe: str, mode: str, outdir, extra: dict | None = None) -> tuple[dict, 
              "unit": "step", "unit_pattern": "step (\\d+)", **(extra or {})}
     experiments.configure({"experiments": {"places": entry}})
     try:
-        meta = runner.run("places", mode, outdir, {"mode": mode}, timeout_s=120)
+        meta = measure("places", mode, outdir, {"mode": mode}, timeout_s=120)
     finally:
         experiments.configure({})
     return meta, pd.read_parquet(outdir / "mappings.parquet")
@@ -92,7 +98,7 @@ def _table_run(exe: str, modes: tuple[str, ...], base, verdict: dict) -> dict:
         dirs = []
         for mode in modes:
             rundir = base / "places" / mode / "plain" / "rep1"
-            runner.run("places", mode, rundir, {"mode": mode}, timeout_s=120)
+            measure("places", mode, rundir, {"mode": mode}, timeout_s=120)
             dirs.append(rundir)
         return tables.build(dirs, config)
     finally:
