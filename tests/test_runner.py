@@ -119,7 +119,7 @@ def test_aggregation_and_summary_survive_a_run_set_with_no_plain_run(tmp_path, r
     and the summary says the controls could not be checked."""
     import yaml
 
-    from leaklab.report import plots, summary
+    from leaklab.report import attribution_plots, plots, summary
 
     run = tmp_path / "runs" / "fd_leak" / "leak" / "heaptrack" / "rep1"
     measure("fd_leak", "leak", run, {"rotations": 12, "interval_s": 0.01}, profiler="heaptrack")
@@ -129,7 +129,7 @@ def test_aggregation_and_summary_survive_a_run_set_with_no_plain_run(tmp_path, r
     text = summary.render(built["runs"], built["growth"], built["controls"], built["attribution"])
     assert "Controls: FAILED" in text and "expected leak, got missing" in text
     plots.verdict_matrix(built["variant_verdicts"], tmp_path / "matrix.png")
-    plots.attribution_bars(built["attribution"], built["growth"], tmp_path / "attribution.png")
+    attribution_plots.attribution_bars(built["attribution"], built["growth"], tmp_path / "attribution.png")
     assert (tmp_path / "matrix.png").stat().st_size > 1000 and (tmp_path / "attribution.png").stat().st_size > 1000
 
 

@@ -77,7 +77,7 @@ def test_the_table_replays_real_runs_and_the_figure_draws_it(tmp_path, root):
     run time the table gives from the runs' own clock."""
     import yaml
 
-    from leaklab.report import plots
+    from leaklab.report import timeline_plots
     from leaklab.tables import tables
 
     dirs = []
@@ -96,7 +96,7 @@ def test_the_table_replays_real_runs_and_the_figure_draws_it(tmp_path, root):
     per_variant = sequential.by_variant(built["time_to_verdict"]).set_index("variant")
     assert per_variant.loc["leak", "verdict"] == "leak" and per_variant.loc["close", "verdict"] == "stable"
     assert per_variant.loc["leak", "seconds"] >= leak["stop_seconds"]  # the run waits for its slowest metric
-    plots.time_to_verdict(built["time_to_verdict"], tmp_path / "ttv.png")
+    timeline_plots.time_to_verdict(built["time_to_verdict"], tmp_path / "ttv.png")
     assert (tmp_path / "ttv.png").stat().st_size > 10_000
 
 
