@@ -11,7 +11,9 @@ import yaml
 from leaklab import experiments
 from leaklab.measure import config as leaklab_config
 from leaklab.measure import runner, stopping
+from leaklab.measure.run_spec import RunSpec
 from leaklab.measure.validation import ConfigError, check_before_schema
+from leaklab.process import marks_file
 
 WINDOW, HORIZON = 30, 6
 # looks from the window on (horizon.confirm_looks with a warm-up of 2): 30, 44, 65, 97, 145, 180
@@ -48,9 +50,9 @@ def looks_of(config, out):
     try:
         plan = stopping.Plan.from_params(leaklab_config.stop_plan(config, "fills", "plain", "cache"))
         params = leaklab_config.run_params(config, "fills", "plain", "cache")
-        meta = runner.run("fills", "cache", out, params, interval_s=0.05, timeout_s=120)
+        meta = runner.run(RunSpec(experiments.get("fills"), "cache", out, params, interval_s=0.05, timeout_s=120))
         assert meta["status"] == "ok" and meta["n_units"] == plan.max_units
-        watcher = stopping.Watcher(plan, out / "marks.jsonl", runner._mark_record)
+        watcher = stopping.Watcher(plan, out / "marks.jsonl", marks_file.mark_record)
         samples = pd.read_parquet(out / "samples.parquet").to_dict("records")
         watcher._read_new()  # the marks, all there at once
         for look in plan.confirm_looks:
@@ -79,8 +81,8 @@ def test_a_leak_held_to_the_horizon_runs_to_it(root, tmp_path):
     plan = leaklab_config.stop_plan(config, "planted", "plain", "native_small")
     assert plan["confirm_leak"] == "horizon"
     params = leaklab_config.run_params(config, "planted", "plain", "native_small")
-    meta = runner.run("planted", "native_small", tmp_path / "native_small", params, interval_s=0.02,
-                      timeout_s=120, stopping_plan=plan)
+    meta = runner.run(RunSpec(experiments.get("planted"), "native_small", tmp_path / "native_small", params,
+                              interval_s=0.02, timeout_s=120, stopping_plan=plan))
     assert meta["status"] == "ok" and meta["stop_reason"] == "horizon"
     assert meta["n_units"] == WINDOW * HORIZON and meta["decided_verdict"] in (None, "leak")  # never stopped early
 

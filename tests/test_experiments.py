@@ -8,8 +8,15 @@ import pandas as pd
 import pytest
 
 from leaklab.measure import runner
+from leaklab import experiments
+from leaklab.measure.run_spec import RunSpec
 
 MIB = 2**20
+
+
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
+    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
 
 
 def units(meta_dir) -> pd.DataFrame:
@@ -19,7 +26,7 @@ def units(meta_dir) -> pd.DataFrame:
 
 def run(tmp_path, experiment, variant, params, **kw):
     out = tmp_path / f"{experiment}-{variant}"
-    meta = runner.run(experiment, variant, out, params, interval_s=0.02, timeout_s=120, **kw)
+    meta = measure(experiment, variant, out, params, interval_s=0.02, timeout_s=120, **kw)
     assert meta["status"] == "ok", (out / "run.log").read_text()
     return meta, out
 

@@ -14,8 +14,15 @@ from leaklab.measure import runner
 from leaklab.model import horizon
 from leaklab.tables import tables
 from leaklab.measure.validation import ConfigError, check_before_schema
+from leaklab import experiments
+from leaklab.measure.run_spec import RunSpec
 
 WINDOW, HORIZON = 30, 3
+
+
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
+    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
 
 
 @pytest.fixture
@@ -31,8 +38,8 @@ def planted_config(root):
 def run_planted(config, variant, out):
     plan = leaklab_config.stop_plan(config, "planted", "plain", variant)
     params = leaklab_config.run_params(config, "planted", "plain", variant)
-    meta = runner.run("planted", variant, out / variant / "plain" / "rep1", params, interval_s=0.02,
-                      timeout_s=120, stopping_plan=plan)
+    meta = measure("planted", variant, out / variant / "plain" / "rep1", params, interval_s=0.02,
+                   timeout_s=120, stopping_plan=plan)
     return meta, plan, params
 
 
@@ -88,7 +95,7 @@ def test_a_growth_that_levels_off_past_the_window_is_confirmed_settling(tmp_path
         params = leaklab_config.run_params(config, "fills", "plain", "cache")
         assert params["units"] == WINDOW * 5
         rundir = tmp_path / "fills" / "cache" / "plain" / "rep1"
-        meta = runner.run("fills", "cache", rundir, params, interval_s=0.02, timeout_s=120, stopping_plan=plan)
+        meta = measure("fills", "cache", rundir, params, interval_s=0.02, timeout_s=120, stopping_plan=plan)
         built = tables.build([rundir], config)
     finally:
         experiments.configure({})
@@ -179,8 +186,8 @@ def test_the_deciding_metric_tells_the_size_of_a_python_leak(planted_config, tmp
     entry["params"].update(steps=14)
     for variant in entry["variants"]:
         params = leaklab_config.run_params(planted_config, "planted", "plain", variant)
-        runner.run("planted", variant, tmp_path / "planted" / variant / "plain" / "rep1", params, interval_s=0.02,
-                   timeout_s=120)
+        measure("planted", variant, tmp_path / "planted" / variant / "plain" / "rep1", params, interval_s=0.02,
+                timeout_s=120)
     built = tables.build(sorted(tmp_path.glob("planted/*/plain/rep1")), planted_config)
     growth = built["growth"].set_index(["variant", "metric"])
     heap = growth.loc[("python_large", "malloc_in_use_bytes")]
@@ -217,8 +224,8 @@ def test_a_verdict_from_crashed_runs_says_so_in_the_tables_summary_and_figure(tm
                                        "warmup_units": 1}}}
     experiments.configure(config)
     try:
-        meta = runner.run("prog", "flat", tmp_path / "prog" / "flat" / "plain" / "rep1", {}, interval_s=0.02,
-                          timeout_s=60)
+        meta = measure("prog", "flat", tmp_path / "prog" / "flat" / "plain" / "rep1", {}, interval_s=0.02,
+                       timeout_s=60)
         assert meta["status"] == "crashed"
         built = tables.build([tmp_path / "prog" / "flat" / "plain" / "rep1"], config)
     finally:

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 from leaklab import experiments
 from leaklab.measure import runner
+from leaklab.measure.run_spec import RunSpec
 from leaklab.measure.config import ConfigError, _check_heap_metric
 from leaklab.process import allocator_heap, jemalloc_heap
 
@@ -60,7 +61,7 @@ def test_a_jemalloc_programs_heap_is_read_from_its_own_dumps_and_judged(places_j
         dirs = []
         for mode in modes:
             rundir = tmp_path / "places" / mode / "plain" / "rep1"
-            meta = runner.run("places", mode, rundir, {"mode": mode}, timeout_s=120)
+            meta = runner.run(RunSpec(experiments.get("places"), mode, rundir, {"mode": mode}, timeout_s=120))
             assert meta["status"] == "ok", meta
             assert "jemalloc's own heap profile dumps" in meta["heap_metric"]["source"]
             assert "libmemusage" not in meta["heap_metric"]["source"]

@@ -13,9 +13,15 @@ from leaklab.measure import runner
 from leaklab.model import growth
 from leaklab.process import mappings
 from leaklab.tables import attribution
+from leaklab.measure.run_spec import RunSpec
 
 MIB = 2**20
 STEPS = 30
+
+
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
+    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +38,7 @@ def _run(exe: str, mode: str, outdir, extra: dict | None = None) -> tuple[dict, 
              "unit": "step", "unit_pattern": "step (\\d+)", **(extra or {})}
     experiments.configure({"experiments": {"places": entry}})
     try:
-        meta = runner.run("places", mode, outdir, {"mode": mode}, timeout_s=120)
+        meta = measure("places", mode, outdir, {"mode": mode}, timeout_s=120)
     finally:
         experiments.configure({})
     return meta, pd.read_parquet(outdir / "mappings.parquet")
@@ -93,7 +99,7 @@ def _table_run(exe: str, modes: tuple[str, ...], base, verdict: dict) -> dict:
         dirs = []
         for mode in modes:
             rundir = base / "places" / mode / "plain" / "rep1"
-            runner.run("places", mode, rundir, {"mode": mode}, timeout_s=120)
+            measure("places", mode, rundir, {"mode": mode}, timeout_s=120)
             dirs.append(rundir)
         return tables.build(dirs, config)
     finally:
@@ -222,7 +228,7 @@ def test_memory_that_rises_and_falls_within_each_unit_is_placed_where_its_rss_gr
     mark, while the next step fills its scratch, placed 3.3 and 4.1 times the RSS growth
     (2026-12-06, the reader polled from the sampling loop).  The step waits at its mark
     for the reading, so the layers add up to the growth of the RSS the mark itself read."""
-    meta = runner.run("planted", "wave", tmp_path, {"steps": 40, "interval_s": 0.05}, timeout_s=120)
+    meta = measure("planted", "wave", tmp_path, {"steps": 40, "interval_s": 0.05}, timeout_s=120)
     assert meta["status"] == "ok" and meta["mappings_readings"] >= 5
     readings = pd.read_parquet(tmp_path / "mappings.parquet")
     placed = mappings.kind_growth(readings, warmup_units=2)["rss_growth_per_unit"].sum()

@@ -14,12 +14,19 @@ import yaml
 from leaklab.measure import config, runner
 from leaklab.model import growth
 from leaklab.process import build
+from leaklab import experiments
+from leaklab.measure.run_spec import RunSpec
 
 pytestmark = pytest.mark.slow  # real compilers, real runs
 
 MERGED_BYTES = 10 * 64  # the conftest fixture: 10 operands of 64 B per key
 FIXTURE_KEYS = 2000
 MAP_BUCKET_BYTES = 8 + 8 * 8 + 8 * 128 + 8  # tophash, 8 int keys, 8 [128]byte values, overflow pointer
+
+
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
+    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +38,8 @@ def binaries(tmp_path_factory, root):
 
 
 def run(binaries, tmp_path, experiment, variant, **params):
-    meta = runner.run(experiment, variant, tmp_path / variant, params={**params, "binary": str(binaries[experiment])},
-                      interval_s=0.02, timeout_s=120)
+    meta = measure(experiment, variant, tmp_path / variant, params={**params, "binary": str(binaries[experiment])},
+                   interval_s=0.02, timeout_s=120)
     assert meta["status"] == "ok", meta["log_tail"]
     series = growth.unit_series(pd.read_parquet(tmp_path / variant / "samples.parquet"),
                                 pd.read_parquet(tmp_path / variant / "marks.parquet"))
@@ -72,8 +79,8 @@ def test_go_merge_leaks_every_merged_value_only_when_delete_value_is_empty(binar
 
 
 def test_heaptrack_names_the_cgo_merge_path_of_go_merge(binaries, rocksdb_fixture, tmp_path):
-    meta = runner.run("go_merge", "leaky-real", tmp_path / "heaptrack", profiler="heaptrack", interval_s=0.05,
-                      timeout_s=120, params={"binary": str(binaries["go_merge"]), "fixture": str(rocksdb_fixture),
+    meta = measure("go_merge", "leaky-real", tmp_path / "heaptrack", profiler="heaptrack", interval_s=0.05,
+                   timeout_s=120, params={"binary": str(binaries["go_merge"]), "fixture": str(rocksdb_fixture),
                                              "passes": 3})
     assert meta["status"] == "ok" and meta["profile_status"] == "ok", meta
     sites = pd.read_parquet(tmp_path / "heaptrack" / "top_sites.parquet")

@@ -19,6 +19,7 @@ from leaklab import experiments
 from leaklab.measure import runner
 from leaklab.process import own_program
 from leaklab.tables import tables
+from leaklab.measure.run_spec import RunSpec
 
 PROGRAM = r"""
 #include <stdio.h>
@@ -33,6 +34,11 @@ int main(int argc, char **argv) {  /* prog ITERATIONS LEAK_BYTES */
     return 0;
 }
 """
+
+
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
+    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
 
 
 def leaklab(*args, cwd=None, timeout=900):
@@ -205,7 +211,7 @@ def test_a_repaired_profile_is_never_thrown_away_and_the_run_is_left_as_it_was(r
         "unit_pattern": r"Iteration \d+ finished"}}})
     try:
         run = tmp_path / "runs" / "mine" / "x" / "heaptrack" / "rep1"
-        meta = runner.run("mine", "x", run, profiler="heaptrack")
+        meta = measure("mine", "x", run, profiler="heaptrack")
         assert meta["profile_status"] == "ok", meta.get("profile_error")
         config = {"verdict": {}, "experiments": {"mine": {"command": "x", "variants": ["x"], "unit": "iteration"}}}
         (run / "top_sites.parquet").write_bytes(b"PAR1 damaged")
@@ -227,7 +233,7 @@ def test_a_repaired_profile_is_never_thrown_away_and_the_run_is_left_as_it_was(r
 
 def test_counts_stay_integers_when_a_run_is_unreadable(root, tmp_path):
     run = tmp_path / "runs" / "planted" / "zero" / "plain" / "rep1"
-    runner.run("planted", "zero", run, {"steps": 4, "interval_s": 0.01})
+    measure("planted", "zero", run, {"steps": 4, "interval_s": 0.01})
     lost = tmp_path / "runs" / "planted" / "zero" / "plain" / "rep2"
     lost.mkdir(parents=True)
     (lost / "meta.json").write_text("{not json")

@@ -10,9 +10,9 @@ import pytest
 from matplotlib.colors import to_hex
 
 from leaklab.model import verdicts
-from leaklab.report import compare_plots, plots, profile_plots, summary
-from leaklab.model.amounts import amount, counted, plural
-from leaklab.report.figstyle import THRESHOLD_STYLE, VERDICT_COLOURS, axis_unit, texts_outside
+from leaklab.report import (attribution_plots, compare_plots, cross_language_plots, plots, profile_plots, sweep_plots,
+                            timeline_plots)
+from leaklab.report.figstyle import VERDICT_COLOURS, texts_outside
 
 MIB = 2**20
 
@@ -255,7 +255,7 @@ def attribution():
 def test_attribution_puts_the_kernel_on_its_own_axes_and_names_the_holding_layer(attribution, growth, tmp_path):
     growth = pd.concat([growth, pd.DataFrame([growth_row("fd_leak", "close", "slab_bytes", 500.0, 0, 900.0, "stable",
                                                          bar=512, unit="rotation")])])
-    fig = plots.attribution_bars(attribution, growth, tmp_path / "a.png")
+    fig = attribution_plots.attribution_bars(attribution, growth, tmp_path / "a.png")
     assert (tmp_path / "a.svg").exists()
     titles = {title(ax): ax for ax in fig.axes}
     assert list(titles) == ["dict_shrink: RSS growth, MiB per cycle", "dict_shrink: kept after release, MiB",
@@ -286,8 +286,8 @@ def test_attribution_puts_the_kernel_on_its_own_axes_and_names_the_holding_layer
 
 def test_holding_layer_falls_back_to_rss_rest_and_to_nothing():
     rows = pd.DataFrame([{"layer": "RSS (total)", "where": "grows here"}, {"layer": "native heap", "where": ""}])
-    assert plots.holding_layer(rows) == "grows in allocator/other"
-    assert plots.holding_layer(rows.assign(where="")) == "no layer grows"
+    assert attribution_plots.holding_layer(rows) == "grows in allocator/other"
+    assert attribution_plots.holding_layer(rows.assign(where="")) == "no layer grows"
 
 
 def test_timeline_draws_plain_runs_only(tmp_path):
@@ -298,7 +298,7 @@ def test_timeline_draws_plain_runs_only(tmp_path):
                             for p, rss in (("plain", 15e6), ("heaptrack", 180e6)) for t in (0.0, 1.0)])
     units = pd.DataFrame([{**keys, "profiler": p, "unit": u, "t": u, "metric": "deleted_fds", "value": v}
                           for p, v in (("plain", 1.0), ("heaptrack", 99.0)) for u in (1, 2)])
-    fig = plots.timeline(samples, units, "fd_leak", tmp_path / "t.png")
+    fig = timeline_plots.timeline(samples, units, "fd_leak", tmp_path / "t.png")
     rss, fds = fig.axes[0], fig.axes[1]
     (line,) = gid(rss, "variant:leak")
     assert line.get_ydata().max() < 20  # MiB: the plain run, not heaptrack's 180 MB
@@ -313,7 +313,7 @@ def test_version_sweep_draws_growth_over_its_threshold(tmp_path):
              "metric": "rss_bytes", "unit": "second", "growth_per_unit": g, "ci_low": g / 2, "ci_high": g * 2,
              "leak_per_unit": 65536.0, "verdict": verdict}
             for v, g, verdict in (("1.10.0", 65536.0 * 4, "leak"), ("0.9.2", 1000.0, "stable"))]
-    fig = plots.version_sweep(pd.DataFrame(rows), tmp_path / "s.png")
+    fig = sweep_plots.version_sweep(pd.DataFrame(rows), tmp_path / "s.png")
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.9.2", "1.10.0"]  # version order, not text
     (points,) = gid(ax, "estimate")
@@ -321,53 +321,6 @@ def test_version_sweep_draws_growth_over_its_threshold(tmp_path):
     assert [colour(c) for c in points.get_facecolors()] == [VERDICT_COLOURS["stable"], VERDICT_COLOURS["leak"]]
     assert gid(ax, "threshold")[0].get_ydata()[0] == 1
     assert list(gid(ax, "interval")[1].get_ydata()) == pytest.approx([4.0, 16.0])
-
-
-def test_heap_timelines_draw_one_panel_per_profiler(tmp_path):
-    rows = [{"experiment": "rocksdb_merge", "variant": v, "profiler": p, "replicate": 1, "t": t,
-             "heap_bytes": (t * 10 if v == "capi-real" else 1) * MIB, "source": s}
-            for p, s in (("massif", "massif"), ("heaptrack", "heaptrack")) for v in ("capi-real", "capi_fixed-real")
-            for t in (0.0, 1.0, 2.0)]
-    rows.append({**rows[0], "source": "massif-extra"})  # not a heap source: left out
-    fig = profile_plots.heap_timelines(pd.DataFrame(rows), "rocksdb_merge", tmp_path / "h.png")
-    assert [ax.get_title() for ax in fig.axes] == ["massif", "heaptrack"]
-    assert gid(fig.axes[0], "variant:capi-real")[0].get_ydata().max() == pytest.approx(20)
-    assert len(gid(fig.axes[0], "variant:capi-real") + gid(fig.axes[0], "variant:capi_fixed-real")) == 2
-    assert fig.axes[0].get_ylabel() == "heap (MiB)" and fig.axes[0].get_ylim()[0] == 0
-
-
-def test_top_sites_writes_each_site_above_its_bar(tmp_path):
-    rows = [{"experiment": "rocksdb_merge", "variant": "capi-real", "profiler": "heaptrack", "kind": "leaked",
-             "rank": r, "bytes": b, "frame": f, "native_caller": c}
-            for r, b, f, c in ((1, 320 * MIB, "malloc_in_merge (shim.c:10)", "rocksdb::FullMergeV2"),
-                               (2, MIB, "PyMem_Malloc", ""))]
-    rows.append({**rows[1], "variant": "capi_fixed-real", "rank": 1})
-    fig = profile_plots.top_sites(pd.DataFrame(rows), "rocksdb_merge", tmp_path / "s.png")
-    ax, fixed = fig.axes  # variants in the experiment's order
-    assert fixed.get_title() == "capi_fixed-real under heaptrack (leaked)"
-    assert fixed.get_xlim() == ax.get_xlim() and ax.get_xlim()[1] > 320  # 1 MiB looks small beside 320
-    assert [b.get_width() for b in gid(ax, "site")] == pytest.approx([320, 1])
-    texts = [t.get_text() for t in ax.texts]
-    assert "rocksdb::FullMergeV2 <- malloc_in_merge" in texts and "PyMem_Malloc" in texts
-    assert ax.get_title() == "capi-real under heaptrack (leaked)"
-
-
-def test_profiler_overhead_draws_one_bar_per_profiler_and_experiment(tmp_path):
-    rows = [{"profiler": p, "experiment": e, "variant": "v", "cpu_per_unit_ratio": r}
-            for p, e, r in (("massif", "rocksdb_merge", 18.6), ("heaptrack", "fd_leak", 1.19),
-                            ("heaptrack", "rocksdb_merge", 0.0))]  # 0.0: no CPU time recorded
-    fig = profile_plots.profiler_overhead(pd.DataFrame(rows), tmp_path / "o.png")
-    ax = fig.axes[0]
-    assert [b.get_width() for b in gid(ax, "ratio")] == pytest.approx([18.6, 1.19, 0.0])
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["massif · rocksdb_merge", "heaptrack · fd_leak",
-                                                            "heaptrack · rocksdb_merge"]
-    assert texts(ax) == ["18.6x", "1.19x"] and texts(ax, "missing") == ["missing: no CPU time per unit"]
-    assert ax.get_xscale() == "log" and gid(ax, "plain")[0].get_xdata()[0] == 1
-
-
-def test_one_verdict_palette_and_threshold_style_everywhere():
-    assert set(VERDICT_COLOURS) == {"leak", "settling", "retention", "stable", "inconclusive"}
-    assert len(set(VERDICT_COLOURS.values())) == 5 and THRESHOLD_STYLE["linestyle"] == "--"
 
 
 def test_figures_docs_copies_a_runs_figures_small_with_its_date_and_machine(growth, attribution, tmp_path, root):
@@ -386,7 +339,7 @@ def test_figures_docs_copies_a_runs_figures_small_with_its_date_and_machine(grow
     assert empty.returncode == 1 and "growth_overview.png, attribution.png" in empty.stderr
     assert not docs.exists()  # nothing half-written
     plots.growth_overview(growth, results / "figures" / "growth_overview.png")
-    plots.attribution_bars(attribution, growth, results / "figures" / "attribution.png")
+    attribution_plots.attribution_bars(attribution, growth, results / "figures" / "attribution.png")
     meta = results / "runs" / "fd_leak" / "leak" / "plain" / "rep1" / "meta.json"
     meta.parent.mkdir(parents=True)
     meta.write_text(json.dumps({"host": {"hostname": "lab1", "kernel": "6.1.0", "cpus": 2,
@@ -411,7 +364,7 @@ def test_time_to_verdict_draws_each_variant_in_its_verdicts_colour(tmp_path):
     table = pd.DataFrame([row("leak", "leak", 2.0, 2.0, 8.0), row("close", "inconclusive", math.nan, 30.0, 120.0),
                           row("late", "inconclusive", math.nan, 10.0, 60.0)])
     table["table_verdict"] = ["leak", "inconclusive", "leak"]  # "late": only the whole run decided
-    fig = plots.time_to_verdict(table, tmp_path / "t.png")
+    fig = timeline_plots.time_to_verdict(table, tmp_path / "t.png")
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["fd_leak / leak", "fd_leak / close", "fd_leak / late"]
     recorded, decision = gid(ax, "recorded"), gid(ax, "decision")
@@ -423,18 +376,6 @@ def test_time_to_verdict_draws_each_variant_in_its_verdicts_colour(tmp_path):
                          "leak at the full 60 rotations (no earlier look)"]
     assert ax.get_xscale() == "log"  # 2 s beside 30 s: no hairlines
     assert (tmp_path / "t.svg").exists()
-
-
-def test_top_sites_show_heaptrack_growth_where_it_was_asked_for(tmp_path):
-    base = {"experiment": "duckdb_load", "variant": "load_on", "profiler": "heaptrack", "native_caller": ""}
-    rows = [{**base, "kind": "leaked", "rank": 1, "bytes": MIB, "frame": "PyList_New"},
-            {**base, "kind": "growth", "rank": 1, "bytes": 16_000, "frame": "RegisterMemory"},
-            {**base, "profiler": "jemalloc", "kind": "leaked", "rank": 1, "bytes": MIB, "frame": "je_site"},
-            {**base, "profiler": "jemalloc", "kind": "growth", "rank": 1, "bytes": MIB, "frame": "je_growth"}]
-    fig = profile_plots.top_sites(pd.DataFrame(rows), "duckdb_load", tmp_path / "s.png")
-    titles = {ax.get_title(): [t.get_text() for t in ax.texts] for ax in fig.axes}
-    assert "RegisterMemory" in titles["load_on under heaptrack (growth)"]
-    assert "je_site" in titles["load_on under jemalloc (leaked)"]
 
 
 @pytest.fixture
@@ -497,28 +438,6 @@ def test_compare_of_a_growing_story_has_no_kept_column_and_says_when_empty(growt
     assert "go_map: no verdict from plain runs" in fig.axes[0].texts[0].get_text()
 
 
-def test_change_since_warmup_starts_each_run_at_zero():
-    units = units_for("fd_leak", "leak", "slab_bytes", {1: [100, 110, 120, 130], 2: [5000, 5010, 5030, 5040]})
-    change = compare_plots.change_since_warmup(units, warmup=1)
-    assert list(change[change["replicate"] == 2]["change"]) == [-10, 0, 20, 30]
-    assert list(change[change["replicate"] == 1]["change"]) == [-10, 0, 10, 20]
-
-
-def test_units_agree_and_numbers_are_never_scientific():
-    assert [plural(u) for u in ("pass", "cycle", "entry", "day", "box")] == ["passes", "cycles", "entries", "days",
-                                                                            "boxes"]
-    assert counted(1, "pass") == "1 pass" and counted(12, "pass") == "12 passes"
-    assert amount(-1020 * 1024, "x_bytes", "+.3g") == "-1020 KiB"
-    assert amount(123456, "deleted_fds") == "123000" and summary.rate(-1020 * 1024, "x_bytes", "cycle") == \
-        "-1020 KiB/cycle"
-
-
-def test_each_axis_is_drawn_in_the_unit_its_values_need():
-    assert axis_unit("rss_bytes", [0, 3 * 1024, 60 * 1024]) == (1024, "KiB")
-    assert axis_unit("rss_bytes", [0, -3 * MIB]) == (MIB, "MiB")
-    assert axis_unit("deleted_fds", [1e6]) == (1.0, "")
-
-
 def test_headline_gives_each_variant_its_own_scale(tmp_path):
     """planted: a 64 KiB/step leak beside a 4 MiB/step one must not be a flat line."""
     rows = [growth_row("planted", v, "rss_bytes", g, g * 0.9, g * 1.1, "leak", bar=65536, unit="step", decides=True,
@@ -531,37 +450,6 @@ def test_headline_gives_each_variant_its_own_scale(tmp_path):
     assert tiny.get_ylabel().startswith("Δ RSS (KiB)") and large.get_ylabel().startswith("Δ RSS (MiB)")
     top = max(gid(tiny, "replicate")[0].get_ydata())
     assert top == pytest.approx(7 * 64) and tiny.get_ylim()[1] >= top  # the climb fills its own panel
-    assert texts_outside(fig) == []
-
-
-def test_profile_figures_say_what_is_missing_and_the_scale(tmp_path):
-    runs = pd.DataFrame([{"experiment": "go_map", "variant": "kept", "profiler": "massif", "replicate": 1,
-                          "status": "ok", "scale": 0.1},
-                         {"experiment": "dict_shrink", "variant": "dict", "profiler": "massif", "replicate": 1,
-                          "status": "ok", "scale": 0.1}])
-    fig = profile_plots.top_sites(pd.DataFrame(columns=["experiment", "kind", "rank", "profiler", "variant"]),
-                                  "go_map", tmp_path / "s.png", runs=runs)
-    message = fig.axes[0].texts[0].get_text()
-    assert message.startswith("go_map: massif ran but recorded no allocation site") and "Go's own heap" in message
-    fig = profile_plots.heap_timelines(pd.DataFrame(), "go_map", tmp_path / "h.png", runs=runs)
-    assert fig.axes[0].texts[0].get_text().startswith("go_map: massif ran but recorded no heap timeline")
-    fig = profile_plots.top_sites(pd.DataFrame(), "fd_leak", tmp_path / "n.png", runs=runs)
-    assert "no profiler ran on this experiment" in fig.axes[0].texts[0].get_text()
-    heap = pd.DataFrame([{"experiment": "dict_shrink", "variant": "dict", "profiler": "massif", "replicate": 1,
-                          "t": t, "heap_bytes": 3.244 * MIB + t * 1000, "source": "massif"} for t in range(5)])
-    fig = profile_plots.heap_timelines(heap, "dict_shrink", tmp_path / "d.png", runs=runs)
-    assert fig.axes[0].get_title() == "massif (workload at 1/10 scale)"
-    assert fig.axes[0].get_ylim()[0] == 0  # 3.244-3.248 MiB is not drawn as a climb across the panel
-
-
-def test_long_frame_names_wrap_inside_the_figure(tmp_path):
-    frame = "duckdb::" + "::".join(["VeryLongTemplateName<duckdb::Allocator, std::unique_ptr<Thing>>"] * 4)
-    rows = [{"experiment": "duckdb_load", "variant": "load_on", "profiler": "heaptrack", "kind": "leaked",
-             "rank": 1, "bytes": 3000.0, "frame": frame, "native_caller": ""}]
-    fig = profile_plots.top_sites(pd.DataFrame(rows), "duckdb_load", tmp_path / "s.png")
-    (label,) = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "site_label"]
-    assert label.count("\n") == 1 and label.endswith("...")
-    assert fig.axes[0].get_xlabel() == "KiB"  # 3000 B drawn in KiB, not as 0.003 MiB
     assert texts_outside(fig) == []
 
 
@@ -578,7 +466,7 @@ def cross_table():
 
 def test_cross_language_shows_rss_beside_the_heap(tmp_path):
     """Go's fix ``rebuilt`` frees its map but keeps more RSS than the bug: both are drawn."""
-    fig = plots.cross_language(cross_table(), tmp_path / "x.png")
+    fig = cross_language_plots.cross_language(cross_table(), tmp_path / "x.png")
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["Go · kept · go_heap_alloc", "Go · kept · RSS",
                                                             "Go · rebuilt · go_heap_alloc", "Go · rebuilt · RSS"]
@@ -623,10 +511,10 @@ def every_figure(tmp_path, growth, attribution, go_map) -> dict:
                                                   "go_map", tmp_path / "hg.png"),  # long retention legends
         "compare": lambda: compare_plots.compare(units, go_growth, "go_map", tmp_path / "c.png"),
         "verdict_matrix": lambda: plots.verdict_matrix(verdicts_of(growth), tmp_path / "m.png"),
-        "attribution": lambda: plots.attribution_bars(attribution, growth, tmp_path / "a.png"),
-        "timeline": lambda: plots.timeline(samples, units, "go_map", tmp_path / "t.png"),
-        "time_to_verdict": lambda: plots.time_to_verdict(ttv, tmp_path / "v.png"),
-        "cross_language": lambda: plots.cross_language(cross, tmp_path / "x.png"),
+        "attribution": lambda: attribution_plots.attribution_bars(attribution, growth, tmp_path / "a.png"),
+        "timeline": lambda: timeline_plots.timeline(samples, units, "go_map", tmp_path / "t.png"),
+        "time_to_verdict": lambda: timeline_plots.time_to_verdict(ttv, tmp_path / "v.png"),
+        "cross_language": lambda: cross_language_plots.cross_language(cross, tmp_path / "x.png"),
         "heap": lambda: profile_plots.heap_timelines(heap, "rocksdb_merge", tmp_path / "p.png"),
         "top_sites": lambda: profile_plots.top_sites(sites, "rocksdb_merge", tmp_path / "s.png"),
         "profiler_overhead": lambda: profile_plots.profiler_overhead(overhead, tmp_path / "o.png"),

@@ -14,10 +14,16 @@ from leaklab.measure import config, runner
 from leaklab.process import build
 from leaklab.profilers import pprof
 from leaklab.profilers.stacks import SITE_COLUMNS
+from leaklab.measure.run_spec import RunSpec
 
 pytestmark = pytest.mark.slow  # real Go builds and runs
 
 MIB = 2**20
+
+
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
+    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +39,8 @@ def test_go_maps_kept_buckets_are_attributed_to_the_runtimes_map_code_called_fro
     """runtime/pprof hides the runtime's frames (mapassign, hashGrow, makeBucketArray);
     the text form native/unitline writes beside it keeps them: the growing site is the
     runtime's map code, and the program's frame that called it (native_caller) is main.fill."""
-    meta = runner.run("go_map", "kept", tmp_path, profiler="pprof", timeout_s=120, interval_s=0.02,
-                      params={"binary": str(go_map), "entries": 100_000, "cycles": 6})
+    meta = measure("go_map", "kept", tmp_path, profiler="pprof", timeout_s=120, interval_s=0.02,
+                   params={"binary": str(go_map), "entries": 100_000, "cycles": 6})
     assert meta["status"] == "ok" and meta["profile_status"] == "ok", meta
     sites = pd.read_parquet(tmp_path / "top_sites.parquet")
     assert tuple(sites.columns) == SITE_COLUMNS
@@ -74,8 +80,8 @@ def test_a_go_service_is_read_through_its_pprof_url(root, tmp_path):
     cfg = {"experiments": {"service": entry}}
     experiments.configure(cfg)
     try:
-        meta = runner.run("service", "leak", tmp_path / "run", profiler="pprof", timeout_s=120,
-                          profiler_settings=config.profiler_settings(cfg, "service", "pprof"))
+        meta = measure("service", "leak", tmp_path / "run", profiler="pprof", timeout_s=120,
+                       profiler_settings=config.profiler_settings(cfg, "service", "pprof"))
     finally:
         experiments.configure({})
     assert meta["status"] == "ok" and meta["profile_status"] == "ok", meta

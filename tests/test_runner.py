@@ -13,8 +13,15 @@ from leaklab.experiments import marks
 from leaklab.measure import runner
 from leaklab.process import unit_readings
 from leaklab.tables import tables
+from leaklab import experiments
+from leaklab.measure.run_spec import RunSpec
 
 MIB = 2**20
+
+
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
+    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
 
 
 def outputs_complete(out):
@@ -23,7 +30,7 @@ def outputs_complete(out):
 
 
 def test_ok_run_has_samples_marks_meta_and_a_final_sample(tmp_path):
-    meta = runner.run("dict_shrink", "dict", tmp_path, {"entries": 50_000, "cycles": 3}, interval_s=0.01)
+    meta = measure("dict_shrink", "dict", tmp_path, {"entries": 50_000, "cycles": 3}, interval_s=0.01)
     outputs_complete(tmp_path)
     assert meta["status"] == "ok" and meta["exit_code"] == 0
     assert meta["n_units"] == 3 and meta["unit"] == "cycle"
@@ -39,7 +46,7 @@ def test_ok_run_has_samples_marks_meta_and_a_final_sample(tmp_path):
 def test_the_runner_returns_when_the_process_exits_whatever_the_interval(tmp_path):
     """A one-hour interval (the benchmark's unsampled baseline): the run still ends the
     moment the program exits, with its final sample."""
-    meta = runner.run("dict_shrink", "dict", tmp_path, {"entries": 20_000, "cycles": 2}, interval_s=3600)
+    meta = measure("dict_shrink", "dict", tmp_path, {"entries": 20_000, "cycles": 2}, interval_s=3600)
     assert meta["status"] == "ok" and meta["wall_s"] < 30
     samples = pd.read_parquet(tmp_path / "samples.parquet")
     assert samples["final"].iloc[-1] and len(samples) <= 3
@@ -53,22 +60,22 @@ def test_a_program_that_exits_leaving_a_child_behind_ends_the_run_promptly(tmp_p
     command = {"command": "sh -c 'sleep 60 & exit 0'", "variants": ["a"], "baseline": "a"}
     experiments.configure({"experiments": {"quick": command}})
     try:
-        meta = runner.run("quick", "a", tmp_path, interval_s=3600, timeout_s=600)
+        meta = measure("quick", "a", tmp_path, interval_s=3600, timeout_s=600)
     finally:
         experiments.configure({})
     assert meta["status"] == "ok" and meta["wall_s"] < 30
 
 
 def test_a_failing_experiment_is_recorded_with_its_log_tail(tmp_path):
-    meta = runner.run("fd_leak", "leak", tmp_path, {"rotations": "many"})
+    meta = measure("fd_leak", "leak", tmp_path, {"rotations": "many"})
     outputs_complete(tmp_path)
     assert meta["status"] == "failed" and meta["exit_code"] == 1
     assert any("ValueError" in line for line in meta["log_tail"])
 
 
 def test_a_hanging_experiment_is_stopped_at_its_time_limit(tmp_path):
-    meta = runner.run("duckdb_load", "load_off", tmp_path,
-                      {"duration": "PT1H", "tables_per_second": 20, "resident_tables": 2}, timeout_s=3)
+    meta = measure("duckdb_load", "load_off", tmp_path,
+                   {"duration": "PT1H", "tables_per_second": 20, "resident_tables": 2}, timeout_s=3)
     outputs_complete(tmp_path)
     assert meta["status"] == "timeout"
     assert 3 <= meta["wall_s"] < 10
@@ -77,15 +84,15 @@ def test_a_hanging_experiment_is_stopped_at_its_time_limit(tmp_path):
 
 
 def test_a_runaway_experiment_is_stopped_at_its_memory_cap(tmp_path):
-    meta = runner.run("dict_shrink", "dict", tmp_path, {"entries": 5_000_000, "cycles": 50},
-                      mem_cap_bytes=150 * MIB, timeout_s=60)
+    meta = measure("dict_shrink", "dict", tmp_path, {"entries": 5_000_000, "cycles": 50},
+                   mem_cap_bytes=150 * MIB, timeout_s=60)
     assert meta["status"] == "capped"
     assert meta["peak_rss_bytes"] < 400 * MIB
 
 
 def test_unknown_variant_is_refused_with_the_allowed_ones(tmp_path):
     with pytest.raises(ValueError, match="allowed: close, leak"):
-        runner.run("fd_leak", "laek", tmp_path)
+        measure("fd_leak", "laek", tmp_path)
 
 
 def test_aggregation_records_a_corrupt_run_and_keeps_the_others(tmp_path, root):
@@ -93,8 +100,8 @@ def test_aggregation_records_a_corrupt_run_and_keeps_the_others(tmp_path, root):
 
     good = tmp_path / "runs" / "fd_leak" / "leak" / "plain" / "rep1"
     bad = tmp_path / "runs" / "fd_leak" / "close" / "plain" / "rep1"
-    runner.run("fd_leak", "leak", good, {"rotations": 20, "interval_s": 0.01})
-    runner.run("fd_leak", "close", bad, {"rotations": 20, "interval_s": 0.01})
+    measure("fd_leak", "leak", good, {"rotations": 20, "interval_s": 0.01})
+    measure("fd_leak", "close", bad, {"rotations": 20, "interval_s": 0.01})
     (bad / "samples.parquet").write_bytes(b"PAR1 truncated")
     config = yaml.safe_load((root / "config.yaml").read_text())
     config["experiments"]["fd_leak"]["warmup_units"] = 2
@@ -118,17 +125,17 @@ def test_aggregation_and_summary_survive_a_run_set_with_no_plain_run(tmp_path, r
     and the summary says the controls could not be checked."""
     import yaml
 
-    from leaklab.report import plots, summary
+    from leaklab.report import attribution_plots, plots, summary
 
     run = tmp_path / "runs" / "fd_leak" / "leak" / "heaptrack" / "rep1"
-    runner.run("fd_leak", "leak", run, {"rotations": 12, "interval_s": 0.01}, profiler="heaptrack")
+    measure("fd_leak", "leak", run, {"rotations": 12, "interval_s": 0.01}, profiler="heaptrack")
     config = yaml.safe_load((root / "tests" / "config.yaml").read_text())
     built = tables.build([run], config)
     assert len(built["profiler_summary"]) == 1 and built["profiler_summary"]["leaked_bytes"].iloc[0] >= 0
     text = summary.render(built["runs"], built["growth"], built["controls"], built["attribution"])
     assert "Controls: FAILED" in text and "expected leak, got missing" in text
     plots.verdict_matrix(built["variant_verdicts"], tmp_path / "matrix.png")
-    plots.attribution_bars(built["attribution"], built["growth"], tmp_path / "attribution.png")
+    attribution_plots.attribution_bars(built["attribution"], built["growth"], tmp_path / "attribution.png")
     assert (tmp_path / "matrix.png").stat().st_size > 1000 and (tmp_path / "attribution.png").stat().st_size > 1000
 
 
@@ -136,8 +143,8 @@ def test_aggregation_and_summary_survive_a_run_set_with_no_plain_run(tmp_path, r
 def test_heaptrack_names_what_grows_per_dropped_table_in_duckdb(tmp_path):
     """DuckDB 1.4.4: the glibc memory that grows with dropped tables is freed at close,
     so only the growth sites, read from the recording while it ran, name it."""
-    meta = runner.run("duckdb_load", "load_on", tmp_path, {"duration": "PT20S", "resident_tables": 20},
-                      profiler="heaptrack", profiler_settings={"growth_from_unit": 1}, timeout_s=120)
+    meta = measure("duckdb_load", "load_on", tmp_path, {"duration": "PT20S", "resident_tables": 20},
+                   profiler="heaptrack", profiler_settings={"growth_from_unit": 1}, timeout_s=120)
     assert meta["status"] == "ok" and meta["profile_status"] == "ok", meta
     sites = pd.read_parquet(tmp_path / "top_sites.parquet")
     grown = sites[sites["kind"] == "growth"]

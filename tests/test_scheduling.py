@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from leaklab.experiments import PACED
+from leaklab import experiments
 
 
 def dry_run_jobs(root, tmp_path) -> list[dict]:
@@ -31,8 +31,8 @@ def test_confirming_runs_start_first_and_paced_runs_take_a_paced_slot(root, tmp_
     assert len(jobs) == 79
     first = {(j["experiment"], j["variant"], j["profiler"]) for j in jobs if j["priority"] == 1}
     assert first == {("duckdb_load", "load_on", "plain"), ("duckdb_load", "load_off", "plain")}
-    assert "planted" in PACED
+    assert experiments.builtin("planted").paced
     for job in jobs:
-        paced = job["experiment"] in PACED
+        paced = experiments.builtin(job["experiment"]).paced
         assert (job["measure"], job["paced"]) == ((0, 1) if paced else (1, 0)), job
     assert sum(job["measure"] for job in jobs) == 51  # the CPU-bound chain

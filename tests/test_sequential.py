@@ -8,10 +8,18 @@ import pytest
 
 from leaklab.model import sequential, verdicts
 from leaklab.model.settings import ExperimentSettings, Threshold
+from leaklab import experiments
+from leaklab.measure import runner
+from leaklab.measure.run_spec import RunSpec
 
 MIB = 2**20
 SETTINGS = ExperimentSettings(name="x", unit="step", releases=False, baseline="a", warmup_units=2,
                               thresholds={"rss_bytes": Threshold(MIB, 1e12)})
+
+
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
+    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
 
 
 def run(slope: float, units: int = 60, noise: float = MIB, seed: int = 1, seconds_per_unit: float = 0.5):
@@ -72,14 +80,13 @@ def test_the_table_replays_real_runs_and_the_figure_draws_it(tmp_path, root):
     run time the table gives from the runs' own clock."""
     import yaml
 
-    from leaklab.measure import runner
-    from leaklab.report import plots
+    from leaklab.report import timeline_plots
     from leaklab.tables import tables
 
     dirs = []
     for variant in ("leak", "close"):
         dirs.append(tmp_path / "runs" / "fd_leak" / variant / "plain" / "rep1")
-        runner.run("fd_leak", variant, dirs[-1], {"rotations": 40, "interval_s": 0.01})
+        measure("fd_leak", variant, dirs[-1], {"rotations": 40, "interval_s": 0.01})
     config = yaml.safe_load((root / "tests" / "config.yaml").read_text())
     config["experiments"] = {"fd_leak": {**config["experiments"]["fd_leak"], "warmup_units": 2}}
     built = tables.build(dirs, config)
@@ -92,7 +99,7 @@ def test_the_table_replays_real_runs_and_the_figure_draws_it(tmp_path, root):
     per_variant = sequential.by_variant(built["time_to_verdict"]).set_index("variant")
     assert per_variant.loc["leak", "verdict"] == "leak" and per_variant.loc["close", "verdict"] == "stable"
     assert per_variant.loc["leak", "seconds"] >= leak["stop_seconds"]  # the run waits for its slowest metric
-    plots.time_to_verdict(built["time_to_verdict"], tmp_path / "ttv.png")
+    timeline_plots.time_to_verdict(built["time_to_verdict"], tmp_path / "ttv.png")
     assert (tmp_path / "ttv.png").stat().st_size > 10_000
 
 

@@ -13,9 +13,15 @@ from leaklab.measure import config as leaklab_config
 from leaklab import experiments
 from leaklab.measure import runner, stopping
 from leaklab.model import sequential
+from leaklab.measure.run_spec import RunSpec
 
 MIB = 2**20
 STOPPING = {"sequential": True, "min_units": 5}
+
+
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
+    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
 
 
 @pytest.fixture
@@ -30,7 +36,7 @@ def planted_config(root):
 def run_planted(config, variant, out):
     plan = leaklab_config.stop_plan(config, "planted", "plain", variant)
     params = leaklab_config.run_params(config, "planted", "plain", variant)
-    return runner.run("planted", variant, out, params, interval_s=0.02, timeout_s=120, stopping_plan=plan), plan
+    return measure("planted", variant, out, params, interval_s=0.02, timeout_s=120, stopping_plan=plan), plan
 
 
 def read(out):
@@ -110,7 +116,7 @@ def own_program(tmp_path):
 def run_own(config, variant, out):
     plan = leaklab_config.stop_plan(config, "prog", "plain", variant)
     params = leaklab_config.run_params(config, "prog", "plain", variant)
-    return runner.run("prog", variant, out, params, interval_s=0.02, timeout_s=120, stopping_plan=plan)
+    return measure("prog", variant, out, params, interval_s=0.02, timeout_s=120, stopping_plan=plan)
 
 
 def test_a_users_program_is_stopped_with_sigterm_once_decided_and_keeps_its_final_sample(own_program, tmp_path):

@@ -109,12 +109,19 @@ def run_inputs(wildcards):
         setup = {"setup": f"results/commands/{wildcards.experiment}/setup.json"} if entry.get("setup") else {}
         return {**setup, "workdir_files": workdir_files(wildcards)}
     inputs = {}
-    if wildcards.experiment in experiments.ROCKSDB_FIXTURE_READERS:
+    if _reads_rocksdb_fixture(wildcards.experiment):
         params = leaklab.measure.config.run_params(config, wildcards.experiment, wildcards.profiler)
         inputs["fixture"] = rocksdb_fixture(params)
     if wildcards.experiment in leaklab.process.build.PROGRAMS:
         inputs["binary"] = f"results/build/{wildcards.experiment}/{wildcards.experiment}"
     return inputs
+
+
+def _reads_rocksdb_fixture(name):
+    """Whether a built-in experiment reads the rocksdb_merge fixture database (its
+    module's ``READS_ROCKSDB_FIXTURE``)."""
+    spec = experiments.builtin(name)
+    return spec is not None and spec.reads_rocksdb_fixture
 
 
 def run_params(wildcards):
@@ -123,15 +130,16 @@ def run_params(wildcards):
     params = leaklab.measure.config.run_params(config, wildcards.experiment, wildcards.profiler, wildcards.variant)
     if "command" in config["experiments"][wildcards.experiment]:
         params["project"] = PROJECT_DIR
-    if wildcards.experiment in experiments.ROCKSDB_FIXTURE_READERS:
+    if _reads_rocksdb_fixture(wildcards.experiment):
         params["fixture"] = os.path.abspath(rocksdb_fixture(params))
     return canonical(params)
 
 
 def paced(wildcards):
-    """Whether this run's experiment waits for its own clock (``experiments.PACED``):
+    """Whether this run's experiment waits for its own clock (its module's ``PACED``):
     it is measured beside the CPU-bound runs, on one core."""
-    return wildcards.experiment in experiments.PACED
+    spec = experiments.builtin(wildcards.experiment)
+    return spec is not None and spec.paced
 
 
 def run_priority(wildcards):

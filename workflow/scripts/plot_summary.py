@@ -5,11 +5,11 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 from leaklab import experiments
-from leaklab.report import plots
+from leaklab.report import attribution_plots, plots
 from leaklab.tables.tables import read_csv_table
 
 experiments.configure(snakemake.params.registry)
 
 tables = {name: read_csv_table(path) for name, path in snakemake.input.items()}
 plots.verdict_matrix(tables["verdicts"], snakemake.output.matrix)
-plots.attribution_bars(tables["attribution"], tables["growth"], snakemake.output.attribution)
+attribution_plots.attribution_bars(tables["attribution"], tables["growth"], snakemake.output.attribution)

@@ -4,7 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from leaklab.report import plots
+from leaklab.report import timeline_plots
 from leaklab.tables.tables import read_csv_table
 
-plots.time_to_verdict(read_csv_table(snakemake.input.table), snakemake.output.png)
+timeline_plots.time_to_verdict(read_csv_table(snakemake.input.table), snakemake.output.png)

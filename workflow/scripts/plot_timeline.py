@@ -5,12 +5,12 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 from leaklab import experiments
-from leaklab.report import plots
+from leaklab.report import timeline_plots
 from leaklab.tables.tables import read_csv_table
 
 experiments.configure(snakemake.params.registry)
 
-plots.timeline(
+timeline_plots.timeline(
     read_csv_table(snakemake.input.samples),
     read_csv_table(snakemake.input.units),
     snakemake.wildcards.experiment,

@@ -15,6 +15,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from leaklab import experiments
 from leaklab.measure import runner
+from leaklab.measure.run_spec import RunSpec
 from leaklab.process import outcome
 from leaklab.tables import run_files
 
@@ -32,15 +33,10 @@ if missing is not None:  # nothing to measure: recorded, the pipeline goes on
     sys.exit(0)
 reserve = run_files.SpaceReserve(Path(snakemake.log[0] + ".reserve"))
 try:
-    meta = runner.run(
-        w.experiment, w.variant, Path(snakemake.output.meta).parent,
-        params=params.settings, profiler=w.profiler, replicate=int(w.replicate),
-        interval_s=params.sampler["interval_s"], smaps=params.sampler["smaps"],
-        timeout_s=params.limits["timeout_s"], mem_cap_bytes=params.limits["mem_cap_mb"] * 2**20,
-        log_cap_bytes=params.limits["log_mb"] * 2**20,
-        profiler_settings=params.profiler["settings"], scale=params.profiler["scale"],
-        stopping_plan=params.stopping or None,
-    )
+    meta = runner.run(RunSpec.from_rule(
+        experiments.get(w.experiment), w.variant, Path(snakemake.output.meta).parent, int(w.replicate), params,
+        profiler=w.profiler, profiler_settings=params.profiler["settings"], scale=params.profiler["scale"],
+    ))
 except OSError as error:  # the disk filled (the program's doing, often): free the reserve, record the run
     if error.errno != errno.ENOSPC:
         raise

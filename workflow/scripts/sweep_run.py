@@ -11,16 +11,12 @@ hold()  # every thread started from here on leaves a program's signals to the ru
 
 sys.stderr = open(snakemake.log[0], "w")
 
+from leaklab import experiments
 from leaklab.measure import runner
+from leaklab.measure.run_spec import RunSpec
 
 w = snakemake.wildcards
 params = snakemake.params
-meta = runner.run(
-    w.experiment, w.variant, Path(snakemake.output.meta).parent,
-    params=params.settings, replicate=int(w.replicate), python=params.python,
-    interval_s=params.sampler["interval_s"], smaps=params.sampler["smaps"],
-    timeout_s=params.limits["timeout_s"], mem_cap_bytes=params.limits["mem_cap_mb"] * 2**20,
-    log_cap_bytes=params.limits["log_mb"] * 2**20,
-    stopping_plan=params.stopping or None,
-)
+meta = runner.run(RunSpec.from_rule(experiments.get(w.experiment), w.variant, Path(snakemake.output.meta).parent,
+                                    int(w.replicate), params, python=params.python))
 print(f"{w.package}=={w.version} {w.experiment}/{w.variant}: {meta['status']}, {meta['wall_s']:.1f} s", file=sys.stderr)

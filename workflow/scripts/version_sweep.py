@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from leaklab.report import plots
+from leaklab.report import sweep_plots
 from leaklab.tables import sweep
 
 by_version = defaultdict(list)
@@ -16,4 +16,4 @@ for meta in snakemake.input.meta:
     by_version[version].append(run)
 table = sweep.table(dict(by_version), snakemake.params.analysis)
 table.to_csv(snakemake.output.table, index=False)
-plots.version_sweep(table, snakemake.output.figure)
+sweep_plots.version_sweep(table, snakemake.output.figure)

@@ -13,6 +13,15 @@ filled with its parameters, ``binary`` and (for the merge programs) ``fixture``;
 speaks the unit-line protocol like a user's program.  ``RUNTIME_HEAP`` names a
 language runtime that keeps its own heap outside malloc (Go).
 
+Each module also declares the facts the configuration checks and the run list need:
+``LENGTH_PARAM`` (the parameter that holds a run's length in units) or, for an
+experiment whose length is a time, ``DURATION_PARAM`` with ``parse_duration`` and
+``units_in(params)``; ``PARAM_MAXIMA`` (documented maxima: a typo is an error, not a
+job that fills the disk); ``footprint(params)`` (bytes its data set takes at once);
+``PACED`` (it waits for its own clock most of the time, 1-20 % of one core under every
+profiler: scheduled beside the CPU-bound runs, rule run_experiment's resource ``paced``)
+and ``READS_ROCKSDB_FIXTURE`` (it reads the rocksdb_merge fixture database).
+
 Users' own reproductions need no module: an ``experiments`` entry with a ``command``
 (see ``command_spec``) declares one through the configuration alone, and
 :func:`configure` registers it.
@@ -21,25 +30,16 @@ Users' own reproductions need no module: an ``experiments`` entry with a ``comma
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from leaklab.experiments import marks
 
 NAMES = ("rocksdb_merge", "dict_shrink", "duckdb_load", "fd_leak", "planted", "go_merge", "cpp_merge", "go_map", "go_fd")
-# experiments that read the rocksdb_merge fixture database
-ROCKSDB_FIXTURE_READERS = ("rocksdb_merge", "go_merge", "cpp_merge")
-# Experiments whose program waits for its own clock most of the time (a rate or an
-# interval between units): measured here at 1-20% of one core under every profiler
-# (duckdb_load at 5 tables/s: 4.6 s of CPU in a 150 s run; fd_leak: 1.3 s in 16.5 s;
-# planted: 0.1-0.5 s of CPU in a run of 30 steps 20 ms apart).
-# Their runs are scheduled beside the CPU-bound ones instead of after them (rule
-# run_experiment: resource ``paced`` instead of ``measure``); what they measure is bytes
-# per unit, which a neighbour's CPU use does not change.
-PACED = ("duckdb_load", "fd_leak", "go_fd", "planted")
 UNIT_SOURCES = ("marks", "seconds")
 _commands: dict[str, "Spec"] = {}
 
@@ -65,6 +65,14 @@ class Spec:
     unit_pattern: str | None = None          # command experiments: a unit per matching output line
     workdir_files: tuple[str, ...] = ()      # command experiments: copied into each run's workdir
     runtime_heap: str | None = None  # a runtime whose own heap malloc-hooking profilers cannot see
+    length_param: str | None = None  # the parameter that holds a run's length in units
+    duration_param: str | None = None  # or the one that holds it in seconds (marked by the second)
+    parse_duration: Callable[[object], float] | None = None  # seconds of a ``duration_param`` value
+    units_in: Callable[[dict], int] | None = None  # units a run has, for a length given in seconds
+    param_maxima: Mapping[str, float] = field(default_factory=dict, hash=False)
+    footprint: Callable[[dict], int] | None = None  # bytes the data set takes at once
+    paced: bool = False  # waits for its own clock most of the time: scheduled beside CPU-bound runs
+    reads_rocksdb_fixture: bool = False
 
     def check_variant(self, variant: str) -> None:
         if variant not in self.variants:
@@ -111,6 +119,15 @@ def get(name: str) -> Spec:
         return _commands[name]
     if name not in NAMES:
         raise ValueError(f"unknown experiment {name!r}; allowed: {', '.join(names())}")
+    return builtin(name)
+
+
+@functools.cache
+def builtin(name: str) -> Spec | None:
+    """The spec of a built-in experiment, read once from its module; None for any other
+    name (a command experiment is declared by the configuration, not here)."""
+    if name not in NAMES:
+        return None
     module = importlib.import_module(f"leaklab.experiments.{name}")
     return Spec(
         name=name,
@@ -124,6 +141,14 @@ def get(name: str) -> Spec:
         native_libraries=getattr(module, "native_libraries", list),
         command=getattr(module, "COMMAND", None),
         runtime_heap=getattr(module, "RUNTIME_HEAP", None),
+        length_param=getattr(module, "LENGTH_PARAM", None),
+        duration_param=getattr(module, "DURATION_PARAM", None),
+        parse_duration=getattr(module, "parse_duration", None),
+        units_in=getattr(module, "units_in", None),
+        param_maxima=dict(getattr(module, "PARAM_MAXIMA", {})),
+        footprint=getattr(module, "footprint", None),
+        paced=getattr(module, "PACED", False),
+        reads_rocksdb_fixture=getattr(module, "READS_ROCKSDB_FIXTURE", False),
     )
 
 

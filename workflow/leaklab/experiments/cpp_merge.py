@@ -12,4 +12,6 @@ UNIT = "pass"
 KEY_METRICS = ("malloc_in_use_bytes",)
 SCALED_PARAMS = ("keys",)
 DEFAULTS = {"keys": 50_000, "passes": 10}
+LENGTH_PARAM = "passes"
+READS_ROCKSDB_FIXTURE = True
 COMMAND = "{binary} {variant} {fixture} {passes}"

@@ -25,6 +25,13 @@ KEY_METRICS = ("dict_size_bytes",)
 RELEASES = True  # every unit ends with the memory handed back: retention is measurable
 SCALED_PARAMS = ("entries",)
 DEFAULTS = {"entries": 1_000_000, "value_bytes": 128, "cycles": 5}
+LENGTH_PARAM = "cycles"
+PARAM_MAXIMA = {"entries": 100_000_000, "value_bytes": 2**20, "cycles": 100_000}  # a typo is an error, not a job
+
+
+def footprint(params: dict) -> int:
+    """Bytes the dict's table takes at once: it must fit in this machine's memory."""
+    return int(params["entries"]) * (int(params["value_bytes"]) + 100)
 
 
 def run(variant: str, params: dict, workdir: Path) -> dict[int, bytes]:

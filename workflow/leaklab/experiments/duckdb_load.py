@@ -62,6 +62,12 @@ KEY_METRICS = ("malloc_in_use_bytes", "duckdb_memory_bytes", "tables_resident")
 SCALED_PARAMS = ("rows",)  # the rate and the duration stay
 QUIESCENT_WAIT_S = 0.25  # at most this long, once a second, before the mark
 DEFAULTS = {"duration": "PT30S", "tables_per_second": 5, "threads": 4, "rows": 10_000, "resident_tables": 100}
+# Its length is a duration, not a count of units, and it marks once a second, not once
+# a unit (a dropped table's number jumps): the looks of sequential stopping are counted
+# in marks, so it runs its full length; its units come from ``units_in``.
+DURATION_PARAM = "duration"
+PARAM_MAXIMA = {"tables_per_second": 1_000, "threads": 256, "rows": 10_000_000, "resident_tables": 100_000}
+PACED = True  # waits for its own rate: 4.6 s of CPU in a 150 s run at 5 tables/s
 
 _ISO_DURATION = re.compile(
     r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
@@ -97,8 +103,8 @@ def native_libraries() -> list[str]:
     return glob.glob(os.path.join(package, "*.so")) + glob.glob(os.path.join(os.path.dirname(package), "*duckdb*.so"))
 
 
-def expected_drops(params: dict) -> int:
-    """Tables a run drops: all it creates beyond the resident ones."""
+def units_in(params: dict) -> int:
+    """Tables a run drops (its units): all it creates beyond the resident ones."""
     p = {**DEFAULTS, **params}
     return max(0, int(parse_duration(p["duration"]) * float(p["tables_per_second"])) - int(p["resident_tables"]))
 

@@ -12,5 +12,7 @@ BASELINE = "close"
 UNIT = "rotation"
 KEY_METRICS = ("deleted_fds", "next_fd")
 DEFAULTS = {"rotations": 300, "interval_s": 0.05, "payload_bytes": 4096}
+LENGTH_PARAM = "rotations"
+PACED = True  # waits between rotations, like fd_leak
 COMMAND = "{binary} -variant {variant} -dir {workdir} -rotations {rotations} -payload-bytes {payload_bytes} -interval {interval_s}s"
 RUNTIME_HEAP = "Go"

@@ -14,5 +14,6 @@ KEY_METRICS = ("go_heap_alloc_bytes", "filled_heap_alloc_bytes")
 RELEASES = True
 SCALED_PARAMS = ("entries",)
 DEFAULTS = {"entries": 1_000_000, "cycles": 5}
+LENGTH_PARAM = "cycles"
 COMMAND = "{binary} -variant {variant} -entries {entries} -cycles {cycles}"
 RUNTIME_HEAP = "Go"

@@ -16,5 +16,7 @@ UNIT = "pass"
 KEY_METRICS = ("malloc_in_use_bytes", "go_heap_alloc_bytes")
 SCALED_PARAMS = ("keys",)
 DEFAULTS = {"keys": 50_000, "passes": 10}
+LENGTH_PARAM = "passes"
+READS_ROCKSDB_FIXTURE = True
 COMMAND = "{binary} -variant {variant} -db {fixture} -passes {passes}"
 RUNTIME_HEAP = "Go"

@@ -51,6 +51,9 @@ KEY_METRICS = ("malloc_in_use_bytes",)
 RELEASES = True  # `fragment` releases what it allocated: what stays is retention
 DEFAULTS = {"steps": 30, "tiny_bytes": 65536, "small_bytes": 262144, "large_bytes": 4194304, "interval_s": 0.02,
             "cache_steps": 8}
+LENGTH_PARAM = "steps"
+PACED = True  # sleeps between steps: 0.1-0.5 s of CPU in a run of 30 steps 20 ms apart
+PARAM_MAXIMA = {"steps": 1_000_000, "tiny_bytes": 2**30, "small_bytes": 2**30, "large_bytes": 2**30, "interval_s": 60}
 SAWTOOTH_PERIOD = 5
 SETTLE_TIME_CONSTANTS = 3  # `settle` spans this many time constants over its steps
 WAVE_SCRATCH = 4  # `wave` holds this many times what it keeps in scratch pages within each step

@@ -32,6 +32,16 @@ UNIT = "pass"
 KEY_METRICS = ("malloc_in_use_bytes",)
 SCALED_PARAMS = ("keys",)  # heavy profilers run on a smaller database
 DEFAULTS = {"keys": 50_000, "operands": 10, "operand_bytes": 64, "passes": 10, "seed": 42, "fixture": None}
+LENGTH_PARAM = "passes"
+READS_ROCKSDB_FIXTURE = True  # the merge-only database built once by the workflow (rule rocksdb_fixture)
+# Documented maxima: far above every default and every published reproduction, low
+# enough that a typo (``keys: 1000000000000``) is an error, not a job that fills the disk.
+PARAM_MAXIMA = {"keys": 10_000_000, "operands": 1_000, "operand_bytes": 2**20, "passes": 100_000, "seed": 2**32 - 1}
+
+
+def footprint(params: dict) -> int:
+    """Bytes the fixture database takes at once: it must fit in this machine's memory."""
+    return int(params["keys"]) * int(params["operands"]) * int(params["operand_bytes"])
 OPERATOR_NAME = b"leaklab.concat"
 
 

@@ -21,23 +21,12 @@ from leaklab import experiments, profilers  # light: the Snakefile parse imports
 from leaklab.model import settings
 from leaklab.process import build, sampler, unit_protocol
 from leaklab.model.amounts import plural
-from leaklab.experiments.duckdb_load import expected_drops, parse_duration
 from leaklab.measure.validation import ConfigError
 
-# The parameter that holds a built-in experiment's length in units (duckdb_load's is a
-# duration: its profiled runs get theirs from ``profile_params``).
-LENGTH_PARAMS = {"rocksdb_merge": "passes", "dict_shrink": "cycles", "fd_leak": "rotations", "planted": "steps",
-                 "go_merge": "passes", "cpp_merge": "passes", "go_map": "cycles", "go_fd": "rotations"}
-# How many units a run of each experiment has, from its parameters.
-UNITS_FROM_PARAMS = {**{name: (lambda p, key=key: int(p[key])) for name, key in LENGTH_PARAMS.items()},
-                     "duckdb_load": expected_drops}
 MIN_POST_WARMUP_UNITS = 3
 # A profiled run's purpose is the profiler's growth timeline and its sites, not a
 # verdict: this many units after the warm-up give both (``stopping.profiled_units``).
 DEFAULT_PROFILED_UNITS = 6
-# Experiments that mark once a second, not once a unit (a dropped table's number jumps):
-# the looks of sequential stopping are counted in marks, so they run their full length.
-MARKED_BY_THE_SECOND = ("duckdb_load",)
 DEFAULT_MIN_UNITS = 5  # sequential.MIN_LOOK (not imported: the Snakefile's parse stays light)
 # The verdicts that end a run early unless ``stopping.stop_on`` says otherwise: not
 # ``stable``, which claims no growth over units a stopped run never ran (a step or an
@@ -45,24 +34,6 @@ DEFAULT_MIN_UNITS = 5  # sequential.MIN_LOOK (not imported: the Snakefile's pars
 DEFAULT_STOP_ON = ("leak", "retention", "settling")
 
 
-# Documented maxima of the built-in experiments' parameters: far above every default and
-# every published reproduction, low enough that a typo (``keys: 1000000000000``) is an
-# error, not a job that fills the disk or the memory.
-PARAM_MAXIMA = {
-    "rocksdb_merge": {"keys": 10_000_000, "operands": 1_000, "operand_bytes": 2**20, "passes": 100_000,
-                      "seed": 2**32 - 1},
-    "dict_shrink": {"entries": 100_000_000, "value_bytes": 2**20, "cycles": 100_000},
-    "duckdb_load": {"tables_per_second": 1_000, "threads": 256, "rows": 10_000_000, "resident_tables": 100_000},
-    "fd_leak": {"rotations": 1_000_000, "interval_s": 60, "payload_bytes": 2**26, "fd_headroom": 100_000},
-    "planted": {"steps": 1_000_000, "tiny_bytes": 2**30, "small_bytes": 2**30, "large_bytes": 2**30,
-                "interval_s": 60},
-}
-# Bytes a run's data set takes at once (the fixture database, the dict's table): it must
-# fit in this machine's memory, whatever the cap (which only stops a run late).
-FOOTPRINT = {
-    "rocksdb_merge": lambda p: int(p["keys"]) * int(p["operands"]) * int(p["operand_bytes"]),
-    "dict_shrink": lambda p: int(p["entries"]) * (int(p["value_bytes"]) + 100),
-}
 # What marks carry besides the experiments' own key metrics (``leaklab.experiments.marks``).
 IN_PROCESS_METRICS = ("rss_bytes", "malloc_in_use_bytes", "py_blocks", "py_heap_bytes")
 
@@ -173,6 +144,7 @@ def _check_params(name: str, given: dict, key: str = "params") -> None:
     """Known names; numbers where the default is one, whole where it is whole, within
     the documented maximum."""
     module = importlib.import_module(f"leaklab.experiments.{name}")
+    spec = experiments.builtin(name)
     allowed = sorted(module.DEFAULTS)
     section = key
     for key, value in given.items():
@@ -180,9 +152,9 @@ def _check_params(name: str, given: dict, key: str = "params") -> None:
         if key not in module.DEFAULTS:
             raise ConfigError(f"{where}: unknown parameter; allowed: {', '.join(allowed)}")
         default = module.DEFAULTS[key]
-        if key == "duration":
+        if key == spec.duration_param:
             try:
-                parse_duration(value)
+                spec.parse_duration(value)
             except ValueError as err:
                 raise ConfigError(f"{where}: {err}") from None
         elif isinstance(default, (int, float)) and not isinstance(default, bool):
@@ -192,16 +164,18 @@ def _check_params(name: str, given: dict, key: str = "params") -> None:
                 raise ConfigError(f"{where}: {value!r} is not a whole number; allowed: whole numbers such as {default}")
             if value < 0 or (value == 0 and key not in ("interval_s", "seed", "rows")):
                 raise ConfigError(f"{where}: {value!r} must be positive")
-            maximum = PARAM_MAXIMA.get(name, {}).get(key)
+            maximum = spec.param_maxima.get(key)
             if maximum is not None and value > maximum:
                 raise ConfigError(f"{where}: {value!r} is too large; allowed: up to {maximum:,}")
 
 
 def _check_footprint(config: dict, name: str) -> None:
-    """A data set larger than this machine's memory cannot be measured here."""
-    if name not in FOOTPRINT:
+    """A data set larger than this machine's memory cannot be measured here, whatever the
+    cap (which only stops a run late)."""
+    spec = experiments.builtin(name)
+    if spec is None or spec.footprint is None:
         return
-    size, memory = FOOTPRINT[name](experiment_params(config, name)), machine_memory_bytes()
+    size, memory = spec.footprint(experiment_params(config, name)), machine_memory_bytes()
     if size > memory // 2:
         raise ConfigError(f"experiments.{name}.params: the data set takes {size / 2**30:.1f} GiB; "
                           f"allowed: up to half of this machine's memory ({memory / 2**31:.1f} GiB)")
@@ -343,7 +317,7 @@ def planned_units(config: dict, name: str, variant: str) -> int | None:
     stopped run measures), or None where that is not known in units: an experiment
     marked by the second, a command experiment without ``length_param``."""
     key = length_param(config, name)
-    if key is None or name in MARKED_BY_THE_SECOND:
+    if key is None or _marked_by_the_second(name):
         return None
     return int(experiment_params(config, name, variant)[key])
 
@@ -351,7 +325,20 @@ def planned_units(config: dict, name: str, variant: str) -> int | None:
 def length_param(config: dict, name: str) -> str | None:
     """The parameter holding how many units a run of ``name`` runs, if there is one."""
     entry = config["experiments"][name]
-    return entry.get("length_param") if "command" in entry else LENGTH_PARAMS.get(name)
+    return entry.get("length_param") if "command" in entry else experiments.builtin(name).length_param
+
+
+def _marked_by_the_second(name: str) -> bool:
+    """Whether a run's length is a time (``duration_param``): it marks once a second, not
+    once a unit, so the looks of sequential stopping, counted in marks, never cut it short."""
+    spec = experiments.builtin(name)
+    return spec is not None and spec.duration_param is not None
+
+
+def units_in(name: str, params: dict[str, Any]) -> int:
+    """How many units a run of a built-in experiment has, from its parameters."""
+    spec = experiments.builtin(name)
+    return spec.units_in(params) if spec.units_in else int(params[spec.length_param])
 
 
 def confirmation(config: dict, name: str) -> dict[str, Any] | None:
@@ -366,8 +353,9 @@ def horizon_params(config: dict, name: str, params: dict[str, Any]) -> dict[str,
     configured to run that long, and the runner stops it once its verdict no longer
     depends on what follows (``leaklab.measure.stopping``)."""
     factor = float(confirmation(config, name)["horizon"])
-    if name in MARKED_BY_THE_SECOND:
-        return {"duration": parse_duration(params["duration"]) * factor}
+    if _marked_by_the_second(name):
+        key = experiments.builtin(name).duration_param
+        return {key: experiments.builtin(name).parse_duration(params[key]) * factor}
     key = length_param(config, name)
     return {key: int(math.ceil(int(params[key]) * factor))}
 
@@ -378,8 +366,8 @@ def window_units(config: dict, name: str, variant: str, horizon: bool = False) -
     params = experiment_params(config, name, variant)
     if horizon:
         params.update(horizon_params(config, name, params))
-    if name in MARKED_BY_THE_SECOND:
-        return expected_drops(params)
+    if _marked_by_the_second(name):
+        return units_in(name, params)
     key = length_param(config, name)
     return int(params[key]) if key is not None else None
 
@@ -422,11 +410,13 @@ def _check_stopping(config: dict) -> None:
     """A command experiment's ``length_param`` names a whole-number parameter of every
     variant; an experiment that asks for confirmation has a length to stretch."""
     for name, entry in config["experiments"].items():
-        if entry.get("confirm") and name not in MARKED_BY_THE_SECOND and length_param(config, name) is None:
+        if entry.get("confirm") and not _marked_by_the_second(name) and length_param(config, name) is None:
             raise ConfigError(f"experiments.{name}.confirm: the run's length must be known to stretch it to the "
                               f"horizon; give experiments.{name}.length_param (allowed: a whole-number parameter)")
-        if confirmation(config, name) and name in MARKED_BY_THE_SECOND:
-            seconds = parse_duration(horizon_params(config, name, experiment_params(config, name))["duration"])
+        if confirmation(config, name) and _marked_by_the_second(name):
+            spec = experiments.builtin(name)
+            seconds = spec.parse_duration(horizon_params(config, name, experiment_params(config, name))[
+                spec.duration_param])
             timeout = float((config.get("limits") or {}).get("timeout_s", 300))
             if seconds >= timeout:
                 raise ConfigError(f"experiments.{name}.confirm.horizon: {entry['confirm']['horizon']} x the duration "
@@ -483,7 +473,7 @@ def check(config: dict) -> None:
         for variant in entry["variants"]:
             _check_params(name, variant_settings(entry, variant).get("params", {}), key=f"variants.{variant}.params")
         _check_params(name, entry.get("profile_params", {}), key="profile_params")
-        units = UNITS_FROM_PARAMS[name](experiment_params(config, name))
+        units = units_in(name, experiment_params(config, name))
         warmup = entry.get("warmup_units", 1)
         if units - warmup < MIN_POST_WARMUP_UNITS:
             raise ConfigError(
@@ -518,7 +508,7 @@ def _check_sweep(config: dict) -> None:
     base = config["experiments"].get(name, {})
     params = {**importlib.import_module(f"leaklab.experiments.{name}").DEFAULTS, **base.get("params", {}),
               **sweep.get("params", {})}
-    units, warmup = UNITS_FROM_PARAMS[name](params), sweep.get("warmup_units", base.get("warmup_units", 1))
+    units, warmup = units_in(name, params), sweep.get("warmup_units", base.get("warmup_units", 1))
     if units - warmup < MIN_POST_WARMUP_UNITS:
         raise ConfigError(f"version_sweep.warmup_units: {warmup} leaves {units - warmup} of {units} "
                           f"{plural(spec.unit)}; growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up")

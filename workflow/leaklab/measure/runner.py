@@ -22,66 +22,30 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import math
 import os
-import platform
 import resource
-import select
-import socket
 import subprocess
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 
 from leaklab import experiments, profilers
 from leaklab.experiments import marks
-from leaklab.measure import stopping
-from leaklab.process import allocator_heap
-from leaklab.process import (build, containment, glibc_heap, mappings, own_program, run_output, run_signals,
-                             sampler, unit_protocol, unit_readings)
+from leaklab.measure import stopping, watching
+from leaklab.measure.run_spec import RunSpec
+from leaklab.process import (allocator_heap, build, containment, glibc_heap, host, mappings, marks_file,
+                             own_program, run_output, run_signals, sampler, unit_protocol, unit_readings)
 from leaklab.tables.run_files import checksums, collect_profile
 
 LOG_TAIL_LINES = 20
 PACKAGE_DIR = Path(__file__).resolve().parents[2]
-
-
-MEASURED_DISTRIBUTIONS = ("duckdb", "faust-streaming-rocksdb", "snakemake")
-_VERSIONS_SNIPPET = """import importlib.metadata as m, json, platform, sys
-out = {"python": platform.python_version()}
-for name in sys.argv[1:]:
-    try:
-        out[name] = m.version(name)
-    except m.PackageNotFoundError:
-        out[name] = None
-print(json.dumps(out))"""
-
-
-def library_versions(python: str | None = None) -> dict[str, str | None]:
-    """Versions of what the experiments measure, for ``meta.json`` and the tables,
-    asked of the interpreter that ran the experiment (a sweep's venv, say)."""
-    import ctypes.util
-
-    asked = subprocess.run([python or sys.executable, "-c", _VERSIONS_SNIPPET, *MEASURED_DISTRIBUTIONS],
-                           capture_output=True, text=True)
-    out: dict[str, str | None] = json.loads(asked.stdout) if asked.returncode == 0 else {}
-    out["librocksdb"] = ctypes.util.find_library("rocksdb")
-    return out
-
-
-def host_facts() -> dict:
-    with open("/proc/meminfo") as f:
-        mem_total = int(f.readline().split()[1]) * 1024
-    return {
-        "hostname": socket.gethostname(),
-        "kernel": platform.release(),
-        "cpus": os.cpu_count(),
-        "mem_total_bytes": mem_total,
-    }
 
 
 def _children_cpu_s() -> float:
@@ -116,101 +80,6 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _over_cap(row: dict | None, mem_cap_bytes: int | None) -> bool:
-    """Whether the tree holds more than the cap: the cgroup's working set where there is
-    one, else the summed PSS (a page shared by a pre-forked worker pool counts once),
-    summed RSS only when neither is read."""
-    if not mem_cap_bytes or row is None:
-        return False
-    if row["cgroup_bytes"] is not None:
-        held = row["cgroup_bytes"]
-    else:
-        held = row["pss_bytes"] or row["rss_bytes"]
-    return held > mem_cap_bytes
-
-
-def _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadline, interval_s, smaps,
-                       mem_cap_bytes, at_end_of_work, watcher: stopping.Watcher | None = None,
-                       own_final_sample: bool = True, guard: run_signals.Guard | None = None,
-                       readings: unit_readings.UnitReadings | None = None) -> str | None:
-    """Sample the process tree (and its cgroup's members) until it exits or must be
-    stopped; returns why it was stopped (``capped``, ``timeout``) or None.  Waiting on
-    the sync pipe doubles as the sampling sleep, so the final sample is taken the
-    moment the process asks, and waiting on a pidfd ends the wait the moment it exits,
-    whatever the interval.  Samples after the final one (interpreter teardown) still
-    enforce the limits but are not recorded: the final sample is the last one of the
-    measured work.
-
-    With a ``watcher`` (sequential stopping) every sample is also a chance to look at
-    the marks: once the verdict is decided the program is asked to stop
-    (``stopping.request_stop``).  A program that does not take its own final sample
-    (``own_final_sample`` false: not a built-in experiment) has the sample just taken
-    marked final instead, the last one of its measured work, and gets
-    ``stopping.STOP_GRACE_S`` to exit before it is killed.
-
-    Between two samples the ``guard`` takes the signals sent to the runner (a stop
-    signal from outside the tree raises ``run_signals.Stopped``).  A program that waits at
-    its unit marks asks through the sync pipe too (``u<unit>``): it is read (``readings``)
-    and let go at once."""
-    final_taken, pipe_open = False, True
-    exited = os.pidfd_open(proc.pid)  # readable once the process has exited
-    while (guard is None or guard.take() is None) and proc.poll() is None:
-        wait_s = max(0.0, min(interval_s, deadline - time.monotonic()))  # the time limit holds too
-        ready = select.select([ready_r, exited] if pipe_open else [exited], [], [], wait_s)[0]
-        asked = os.read(ready_r, 4096) if ready_r in ready else None
-        final = bool(asked) and b"x" in asked
-        pipe_open = pipe_open and asked != b"" and not final  # asked for the final sample, or EOF
-        if asked and not final_taken:
-            _read_at_marks(asked, readings, time.monotonic() - t0, release_w)
-        row = sampler.sample(proc.pid, time.monotonic() - t0, smaps=smaps, final=final, members=box.pids())
-        if row is not None:
-            row["cgroup_bytes"] = box.memory_bytes()
-        if row is not None and not final_taken:
-            rows.append(row)
-            if protocol:
-                protocol.poll(row["t"], proc.pid)
-        final_taken = final_taken or final
-        if readings is not None and final_taken:
-            readings.close()  # later readings would be teardown, not the measured work
-        if watcher is not None and row is not None and not final_taken and watcher.decided is None \
-                and watcher.update(rows) is not None and watcher.cuts_short():
-            if not own_final_sample:
-                rows[-1]["final"] = final_taken = True  # taken while it still held everything
-            stopping.request_stop(proc.pid, own_final_sample)
-            deadline = min(deadline, time.monotonic() + stopping.STOP_GRACE_S)
-        if final:
-            if at_end_of_work:  # the process waits: a profiler may look at it now
-                at_end_of_work(proc.pid)
-            try:
-                os.write(release_w, b"x")
-            except BrokenPipeError:
-                pass
-        stopped_for = None
-        if box.oom_killed() or _over_cap(row, mem_cap_bytes):
-            stopped_for = "capped"
-        elif time.monotonic() > deadline:
-            # past the grace after the stop signal: killed, but stopped because it was decided
-            stopped_for = "killed_after_stop" if watcher is not None and watcher.cuts_short() else "timeout"
-        if stopped_for:
-            box.stop()
-            proc.wait()
-            os.close(exited)
-            return stopped_for
-    os.close(exited)
-    return "capped" if box.oom_killed() else None
-
-
-def _read_at_marks(asked: bytes, readings: unit_readings.UnitReadings | None, t: float, release_w: int) -> None:
-    """Take the reading of each unit a waiting program asked for, and let it go on."""
-    for unit in unit_readings.requested_units(asked):
-        if readings is not None:
-            readings.asked(t, unit)
-        try:
-            os.write(release_w, b"u")
-        except BrokenPipeError:
-            pass
-
-
 def _status(returncode: int, stopped_for: str | None) -> str:
     if stopped_for:
         return stopped_for
@@ -219,111 +88,38 @@ def _status(returncode: int, stopped_for: str | None) -> str:
     return "crashed" if returncode < 0 else "failed"
 
 
-def _mark_record(line: bytes, reserved: frozenset[str] = unit_protocol.RESERVED_NAMES) -> dict:
-    """One line of ``marks.jsonl`` checked like a unit line: the measured program can
-    write there too (``LEAKLAB_MARKS`` is in its environment); a command program may not
-    name the runner's readings (``reserved``)."""
-    try:
-        record = json.loads(line)
-    except (UnicodeDecodeError, ValueError):
-        raise unit_protocol.BadLine("not a JSON mark") from None
-    if not isinstance(record, dict):
-        raise unit_protocol.BadLine("not a JSON object")
-    t, unit, phase = record.pop("t", None), record.pop("unit", None), record.pop("phase", None)
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
-        raise unit_protocol.BadLine(f"time {t!r} is not a finite number")
-    if not isinstance(phase, str) or not 0 < len(phase) <= 64:
-        raise unit_protocol.BadLine(f"phase {phase!r} is not a short name")
-    out = {"t": float(t), "unit": None if unit is None else unit_protocol.check_unit(unit), "phase": phase}
-    for name, value in record.items():
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            out[name] = None  # not measured (glibc's heap under jemalloc, say)
-        elif name == "cpu_s":
-            out[name] = unit_protocol.check_metric("process_cpu_s", value)
-        else:
-            out[name] = unit_protocol.check_metric(name, value, reserved)
-    return out
-
-
-def _read_marks(path: Path, bad: unit_protocol.BadLines,
-                parse: Callable[[bytes], dict] = _mark_record) -> pd.DataFrame:
-    """``marks.jsonl`` as a frame; bad lines are counted in ``bad``, a last line cut
-    short by a kill is dropped."""
-    rows = []
-    if path.exists():
-        lines = path.read_bytes().split(b"\n")[:-1]  # the last piece has no newline: cut short
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(parse(line))
-            except unit_protocol.BadLine as err:
-                bad.add(f"{path.name} line {number}", line, str(err))
-    return _marks_frame(rows)
-
-
-def _marks_frame(rows: list[dict]) -> pd.DataFrame:
-    """Checked mark records as a frame that always has ``t``, ``unit`` and ``phase``."""
-    frame = pd.DataFrame(rows)
-    for column in ("t", "unit", "phase"):
-        if column not in frame:
-            frame[column] = pd.Series(dtype="float64" if column != "phase" else "object")
-    frame["unit"] = frame["unit"].astype("Int64")
-    return frame
-
-
-def run(
-    experiment: str,
-    variant: str,
-    outdir: Path,
-    params: dict | None = None,
-    profiler: str = "plain",
-    replicate: int = 1,
-    interval_s: float = 0.05,
-    timeout_s: float = 600.0,
-    mem_cap_bytes: int | None = None,
-    smaps: bool = True,
-    profiler_settings: dict | None = None,
-    scale: float = 1.0,
-    python: str | None = None,
-    contain: str = "auto",
-    stopping_plan: dict | None = None,
-    log_cap_bytes: int = run_output.DEFAULT_LOG_CAP_BYTES,
-) -> dict:
+def run(run_spec: RunSpec) -> dict:
     """Run one variant to completion (or until stopped) and write the run directory.
 
-    ``stopping_plan`` (``leaklab.measure.config.stop_plan``, plain runs only) stops the run as
-    soon as its verdict is decided (``leaklab.measure.stopping``); ``meta.json`` records
+    A stopping plan (``RunSpec.stopping_plan``, plain runs only) stops the run as soon
+    as its verdict is decided (``leaklab.measure.stopping``); ``meta.json`` records
     ``stop_reason`` and ``stopped_at_unit`` either way.  ``run.log`` keeps at most
     ``log_cap_bytes`` of the program's output (``leaklab.process.run_output``).
 
-    ``python`` runs a built-in experiment under another interpreter (a version sweep's
-    venv); the measured process needs only the standard library, leaklab's experiment
-    modules and the library under test.  ``contain`` picks the containment
-    (``leaklab.process.containment``; ``auto``: the strongest available).  Every way this can
-    go wrong after the arguments are checked still writes ``meta.json``, ``samples.parquet``
-    and ``marks.parquet``: an error of the runner itself is status ``runner_error``."""
-    spec = experiments.get(experiment)
-    spec.check_variant(variant)
-    outdir = Path(outdir).resolve()
+    Under another interpreter (``python``: a version sweep's venv) the measured process
+    needs only the standard library, leaklab's experiment modules and the library under
+    test.  Every way this can go wrong after the variant is checked still writes
+    ``meta.json``, ``samples.parquet`` and ``marks.parquet``: an error of the runner
+    itself is status ``runner_error``."""
+    spec = run_spec.experiment
+    spec.check_variant(run_spec.variant)
+    run_spec = replace(run_spec, outdir=Path(run_spec.outdir).resolve(), params=dict(run_spec.params))
+    outdir = run_spec.outdir
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / "meta.json").unlink(missing_ok=True)  # written last: a stale one never passes for this run
-    params = params or {}
     meta = {
-        "experiment": experiment, "variant": variant, "profiler": profiler, "replicate": replicate,
-        "unit": spec.unit, "scale": scale, "profiler_settings": profiler_settings or {},
-        "interval_s": interval_s, "timeout_s": timeout_s, "mem_cap_bytes": mem_cap_bytes, "params": params,
-        "python": python or sys.executable, "stopping": stopping_plan or {},
+        "experiment": spec.name, "variant": run_spec.variant, "profiler": run_spec.profiler,
+        "replicate": run_spec.replicate, "unit": spec.unit, "scale": run_spec.scale,
+        "profiler_settings": run_spec.profiler_settings, "interval_s": run_spec.interval_s,
+        "timeout_s": run_spec.timeout_s, "mem_cap_bytes": run_spec.mem_cap_bytes, "params": run_spec.params,
+        "python": run_spec.python or sys.executable, "stopping": run_spec.stopping_plan or {},
     }
-    box = containment.create(contain, mem_cap_bytes)
+    box = containment.create(run_spec.contain, run_spec.mem_cap_bytes)
     rows: list[dict] = []
     bad = unit_protocol.BadLines()
     facts: dict = {}
     try:
-        meta.update(_measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem_cap_bytes, smaps,
-                             profiler_settings or {}, python, box, rows, bad,
-                             stopping.Plan.from_params(stopping_plan) if profiler == "plain" else None,
-                             log_cap_bytes, facts))
+        meta.update(_measure(run_spec, box, rows, bad, facts))
     except run_signals.Stopped:
         raise  # the measured process tree goes with the runner (below); no outputs are written
     except Exception:
@@ -344,9 +140,9 @@ def _after_runner_error(outdir: Path, rows: list[dict], bad: unit_protocol.BadLi
         samples = pd.DataFrame(columns=list(sampler.SAMPLE_COLUMNS))
         samples.astype("float64").to_parquet(outdir / "samples.parquet", index=False)
     try:
-        _read_marks(outdir / "marks.jsonl", bad).to_parquet(outdir / "marks.parquet", index=False)
+        marks_file.read_marks(outdir / "marks.jsonl", bad).to_parquet(outdir / "marks.parquet", index=False)
     except Exception:
-        _marks_frame([]).to_parquet(outdir / "marks.parquet", index=False)
+        marks_file.marks_frame([]).to_parquet(outdir / "marks.parquet", index=False)
     if not (outdir / "mappings.parquet").exists():  # declared: a failed run has one too
         mappings.frame([]).to_parquet(outdir / "mappings.parquet", index=False)
     return {"status": "runner_error", "stop_reason": "runner_error", "stopped_at_unit": None,
@@ -419,16 +215,16 @@ def _reserved_names(spec) -> frozenset[str]:
     return unit_protocol.RESERVED_NAMES if spec.module else unit_protocol.PROGRAM_RESERVED_NAMES
 
 
-def _program_command(spec, variant: str, params: dict, python: str | None, outdir: Path,
-                     env: dict[str, str]) -> tuple[list[str], str | None]:
+def _program_command(run_spec: RunSpec, env: dict[str, str]) -> tuple[list[str], str | None]:
     """The measured program's command line (before a profiler wraps it), and what wraps
     a command program (a shell, a script) if anything; a command program's working
     directory is staged and its units file named in ``env``."""
+    spec, outdir = run_spec.experiment, run_spec.outdir
     workdir = outdir / "work"
     if not spec.command:
-        return [python or sys.executable, "-m", spec.module, "--variant", variant,
-                "--params", json.dumps(params), "--workdir", str(workdir)], None
-    fields = own_program.fields(params, variant, workdir)
+        return [run_spec.python or sys.executable, "-m", spec.module, "--variant", run_spec.variant,
+                "--params", json.dumps(run_spec.params), "--workdir", str(workdir)], None
+    fields = own_program.fields(run_spec.params, run_spec.variant, workdir)
     cmd = own_program.argv(spec.command, fields)
     own_program.stage_workdir(spec.workdir_files, fields, workdir)
     env[unit_protocol.UNITS_ENV] = str(outdir / "units.txt")
@@ -452,74 +248,89 @@ def _follow_program(pid: int, out_r: int, log: run_output.BoundedLog, clock,
     return pump, follower
 
 
-def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem_cap_bytes, smaps,
-             profiler_settings, python, box, rows, bad, plan: stopping.Plan | None = None,
-             log_cap_bytes: int = run_output.DEFAULT_LOG_CAP_BYTES, facts: dict | None = None) -> dict:
-    """Start the measured process in ``box``, sample it until it ends or is stopped,
-    write samples and marks and read the profiler's files; the facts for ``meta.json``.
-    ``facts`` receives what is known of the run as it goes (signals, output), kept even
-    when the runner itself fails."""
-    facts = {} if facts is None else facts
-    workdir = outdir / "work"
-    workdir.mkdir(exist_ok=True)
-    marks_path = outdir / "marks.jsonl"
-    marks_path.unlink(missing_ok=True)
-    ready_r, ready_w = os.pipe()
-    release_r, release_w = os.pipe()
-    t0 = time.monotonic()
+@dataclass(frozen=True)
+class _Program:
+    """The measured program as it is started: its command and environment (a profiler's
+    wrapping included), and what is read beside it."""
+
+    cmd: list[str]
+    env: dict[str, str]
+    wrapper: str | None  # a command program's shell or script, which a profiler would see instead
+    profiler: ModuleType
+    heap_metric: dict
+    heap_file: Path | None
+    at_unit: Callable[[int], None] | None  # the profiler's hook at each unit mark (pprof's heap profile)
+
+
+def _prepare_program(run_spec: RunSpec, marks_path: Path, t0: float, sync: watching.SyncPipes) -> _Program:
+    """The program's command line, wrapped by its profiler, with the environment that
+    tells it where its marks go and how to ask for its final sample (``sync``)."""
+    outdir, settings = run_spec.outdir, run_spec.profiler_settings
+    env = _child_env()
+    env.update({
+        marks.MARKS_ENV: str(marks_path),
+        marks.T0_ENV: repr(t0),
+        marks.SYNC_ENV: "{},{}".format(*sync.program_ends),
+        unit_readings.PACE_ENV: unit_readings.pace(),
+    })
+    cmd, wrapper = _program_command(run_spec, env)
+    profiler_module = profilers.load(run_spec.profiler)
+    cmd, env = profiler_module.wrap(cmd, env, outdir, settings)
+    heap_metric, env, heap_file = allocator_heap.prepare(run_spec.experiment, cmd, env, run_spec.profiler, wrapper,
+                                                         outdir)
+    at_unit = getattr(profiler_module, "at_unit", None)
+    return _Program(cmd, env, wrapper, profiler_module, heap_metric, heap_file,
+                    at_unit and (lambda unit: at_unit(unit, outdir, settings)))
+
+
+def _start(program: _Program, out_w: int, sync: watching.SyncPipes, workdir: Path,
+           box: containment.ProcessGroup, log: run_output.BoundedLog) -> subprocess.Popen:
+    """Start the program in ``box``; a command that cannot start is recorded like any
+    failure (exit 127)."""
+    try:
+        return subprocess.Popen(
+            program.cmd, env=program.env, stdout=out_w, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            pass_fds=sync.program_ends, start_new_session=True, cwd=workdir, preexec_fn=_start_in_box(box),
+        )
+    except OSError as err:
+        log.write(f"cannot start {program.cmd[0]!r}: {err}\n".encode())
+        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(127)"])
+
+
+def _run_program(run_spec: RunSpec, program: _Program, box: containment.ProcessGroup, rows: list[dict],
+                 bad: unit_protocol.BadLines, facts: dict, t0: float, sync: watching.SyncPipes,
+                 marks_path: Path, watcher: stopping.Watcher | None
+                 ) -> tuple[subprocess.Popen, str | None, unit_readings.UnitReadings]:
+    """Start the program, follow its output and units and sample it until it ends or
+    is stopped; the finished process and why it was stopped, if it was.  ``facts``
+    receives what is known of its output and signals, even when the runner fails."""
+    spec, outdir = run_spec.experiment, run_spec.outdir
     ended_at: list[float] = []  # the last sample's time once the program is gone
 
     def clock() -> float:
         """The run's clock for lines as they arrive; a line read after the program is gone
         was written before: it gets the time of the last sample taken, not a teardown time."""
         return ended_at[0] if ended_at else time.monotonic() - t0
-    env = _child_env()
-    env.update({
-        marks.MARKS_ENV: str(marks_path),
-        marks.T0_ENV: repr(t0),
-        marks.SYNC_ENV: f"{ready_w},{release_r}",
-        unit_readings.PACE_ENV: unit_readings.pace(),
-    })
-    cmd, wrapper = _program_command(spec, variant, params, python, outdir, env)
-    profiler_module = profilers.load(profiler)
-    cmd, env = profiler_module.wrap(cmd, env, outdir, profiler_settings)
-    heap_metric, env, heap_file = allocator_heap.prepare(spec, cmd, env, profiler, wrapper, outdir)
-    at_unit = getattr(profiler_module, "at_unit", None)
-
-    parse_mark = functools.partial(_mark_record, reserved=_reserved_names(spec))
-    cpu_before = _children_cpu_s()
     out_r, out_w = os.pipe()
-    log = run_output.BoundedLog(outdir / "run.log", log_cap_bytes)
+    log = run_output.BoundedLog(outdir / "run.log", run_spec.log_cap_bytes)
     root: list[int] = []
     protocol, pump, follower, exited = None, None, None, threading.Event()
     with _guard(box, root) as guard:
         try:
-            try:
-                proc = subprocess.Popen(
-                    cmd, env=env, stdout=out_w, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    pass_fds=(ready_w, release_r), start_new_session=True, cwd=workdir,
-                    preexec_fn=_start_in_box(box),
-                )
-            except OSError as err:  # a command that cannot start: recorded like any failure (exit 127)
-                log.write(f"cannot start {cmd[0]!r}: {err}\n".encode())
-                proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(127)"])
+            proc = _start(program, out_w, sync, outdir / "work", box, log)
             root.append(proc.pid)
             box.started(proc.pid)
-            os.close(out_w)
-            os.close(ready_w)
-            os.close(release_r)
-            readings = unit_readings.UnitReadings(
-                proc.pid, box, smaps, rows, heap_file,
-                at_unit and (lambda unit: at_unit(unit, outdir, profiler_settings)), own=spec.module is not None)
+            for fd in (out_w, *sync.program_ends):
+                os.close(fd)
+            readings = unit_readings.UnitReadings(proc.pid, box, run_spec.smaps, rows, program.heap_file,
+                                                  program.at_unit, own=spec.module is not None)
             protocol = _protocol_for(spec, outdir, marks_path, bad, readings) if spec.command else None
             pump, follower = _follow_program(proc.pid, out_r, log, clock, protocol, exited)
-            deadline = t0 + timeout_s
-            watcher = stopping.Watcher(plan, marks_path, parse_mark) if plan else None
-            hook = getattr(profiler_module, "at_end_of_work", None)
-            stopped_for = _sample_until_exit(proc, box, ready_r, release_w, rows, protocol, t0, deadline,
-                                             interval_s, smaps, mem_cap_bytes,
-                                             hook and (lambda pid: hook(pid, outdir)), watcher,
-                                             own_final_sample=not spec.command, guard=guard, readings=readings)
+            hook = getattr(program.profiler, "at_end_of_work", None)
+            stopped_for = watching.until_exit(
+                proc, box, run_spec, sync, rows, t0, protocol=protocol,
+                at_end_of_work=hook and (lambda pid: hook(pid, outdir)), watcher=watcher, guard=guard,
+                readings=readings)
         finally:
             box.close()  # leftovers of the tree (daemonised ones included), whatever happened
             ended_at.append(max([row["t"] for row in rows], default=clock()))
@@ -530,21 +341,42 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
             if root:
                 proc.wait()
     facts["signals_from_program"] = dict(guard.from_program)
-    os.close(ready_r)
-    os.close(release_w)
+    sync.close_runner_ends()
+    return proc, stopped_for, readings
+
+
+def _measure(run_spec: RunSpec, box: containment.ProcessGroup, rows: list[dict], bad: unit_protocol.BadLines,
+             facts: dict) -> dict:
+    """Start the measured process in ``box``, sample it until it ends or is stopped,
+    write samples and marks and read the profiler's files; the facts for ``meta.json``.
+    ``facts`` receives what is known of the run as it goes (signals, output), kept even
+    when the runner itself fails."""
+    spec, outdir = run_spec.experiment, run_spec.outdir
+    (outdir / "work").mkdir(exist_ok=True)
+    marks_path = outdir / "marks.jsonl"
+    marks_path.unlink(missing_ok=True)
+    plan = stopping.Plan.from_params(run_spec.stopping_plan) if run_spec.profiler == "plain" else None
+    parse_mark = functools.partial(marks_file.mark_record, reserved=_reserved_names(spec))
+    watcher = stopping.Watcher(plan, marks_path, parse_mark) if plan else None
+    sync = watching.SyncPipes.open()
+    t0 = time.monotonic()
+    program = _prepare_program(run_spec, marks_path, t0, sync)
+    cpu_before = _children_cpu_s()
+    proc, stopped_for, readings = _run_program(run_spec, program, box, rows, bad, facts, t0, sync, marks_path,
+                                               watcher)
     wall_s = time.monotonic() - t0
     cpu_s = _children_cpu_s() - cpu_before
 
     samples, mark_frame = _write_samples_and_marks(rows, outdir, bad, parse_mark, readings.heap_by_unit)
-    if heap_file is not None:
+    if program.heap_file is not None:
         glibc_heap.strip_summary(outdir / "run.log")
     readings.write(outdir / "mappings.parquet")
     status, stop_facts = _stop_facts(_status(proc.returncode, stopped_for), stopped_for, proc.returncode, plan,
                                      watcher)
     n_units = int(mark_frame["unit"].max()) if mark_frame["unit"].notna().any() else 0
-    profile_status, profile_error = collect_profile(profiler_module, outdir, mark_frame)
-    if wrapper and profiler != "plain":  # never `ok` for the wrong process
-        profile_status, profile_error = "wrapper", "; ".join(filter(None, [wrapper, profile_error]))
+    profile_status, profile_error = collect_profile(program.profiler, outdir, mark_frame)
+    if program.wrapper and run_spec.profiler != "plain":  # never `ok` for the wrong process
+        profile_status, profile_error = "wrapper", "; ".join(filter(None, [program.wrapper, profile_error]))
     return {
         "status": status,
         "exit_code": proc.returncode,
@@ -554,7 +386,7 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         "n_samples": len(samples),
         "n_units": n_units,
         "stopped_at_unit": n_units,
-        "heap_metric": heap_metric,
+        "heap_metric": program.heap_metric,
         "mappings_readings": readings.readings,
         "mappings_read_s": round(readings.seconds, 3),
         **stop_facts,
@@ -562,9 +394,9 @@ def _measure(spec, variant, outdir, params, profiler, interval_s, timeout_s, mem
         "units_sharing_reading": units_sharing_reading(samples, mark_frame),
         "profile_status": profile_status,
         "profile_error": profile_error,
-        "command": cmd,
-        "versions": {**library_versions(python), **build.recorded_versions(params)},
-        "host": host_facts(),
+        "command": program.cmd,
+        "versions": {**host.library_versions(run_spec.python), **build.recorded_versions(run_spec.params)},
+        "host": host.host_facts(),
         "log_tail": run_output.log_tail(outdir / "run.log", LOG_TAIL_LINES) if status != "ok" else [],
         "artifacts": checksums(outdir),
     }
@@ -580,7 +412,7 @@ def _write_samples_and_marks(rows: list[dict], outdir: Path, bad: unit_protocol.
     samples = pd.DataFrame(rows, columns=list(sampler.SAMPLE_COLUMNS))
     samples["cgroup_bytes"] = samples["cgroup_bytes"].astype("float64")
     samples.to_parquet(outdir / "samples.parquet", index=False)
-    mark_frame = glibc_heap.into_marks(_read_marks(outdir / "marks.jsonl", bad, parse_mark), heap_by_unit)
+    mark_frame = glibc_heap.into_marks(marks_file.read_marks(outdir / "marks.jsonl", bad, parse_mark), heap_by_unit)
     mark_frame.to_parquet(outdir / "marks.parquet", index=False)
     return samples, mark_frame
 
@@ -638,12 +470,12 @@ def main(argv: list[str] | None = None) -> int:
         import yaml
 
         experiments.configure(yaml.safe_load(args.config.read_text()))
-    meta = run(
-        args.experiment, args.variant, args.outdir, json.loads(args.params),
-        profiler=args.profiler, replicate=args.replicate, interval_s=args.interval,
-        timeout_s=args.timeout, mem_cap_bytes=args.mem_cap, log_cap_bytes=args.log_cap,
-        profiler_settings=json.loads(args.profiler_settings), contain=args.containment,
-    )
+    meta = run(RunSpec(
+        experiments.get(args.experiment), args.variant, args.outdir, json.loads(args.params),
+        profiler=args.profiler, profiler_settings=json.loads(args.profiler_settings), replicate=args.replicate,
+        interval_s=args.interval, timeout_s=args.timeout, mem_cap_bytes=args.mem_cap, log_cap_bytes=args.log_cap,
+        contain=args.containment,
+    ))
     print(f"{args.experiment}/{args.variant}/{args.profiler}: {meta['status']} in {meta['wall_s']:.1f} s, "
           f"{meta['n_units']} {meta['unit']}(s), peak RSS {meta['peak_rss_bytes'] / 2**20:.1f} MiB")
     return 0

@@ -1,4 +1,7 @@
-"""The figures that show a decision, drawn from the tidy tables (never from run directories).
+"""The figures that show a decision, drawn from the tidy tables (never from run directories):
+the growth overview, each experiment's headline and the verdict matrix.  The other
+figures each have their own module (``attribution_plots``, ``timeline_plots``,
+``sweep_plots``, ``cross_language_plots``, ``profile_plots``, ``compare_plots``).
 
 Growth is drawn divided by the bar its interval was held against (half the metric's
 ``leak_per_unit``, ``verdicts.DECISION_FRACTION``), so the bar sits at 1 in every panel,
@@ -12,22 +15,18 @@ saved, so tests can check what was drawn.
 
 from __future__ import annotations
 
-import math
 import textwrap
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib import patheffects
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
-from leaklab.model.amounts import MIB, counted
-from leaklab.report.figstyle import (TEXT_ON, THRESHOLD_STYLE, WARMUP_COLOUR, WIDTH, as_float, axis_unit, experiment_order,
-                              figure, from_zero, interval_text, nothing, panel_title, quantity, rate_text, save, say,
-                              scaled, short, spec_of, style, variant_colours, variant_order, verdict_colour,
-                              verdict_handles)
+from leaklab.report.figstyle import (TEXT_ON, THRESHOLD_STYLE, WARMUP_COLOUR, as_float, axis_unit, experiment_order,
+                                     figure, from_zero, interval_text, nothing, panel_title, quantity, rate_text, save,
+                                     short, spec_of, style, variant_colours, variant_order, verdict_colour,
+                                     verdict_handles)
 
 SYMLOG = {"linthresh": 1.0, "linscale": 1.0}  # linear within one bar, log beyond
 LEAK_THRESHOLD_STYLE = {"color": "#777777", "linestyle": ":", "linewidth": 0.9}
@@ -56,7 +55,7 @@ def _overview_rows(data: pd.DataFrame, name: str) -> pd.DataFrame:
     return pd.concat(rows) if rows else part.iloc[:0]
 
 
-def _symlog_limits(lows: pd.Series, highs: pd.Series) -> tuple[float, float]:
+def symlog_limits(lows: pd.Series, highs: pd.Series) -> tuple[float, float]:
     """One x range for every panel: at least [-1, 10] thresholds, wider when an interval is."""
     low = np.nanmin([-1.0, *lows.replace([np.inf, -np.inf], np.nan).dropna()])
     high = np.nanmax([10.0, *highs.replace([np.inf, -np.inf], np.nan).dropna()])
@@ -128,7 +127,7 @@ def growth_overview(growth: pd.DataFrame, out, profiler: str = "plain"):
     everything = pd.concat([rows for _, rows in panels])
     kept = [r["retained"] / r["retained_threshold"] for _, r in releasing]
     bar = decision_bar(everything["leak_per_unit"].astype(float))
-    xlim = _symlog_limits(pd.concat([everything["ci_low"] / bar, *kept]),
+    xlim = symlog_limits(pd.concat([everything["ci_low"] / bar, *kept]),
                           pd.concat([everything["ci_high"] / bar, *kept]))
     heights = [len(rows) + 2.6 for _, rows in panels] + [len(rows) + 2.6 for _, rows in releasing]
     with style():
@@ -332,379 +331,5 @@ def verdict_matrix(verdicts: pd.DataFrame, out, profiler: str = "plain"):
         handles, labels = verdict_handles()
         fig.legend(handles, labels, loc="outside lower center", ncol=5, frameon=False)
         fig.suptitle("Verdict per variant: deciding metric, growth per unit, 95% interval")
-        save(fig, out)
-    return fig
-
-
-# ---------------------------------------------------------------- attribution
-
-LAYER_COLOURS = {"Python heap": "#56B4E9", "native heap": "#0072B2", "library accounting": "#1F3A93",
-                 "allocator retention / other": "#C7C7C7", "kernel: deleted fds": "#8C564B",
-                 "kernel: slab": "#B15928", "native or allocator (no heap metric from this program)": "#9E9AC8"}
-# where in the address space (leaklab.process.mappings): one colour per kind of mapping
-LAYER_COLOURS.update({"mapping: brk heap": "#009E73", "mapping: anonymous mappings": "#E69F00",
-                      "mapping: file-backed": "#F0E442", "mapping: stacks": "#CC79A7",
-                      "mapping: shared memory": "#D55E00", "mapping: kernel/other": "#999999"})
-LAYER_NAMES = {"library accounting": "library", "allocator retention / other": "allocator/other",
-               "native or allocator (no heap metric from this program)": "native or allocator",
-               "kernel: deleted fds": "kernel fds", "kernel: slab": "kernel slab"}  # short, for tick labels
-KERNEL_UNITS = {"kernel: deleted fds": ("deleted_fds", 1.0, "deleted fds"),  # layer: metric, divisor, unit
-                "kernel: slab": ("slab_bytes", 1024.0, "slab KiB")}
-
-
-def holding_layer(part: pd.DataFrame) -> str:
-    """What the figure says holds a variant's growth: the layers whose own metric is a
-    leak (or else retained), RSS's unexplained rest when only RSS is, or nothing.  A
-    system-wide layer (slab: every process on the machine) is drawn but never named,
-    as it never decides a verdict."""
-    from leaklab.tables.attribution import RESIDUAL
-    from leaklab.model.settings import SYSTEM_WIDE
-
-    from leaklab.tables.attribution import MAPPING_PREFIX, PROCESS_PREFIX
-
-    own = part[~part["source"].isin(SYSTEM_WIDE)] if "source" in part else part
-    own = own[~own["layer"].str.startswith((MAPPING_PREFIX, PROCESS_PREFIX))]  # their own panel
-    for where, verb in (("grows here", "grows in"), ("retained here", "kept in")):
-        named = list(own[(own["where"] == where) & (own["layer"] != "RSS (total)")]["layer"])
-        if not named and ((own["where"] == where) & (own["layer"] == "RSS (total)")).any():
-            named = [RESIDUAL]
-        if named:
-            return f"{verb} {', '.join(LAYER_NAMES.get(n, n) for n in named)}"
-    return "no layer grows"
-
-
-def growing_process(part: pd.DataFrame) -> str:
-    """``": in pid N (command)"`` for the process of a multi-process tree that holds a
-    variant's growth, so a leak in a child or helper is named on the figure."""
-    from leaklab.tables.attribution import PROCESS_PREFIX
-
-    grows = part[part["layer"].str.startswith(PROCESS_PREFIX) & (part["where"] == "grows here")]
-    if grows.empty:
-        return ""
-    pid, _, command = grows["layer"].iloc[0].removeprefix(PROCESS_PREFIX).partition(": ")
-    program = command.split(" ", 1)[0].rsplit("/", 1)[-1][:24]
-    return f": pid {pid} ({program})"
-
-
-def _threshold(growth: pd.DataFrame, experiment: str, metric: str, column: str) -> float:
-    if growth.empty or column not in growth:
-        return math.nan
-    match = growth[(growth["experiment"] == experiment) & (growth["metric"] == metric)
-                   & (growth["profiler"] == "plain")][column]
-    return as_float(match.iloc[0]) if len(match) else math.nan
-
-
-def _stacked(ax, table: pd.DataFrame, layers: list[str], threshold: float, divisor: float) -> None:
-    """Layers stacked per variant, positives right of 0 and negatives left, threshold dashed."""
-    y = np.arange(len(table))
-    right, left = np.zeros(len(table)), np.zeros(len(table))
-    for layer in layers:
-        values = table[layer].fillna(0.0).to_numpy(float) / divisor if layer in table else np.zeros(len(table))
-        base = np.where(values >= 0, right, left)
-        ax.barh(y, values, left=base, height=0.6, color=LAYER_COLOURS[layer], edgecolor="white", linewidth=0.4,
-                gid=f"layer:{layer}")
-        right, left = np.where(values >= 0, right + values, right), np.where(values < 0, left + values, left)
-    ax.axvline(0, color="#444444", linewidth=0.5)
-    if np.isfinite(threshold):
-        ax.axvline(threshold / divisor, **THRESHOLD_STYLE, gid="threshold")
-        span = max(threshold / divisor * 1.25, np.nanmax(np.abs(np.r_[right, left])) * 1.1)
-        ax.set_xlim(min(-0.1 * span, left.min() * 1.1), span)
-    ax.set_ylim(len(table) - 0.5, -0.5)
-
-
-def attribution_bars(attribution: pd.DataFrame, growth: pd.DataFrame, out):
-    """Per experiment and variant: RSS growth per unit split into its layers (MiB),
-    kernel objects on their own axes (deleted fds, slab KiB per unit), what stays after
-    release for releasing experiments, each against the bar its verdict was judged by
-    (dashed), and the layer that holds the growth named beside each variant."""
-    from leaklab.tables.attribution import HEAP_LAYERS, MAPPING_PREFIX, NO_HEAP, RESIDUAL
-
-    if attribution.empty:
-        return nothing(out, "nothing to attribute: no plain run could be read")
-    memory = [*HEAP_LAYERS, RESIDUAL, NO_HEAP]
-    sections = []
-    for name in experiment_order(attribution["experiment"]):
-        part = attribution[attribution["experiment"] == name]
-        variants = variant_order(name, part["variant"])
-        tables = {column: part.pivot_table(index="variant", columns="layer", values=f"stacked_{column}",
-                                           aggfunc="first").reindex(variants)
-                  for column in ("growth_per_unit", "retained")}
-        kept_layers = [c for c in memory if c in tables["retained"] and tables["retained"][c].notna().any()]
-        kernel = [k for k in KERNEL_UNITS if k in tables["growth_per_unit"]  # flat zero: nothing to see
-                  and tables["growth_per_unit"][k].fillna(0).abs().gt(0).any()]
-        places = ["places"] if part["layer"].str.startswith(MAPPING_PREFIX).any() else []
-        sections.append((name, part, variants, tables,
-                         ["growth"] + places + (["kept"] if kept_layers else []) + kernel, kept_layers))
-    heights = [len(section[2]) + 1.9 for section in sections for _ in section[4]]
-    with style():
-        fig = figure(0.19 * sum(heights) + 0.7)
-        axes = iter(fig.subplots(len(heights), 1, height_ratios=heights, squeeze=False)[:, 0])
-        for name, part, variants, tables, panels, kept_layers in sections:
-            unit = part["unit"].iloc[0]
-            for i, panel in enumerate(panels):
-                ax = next(axes)
-                if panel == "growth":
-                    _stacked(ax, tables["growth_per_unit"], memory,
-                             decision_bar(_threshold(growth, name, "rss_bytes", "leak_per_unit")), MIB)
-                    title = f"{name}: RSS growth, MiB per {unit}"
-                elif panel == "places":
-                    kinds = [layer for layer in LAYER_COLOURS if layer.startswith(MAPPING_PREFIX)]
-                    _stacked(ax, tables["growth_per_unit"], kinds,
-                             decision_bar(_threshold(growth, name, "rss_bytes", "leak_per_unit")), MIB)
-                    title = f"{name}: by kind of mapping, MiB per {unit}"
-                elif panel == "kept":
-                    _stacked(ax, tables["retained"], kept_layers,
-                             _threshold(growth, name, "rss_bytes", "retained_threshold"), MIB)
-                    title = f"{name}: kept after release, MiB"
-                else:
-                    metric, divisor, label = KERNEL_UNITS[panel]
-                    _stacked(ax, tables["growth_per_unit"], [panel],
-                             decision_bar(_threshold(growth, name, metric, "leak_per_unit")), divisor)
-                    title = f"{name}: {label} per {unit} (kernel)"
-                panel_title(ax, title, fontweight="bold" if i == 0 else "normal")
-                labels = {"growth": lambda v: f"{v}: {holding_layer(part[part['variant'] == v])}",
-                          "places": lambda v: f"{v}{growing_process(part[part['variant'] == v])}"}
-                ax.set_yticks(range(len(variants)), [labels.get(panel, str)(v) for v in variants])
-        drawn = attribution[~attribution["layer"].str.startswith(MAPPING_PREFIX)
-                            | attribution["growth_per_unit"].fillna(0).abs().gt(0)]  # kinds that grow somewhere
-        present = [layer for layer in LAYER_COLOURS if layer in set(drawn["layer"]) or layer == RESIDUAL]
-        fig.legend([Patch(color=LAYER_COLOURS[c]) for c in present] + [Line2D([], [], **THRESHOLD_STYLE)],
-                   present + ["bar: ½ leak threshold (kept: retention threshold)"], loc="outside lower center",
-                   ncol=1, frameon=False, fontsize="small")
-        fig.suptitle("Where the growth lives, layer by layer (plain runs)")
-        save(fig, out)
-    return fig
-
-
-# ---------------------------------------------------------------- timeline
-
-def timeline(samples: pd.DataFrame, units: pd.DataFrame, experiment: str, out, profiler: str = "plain"):
-    """RSS over time (every sample, from zero), then each of the experiment's key
-    metrics over its units as the change since the run's first unit (a system-wide
-    level such as slab differs by megabytes between runs; what a run added is the
-    story), by variant, replicates as thin lines (seaborn ``lineplot``, one line per
-    replicate; ``plain`` runs only: under a profiler RSS includes the profiler's own
-    memory)."""
-    if samples.empty:
-        return nothing(out, "no data: every run failed, or none ran")
-    spec = spec_of(experiment)
-    samples = samples[(samples["profiler"] == profiler) & (samples["experiment"] == experiment)]
-    units = units[(units["profiler"] == profiler) & (units["experiment"] == experiment)] \
-        if not units.empty else units
-    key_metrics = [m for m in (spec.key_metrics if spec else ()) if not units.empty and m in set(units["metric"])]
-    variants = variant_order(experiment, samples["variant"] if not samples.empty else [])
-    colours = variant_colours(variants)
-    with style():
-        fig = figure(1.6 * (1 + len(key_metrics)) + 0.5)
-        axes = fig.subplots(1 + len(key_metrics), 1, squeeze=False)[:, 0]
-        panels = [(axes[0], samples.rename(columns={"rss_bytes": "value"}), "t", "rss_bytes",
-                   "time since start (s)", None)]
-        panels += [(ax, _since_first(units[units["metric"] == m]), "unit", m, f"{spec.unit} (unit of work)",
-                    f"{short(m)} since start") for ax, m in zip(axes[1:], key_metrics)]
-        for ax, frame, x, metric, xlabel, what in panels:
-            if frame.empty:
-                say(ax, f"no {short(metric)} recorded for {experiment}")
-                continue
-            values, label = scaled(metric, frame["value"], what)
-            sns.lineplot(frame.assign(value=values), x=x, y="value", hue="variant", hue_order=variants,
-                         units="replicate", estimator=None, palette=colours, linewidth=0.8, alpha=0.85,
-                         legend=ax is axes[0], ax=ax)
-            for line, variant in _lines_by_variant(ax, frame, variants):
-                line.set_gid(f"variant:{variant}")
-            if ax.get_legend() is not None:
-                ax.get_legend().remove()
-            if what is None:
-                from_zero(ax)
-            else:
-                ax.axhline(0, color="#444444", linewidth=0.5)
-            ax.set(xlabel=xlabel, ylabel=label, title=short(metric))
-        if not samples.empty:
-            handles = [Line2D([], [], color=colours[v]) for v in variants]
-            fig.legend(handles, variants, loc="outside lower center", ncol=min(4, len(variants)),
-                       frameon=False, title="variant (thin lines: replicates)")
-        fig.suptitle(f"{experiment}: memory over the run ({profiler})")
-        save(fig, out)
-    return fig
-
-
-def _since_first(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each run's values minus its first."""
-    frame = frame.dropna(subset=["unit", "value"]).sort_values("unit")
-    first = frame.groupby(["variant", "replicate"])["value"].transform("first")
-    return frame.assign(value=frame["value"] - first)
-
-
-def _lines_by_variant(ax, frame: pd.DataFrame, variants: list[str]):
-    """seaborn draws one line per variant and replicate, in hue order: pair them up."""
-    runs = [v for v in variants for _ in frame[frame["variant"] == v].groupby("replicate")]
-    return zip(ax.lines, runs)
-
-
-# ---------------------------------------------------------------- version sweep
-
-def version_sweep(sweep: pd.DataFrame, out, metric: str = "rss_bytes"):
-    """Growth per unit by library version, one panel per variant, in units of the bar its
-    verdict was judged by (dashed at 1, half the leak threshold) with 95 % intervals,
-    coloured by verdict."""
-    from leaklab.tables.sweep import version_key
-
-    data = sweep[sweep["metric"] == metric] if not sweep.empty else sweep
-    if data.empty:
-        return nothing(out, "no sweep results")
-    variants = sorted(set(data["variant"]))
-    with style():
-        fig = figure(1.7 * len(variants) + 0.7)
-        axes = fig.subplots(len(variants), 1, sharey=True, squeeze=False)[:, 0]
-        for ax, variant in zip(axes, variants):
-            part = data[data["variant"] == variant]
-            part = part.iloc[sorted(range(len(part)), key=lambda i: version_key(str(part["version"].iloc[i])))]
-            bar = decision_bar(part["leak_per_unit"].astype(float))
-            x = np.arange(len(part))
-            for xi, r in zip(x, part.itertuples()):
-                if np.isfinite(r.ci_low) and np.isfinite(r.ci_high):
-                    ends = [r.ci_low / decision_bar(r.leak_per_unit), r.ci_high / decision_bar(r.leak_per_unit)]
-                    ax.plot([xi, xi], ends, color=verdict_colour(r.verdict), linewidth=2.2, gid="interval")
-            ax.scatter(x, part["growth_per_unit"].astype(float) / bar, c=[verdict_colour(v) for v in part["verdict"]],
-                       edgecolors="black", linewidths=0.5, s=22, zorder=3, gid="estimate")
-            ax.axhline(1, **THRESHOLD_STYLE, gid="threshold")
-            ax.axhline(0, color="#444444", linewidth=0.5)
-            ax.set_yscale("symlog", **SYMLOG)
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            bars = decision_bar(data["leak_per_unit"].astype(float))
-            ax.set_ylim(*_symlog_limits(data["ci_low"] / bars, data["ci_high"] / bars))
-            ax.set_xticks(x, part["version"].astype(str), rotation=45)
-            ax.set(title=f"{variant}: {short(metric)} growth per {part['unit'].iloc[0]}",
-                   xlabel=f"{part['package'].iloc[0]} version",
-                   ylabel=f"growth / {quantity(bar.iloc[0], metric)} per {part['unit'].iloc[0]}")
-        handles, labels = verdict_handles()
-        fig.legend(handles + [Line2D([], [], **THRESHOLD_STYLE)], labels + ["bar (half the leak threshold)"],
-                   loc="outside lower center", ncol=3, frameon=False)
-        fig.suptitle("Version sweep: growth by version (95% interval)")
-        save(fig, out)
-    return fig
-
-
-# ---------------------------------------------------------------- time to verdict
-
-def _time_text(row) -> str:
-    if row.decided:
-        return f"{row.verdict} after {counted(row.units, row.unit)}"
-    if isinstance(row.full_verdict, str):
-        return f"{row.full_verdict} at the full {counted(row.recorded_units, row.unit)} (no earlier look)"
-    if np.isfinite(as_float(row.units)):
-        return f"undecided: ~{counted(round(row.units), row.unit)} would decide"
-    return "undecided"
-
-
-def _full_length_verdicts(table: pd.DataFrame) -> pd.Series:
-    """Per experiment and variant, the severest verdict its runs got at their full
-    length (the table's verdict, one look at 95 %), where the sequential looks (each
-    at 1 - 0.05/K) decided nothing: a leak decided by the whole run is not "undecided"."""
-    from leaklab.model.verdicts import VERDICTS
-
-    if "table_verdict" not in table:
-        return pd.Series(dtype=object)
-    severity = {v: i for i, v in enumerate(VERDICTS)}
-    judged = table[table["table_verdict"].isin(VERDICTS) & (table["table_verdict"] != "inconclusive")]
-    return judged.groupby(["experiment", "variant"])["table_verdict"].agg(lambda v: min(v, key=severity.get))
-
-
-def time_to_verdict(table: pd.DataFrame, out):
-    """Seconds each experiment and variant needed for its verdict (the slowest run and
-    deciding metric), in the verdict's colour, over the length its runs recorded (grey);
-    hatched: no sequential look decided, drawn at the full length in the colour of the
-    verdict the whole run got, or at the length that would decide.  Times span decades
-    (a 0.5 s leak, a 150 s settling run), so the axis is logarithmic; what decided,
-    after how many units, is written in a column to the right."""
-    from leaklab.model.sequential import by_variant
-
-    if table.empty:
-        return nothing(out, "no plain runs to replay")
-    data = by_variant(table)
-    full = _full_length_verdicts(table)
-    data["full_verdict"] = [None if d else full.get((e, v)) for e, v, d in
-                            zip(data["experiment"], data["variant"], data["decided"])]
-    late = data["full_verdict"].notna()
-    data.loc[late, "verdict"] = data.loc[late, "full_verdict"]
-    data.loc[late, "seconds"] = data.loc[late, "recorded_seconds"]
-    y = np.arange(len(data))
-    seconds = pd.concat([data["recorded_seconds"], data["seconds"]]).astype(float)
-    positive = seconds[seconds > 0]
-    with style():
-        fig = figure(0.2 * len(data) + 1.3, width=1.4 * WIDTH)
-        ax = fig.add_subplot()
-        ax.set_xscale("log")
-        ax.barh(y, data["recorded_seconds"], color="#DDDDDD", gid="recorded")
-        ax.barh(y, data["seconds"].fillna(0), height=0.5, color=[verdict_colour(v) for v in data["verdict"]],
-                hatch=["" if d else "//" for d in data["decided"]], gid="decision")
-        for yi, row in zip(y, data.itertuples()):
-            ax.annotate(_time_text(row), xy=(1, yi), xycoords=("axes fraction", "data"), xytext=(3, 0),
-                        textcoords="offset points", va="center", fontsize=6, gid="amount")
-        ax.set_yticks(y, [f"{r.experiment} / {r.variant}" for r in data.itertuples()])
-        ax.set_ylim(len(data) - 0.5, -0.5)
-        if len(positive):
-            ax.set_xlim(positive.min() / 2, positive.max() * 1.5)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.set(xlabel="seconds of run time (log scale)")
-        handles, labels = verdict_handles()
-        fig.legend([Patch(color="#DDDDDD"), *handles], ["recorded run", *labels], loc="outside lower center",
-                   ncol=6, frameon=False)
-        fig.suptitle("Time to verdict (each look at 1 - 0.05/K; hatched: no look before the end decided)")
-        save(fig, out)
-    return fig
-
-
-def _with_rss(part: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Each program's mechanism metric and, where that metric is in bytes, its RSS on
-    the next row: a fix whose heap is clean but whose RSS stays (Go's ``rebuilt``) shows it."""
-    if not part["metric"].str.endswith("_bytes").all() or f"rss_{column}" not in part:
-        return part
-    rss = part.assign(metric="rss_bytes", verdict=part["rss_verdict"], **{column: part[f"rss_{column}"]},
-                      ci_low=np.nan, ci_high=np.nan)
-    return pd.concat([part, rss]).sort_index(kind="stable")
-
-
-def cross_language(table: pd.DataFrame, out):
-    """The same mechanism in each language: growth per unit (or, where every unit
-    releases everything, what stays after it) of the metric that measures it and of RSS
-    beside it, verdict colours, 95 % whiskers and the amount in its own unit beside each
-    bar; each panel's axis in the unit its values need."""
-    if table.empty:
-        return nothing(out, "no mechanism was measured in two languages")
-    mechanisms = list(dict.fromkeys(table["mechanism"]))
-    parts = []
-    for mechanism in mechanisms:
-        part = table[table["mechanism"] == mechanism]
-        column = "retained" if part["measure"].iloc[0] == "retained" else "growth_per_unit"
-        parts.append((mechanism, column, _with_rss(part.reset_index(drop=True), column)))
-    heights = [len(part) + 1.6 for _, _, part in parts]
-    with style():
-        fig = figure(0.2 * sum(heights) + 0.8)
-        axes = fig.subplots(len(mechanisms), 1, height_ratios=heights, squeeze=False)[:, 0]
-        for ax, (mechanism, column, part) in zip(axes, parts):
-            raw = part[column].astype(float)
-            metric = part["metric"].iloc[0]
-            bounds = [raw, part["ci_low"].astype(float), part["ci_high"].astype(float)] \
-                if column == "growth_per_unit" else [raw]
-            scale, unit_name = axis_unit(metric, pd.concat(bounds))
-            y = np.arange(len(part))
-            values = raw / scale
-            ax.barh(y, values.fillna(0), color=[verdict_colour(v) for v in part["verdict"]], gid="estimate")
-            if column == "growth_per_unit":
-                low, high = part["ci_low"].astype(float) / scale, part["ci_high"].astype(float) / scale
-                ax.errorbar(values, y, xerr=[(values - low).clip(lower=0), (high - values).clip(lower=0)],
-                            fmt="none", ecolor="black", capsize=2, linewidth=0.8, gid="interval")
-            for yi, r in zip(y, part.itertuples()):
-                ax.annotate(quantity(getattr(r, column), r.metric, sign=column == "growth_per_unit"), xy=(1, yi),
-                            xycoords=("axes fraction", "data"), xytext=(3, 0), textcoords="offset points",
-                            va="center", fontsize=6.5, gid="amount")
-            ax.set_yticks(y, [f"{r.language} · {r.variant} · {short(r.metric)}" for r in part.itertuples()])
-            ax.set_ylim(len(part) - 0.5, -0.5)
-            ax.axvline(0, color="#444444", linewidth=0.5)
-            what = "kept after each unit" if column == "retained" else f"growth per {part['unit'].iloc[0]}"
-            ax.set(xlabel=f"{what} ({unit_name or 'count'})")
-            panel_title(ax, mechanism)
-        handles, labels = verdict_handles()
-        fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
         save(fig, out)
     return fig
