@@ -177,6 +177,7 @@ def test_an_error_inside_the_runner_stops_the_tree_and_is_recorded(root, tmp_pat
     meta = run_script(str(root / "tests" / "data" / "escaping_grandchild.py"), "100 60", tmp_path, timeout_s=60)
     assert meta["status"] == "runner_error" and "RuntimeError: sampler fault" in meta["error"]
     assert json.loads((tmp_path / "meta.json").read_text())["status"] == "runner_error"
+    assert meta["wall_s"] > 0  # the job's status line and the runs table read it, as for any run
     assert len(pd.read_parquet(tmp_path / "samples.parquet")) == 19
     assert (tmp_path / "marks.parquet").exists()
     assert gone(int((tmp_path / "work" / "grandchild.pid").read_text()))

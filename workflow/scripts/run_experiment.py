@@ -47,7 +47,6 @@ except OSError as error:  # the disk filled (the program's doing, often): free t
          "unit": experiments.get(w.experiment).unit, "params": params.settings},
         "runner_error", f"the results' filesystem is full ({error}); the run's outputs could not be written",
     )
-    meta["wall_s"] = 0.0
 finally:
     reserve.release()
 job_cpu_s = sum(u.ru_utime + u.ru_stime for u in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))

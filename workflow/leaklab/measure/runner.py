@@ -118,12 +118,14 @@ def run(run_spec: RunSpec) -> dict:
     rows: list[dict] = []
     bad = unit_protocol.BadLines()
     facts: dict = {}
+    started = time.monotonic()
     try:
         meta.update(_measure(run_spec, box, rows, bad, facts))
     except run_signals.Stopped:
         raise  # the measured process tree goes with the runner (below); no outputs are written
     except Exception:
-        meta.update(facts, **_after_runner_error(outdir, rows, bad, traceback.format_exc()))
+        meta.update(facts, wall_s=round(time.monotonic() - started, 3),
+                    **_after_runner_error(outdir, rows, bad, traceback.format_exc()))
     finally:
         box.close()
     meta.update(containment=box.describe(), bad_unit_lines=bad.count, bad_unit_line_examples=bad.examples)

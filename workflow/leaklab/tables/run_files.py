@@ -173,7 +173,7 @@ def write_unmeasured(outdir: Path, run: dict, status: str, reason: str) -> dict:
     pd.DataFrame({"t": pd.Series(dtype="float64"), "unit": pd.Series(dtype="Int64"),
                   "phase": pd.Series(dtype="object")}).to_parquet(outdir / "marks.parquet", index=False)
     mappings.frame([]).to_parquet(outdir / "mappings.parquet", index=False)
-    meta = {**run, "status": status, "stop_reason": status, "stopped_at_unit": None, "exit_code": None,
+    meta = {**run, "status": status, "stop_reason": status, "stopped_at_unit": None, "exit_code": None, "wall_s": 0.0,
             "n_samples": 0, "n_units": 0, "peak_rss_bytes": 0, "profile_status": "none", "profile_error": None,
             "error": reason, "log_tail": [reason], "artifacts": checksums(outdir)}
     (outdir / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
