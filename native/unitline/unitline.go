@@ -11,6 +11,7 @@ package unitline
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -59,9 +60,9 @@ func syncPipe() (*os.File, *os.File) {
 }
 
 // askAndWait writes request into the sync pipe and waits at most wait for the runner's
-// answer (an answer left over from a wait that timed out is dropped first); the time
-// waited.
-func askAndWait(request string, wait time.Duration) time.Duration {
+// answer, the byte answer (an answer left over from a wait that timed out is dropped
+// first, and an answer to another request does not end this wait); the time waited.
+func askAndWait(request string, answer byte, wait time.Duration) time.Duration {
 	ready, release := syncPipe()
 	if ready == nil {
 		return 0
@@ -76,9 +77,13 @@ func askAndWait(request string, wait time.Duration) time.Duration {
 	if _, err := ready.Write([]byte(request)); err != nil {
 		return wait
 	}
-	_ = release.SetReadDeadline(time.Now().Add(wait))
-	_, _ = release.Read(buf)
-	return time.Since(start)
+	_ = release.SetReadDeadline(start.Add(wait))
+	for {
+		n, err := release.Read(buf)
+		if err != nil || n <= 0 || bytes.IndexByte(buf[:n], answer) >= 0 {
+			return time.Since(start)
+		}
+	}
 }
 
 // Writer appends unit lines to the file named by LEAKLAB_UNITS (nowhere when unset).
@@ -144,7 +149,7 @@ func (w *Writer) waitForReading(unit int) {
 	if w.factor == 0 || time.Now().Before(w.nextReading) {
 		return
 	}
-	waited := askAndWait("u"+strconv.Itoa(unit)+"\n", readingWait).Seconds()
+	waited := askAndWait("u"+strconv.Itoa(unit)+"\n", 'u', readingWait).Seconds()
 	pause := w.gap
 	if w.factor*waited > pause {
 		pause = w.factor * waited
@@ -261,5 +266,5 @@ func RSS() (int64, error) {
 // Finish asks the runner for its last sample and waits (at most a minute) until it
 // has been taken; whatever the caller still holds stays alive meanwhile.
 func Finish() {
-	askAndWait("x", finalWait)
+	askAndWait("x", 'x', finalWait)
 }

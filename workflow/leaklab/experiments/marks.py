@@ -156,9 +156,10 @@ def _sync_fds() -> tuple[int, int] | None:
     return ready_w, release_r
 
 
-def _ask_and_wait(request: bytes, wait_s: float) -> float:
-    """Ask the runner through the sync pipe and wait for its answer, at most ``wait_s``;
-    the seconds waited.  An answer left over from a wait that timed out is dropped first."""
+def _ask_and_wait(request: bytes, answer: bytes, wait_s: float) -> float:
+    """Ask the runner through the sync pipe and wait for its answer (``answer``), at most
+    ``wait_s``; the seconds waited.  An answer left over from a wait that timed out is
+    dropped first, and one to another request arriving late does not end this wait."""
     fds = _sync_fds()
     if fds is None:
         return 0.0
@@ -169,8 +170,10 @@ def _ask_and_wait(request: bytes, wait_s: float) -> float:
         while select.select([release_r], [], [], 0)[0] and os.read(release_r, 64):
             pass
         os.write(ready_w, request)
-        if select.select([release_r], [], [], wait_s)[0]:
-            os.read(release_r, 64)
+        while (left := start + wait_s - time.monotonic()) > 0 and select.select([release_r], [], [], left)[0]:
+            got = os.read(release_r, 64)
+            if not got or answer in got:  # the runner's end closed, or this wait's answer
+                break
     except OSError:
         return wait_s  # the pipe is gone: wait no more (see the pace)
     return time.monotonic() - start
@@ -185,11 +188,11 @@ def _wait_for_reading(unit: int) -> None:
         return
     if time.monotonic() < _next_reading_at:
         return
-    waited = _ask_and_wait(f"u{unit}\n".encode(), READING_WAIT_S)
+    waited = _ask_and_wait(f"u{unit}\n".encode(), b"u", READING_WAIT_S)
     _next_reading_at = time.monotonic() + max(gap_s, factor * waited)
 
 
 def finish(**metrics) -> None:
     """Write the ``end`` mark and let the runner take its last sample before exit."""
     mark(None, "end", **metrics)
-    _ask_and_wait(b"x", FINAL_WAIT_S)
+    _ask_and_wait(b"x", b"x", FINAL_WAIT_S)
