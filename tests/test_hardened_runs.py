@@ -98,7 +98,7 @@ def test_a_catastrophic_unit_pattern_never_holds_the_time_limit(root, tmp_path):
     started = time.monotonic()
     meta = run_program(root, "signal_parent.py", "", tmp_path / "run", timeout_s=4,
                        entry={"command": f"sh {program}", "unit_pattern": r"^(a|aa)+$|^done$"})
-    assert meta["status"] == "timeout" and time.monotonic() - started < 60  # it once ran on past 22 s of 5
+    assert meta["status"] == "timeout" and time.monotonic() - started < 30  # it once ran on past 22 s of 4, then 54
     assert meta["pattern_timeouts"] >= 2 and meta["units_may_be_missed"] >= meta["pattern_timeouts"]
     assert meta["n_units"] >= 2
     assert any("unit_pattern gave up" in e for e in meta["bad_unit_line_examples"])

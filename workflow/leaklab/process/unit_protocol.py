@@ -214,13 +214,20 @@ class ProtocolMarks:
         self.last_unit = record["unit"]
         self._write({"t": t, "phase": "unit" if record["unit"] else "start", "cpu_s": cpu, **record})
 
-    def _match(self, raw: bytes) -> dict | None:
-        """One line of the program's own output: the next unit when it matches the
-        pattern, its named groups checked as metrics; any other line is just output."""
+    def _search(self, raw: bytes) -> tuple[object, bool]:
+        """The pattern searched in one output line, outside the lock (a search may take up
+        to ``PATTERN_TIMEOUT_S``, and the sampling loop takes the lock at every sample):
+        the match (or None), and whether the search gave up."""
         try:
-            match = self.pattern.search(raw[:MAX_LINE_BYTES].decode("utf-8", errors="replace"),
-                                        timeout=PATTERN_TIMEOUT_S, concurrent=True)
+            return self.pattern.search(raw[:MAX_LINE_BYTES].decode("utf-8", errors="replace"),
+                                       timeout=PATTERN_TIMEOUT_S, concurrent=True), False
         except TimeoutError:
+            return None, True
+
+    def _match(self, raw: bytes, match: object, gave_up: bool) -> dict | None:
+        """One line of the program's own output: the next unit when it matched the
+        pattern, its named groups checked as metrics; any other line is just output."""
+        if gave_up:
             self.pattern_timeouts += 1
             self.bad.add(f"output line {self.line_number}", raw,
                          f"unit_pattern gave up after {PATTERN_TIMEOUT_S} s: not counted as a unit")
@@ -246,13 +253,16 @@ class ProtocolMarks:
     def line(self, raw: bytes, t: float, pid: int) -> None:
         """One line the program wrote (its output with a pattern, else its units file),
         seen at ``t``."""
+        match, gave_up = None, False
+        if self.pattern and raw.strip():
+            match, gave_up = self._search(raw)
         with self.lock:
             self.line_number += 1
             if not raw.strip():
                 return
             where = "output" if self.pattern else self.units_path.name
             try:
-                record = self._match(raw) if self.pattern else self._protocol(raw)
+                record = self._match(raw, match, gave_up) if self.pattern else self._protocol(raw)
             except BadLine as bad:
                 self.bad.add(f"{where} line {self.line_number}", raw, str(bad))
                 return
