@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import theilslopes
 
-from leaklab.model import intervals, verdicts
+from leaklab.model import baseline, intervals, verdicts
 from leaklab.model import settings as leaklab_settings
 
 MIB = 2**20
@@ -211,20 +211,20 @@ def test_comparison_gives_the_difference_with_its_interval_and_a_rank_test():
     ], ignore_index=True)
     per_run = verdicts.replicate_slopes(units, verdicts.warmup_units(RESOLVED))
     pooled = verdicts.pooled_growth(per_run, RESOLVED, units)
-    table = verdicts.compare_to_baseline(per_run, pooled, BASELINES)
-    assert list(table.columns) == verdicts.COMPARISON_COLUMNS
+    table = baseline.compare_to_baseline(per_run, pooled, BASELINES)
+    assert list(table.columns) == baseline.COMPARISON_COLUMNS
     row = only(table, metric="rss_bytes")  # the baseline's own row is left out
     assert row["variant"] == "capi-real" and row["baseline"] == "binding-dummy"
     assert row["diff_ci_low"] <= 32 * MIB <= row["diff_ci_high"] and row["diff_ci_low"] > 0
     assert row["rank_test_p"] == pytest.approx(2 / 70)  # 4 vs 4, all apart: the exact floor
     assert (row["verdict"], row["baseline_verdict"]) == ("leak", "stable")
     # the units table gives the same answer as the per-run slopes
-    pd.testing.assert_frame_equal(verdicts.compare_to_baseline(units, pooled, BASELINES), table)
+    pd.testing.assert_frame_equal(baseline.compare_to_baseline(units, pooled, BASELINES), table)
 
 
 def test_rank_test_needs_two_replicates_a_side_and_mover_combines_intervals():
-    assert math.isnan(verdicts.rank_test([1.0], [0.0, 0.1]))
-    assert verdicts.rank_test([1.0, 1.0], [0.0, 0.0]) == pytest.approx(1 / 3)  # ties: still exact
+    assert math.isnan(baseline.rank_test([1.0], [0.0, 0.1]))
+    assert baseline.rank_test([1.0, 1.0], [0.0, 0.0]) == pytest.approx(1 / 3)  # ties: still exact
     low, high = intervals.mover_difference(10.0, 7.0, 14.0, 2.0, 1.0, 5.0)
     assert low == pytest.approx(8 - math.hypot(3, 3)) and high == pytest.approx(8 + math.hypot(4, 1))
     assert all(math.isnan(v) for v in intervals.mover_difference(1.0, math.nan, 2.0, 0.0, -1.0, 1.0))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from leaklab import experiments, profilers
-from leaklab.model import controls, growth, horizon, sensitivity, sequential, stale_readings, verdicts
+from leaklab.model import baseline, controls, growth, horizon, sensitivity, sequential, stale_readings, verdicts
 from leaklab.process import mappings
 from leaklab.tables import attribution, profiler_tables
 from leaklab.tables.run_files import read_profile, read_run
@@ -144,7 +144,7 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     # one failed control makes every verdict of this run suspect; no controls: unchecked
     tables["growth"]["controls_passed"] = controls.all_passed(tables["controls"])
     baselines = {name: s.baseline for name, s in resolved.items()}
-    tables["comparisons"] = verdicts.compare_to_baseline(per_run, tables["growth"], baselines)
+    tables["comparisons"] = baseline.compare_to_baseline(per_run, tables["growth"], baselines)
     tables["heap_timeline"] = pd.concat(timelines, ignore_index=True) if timelines else pd.DataFrame()
     tables["top_sites"] = pd.concat(sites, ignore_index=True) if sites else pd.DataFrame()
     tables["profiler_summary"] = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()
