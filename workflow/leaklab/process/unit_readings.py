@@ -20,7 +20,7 @@ program (a user's) is read the moment its unit line arrives (``unit_protocol``).
 project's own programs (``leaklab.experiments.marks``, ``native/unitline``) *wait* at
 a mark until the reading is taken: at each mark that is due by the same pace they write
 ``u<unit>`` into the sync pipe (:data:`PACE_ENV` tells them the pace) and wait for the
-runner's answer, at most :data:`WAIT_S` (a slow runner never hangs them), so the
+runner's answer, at most 2 s (``marks.READING_WAIT_S``: a slow runner never hangs them), so the
 reading sees the process exactly as its own mark did.
 """
 
@@ -38,7 +38,6 @@ MIN_SAMPLE_GAP_S = 0.002  # a flood of unit lines does not turn the runner into 
 MIN_GAP_S = 0.05          # mappings at most this often (the sampler's own interval)
 COST_FACTOR = 10          # ... and at most 1/10 of the time: the next reading waits 10 x the last one's cost
 PACE_ENV = "LEAKLAB_UNIT_READINGS"  # "<MIN_GAP_S>,<COST_FACTOR>": the pace a waiting program keeps
-WAIT_S = 2.0              # how long a program waits at a mark for its reading
 REQUEST = b"u"            # "u<unit>\n" in the sync pipe: read me now, at the end of this unit
 
 
