@@ -18,23 +18,15 @@ from leaklab.process import marks_file
 WINDOW, HORIZON = 30, 6
 # looks from the window on (horizon.confirm_looks with a warm-up of 2): 30, 44, 65, 97, 145, 180
 
-# A cache that grows 1 MiB per unit up to unit 50, then stays full (a reading scatters by
-# up to 256 KiB): straight over the window and the first look past it, then flat.
-FILLS_LATE = """
-import os, random, sys, time
-units = int(sys.argv[1])
-with open(os.environ["LEAKLAB_UNITS"], "a") as out:
-    for unit in range(1, units + 1):
-        time.sleep(0.05)
-        noise = random.Random(unit).randint(0, 256) * 1024
-        out.write(f"{unit} cache_bytes={min(unit, 50) * 1048576 + noise}\\n")
-        out.flush()
-"""
+# A cache that grows 1 MiB per unit up to unit 50, then stays full (tests/data/fills_cache.py):
+# straight over the window and the first look past it, then flat.
+FILLS_LATE = "50 0.05"  # full at unit 50, a unit every 50 ms
 
 
-def fills_config(script, leak):
+def fills_config(root, leak):
+    script = root / "tests" / "data" / "fills_cache.py"
     return {"verdict": {"metrics": {}}, "replicates": 1, "experiments": {"fills": {
-        "command": f"{sys.executable} {script} {{units}}", "variants": ["cache"], "params": {"units": WINDOW},
+        "command": f"{sys.executable} {script} {{units}} {FILLS_LATE}", "variants": ["cache"], "params": {"units": WINDOW},
         "length_param": "units", "key_metrics": ["cache_bytes"], "warmup_units": 2,
         "verdict": {"cache_bytes": {"leak_per_unit": 2**20 / 4, "retained": 2**30}},
         "confirm": {"horizon": HORIZON, "leak": leak}}}}
@@ -64,12 +56,10 @@ def looks_of(config, out):
     return None
 
 
-def test_a_late_plateau_is_a_leak_at_the_first_look_and_settling_when_held_to_the_horizon(tmp_path):
-    script = tmp_path / "fills.py"
-    script.write_text(FILLS_LATE)
-    first = looks_of(fills_config(script, True), tmp_path / "true")
+def test_a_late_plateau_is_a_leak_at_the_first_look_and_settling_when_held_to_the_horizon(root, tmp_path):
+    first = looks_of(fills_config(root, True), tmp_path / "true")
     assert first["verdict"] == "leak" and first["reason"] == "confirmed" and WINDOW < first["look"] < 50
-    held = looks_of(fills_config(script, "horizon"), tmp_path / "horizon")
+    held = looks_of(fills_config(root, "horizon"), tmp_path / "horizon")
     assert held["verdict"] == "settling" and held["look"] > 50  # decided only once the plateau was in sight
 
 
@@ -87,8 +77,8 @@ def test_a_leak_held_to_the_horizon_runs_to_it(root, tmp_path):
     assert meta["n_units"] == WINDOW * HORIZON and meta["decided_verdict"] in (None, "leak")  # never stopped early
 
 
-def test_which_looks_hold_a_leak(tmp_path):
-    config = fills_config(tmp_path / "fills.py", "horizon")
+def test_which_looks_hold_a_leak(root):
+    config = fills_config(root, "horizon")
     experiments.configure(config)
     try:
         plan = stopping.Plan.from_params(leaklab_config.stop_plan(config, "fills", "plain", "cache"))

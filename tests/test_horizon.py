@@ -65,28 +65,18 @@ def test_a_stable_run_stops_at_its_window(planted_config, tmp_path):
 # A program whose cache grows 1 MiB per unit up to unit 34, then stays full (a reading
 # scatters by up to 256 KiB), whatever length it is configured for: a bounded growth
 # whose plateau lies just past a 30-unit window.
-FILLS_PAST_THE_WINDOW = """
-import os, random, sys, time
-units = int(sys.argv[1])
-with open(os.environ["LEAKLAB_UNITS"], "a") as out:
-    for unit in range(1, units + 1):
-        time.sleep(0.03)
-        noise = random.Random(unit).randint(0, 256) * 1024
-        out.write(f"{unit} cache_bytes={min(unit, 34) * 1048576 + noise}\\n")
-        out.flush()
-"""
+FILLS_PAST_THE_WINDOW = "34 0.03"  # tests/data/fills_cache.py: full at unit 34, a unit every 30 ms
 
 
-def test_a_growth_that_levels_off_past_the_window_is_confirmed_settling(tmp_path):
+def test_a_growth_that_levels_off_past_the_window_is_confirmed_settling(root, tmp_path):
     """At the window's end the growth is still straight: a leak by the window alone. With
     `leak: true` the run goes on, and once its recent rate is below the bar it is
     stopped, `settling`, with where it levelled off in the tables."""
     from leaklab import experiments
 
-    script = tmp_path / "fills.py"
-    script.write_text(FILLS_PAST_THE_WINDOW)
+    script = root / "tests" / "data" / "fills_cache.py"
     config = {"verdict": {"metrics": {}}, "replicates": 1, "experiments": {"fills": {
-        "command": f"{sys.executable} {script} {{units}}", "variants": ["cache"], "params": {"units": WINDOW},
+        "command": f"{sys.executable} {script} {{units}} {FILLS_PAST_THE_WINDOW}", "variants": ["cache"], "params": {"units": WINDOW},
         "length_param": "units", "key_metrics": ["cache_bytes"], "warmup_units": 2,
         "verdict": {"cache_bytes": {"leak_per_unit": 2**20 / 4, "retained": 2**30}}, "confirm": {"horizon": 5, "leak": True}}}}
     experiments.configure(config)
