@@ -62,9 +62,10 @@ def test_parsing_the_snakefile_imports_neither_pandas_nor_scipy(root):
     import sys
 
     script = ("import sys, yaml\n"
-              "import leaklab.measure.config, leaklab.measure.validation, leaklab.tables.sweep, leaklab.tables.table_names\n"
+              "import leaklab.measure.config, leaklab.measure.config_check, leaklab.measure.validation\n"
+              "import leaklab.tables.sweep, leaklab.tables.table_names\n"
               f"config = yaml.safe_load(open({str(root / 'config.yaml')!r}))\n"
-              "leaklab.measure.config.check(config); leaklab.measure.config.runs(config)\n"
+              "leaklab.measure.config_check.check(config); leaklab.measure.config.runs(config)\n"
               "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'scipy', 'numpy', 'matplotlib'}))\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

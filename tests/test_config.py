@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from leaklab.measure import config as leaklab_config
+from leaklab.measure import config_check
 
 
 @pytest.fixture
@@ -16,7 +17,7 @@ def default_config(root):
 
 
 def test_default_config_passes_and_lists_every_run(default_config):
-    leaklab_config.check(default_config)
+    config_check.check(default_config)
     runs = leaklab_config.runs(default_config)
     plain = [run for run in runs if run.profiler == "plain"]
     replicates = {name: entry.get("replicates", default_config["replicates"])
@@ -82,7 +83,7 @@ def test_config_errors_name_key_value_and_allowed(default_config, mutate, messag
     bad = copy.deepcopy(default_config)
     mutate(bad)
     with pytest.raises(leaklab_config.ConfigError) as err:
-        leaklab_config.check(bad)
+        config_check.check(bad)
     assert message in str(err.value)
 
 
@@ -129,7 +130,7 @@ def first_error(root, config) -> str:
     with pytest.raises(leaklab_config.ConfigError) as err:
         validation.check_before_schema(config, schema)
         validate(config, str(schema))
-        leaklab_config.check(config)
+        config_check.check(config)
     return str(err.value)
 
 
@@ -188,11 +189,10 @@ def test_format_specs_in_command_templates_work(root):
     from leaklab.process import own_program
 
     config = minimal(cmd={"command": "prog {variant} {n:05d} {ratio:.2f}", "variants": ["a"], "params": {"n": 7, "ratio": 0.5}})
-    leaklab_config.check(config)
-    spec = experiments.get("cmd")
+    config_check.check(config)
+    spec = experiments.specs(config)["cmd"]
     fields = own_program.fields(config["experiments"]["cmd"]["params"], "a", root)
     assert own_program.argv(spec.command, fields)[1:] == ["a", "00007", "0.50"]
-    experiments.configure({})
 
 
 def test_two_experiments_never_share_a_run_directory(root):
@@ -205,7 +205,7 @@ def test_two_experiments_never_share_a_run_directory(root):
     two = minimal(a={"command": "true", "variants": ["x", ".."]}, b={"command": "true", "variants": ["x", "y"]})
     assert "'..' is not a plain name" in first_error(root, two)
     with pytest.raises(leaklab_config.ConfigError, match=r"experiments.a.variants: '\.\.' would write into"):
-        leaklab_config.check(two)
+        config_check.check(two)
 
 
 @pytest.mark.slow

@@ -38,21 +38,17 @@ def looks_of(config, out):
     decision of the first look that decides, and the look."""
     import pandas as pd
 
-    experiments.configure(config)
-    try:
-        plan = stopping.Plan.from_params(leaklab_config.stop_plan(config, "fills", "plain", "cache"))
-        params = leaklab_config.run_params(config, "fills", "plain", "cache")
-        meta = runner.run(RunSpec(experiments.get("fills"), "cache", out, params, interval_s=0.05, timeout_s=120))
-        assert meta["status"] == "ok" and meta["n_units"] == plan.max_units
-        watcher = stopping.Watcher(plan, out / "marks.jsonl", marks_file.mark_record)
-        samples = pd.read_parquet(out / "samples.parquet").to_dict("records")
-        watcher._read_new()  # the marks, all there at once
-        for look in plan.confirm_looks:
-            watcher._confirm(look, samples)
-            if watcher.decided:
-                return watcher.decided
-    finally:
-        experiments.configure({})
+    plan = stopping.Plan.from_params(leaklab_config.stop_plan(config, "fills", "plain", "cache"))
+    params = leaklab_config.run_params(config, "fills", "plain", "cache")
+    meta = runner.run(RunSpec(experiments.specs(config)["fills"], "cache", out, params, interval_s=0.05, timeout_s=120))
+    assert meta["status"] == "ok" and meta["n_units"] == plan.max_units
+    watcher = stopping.Watcher(plan, out / "marks.jsonl", marks_file.mark_record)
+    samples = pd.read_parquet(out / "samples.parquet").to_dict("records")
+    watcher._read_new()  # the marks, all there at once
+    for look in plan.confirm_looks:
+        watcher._confirm(look, samples)
+        if watcher.decided:
+            return watcher.decided
     return None
 
 
@@ -71,7 +67,7 @@ def test_a_leak_held_to_the_horizon_runs_to_it(root, tmp_path):
     plan = leaklab_config.stop_plan(config, "planted", "plain", "native_small")
     assert plan["confirm_leak"] == "horizon"
     params = leaklab_config.run_params(config, "planted", "plain", "native_small")
-    meta = runner.run(RunSpec(experiments.get("planted"), "native_small", tmp_path / "native_small", params,
+    meta = runner.run(RunSpec(experiments.specs(config)["planted"], "native_small", tmp_path / "native_small", params,
                               interval_s=0.02, timeout_s=120, stopping_plan=plan))
     assert meta["status"] == "ok" and meta["stop_reason"] == "horizon"
     assert meta["n_units"] == WINDOW * HORIZON and meta["decided_verdict"] in (None, "leak")  # never stopped early
@@ -79,11 +75,7 @@ def test_a_leak_held_to_the_horizon_runs_to_it(root, tmp_path):
 
 def test_which_looks_hold_a_leak(root):
     config = fills_config(root, "horizon")
-    experiments.configure(config)
-    try:
-        plan = stopping.Plan.from_params(leaklab_config.stop_plan(config, "fills", "plain", "cache"))
-    finally:
-        experiments.configure({})
+    plan = stopping.Plan.from_params(leaklab_config.stop_plan(config, "fills", "plain", "cache"))
     assert plan.window == WINDOW and plan.max_units == WINDOW * HORIZON and plan.confirm_looks[-1] == 180
     assert [plan.holds_leak(look) for look in (30, 44, 145, 180)] == [True, True, True, False]
     once = stopping.Plan(plan.settings, 180, 5, window_units=30, confirm_leak=True)

@@ -15,18 +15,17 @@ from leaklab.measure import runner
 from leaklab.tables import run_files
 from leaklab.measure.run_spec import RunSpec
 
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
-    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
+            **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
+    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
+    experiment needs none)."""
+    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 def run_command(command: str, outdir) -> dict:
     """One run of a command experiment declared on the spot (variant ``x``)."""
-    experiments.configure({"experiments": {"cmd": {"command": command, "variants": ["x"]}}})
-    try:
-        return measure("cmd", "x", outdir)
-    finally:
-        experiments.configure({})
+    return measure("cmd", "x", outdir, config={"experiments": {"cmd": {"command": command, "variants": ["x"]}}})
 
 
 def test_a_crashing_program_is_recorded_with_its_signal(tmp_path):
@@ -67,12 +66,9 @@ def wait_for(path, timeout=60):
 
 def run_script(script: str, args: str, outdir, **kwargs) -> dict:
     """One run of a Python test program from tests/data as a command experiment."""
-    experiments.configure({"experiments": {"cmd": {
-        "command": f"{sys.executable} {{script}} {args}", "variants": ["x"], "params": {"script": script}}}})
-    try:
-        return measure("cmd", "x", outdir, {"script": script}, **kwargs)
-    finally:
-        experiments.configure({})
+    config = {"experiments": {"cmd": {
+        "command": f"{sys.executable} {{script}} {args}", "variants": ["x"], "params": {"script": script}}}}
+    return measure("cmd", "x", outdir, {"script": script}, config, **kwargs)
 
 
 def gone(pid: int) -> bool:
@@ -111,7 +107,8 @@ def test_bad_unit_lines_are_counted_and_quoted_never_raised(root, tmp_path):
                                                      "params": {"script": script}, "warmup_units": 0}}}
     built = tables.build([run], config)
     assert built["runs"]["bad_unit_lines"].tolist() == [12]
-    text = summary.render(built["runs"], built["growth"], built["controls"], built["attribution"])
+    text = summary.render(built["runs"], built["growth"], built["controls"], built["attribution"],
+                          specs=experiments.specs(config))
     assert "**Bad unit lines**" in text and "cmd/x/plain/rep1: 12, first: `units.txt line 2: not UTF-8 text" in text
 
 
@@ -211,8 +208,8 @@ def test_what_a_runner_killed_outright_leaves_is_killed_by_the_next_one(root, tm
     script = root / "tests" / "data" / "escaping_grandchild.py"
     code = ("import sys; from leaklab import experiments; from leaklab.measure import runner; "
             "from leaklab.measure.run_spec import RunSpec; "
-            "experiments.configure({'experiments': {'cmd': {'command': sys.argv[1], 'variants': ['x']}}}); "
-            "runner.run(RunSpec(experiments.get('cmd'), 'x', sys.argv[2], timeout_s=120))")
+            "spec = experiments.specs({'experiments': {'cmd': {'command': sys.argv[1], 'variants': ['x']}}})['cmd']; "
+            "runner.run(RunSpec(spec, 'x', sys.argv[2], timeout_s=120))")
     doomed = subprocess.Popen([sys.executable, "-c", code, f"{sys.executable} {script} 50 120", str(tmp_path)])
     pid_file = tmp_path / "work" / "grandchild.pid"
     wait_for(pid_file, timeout=30)

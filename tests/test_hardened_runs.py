@@ -14,8 +14,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from leaklab import experiments
-
 from test_faults import measure, wait_for
 from test_pipeline_faults import start_pipeline
 
@@ -23,13 +21,10 @@ from test_pipeline_faults import start_pipeline
 def run_program(root, script: str, args: str, outdir, entry: dict | None = None, **kwargs) -> dict:
     """One run of tests/data/``script`` as a command experiment, ``entry`` added to its declaration."""
     path = str(root / "tests" / "data" / script)
-    experiments.configure({"experiments": {"cmd": {
+    config = {"experiments": {"cmd": {
         "command": f"{sys.executable} {{script}} {args}", "variants": ["x"], "params": {"script": path},
-        **(entry or {})}}})
-    try:
-        return measure("cmd", "x", outdir, {"script": path}, **kwargs)
-    finally:
-        experiments.configure({})
+        **(entry or {})}}}
+    return measure("cmd", "x", outdir, {"script": path}, config, **kwargs)
 
 
 @pytest.mark.parametrize("signals", [["SIGUSR1"], ["SIGUSR2", "SIGHUP", "SIGALRM", "SIGPIPE"],
@@ -50,8 +45,8 @@ def test_a_stop_signal_from_outside_the_tree_still_stops_the_runner(tmp_path):
     measured program (snakemake, a user) ends it, and the program with it."""
     code = ("import sys; from leaklab import experiments; from leaklab.measure import runner; "
             "from leaklab.measure.run_spec import RunSpec; "
-            "experiments.configure({'experiments': {'cmd': {'command': 'sleep 61.75', 'variants': ['x']}}}); "
-            "runner.run(RunSpec(experiments.get('cmd'), 'x', sys.argv[1], timeout_s=120))")
+            "spec = experiments.specs({'experiments': {'cmd': {'command': 'sleep 61.75', 'variants': ['x']}}})['cmd']; "
+            "runner.run(RunSpec(spec, 'x', sys.argv[1], timeout_s=120))")
     doomed = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stderr=subprocess.PIPE, text=True)
     wait_for(tmp_path / "marks.jsonl", timeout=30)
     doomed.send_signal(signal.SIGTERM)
@@ -67,12 +62,12 @@ def test_a_flood_of_output_keeps_every_unit_and_a_bounded_log(root, tmp_path):
     its own peak memory stays far below what the program wrote."""
     code = ("import json, resource, sys; from leaklab import experiments; from leaklab.measure import runner; "
             "from leaklab.measure.run_spec import RunSpec; "
-            "experiments.configure({'experiments': {'cmd': {'command': sys.argv[1], 'variants': ['x'], "
-            "'unit_pattern': r'^step \\d+ done$', 'params': {'mb': 1}}}}); "
+            "spec = experiments.specs({'experiments': {'cmd': {'command': sys.argv[1], 'variants': ['x'], "
+            "'unit_pattern': r'^step \\d+ done$', 'params': {'mb': 1}}}})['cmd']; "
             "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024; "
-            "runner.run(RunSpec(experiments.get('cmd'), 'x', sys.argv[2] + '-small', {'mb': 1}, timeout_s=120, log_cap_bytes=2**20)); "
+            "runner.run(RunSpec(spec, 'x', sys.argv[2] + '-small', {'mb': 1}, timeout_s=120, log_cap_bytes=2**20)); "
             "before = peak(); "
-            "meta = runner.run(RunSpec(experiments.get('cmd'), 'x', sys.argv[2], {'mb': 200}, timeout_s=120, log_cap_bytes=2**20)); "
+            "meta = runner.run(RunSpec(spec, 'x', sys.argv[2], {'mb': 200}, timeout_s=120, log_cap_bytes=2**20)); "
             "print(json.dumps({'meta': meta, 'growth': peak() - before}))")
     command = f"{sys.executable} {root / 'tests' / 'data' / 'flood.py'} 100 {{mb}}"
     done = subprocess.run([sys.executable, "-c", code, command, str(tmp_path / "run")], capture_output=True,

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from leaklab.measure import config as leaklab_config
+from leaklab.measure import config_check
 from leaklab.measure import runner
 from leaklab.model import horizon
 from leaklab.tables import tables
@@ -20,9 +21,12 @@ from leaklab.measure.run_spec import RunSpec
 WINDOW, HORIZON = 30, 3
 
 
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
-    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
+            **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
+    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
+    experiment needs none)."""
+    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 @pytest.fixture
@@ -72,23 +76,17 @@ def test_a_growth_that_levels_off_past_the_window_is_confirmed_settling(root, tm
     """At the window's end the growth is still straight: a leak by the window alone. With
     `leak: true` the run goes on, and once its recent rate is below the bar it is
     stopped, `settling`, with where it levelled off in the tables."""
-    from leaklab import experiments
-
     script = root / "tests" / "data" / "fills_cache.py"
     config = {"verdict": {"metrics": {}}, "replicates": 1, "experiments": {"fills": {
         "command": f"{sys.executable} {script} {{units}} {FILLS_PAST_THE_WINDOW}", "variants": ["cache"], "params": {"units": WINDOW},
         "length_param": "units", "key_metrics": ["cache_bytes"], "warmup_units": 2,
         "verdict": {"cache_bytes": {"leak_per_unit": 2**20 / 4, "retained": 2**30}}, "confirm": {"horizon": 5, "leak": True}}}}
-    experiments.configure(config)
-    try:
-        plan = leaklab_config.stop_plan(config, "fills", "plain", "cache")
-        params = leaklab_config.run_params(config, "fills", "plain", "cache")
-        assert params["units"] == WINDOW * 5
-        rundir = tmp_path / "fills" / "cache" / "plain" / "rep1"
-        meta = measure("fills", "cache", rundir, params, interval_s=0.02, timeout_s=120, stopping_plan=plan)
-        built = tables.build([rundir], config)
-    finally:
-        experiments.configure({})
+    plan = leaklab_config.stop_plan(config, "fills", "plain", "cache")
+    params = leaklab_config.run_params(config, "fills", "plain", "cache")
+    assert params["units"] == WINDOW * 5
+    rundir = tmp_path / "fills" / "cache" / "plain" / "rep1"
+    meta = measure("fills", "cache", rundir, params, config, interval_s=0.02, timeout_s=120, stopping_plan=plan)
+    built = tables.build([rundir], config)
     assert meta["stop_reason"] == "confirmed" and meta["decided_verdict"] == "settling"
     assert WINDOW < meta["decided_at_unit"] < WINDOW * 5
     row = built["growth"].set_index("metric").loc["cache_bytes"]
@@ -152,7 +150,7 @@ def test_confirmation_needs_a_known_length(root):
     config["experiments"] = {"mine": {"command": "true", "variants": ["a"], "unit": "step",
                                       "params": {"n": 3}, "confirm": {"horizon": 2}}}
     with pytest.raises(ConfigError, match="experiments.mine.confirm.*length_param"):
-        leaklab_config.check(config)
+        config_check.check(config)
 
 
 def test_levelled_off_finds_the_knee_of_a_climb_then_flat():
@@ -204,7 +202,6 @@ os.abort()  # as cpp_merge's C++ program does at close
 
 
 def test_a_verdict_from_crashed_runs_says_so_in_the_tables_summary_and_figure(tmp_path):
-    from leaklab import experiments
     from leaklab.report import plots, summary
 
     script = tmp_path / "prog.py"
@@ -212,20 +209,17 @@ def test_a_verdict_from_crashed_runs_says_so_in_the_tables_summary_and_figure(tm
     config = {"verdict": {"metrics": {}}, "replicates": 1,
               "experiments": {"prog": {"command": f"{sys.executable} {script}", "variants": ["flat"],
                                        "warmup_units": 1}}}
-    experiments.configure(config)
-    try:
-        meta = measure("prog", "flat", tmp_path / "prog" / "flat" / "plain" / "rep1", {}, interval_s=0.02,
-                       timeout_s=60)
-        assert meta["status"] == "crashed"
-        built = tables.build([tmp_path / "prog" / "flat" / "plain" / "rep1"], config)
-    finally:
-        experiments.configure({})
+    meta = measure("prog", "flat", tmp_path / "prog" / "flat" / "plain" / "rep1", {}, config, interval_s=0.02,
+                   timeout_s=60)
+    assert meta["status"] == "crashed"
+    built = tables.build([tmp_path / "prog" / "flat" / "plain" / "rep1"], config)
     decided = built["variant_verdicts"].iloc[0]
     assert decided["runs_not_ok"] == "crashed x1"
+    specs = experiments.specs(config)
     text = summary.render(built["runs"], built["growth"], built["controls"], built["attribution"],
-                          built["variant_verdicts"])
+                          built["variant_verdicts"], specs=specs)
     assert "did not end ok (crashed x1)" in text
-    fig = plots.verdict_matrix(built["variant_verdicts"], tmp_path / "matrix.png")
+    fig = plots.verdict_matrix(built["variant_verdicts"], tmp_path / "matrix.png", specs=specs)
     assert any("crashed x1" in t.get_text() for t in fig.axes[0].texts)
 
 

@@ -10,7 +10,7 @@ import pytest
 from leaklab import experiments
 from leaklab.measure import runner
 from leaklab.measure.run_spec import RunSpec
-from leaklab.measure.config import ConfigError, _check_heap_metric
+from leaklab.measure.config_check import ConfigError, _check_heap_metric
 from leaklab.process import allocator_heap, jemalloc_heap
 
 pytestmark = pytest.mark.slow  # real C builds and runs
@@ -56,20 +56,16 @@ def test_a_jemalloc_programs_heap_is_read_from_its_own_dumps_and_judged(places_j
              "variants": {mode: {"params": {"mode": mode}} for mode in modes}, "baseline": "none",
              "warmup_units": 2, "verdict": {"malloc_in_use_bytes": {"leak_per_unit": 256 * 1024, "retained": 16 * MIB}}}
     config = {"experiments": {"places": entry}}
-    experiments.configure(config)
-    try:
-        dirs = []
-        for mode in modes:
-            rundir = tmp_path / "places" / mode / "plain" / "rep1"
-            meta = runner.run(RunSpec(experiments.get("places"), mode, rundir, {"mode": mode}, timeout_s=120))
-            assert meta["status"] == "ok", meta
-            assert "jemalloc's own heap profile dumps" in meta["heap_metric"]["source"]
-            assert "libmemusage" not in meta["heap_metric"]["source"]
-            assert len(list((rundir / jemalloc_heap.DIR).glob("*.heap"))) == 1  # older dumps deleted as read
-            dirs.append(rundir)
-        got = tables.build(dirs, config)
-    finally:
-        experiments.configure({})
+    dirs = []
+    for mode in modes:
+        rundir = tmp_path / "places" / mode / "plain" / "rep1"
+        meta = runner.run(RunSpec(experiments.specs(config)["places"], mode, rundir, {"mode": mode}, timeout_s=120))
+        assert meta["status"] == "ok", meta
+        assert "jemalloc's own heap profile dumps" in meta["heap_metric"]["source"]
+        assert "libmemusage" not in meta["heap_metric"]["source"]
+        assert len(list((rundir / jemalloc_heap.DIR).glob("*.heap"))) == 1  # older dumps deleted as read
+        dirs.append(rundir)
+    got = tables.build(dirs, config)
     growth = got["growth"].set_index(["variant", "metric"])
     leak = growth.loc[("malloc", "malloc_in_use_bytes")]
     assert leak["verdict"] == "leak"

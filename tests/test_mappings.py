@@ -19,9 +19,12 @@ MIB = 2**20
 STEPS = 30
 
 
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
-    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
+            **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
+    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
+    experiment needs none)."""
+    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +39,7 @@ def places_leak(root, tmp_path_factory) -> str:
 def _run(exe: str, mode: str, outdir, extra: dict | None = None) -> tuple[dict, pd.DataFrame]:
     entry = {"command": f"{exe} {{mode}} {STEPS} {MIB}", "variants": {mode: {"params": {"mode": mode}}},
              "unit": "step", "unit_pattern": "step (\\d+)", **(extra or {})}
-    experiments.configure({"experiments": {"places": entry}})
-    try:
-        meta = measure("places", mode, outdir, {"mode": mode}, timeout_s=120)
-    finally:
-        experiments.configure({})
+    meta = measure("places", mode, outdir, {"mode": mode}, {"experiments": {"places": entry}}, timeout_s=120)
     return meta, pd.read_parquet(outdir / "mappings.parquet")
 
 
@@ -94,16 +93,12 @@ def _table_run(exe: str, modes: tuple[str, ...], base, verdict: dict) -> dict:
              "variants": {mode: {"params": {"mode": mode}} for mode in modes}, "baseline": modes[-1],
              "warmup_units": 2, "verdict": verdict}
     config = {"experiments": {"places": entry}}
-    experiments.configure(config)
-    try:
-        dirs = []
-        for mode in modes:
-            rundir = base / "places" / mode / "plain" / "rep1"
-            measure("places", mode, rundir, {"mode": mode}, timeout_s=120)
-            dirs.append(rundir)
-        return tables.build(dirs, config)
-    finally:
-        experiments.configure({})
+    dirs = []
+    for mode in modes:
+        rundir = base / "places" / mode / "plain" / "rep1"
+        measure("places", mode, rundir, {"mode": mode}, config, timeout_s=120)
+        dirs.append(rundir)
+    return tables.build(dirs, config)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +130,7 @@ def test_a_c_programs_glibc_heap_is_measured_through_command_and_judged(three_pl
 
 def test_no_heap_metric_for_a_static_program_or_a_shell_is_a_config_error(root, tmp_path):
     """The threshold is refused before any job runs, with the reason, never dropped."""
-    from leaklab.measure.config import ConfigError, _check_heap_metric
+    from leaklab.measure.config_check import ConfigError, _check_heap_metric
 
     static = tmp_path / "places_static"
     built = subprocess.run(["cc", "-static", "-O0", "-o", str(static), str(root / "tests" / "data" / "places_leak.c")],

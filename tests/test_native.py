@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from leaklab.measure import config, runner
+from leaklab.measure import config, config_check, runner
 from leaklab.model import growth
 from leaklab.process import build
 from leaklab import experiments
@@ -24,9 +24,12 @@ FIXTURE_KEYS = 2000
 MAP_BUCKET_BYTES = 8 + 8 * 8 + 8 * 128 + 8  # tophash, 8 int keys, 8 [128]byte values, overflow pointer
 
 
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
-    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
+            **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
+    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
+    experiment needs none)."""
+    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 @pytest.fixture(scope="module")
@@ -128,10 +131,10 @@ def test_bad_arguments_and_config_are_refused(binaries, root):
     assert done.returncode == 2 and "usage: go_merge -variant {leaky-dummy,leaky-real" in done.stderr
     cfg = {"verdict": {"metrics": {}}, "experiments": {"go_merge": {"variants": ["leaky-rael"]}}}
     with pytest.raises(config.ConfigError, match="experiments.go_merge.variants: unknown variant 'leaky-rael'; allowed: fixed-real"):
-        config.check(cfg)
+        config_check.check(cfg)
     cfg = {"verdict": {"metrics": {}}, "experiments": {"go_map": {"variants": ["kept"], "params": {"entires": 10}}}}
     with pytest.raises(config.ConfigError, match="experiments.go_map.params.entires: unknown parameter; allowed: cycles, entries"):
-        config.check(cfg)
+        config_check.check(cfg)
 
 
 @pytest.mark.e2e

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from leaklab.measure import config as leaklab_config
+from leaklab.measure import config_check
 from leaklab.process import own_program, unit_protocol
 
 ENTRY = {"command": "{setup_dir}/prog {rate} {n}", "params": {"n": 10},
@@ -64,24 +65,24 @@ def test_progress_lines_are_units_and_named_groups_metrics(tmp_path):
 
 def test_per_variant_params_and_their_errors():
     config = {"verdict": {"metrics": {}}, "experiments": {"own": copy.deepcopy(ENTRY)}}
-    leaklab_config.check(config)
+    config_check.check(config)
     assert leaklab_config.run_params(config, "own", "plain", "leak")["rate"] == 4096
     assert leaklab_config.run_params(config, "own", "plain", "clean")["rate"] == 0
     config["experiments"]["own"]["variants"]["leak"]["command"] = "{setup_dir}/prog {rat}"
     with pytest.raises(leaklab_config.ConfigError, match=r"experiments.own.variants.leak.command: unknown placeholder "
                                                          r"\{rat\}; allowed: .*\{rate\}"):
-        leaklab_config.check(config)
+        config_check.check(config)
     builtin = {"verdict": {"metrics": {}},
                "experiments": {"fd_leak": {"variants": {"close": None, "leak": {"params": {"rotatoins": 9}}}}}}
     with pytest.raises(leaklab_config.ConfigError, match="experiments.fd_leak.variants.leak.params.rotatoins: "
                                                          "unknown parameter"):
-        leaklab_config.check(builtin)
+        config_check.check(builtin)
 
 
 def test_a_unit_pattern_that_does_not_compile_is_refused():
     config = {"verdict": {"metrics": {}}, "experiments": {"own": {**ENTRY, "unit_pattern": "Iteration ("}}}
     with pytest.raises(leaklab_config.ConfigError, match=r"experiments.own.unit_pattern: 'Iteration \(' is not"):
-        leaklab_config.check(config)
+        config_check.check(config)
 
 
 @pytest.mark.parametrize("group", ["rss_bytes", "unit", "pss_bytes", "t"])
@@ -92,7 +93,7 @@ def test_a_unit_pattern_group_may_not_shadow_a_reading_or_a_column(root, tmp_pat
     config = {"verdict": {"metrics": {}}, "experiments": {"own": {**ENTRY, "unit_pattern": f"done (?P<{group}>\\d+)"}}}
     with pytest.raises(leaklab_config.ConfigError,
                        match=rf"experiments.own.unit_pattern: group '{group}' of .* reserved: .*rss_bytes.*unit"):
-        leaklab_config.check(config)
+        config_check.check(config)
     full = yaml.safe_load((root / "tests" / "config.yaml").read_text())
     full["experiments"] = {"own": {"command": "true", "variants": ["x"], "unit_pattern": f"done (?P<{group}>\\d+)"}}
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(full))

@@ -135,6 +135,7 @@ def test_previous_tables_stay_until_the_new_ones_are_complete(tmp_path):
 def test_every_figure_and_the_summary_cope_with_only_unreadable_runs(root, tmp_path):
     """Every run lost (here: one whose meta.json is garbage): the tables still come out,
     and so do every figure and the summary, from the CSV files as the workflow reads them."""
+    from leaklab import experiments
     from leaklab.report import attribution_plots, plots, profile_plots, summary, timeline_plots
     from leaklab.tables import tables
 
@@ -147,17 +148,19 @@ def test_every_figure_and_the_summary_cope_with_only_unreadable_runs(root, tmp_p
     assert read["runs"]["status"].tolist() == ["parse_error"]
     figures = tmp_path / "figures"
     figures.mkdir()
-    timeline_plots.timeline(read["samples"], read["units"], "fd_leak", figures / "timeline.png")
-    plots.growth_overview(read["growth"], figures / "growth.png")
-    profile_plots.profiler_overhead(read["profiler_overhead"], figures / "overhead.png")
-    profile_plots.heap_timelines(read["heap_timeline"], "fd_leak", figures / "heap.png")
-    profile_plots.top_sites(read["top_sites"], "fd_leak", figures / "sites.png")
-    plots.verdict_matrix(read["variant_verdicts"], figures / "matrix.png")
-    attribution_plots.attribution_bars(read["attribution"], read["growth"], figures / "attribution.png")
-    plots.headline(read["units"], read["growth"], read["variant_verdicts"], "fd_leak", figures / "headline.png")
+    specs = experiments.specs(config)
+    timeline_plots.timeline(read["samples"], read["units"], "fd_leak", figures / "timeline.png", specs=specs)
+    plots.growth_overview(read["growth"], figures / "growth.png", specs=specs)
+    profile_plots.profiler_overhead(read["profiler_overhead"], figures / "overhead.png", specs=specs)
+    profile_plots.heap_timelines(read["heap_timeline"], "fd_leak", figures / "heap.png", specs=specs)
+    profile_plots.top_sites(read["top_sites"], "fd_leak", figures / "sites.png", specs=specs)
+    plots.verdict_matrix(read["variant_verdicts"], figures / "matrix.png", specs=specs)
+    attribution_plots.attribution_bars(read["attribution"], read["growth"], figures / "attribution.png", specs=specs)
+    plots.headline(read["units"], read["growth"], read["variant_verdicts"], "fd_leak", figures / "headline.png",
+                   specs=specs)
     assert all(p.stat().st_size > 1000 for p in figures.iterdir()) and len(list(figures.glob("*.png"))) == 8
     assert "parse_error" in summary.render(**{k: read[k] for k in ("runs", "growth", "controls", "attribution",
-                                                                  "variant_verdicts", "sensitivity")})
+                                                                  "variant_verdicts", "sensitivity")}, specs=specs)
 
 
 @pytest.mark.e2e

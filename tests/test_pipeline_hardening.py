@@ -36,9 +36,12 @@ int main(int argc, char **argv) {  /* prog ITERATIONS LEAK_BYTES */
 """
 
 
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
-    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
+            **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
+    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
+    experiment needs none)."""
+    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 def leaklab(*args, cwd=None, timeout=900):
@@ -206,29 +209,26 @@ def test_a_repaired_profile_is_never_thrown_away_and_the_run_is_left_as_it_was(r
     none writes into the run directory, so the next one still trusts heaptrack's files."""
     subprocess.run(["cc", "-O0", "-g", "-o", str(tmp_path / "prog"), "-x", "c", "-"], input=PROGRAM, text=True,
                    check=True)
-    experiments.configure({"experiments": {"mine": {
+    declared = {"experiments": {"mine": {
         "command": f"{tmp_path / 'prog'} 8 262144", "variants": ["x"], "unit": "iteration",
-        "unit_pattern": r"Iteration \d+ finished"}}})
-    try:
-        run = tmp_path / "runs" / "mine" / "x" / "heaptrack" / "rep1"
-        meta = measure("mine", "x", run, profiler="heaptrack")
-        assert meta["profile_status"] == "ok", meta.get("profile_error")
-        config = {"verdict": {}, "experiments": {"mine": {"command": "x", "variants": ["x"], "unit": "iteration"}}}
-        (run / "top_sites.parquet").write_bytes(b"PAR1 damaged")
-        before = snapshot(run)
-        for _ in range(2):  # the second aggregation is the one that used to lose top_sites
-            built = tables.build([run], config)
-            row = built["runs"].iloc[0]
-            assert row["status"] == "ok" and row["profile_status"] == "ok", row["profile_error"]
-            assert "derived again" in row["profile_error"] and len(built["top_sites"]) > 0
-            assert snapshot(run) == before
-        data = next(run.glob("heaptrack*.zst"))
-        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
-        row = tables.build([run], config)["runs"].iloc[0]
-        assert row["profile_status"] == "parse_error" and data.name in row["profile_error"]
-        assert "changed since the run" in row["profile_error"]
-    finally:
-        experiments.configure({})
+        "unit_pattern": r"Iteration \d+ finished"}}}
+    run = tmp_path / "runs" / "mine" / "x" / "heaptrack" / "rep1"
+    meta = measure("mine", "x", run, config=declared, profiler="heaptrack")
+    assert meta["profile_status"] == "ok", meta.get("profile_error")
+    config = {"verdict": {}, "experiments": {"mine": {"command": "x", "variants": ["x"], "unit": "iteration"}}}
+    (run / "top_sites.parquet").write_bytes(b"PAR1 damaged")
+    before = snapshot(run)
+    for _ in range(2):  # the second aggregation is the one that used to lose top_sites
+        built = tables.build([run], config)
+        row = built["runs"].iloc[0]
+        assert row["status"] == "ok" and row["profile_status"] == "ok", row["profile_error"]
+        assert "derived again" in row["profile_error"] and len(built["top_sites"]) > 0
+        assert snapshot(run) == before
+    data = next(run.glob("heaptrack*.zst"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    row = tables.build([run], config)["runs"].iloc[0]
+    assert row["profile_status"] == "parse_error" and data.name in row["profile_error"]
+    assert "changed since the run" in row["profile_error"]
 
 
 def test_counts_stay_integers_when_a_run_is_unreadable(root, tmp_path):

@@ -9,12 +9,16 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_hex
 
+from leaklab import experiments
 from leaklab.model import verdicts
 from leaklab.report import (attribution_plots, compare_plots, cross_language_plots, plots, profile_plots, sweep_plots,
                             timeline_plots)
 from leaklab.report.figstyle import VERDICT_COLOURS, texts_outside
 
 MIB = 2**20
+# What a figure rule gives its script for a configuration without command experiments
+# (``command_specs()``), resolved as the script resolves it.
+BUILT_INS = experiments.specs({"experiments": {}})
 
 
 def growth_row(experiment, variant, metric, growth, low, high, verdict, *, bar=MIB, unit="pass", decides=False,
@@ -86,7 +90,7 @@ def gid(ax, name):
 
 
 def test_growth_overview_puts_every_estimate_on_its_threshold_scale(growth, tmp_path):
-    fig = plots.growth_overview(growth, tmp_path / "g.png")
+    fig = plots.growth_overview(growth, tmp_path / "g.png", specs=BUILT_INS)
     assert (tmp_path / "g.png").stat().st_size > 10_000 and (tmp_path / "g.svg").stat().st_size > 10_000
     rocks = panel(fig, "rocksdb_merge: growth per pass")
     labels = [t.get_text() for t in rocks.get_yticklabels()]
@@ -122,7 +126,7 @@ def test_growth_overview_puts_every_estimate_on_its_threshold_scale(growth, tmp_
 
 
 def test_growth_overview_shows_what_a_releasing_experiment_keeps(growth, tmp_path):
-    fig = plots.growth_overview(growth, tmp_path / "g.png")
+    fig = plots.growth_overview(growth, tmp_path / "g.png", specs=BUILT_INS)
     kept = panel(fig, "dict_shrink: kept after release")
     assert [t.get_text() for t in kept.get_yticklabels()] == ["dict · dict_size", "dict · RSS",
                                                               "rebuilt · RSS", "rebuilt · dict_size"]
@@ -138,7 +142,7 @@ def test_growth_overview_shows_what_a_releasing_experiment_keeps(growth, tmp_pat
 
 
 def test_growth_overview_says_when_there_is_nothing(tmp_path):
-    fig = plots.growth_overview(pd.DataFrame(), tmp_path / "g.png")
+    fig = plots.growth_overview(pd.DataFrame(), tmp_path / "g.png", specs=BUILT_INS)
     assert "no growth" in fig.axes[0].texts[0].get_text()
 
 
@@ -155,7 +159,7 @@ def test_headline_draws_the_deciding_metric_its_fit_warmup_and_verdict(growth, t
         units_for("rocksdb_merge", "capi-real", "malloc_in_use_bytes", {1: leak}),
         units_for("rocksdb_merge", "capi-dummy", "rss_bytes", {1: [30 * MIB] * 7, 2: [31 * MIB] * 7}),
     ])
-    fig = plots.headline(units, growth, verdicts_of(growth), "rocksdb_merge", tmp_path / "h.png")
+    fig = plots.headline(units, growth, verdicts_of(growth), "rocksdb_merge", tmp_path / "h.png", specs=BUILT_INS)
     assert (tmp_path / "h.svg").exists()
     dummy, real = panel(fig, "capi-dummy"), panel(fig, "capi-real")
     assert real.get_legend().get_title().get_text() == "capi-real: leak (decided by RSS)"
@@ -174,7 +178,7 @@ def test_headline_draws_the_deciding_metric_its_fit_warmup_and_verdict(growth, t
     assert np.diff(threshold.get_ydata())[0] / 4 == pytest.approx(0.5)
     assert colour(gid(dummy, "fit")[0].get_color()) == VERDICT_COLOURS["stable"]
     kept = pd.concat([units, units_for("dict_shrink", "dict", "dict_size_bytes", {1: [40 * MIB] * 5})])
-    fig = plots.headline(kept, growth, verdicts_of(growth), "dict_shrink", tmp_path / "d.png")
+    fig = plots.headline(kept, growth, verdicts_of(growth), "dict_shrink", tmp_path / "d.png", specs=BUILT_INS)
     assert [t.get_text() for t in panel(fig, "dict:").get_legend().get_texts()][0] == \
         "retention +0 B/cycle [0, 0] B, 40 MiB kept"
     # each run drawn as its change since the warm-up, the level it starts from named (no hidden offset)
@@ -192,7 +196,7 @@ def test_headline_draws_settling_with_its_late_slope_and_library_level_beside_rs
                                       late=0.1 * MIB)])
     units = pd.concat([units_for("duckdb_load", "load_on", "rss_bytes", {1: settle}),
                        units_for("duckdb_load", "load_on", "duckdb_memory_bytes", {1: [58 * MIB] * 12})])
-    fig = plots.headline(units, growth, verdicts_of(growth), "duckdb_load", tmp_path / "h.png")
+    fig = plots.headline(units, growth, verdicts_of(growth), "duckdb_load", tmp_path / "h.png", specs=BUILT_INS)
     ax = panel(fig, "load_on")
     assert colour(gid(ax, "fit")[0].get_color()) == VERDICT_COLOURS["settling"]
     (late,) = gid(ax, "late_fit")
@@ -204,7 +208,7 @@ def test_headline_draws_settling_with_its_late_slope_and_library_level_beside_rs
 
 
 def test_verdict_matrix_has_one_decisive_cell_per_variant(growth, tmp_path):
-    fig = plots.verdict_matrix(verdicts_of(growth), tmp_path / "m.png")
+    fig = plots.verdict_matrix(verdicts_of(growth), tmp_path / "m.png", specs=BUILT_INS)
     ax = fig.axes[0]
     cells = gid(ax, "cell")
     assert len(cells) == 5  # capi-dummy, capi-real, dict, rebuilt, leak: no blank cells
@@ -220,7 +224,7 @@ def test_verdict_matrix_has_one_decisive_cell_per_variant(growth, tmp_path):
 
 
 def test_verdict_matrix_says_when_no_plain_run_was_read(tmp_path):
-    fig = plots.verdict_matrix(pd.DataFrame(columns=["profiler", "verdict"]), tmp_path / "m.png")
+    fig = plots.verdict_matrix(pd.DataFrame(columns=["profiler", "verdict"]), tmp_path / "m.png", specs=BUILT_INS)
     assert "no verdicts" in fig.axes[0].texts[0].get_text()
 
 
@@ -255,7 +259,7 @@ def attribution():
 def test_attribution_puts_the_kernel_on_its_own_axes_and_names_the_holding_layer(attribution, growth, tmp_path):
     growth = pd.concat([growth, pd.DataFrame([growth_row("fd_leak", "close", "slab_bytes", 500.0, 0, 900.0, "stable",
                                                          bar=512, unit="rotation")])])
-    fig = attribution_plots.attribution_bars(attribution, growth, tmp_path / "a.png")
+    fig = attribution_plots.attribution_bars(attribution, growth, tmp_path / "a.png", specs=BUILT_INS)
     assert (tmp_path / "a.svg").exists()
     titles = {title(ax): ax for ax in fig.axes}
     assert list(titles) == ["dict_shrink: RSS growth, MiB per cycle", "dict_shrink: kept after release, MiB",
@@ -298,7 +302,7 @@ def test_timeline_draws_plain_runs_only(tmp_path):
                             for p, rss in (("plain", 15e6), ("heaptrack", 180e6)) for t in (0.0, 1.0)])
     units = pd.DataFrame([{**keys, "profiler": p, "unit": u, "t": u, "metric": "deleted_fds", "value": v}
                           for p, v in (("plain", 1.0), ("heaptrack", 99.0)) for u in (1, 2)])
-    fig = timeline_plots.timeline(samples, units, "fd_leak", tmp_path / "t.png")
+    fig = timeline_plots.timeline(samples, units, "fd_leak", tmp_path / "t.png", specs=BUILT_INS)
     rss, fds = fig.axes[0], fig.axes[1]
     (line,) = gid(rss, "variant:leak")
     assert line.get_ydata().max() < 20  # MiB: the plain run, not heaptrack's 180 MB
@@ -338,8 +342,8 @@ def test_figures_docs_copies_a_runs_figures_small_with_its_date_and_machine(grow
     empty = subprocess.run(command, capture_output=True, text=True)
     assert empty.returncode == 1 and "growth_overview.png, attribution.png" in empty.stderr
     assert not docs.exists()  # nothing half-written
-    plots.growth_overview(growth, results / "figures" / "growth_overview.png")
-    attribution_plots.attribution_bars(attribution, growth, results / "figures" / "attribution.png")
+    plots.growth_overview(growth, results / "figures" / "growth_overview.png", specs=BUILT_INS)
+    attribution_plots.attribution_bars(attribution, growth, results / "figures" / "attribution.png", specs=BUILT_INS)
     meta = results / "runs" / "fd_leak" / "leak" / "plain" / "rep1" / "meta.json"
     meta.parent.mkdir(parents=True)
     meta.write_text(json.dumps({"host": {"hostname": "lab1", "kernel": "6.1.0", "cpus": 2,
@@ -400,7 +404,7 @@ def go_map():
 
 def test_compare_puts_bug_fix_and_control_on_the_same_metrics(go_map, tmp_path):
     units, growth = go_map
-    fig = compare_plots.compare(units, growth, "go_map", tmp_path / "c.png")
+    fig = compare_plots.compare(units, growth, "go_map", tmp_path / "c.png", specs=BUILT_INS)
     assert (tmp_path / "c.svg").exists()
     titles = [ax.get_title(loc="left") for ax in fig.axes]
     assert titles == ["go_heap_alloc: change since the warm-up", "growth per cycle, 95% interval", "kept after release",
@@ -430,11 +434,11 @@ def test_compare_puts_bug_fix_and_control_on_the_same_metrics(go_map, tmp_path):
 
 
 def test_compare_of_a_growing_story_has_no_kept_column_and_says_when_empty(growth, tmp_path):
-    fig = compare_plots.compare(pd.DataFrame(), growth, "rocksdb_merge", tmp_path / "c.png")
+    fig = compare_plots.compare(pd.DataFrame(), growth, "rocksdb_merge", tmp_path / "c.png", specs=BUILT_INS)
     assert [ax.get_title(loc="left") for ax in fig.axes] == [
         "RSS: change since the warm-up", "growth per pass, 95% interval"]
     assert [t.get_text() for t in fig.axes[1].get_yticklabels()] == ["capi-real", "capi-dummy"]  # bug, control
-    fig = compare_plots.compare(pd.DataFrame(), growth, "go_map", tmp_path / "e.png")
+    fig = compare_plots.compare(pd.DataFrame(), growth, "go_map", tmp_path / "e.png", specs=BUILT_INS)
     assert "go_map: no verdict from plain runs" in fig.axes[0].texts[0].get_text()
 
 
@@ -445,7 +449,7 @@ def test_headline_gives_each_variant_its_own_scale(tmp_path):
     growth = pd.DataFrame(rows)
     units = pd.concat([units_for("planted", v, "rss_bytes", {1: [300 * MIB + g * u for u in range(10)]})
                        for v, g in (("native_tiny", 65536.0), ("native_large", 4 * MIB))])
-    fig = plots.headline(units, growth, verdicts_of(growth), "planted", tmp_path / "h.png")
+    fig = plots.headline(units, growth, verdicts_of(growth), "planted", tmp_path / "h.png", specs=BUILT_INS)
     tiny, large = panel(fig, "native_tiny"), panel(fig, "native_large")
     assert tiny.get_ylabel().startswith("Δ RSS (KiB)") and large.get_ylabel().startswith("Δ RSS (MiB)")
     top = max(gid(tiny, "replicate")[0].get_ydata())
@@ -504,20 +508,22 @@ def every_figure(tmp_path, growth, attribution, go_map) -> dict:
                                               ("duckdb_load", "load_on", "settling", 150.0))])
     cross = cross_table()
     return {
-        "growth_overview": lambda: plots.growth_overview(all_growth, tmp_path / "g.png"),
+        "growth_overview": lambda: plots.growth_overview(all_growth, tmp_path / "g.png", specs=BUILT_INS),
         "headline": lambda: plots.headline(rocks_units, growth, verdicts_of(growth), "rocksdb_merge",
-                                           tmp_path / "h.png"),
+                                           tmp_path / "h.png", specs=BUILT_INS),
         "headline_go_map": lambda: plots.headline(units, go_growth, verdicts.variant_verdicts(go_growth),
-                                                  "go_map", tmp_path / "hg.png"),  # long retention legends
-        "compare": lambda: compare_plots.compare(units, go_growth, "go_map", tmp_path / "c.png"),
-        "verdict_matrix": lambda: plots.verdict_matrix(verdicts_of(growth), tmp_path / "m.png"),
-        "attribution": lambda: attribution_plots.attribution_bars(attribution, growth, tmp_path / "a.png"),
-        "timeline": lambda: timeline_plots.timeline(samples, units, "go_map", tmp_path / "t.png"),
+                                                  "go_map", tmp_path / "hg.png",
+                                                  specs=BUILT_INS),  # long retention legends
+        "compare": lambda: compare_plots.compare(units, go_growth, "go_map", tmp_path / "c.png", specs=BUILT_INS),
+        "verdict_matrix": lambda: plots.verdict_matrix(verdicts_of(growth), tmp_path / "m.png", specs=BUILT_INS),
+        "attribution": lambda: attribution_plots.attribution_bars(attribution, growth, tmp_path / "a.png",
+                                                                  specs=BUILT_INS),
+        "timeline": lambda: timeline_plots.timeline(samples, units, "go_map", tmp_path / "t.png", specs=BUILT_INS),
         "time_to_verdict": lambda: timeline_plots.time_to_verdict(ttv, tmp_path / "v.png"),
         "cross_language": lambda: cross_language_plots.cross_language(cross, tmp_path / "x.png"),
-        "heap": lambda: profile_plots.heap_timelines(heap, "rocksdb_merge", tmp_path / "p.png"),
-        "top_sites": lambda: profile_plots.top_sites(sites, "rocksdb_merge", tmp_path / "s.png"),
-        "profiler_overhead": lambda: profile_plots.profiler_overhead(overhead, tmp_path / "o.png"),
+        "heap": lambda: profile_plots.heap_timelines(heap, "rocksdb_merge", tmp_path / "p.png", specs=BUILT_INS),
+        "top_sites": lambda: profile_plots.top_sites(sites, "rocksdb_merge", tmp_path / "s.png", specs=BUILT_INS),
+        "profiler_overhead": lambda: profile_plots.profiler_overhead(overhead, tmp_path / "o.png", specs=BUILT_INS),
     }
 
 

@@ -21,9 +21,12 @@ pytestmark = pytest.mark.slow  # real Go builds and runs
 MIB = 2**20
 
 
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
-    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
+            **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
+    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
+    experiment needs none)."""
+    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +81,8 @@ def test_a_go_service_is_read_through_its_pprof_url(root, tmp_path):
     entry = {"command": f"{exe} -addr 127.0.0.1:{port} -steps 12 -bytes {MIB} -rate 4096", "variants": ["leak"],
              "unit": "step", "unit_pattern": "step (\\d+)", "pprof_url": url, "profilers": ["plain", "pprof"]}
     cfg = {"experiments": {"service": entry}}
-    experiments.configure(cfg)
-    try:
-        meta = measure("service", "leak", tmp_path / "run", profiler="pprof", timeout_s=120,
-                       profiler_settings=config.profiler_settings(cfg, "service", "pprof"))
-    finally:
-        experiments.configure({})
+    meta = measure("service", "leak", tmp_path / "run", config=cfg, profiler="pprof", timeout_s=120,
+                   profiler_settings=config.profiler_settings(cfg, "service", "pprof"))
     assert meta["status"] == "ok" and meta["profile_status"] == "ok", meta
     assert len(pprof.find_profiles(tmp_path / "run")) >= 4  # one per unit mark, fewer on a loaded machine
     sites = pd.read_parquet(tmp_path / "run" / "top_sites.parquet")

@@ -16,7 +16,7 @@ CAPTIONS = yaml.safe_load((ROOT / "workflow" / "report" / "captions.yaml").read_
 
 def test_every_variant_of_every_story_has_a_role():
     for name in experiments.NAMES:
-        for variant in experiments.get(name).variants:
+        for variant in experiments.builtin(name).variants:
             role = roles.role(name, variant)
             assert role is not None, (name, variant)
             assert role.role in roles.ROLE_ORDER and role.expected, (name, variant)

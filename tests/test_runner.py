@@ -19,9 +19,12 @@ from leaklab.measure.run_spec import RunSpec
 MIB = 2**20
 
 
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
-    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
+            **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
+    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
+    experiment needs none)."""
+    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 def outputs_complete(out):
@@ -55,14 +58,8 @@ def test_the_runner_returns_when_the_process_exits_whatever_the_interval(tmp_pat
 def test_a_program_that_exits_leaving_a_child_behind_ends_the_run_promptly(tmp_path):
     """It never asks for a final sample and its child keeps the sync pipe open: the
     program's exit alone ends the wait, and its leftovers go with the run."""
-    from leaklab import experiments
-
     command = {"command": "sh -c 'sleep 60 & exit 0'", "variants": ["a"], "baseline": "a"}
-    experiments.configure({"experiments": {"quick": command}})
-    try:
-        meta = measure("quick", "a", tmp_path, interval_s=3600, timeout_s=600)
-    finally:
-        experiments.configure({})
+    meta = measure("quick", "a", tmp_path, config={"experiments": {"quick": command}}, interval_s=3600, timeout_s=600)
     assert meta["status"] == "ok" and meta["wall_s"] < 30
 
 
@@ -132,10 +129,11 @@ def test_aggregation_and_summary_survive_a_run_set_with_no_plain_run(tmp_path, r
     config = yaml.safe_load((root / "tests" / "config.yaml").read_text())
     built = tables.build([run], config)
     assert len(built["profiler_summary"]) == 1 and built["profiler_summary"]["leaked_bytes"].iloc[0] >= 0
-    text = summary.render(built["runs"], built["growth"], built["controls"], built["attribution"])
+    specs = experiments.specs(config)
+    text = summary.render(built["runs"], built["growth"], built["controls"], built["attribution"], specs=specs)
     assert "Controls: FAILED" in text and "expected leak, got missing" in text
-    plots.verdict_matrix(built["variant_verdicts"], tmp_path / "matrix.png")
-    attribution_plots.attribution_bars(built["attribution"], built["growth"], tmp_path / "attribution.png")
+    plots.verdict_matrix(built["variant_verdicts"], tmp_path / "matrix.png", specs=specs)
+    attribution_plots.attribution_bars(built["attribution"], built["growth"], tmp_path / "attribution.png", specs=specs)
     assert (tmp_path / "matrix.png").stat().st_size > 1000 and (tmp_path / "attribution.png").stat().st_size > 1000
 
 

@@ -17,9 +17,12 @@ SETTINGS = ExperimentSettings(name="x", unit="step", releases=False, baseline="a
                               thresholds={"rss_bytes": Threshold(MIB, 1e12)})
 
 
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
-    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
+            **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
+    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
+    experiment needs none)."""
+    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 def run(slope: float, units: int = 60, noise: float = MIB, seed: int = 1, seconds_per_unit: float = 0.5):

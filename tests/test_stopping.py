@@ -11,7 +11,7 @@ import yaml
 
 from leaklab.measure import config as leaklab_config
 from leaklab import experiments
-from leaklab.measure import runner, stopping
+from leaklab.measure import config_check, runner, stopping
 from leaklab.model import sequential
 from leaklab.measure.run_spec import RunSpec
 
@@ -19,9 +19,12 @@ MIB = 2**20
 STOPPING = {"sequential": True, "min_units": 5}
 
 
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``)."""
-    return runner.run(RunSpec(experiments.get(experiment), variant, outdir, params or {}, **how))
+def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
+            **how) -> dict:
+    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
+    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
+    experiment needs none)."""
+    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 @pytest.fixture
@@ -108,15 +111,13 @@ def own_program(tmp_path):
         }},
         "verdict": {"metrics": {}},
     }
-    experiments.configure(config)
-    yield config
-    experiments.configure({})
+    return config
 
 
 def run_own(config, variant, out):
     plan = leaklab_config.stop_plan(config, "prog", "plain", variant)
     params = leaklab_config.run_params(config, "prog", "plain", variant)
-    return measure("prog", variant, out, params, interval_s=0.02, timeout_s=120, stopping_plan=plan)
+    return measure("prog", variant, out, params, config, interval_s=0.02, timeout_s=120, stopping_plan=plan)
 
 
 def test_a_users_program_is_stopped_with_sigterm_once_decided_and_keeps_its_final_sample(own_program, tmp_path):
@@ -163,7 +164,7 @@ def test_a_length_param_that_is_not_a_whole_number_names_key_and_allowed(own_pro
     bad["experiments"]["prog"]["variants"]["grows"]["params"]["rate"] = 0.5
     with pytest.raises(leaklab_config.ConfigError, match=r"experiments.prog.length_param: 'rate' is not a whole-number "
                                                          r"parameter of variant 'grows' \(it is 0.5\); allowed: units"):
-        leaklab_config._check_stopping(bad)
+        config_check._check_stopping(bad)
 
 
 def test_the_nightly_profile_keeps_fixed_length_whatever_the_config_says(root):

@@ -8,6 +8,7 @@ from snakemake.utils import validate
 # only light modules here: a dry run or a no-op re-run should not pay for pandas and scipy
 import leaklab.process.build
 import leaklab.measure.config
+import leaklab.measure.config_check
 import leaklab.process.outcome  # the exit status in onsuccess
 import leaklab.process.own_program
 import leaklab.measure.validation
@@ -24,7 +25,7 @@ try:
     leaklab.measure.validation.check_before_schema(config, SCHEMA)
     validate(config, SCHEMA)
     leaklab.measure.config.select_only(config)
-    leaklab.measure.config.check(config)
+    leaklab.measure.config_check.check(config)
 except leaklab.measure.config.ConfigError as error:
     raise WorkflowError(f"config: {error}") from None
 
@@ -198,7 +199,7 @@ def sweep_settings():
 
 
 def command_specs():
-    """The command experiments as a config subset experiments.configure registers (their
+    """The command experiments as a config subset ``experiments.specs`` resolves (their
     units, variants and key metrics name plots and summary rows)."""
     return {"experiments": _entries(SPEC_KEYS, [n for n in EXPERIMENTS if "command" in config["experiments"][n]])}
 

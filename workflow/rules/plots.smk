@@ -10,7 +10,7 @@ rule plot_timeline:
         png="results/figures/timeline_{experiment}.png",
         svg="results/figures/timeline_{experiment}.svg",
     params:
-        registry=command_specs(),
+        specs=command_specs(),
     log:
         "results/logs/plot_timeline_{experiment}.log",
     resources:
@@ -30,7 +30,7 @@ rule plot_headline:
         png="results/figures/headline_{experiment}.png",
         svg="results/figures/headline_{experiment}.svg",
     params:
-        registry=command_specs(),
+        specs=command_specs(),
     log:
         "results/logs/plot_headline_{experiment}.log",
     resources:
@@ -49,7 +49,7 @@ rule plot_compare:
         png="results/figures/compare_{experiment}.png",
         svg="results/figures/compare_{experiment}.svg",
     params:
-        registry=command_specs(),
+        specs=command_specs(),
     log:
         "results/logs/plot_compare_{experiment}.log",
     resources:
@@ -67,7 +67,7 @@ rule plot_growth_overview:
         png="results/figures/growth_overview.png",
         svg="results/figures/growth_overview.svg",
     params:
-        registry=command_specs(),
+        specs=command_specs(),
     log:
         "results/logs/plot_growth_overview.log",
     resources:
@@ -89,7 +89,7 @@ rule plot_summary:
         attribution="results/figures/attribution.png",
         attribution_svg="results/figures/attribution.svg",
     params:
-        registry=command_specs(),
+        specs=command_specs(),
     log:
         "results/logs/plot_summary.log",
     resources:
@@ -111,7 +111,7 @@ rule plot_profiles:
         sites="results/figures/top_sites_{experiment}.png",
         sites_svg="results/figures/top_sites_{experiment}.svg",
     params:
-        registry=command_specs(),
+        specs=command_specs(),
     log:
         "results/logs/plot_profiles_{experiment}.log",
     resources:
@@ -128,6 +128,8 @@ rule plot_profiler_overhead:
     output:
         png="results/figures/profiler_overhead.png",
         svg="results/figures/profiler_overhead.svg",
+    params:
+        specs=command_specs(),
     log:
         "results/logs/plot_profiler_overhead.log",
     resources:

@@ -12,7 +12,6 @@ rule report:
     params:
         table_names=REPORT_TABLES,
         analysis=analysis_settings(),
-        registry=command_specs(),
         config=canonical(config),
     log:
         "results/logs/report.log",

@@ -14,7 +14,7 @@ rule run_experiment:
     params:
         settings=run_params,
         profiler=profiler_params,
-        registry=run_spec,
+        specs=run_spec,
         sampler=canonical(config["sampler"]),
         limits=canonical(config["limits"]),
         stopping=stop_params,

@@ -10,7 +10,7 @@ rule summary:
     output:
         summary="results/summary.md",
     params:
-        registry=command_specs(),
+        specs=command_specs(),
     log:
         "results/logs/summary.log",
     resources:

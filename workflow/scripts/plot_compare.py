@@ -8,11 +8,12 @@ from leaklab import experiments
 from leaklab.report import compare_plots
 from leaklab.tables.tables import read_csv_table
 
-experiments.configure(snakemake.params.registry)
+specs = experiments.specs(snakemake.params.specs)
 
 compare_plots.compare(
     read_csv_table(snakemake.input.units),
     read_csv_table(snakemake.input.growth),
     snakemake.wildcards.experiment,
     snakemake.output.png,
+    specs=specs,
 )

@@ -8,6 +8,6 @@ from leaklab import experiments
 from leaklab.report import plots
 from leaklab.tables.tables import read_csv_table
 
-experiments.configure(snakemake.params.registry)
+specs = experiments.specs(snakemake.params.specs)
 
-plots.growth_overview(read_csv_table(snakemake.input.growth), snakemake.output.png)
+plots.growth_overview(read_csv_table(snakemake.input.growth), snakemake.output.png, specs=specs)

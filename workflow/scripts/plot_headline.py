@@ -8,7 +8,7 @@ from leaklab import experiments
 from leaklab.report import plots
 from leaklab.tables.tables import read_csv_table
 
-experiments.configure(snakemake.params.registry)
+specs = experiments.specs(snakemake.params.specs)
 
 plots.headline(
     read_csv_table(snakemake.input.units),
@@ -16,4 +16,5 @@ plots.headline(
     read_csv_table(snakemake.input.verdicts),
     snakemake.wildcards.experiment,
     snakemake.output.png,
+    specs=specs,
 )

@@ -8,10 +8,11 @@ from leaklab import experiments
 from leaklab.report import profile_plots
 from leaklab.tables.tables import read_csv_table
 
-experiments.configure(snakemake.params.registry)
+specs = experiments.specs(snakemake.params.specs)
 
 experiment = snakemake.wildcards.experiment
 runs = read_csv_table(snakemake.input.runs)
 profile_plots.heap_timelines(read_csv_table(snakemake.input.heap_timeline), experiment, snakemake.output.timeline,
-                             runs=runs)
-profile_plots.top_sites(read_csv_table(snakemake.input.top_sites), experiment, snakemake.output.sites, runs=runs)
+                             runs=runs, specs=specs)
+profile_plots.top_sites(read_csv_table(snakemake.input.top_sites), experiment, snakemake.output.sites, runs=runs,
+                        specs=specs)

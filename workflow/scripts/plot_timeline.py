@@ -8,11 +8,12 @@ from leaklab import experiments
 from leaklab.report import timeline_plots
 from leaklab.tables.tables import read_csv_table
 
-experiments.configure(snakemake.params.registry)
+specs = experiments.specs(snakemake.params.specs)
 
 timeline_plots.timeline(
     read_csv_table(snakemake.input.samples),
     read_csv_table(snakemake.input.units),
     snakemake.wildcards.experiment,
     snakemake.output.png,
+    specs=specs,
 )

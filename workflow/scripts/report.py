@@ -7,11 +7,9 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import vl_convert
 
-from leaklab import experiments
 from leaklab.model import settings
 from leaklab.report import report_page
 
-experiments.configure(snakemake.params.registry)
 resolved = settings.resolve(snakemake.params.analysis)
 inputs = snakemake.input
 vega_js = vl_convert.javascript_bundle(vl_version=report_page.VEGA_LITE_VERSION).replace("</script", "<\\/script")

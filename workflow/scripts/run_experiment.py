@@ -19,22 +19,21 @@ from leaklab.measure.run_spec import RunSpec
 from leaklab.process import outcome
 from leaklab.tables import run_files
 
-experiments.configure(snakemake.params.registry)
-
 w = snakemake.wildcards
 params = snakemake.params
+spec = experiments.specs(params.specs)[w.experiment]
 missing = outcome.prerequisite_failure(snakemake.input.get("setup"), snakemake.input.get("fixture"))
 if missing is not None:  # nothing to measure: recorded, the pipeline goes on
     meta = run_files.write_unmeasured(
         Path(snakemake.output.meta).parent,
         {"experiment": w.experiment, "variant": w.variant, "profiler": w.profiler, "replicate": int(w.replicate),
-         "unit": experiments.get(w.experiment).unit, "params": params.settings}, *missing)
+         "unit": spec.unit, "params": params.settings}, *missing)
     print(f"{w.experiment}/{w.variant}/{w.profiler}/rep{w.replicate}: {missing[0]}: {missing[1]}", file=sys.stderr)
     sys.exit(0)
 reserve = run_files.SpaceReserve(Path(snakemake.log[0] + ".reserve"))
 try:
     meta = runner.run(RunSpec.from_rule(
-        experiments.get(w.experiment), w.variant, Path(snakemake.output.meta).parent, int(w.replicate), params,
+        spec, w.variant, Path(snakemake.output.meta).parent, int(w.replicate), params,
         profiler=w.profiler, profiler_settings=params.profiler["settings"], scale=params.profiler["scale"],
     ))
 except OSError as error:  # the disk filled (the program's doing, often): free the reserve, record the run
@@ -44,7 +43,7 @@ except OSError as error:  # the disk filled (the program's doing, often): free t
     meta = run_files.write_unmeasured(
         Path(snakemake.output.meta).parent,
         {"experiment": w.experiment, "variant": w.variant, "profiler": w.profiler, "replicate": int(w.replicate),
-         "unit": experiments.get(w.experiment).unit, "params": params.settings},
+         "unit": spec.unit, "params": params.settings},
         "runner_error", f"the results' filesystem is full ({error}); the run's outputs could not be written",
     )
 finally:

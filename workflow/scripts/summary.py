@@ -9,7 +9,7 @@ from leaklab import experiments
 from leaklab.report import summary
 from leaklab.tables.tables import read_csv_table
 
-experiments.configure(snakemake.params.registry)
+specs = experiments.specs(snakemake.params.specs)
 
 tables = {name: read_csv_table(path) for name, path in snakemake.input.items()}
-Path(snakemake.output.summary).write_text(summary.render(**tables))
+Path(snakemake.output.summary).write_text(summary.render(**tables, specs=specs))

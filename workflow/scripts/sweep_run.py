@@ -17,6 +17,6 @@ from leaklab.measure.run_spec import RunSpec
 
 w = snakemake.wildcards
 params = snakemake.params
-meta = runner.run(RunSpec.from_rule(experiments.get(w.experiment), w.variant, Path(snakemake.output.meta).parent,
+meta = runner.run(RunSpec.from_rule(experiments.builtin(w.experiment), w.variant, Path(snakemake.output.meta).parent,
                                     int(w.replicate), params, python=params.python))
 print(f"{w.package}=={w.version} {w.experiment}/{w.variant}: {meta['status']}, {meta['wall_s']:.1f} s", file=sys.stderr)

@@ -23,8 +23,10 @@ profiler: scheduled beside the CPU-bound runs, rule run_experiment's resource ``
 and ``READS_ROCKSDB_FIXTURE`` (it reads the rocksdb_merge fixture database).
 
 Users' own reproductions need no module: an ``experiments`` entry with a ``command``
-(see ``command_spec``) declares one through the configuration alone, and
-:func:`configure` registers it.
+(see ``command_spec``) declares one through the configuration alone.  :func:`specs`
+resolves a configuration's experiments once into an immutable mapping of specs; that
+value (or the one spec a job needs) is what the runner, the tables and the figures are
+given, so no module keeps a registry that depends on which configuration was read last.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import argparse
 import functools
 import importlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +84,48 @@ class Spec:
             )
 
 
+class UnknownExperiment(KeyError, ValueError):
+    """A name no spec is known for: a KeyError for the mapping, a ValueError whose
+    message names the allowed experiments for a user."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class Specs(Mapping):
+    """Every experiment one configuration can name, read only: the built-ins (their specs
+    read from their modules when first looked up, so a dry run imports none it does not
+    use) and, after them, the configuration's command experiments."""
+
+    def __init__(self, commands: Mapping[str, Spec]):
+        self._commands = dict(commands)
+        self._names = (*NAMES, *(n for n in self._commands if n not in NAMES))
+
+    def __getitem__(self, name: str) -> Spec:
+        if name in self._commands:
+            return self._commands[name]
+        if name not in NAMES:
+            raise UnknownExperiment(f"unknown experiment {name!r}; allowed: {', '.join(self._names)}")
+        return builtin(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._commands or name in NAMES
+
+
+def specs(config: Mapping) -> Specs:
+    """The specs of the experiments ``config`` can name: every built-in one and the
+    command experiments its ``experiments`` entries declare (a rule's config slice is
+    enough: an entry needs ``command`` and ``variants``, the rest has defaults)."""
+    return Specs({name: command_spec(name, entry) for name, entry in (config.get("experiments") or {}).items()
+                  if "command" in entry})
+
+
 def names() -> tuple[str, ...]:
     return NAMES + tuple(_commands)
 
@@ -103,6 +147,7 @@ def command_spec(name: str, entry: dict) -> Spec:
         setup=entry.get("setup"),
         unit_pattern=entry.get("unit_pattern"),
         workdir_files=tuple(entry.get("workdir_files", ())),
+        length_param=entry.get("length_param"),
     )
 
 

@@ -59,15 +59,17 @@ def trend_frame(nights: pd.DataFrame, growth: pd.DataFrame, metric: str = "rss_b
 
 
 def _variant_order(experiment: str, present: set) -> list[str]:
-    """Variants in the experiment's own order; an experiment no longer in the project
-    (or a command experiment of another config) still has its history, sorted."""
-    known = list(experiments.get(experiment).variants) if experiment in experiments.names() else []
+    """Variants in a built-in experiment's own order; an experiment no longer in the
+    project (or a command experiment: nights may come from other configs) still has its
+    history, sorted."""
+    spec = experiments.builtin(experiment)
+    known = list(spec.variants) if spec else []
     known = [v for v in known if v in present]
     return known + sorted(present - set(known))
 
 
 def _experiment_order(present: set) -> list[str]:
-    known = [n for n in experiments.names() if n in present]
+    known = [n for n in experiments.NAMES if n in present]
     return known + sorted(present - set(known))
 
 

@@ -1,11 +1,8 @@
-"""Checks on the configuration that a JSON schema cannot express, and the run list.
+"""The run list and what each run is given: parameters, lengths, profilers, replicates.
 
-The schema (``workflow/schemas/config.schema.yaml``, after ``leaklab.measure.validation``)
-checks shapes and types; here we check what depends on the experiments themselves:
-variant ids, parameter names, whole numbers where a count is meant, sizes and limits
-that fit this machine, durations that must parse, warm-ups shorter than the run,
-verdict metrics that exist.  Every error names the key, the bad value and what is
-allowed, and is raised before any job starts.
+Everything here is read from a configuration that ``leaklab.measure.config_check``
+has accepted; the experiments' own facts (length parameter, scaled parameters,
+durations) come from their specs (``leaklab.experiments.specs``).
 """
 
 from __future__ import annotations
@@ -13,17 +10,14 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
-from leaklab import experiments, profilers  # light: the Snakefile parse imports this
+from leaklab import experiments  # light: the Snakefile parse imports this
 from leaklab.model import settings
-from leaklab.process import build, sampler, unit_protocol
-from leaklab.model.amounts import plural
+from leaklab.process import build
 from leaklab.measure.validation import ConfigError
 
-MIN_POST_WARMUP_UNITS = 3
 # A profiled run's purpose is the profiler's growth timeline and its sites, not a
 # verdict: this many units after the warm-up give both (``stopping.profiled_units``).
 DEFAULT_PROFILED_UNITS = 6
@@ -32,16 +26,6 @@ DEFAULT_MIN_UNITS = 5  # sequential.MIN_LOOK (not imported: the Snakefile's pars
 # ``stable``, which claims no growth over units a stopped run never ran (a step or an
 # onset after the stop; README "Sequential stopping" has the accuracy figures).
 DEFAULT_STOP_ON = ("leak", "retention", "settling")
-
-
-# What marks carry besides the experiments' own key metrics (``leaklab.experiments.marks``).
-IN_PROCESS_METRICS = ("rss_bytes", "malloc_in_use_bytes", "py_blocks", "py_heap_bytes")
-
-
-def machine_memory_bytes() -> int:
-    """MemTotal of this machine (``/proc/meminfo``)."""
-    with open("/proc/meminfo") as f:
-        return int(f.readline().split()[1]) * 1024
 
 
 @dataclass(frozen=True)
@@ -54,6 +38,12 @@ class Run:
     @property
     def path(self) -> str:
         return f"{self.experiment}/{self.variant}/{self.profiler}/rep{self.replicate}"
+
+
+def spec(config: dict, name: str) -> experiments.Spec:
+    """The spec of one experiment ``config`` names (a built-in one, or a command
+    experiment its entry declares)."""
+    return experiments.specs(config)[name]
 
 
 def variant_settings(entry: dict, variant: str) -> dict[str, Any]:
@@ -82,174 +72,6 @@ def setup_dir(name: str) -> str:
     import os
 
     return os.path.abspath(f"results/commands/{name}")
-
-
-def _check_template(where: str, template: str, values: dict) -> None:
-    """A command template filled with the real parameter values, so format specs such
-    as ``{n:05d}`` work; an unknown placeholder or a bad spec is a config error."""
-    try:
-        template.format(**values)
-    except KeyError as err:
-        raise ConfigError(f"{where}: unknown placeholder {{{err.args[0]}}}; "
-                          f"allowed: {', '.join('{' + a + '}' for a in values)}") from None
-    except (ValueError, IndexError, TypeError) as err:
-        raise ConfigError(f"{where}: {template!r} is not a valid template ({err}); "
-                          f"allowed: placeholders such as {{variant}} or {{n:05d}}") from None
-
-
-def _check_inside_project(where: str, template: str, values: dict) -> None:
-    """A workdir file is copied from inside ``{project}`` (or ``{setup_dir}``): an
-    absolute path or a ``..`` is a config error, before any job."""
-    roots = {"project": "\0project", "setup_dir": "\0setup_dir"}
-    filled = template.format(**{**values, **roots})
-    for marker in roots.values():
-        filled = filled.removeprefix(marker).lstrip("/") if filled.startswith(marker) else filled
-    if filled.startswith("/") or ".." in filled.split("/") or "\0" in filled:
-        raise ConfigError(f"{where}: {template!r} leaves the project; allowed: paths relative to {{project}} "
-                          f"(or under {{setup_dir}}), without '..'")
-
-
-def _check_command(name: str, entry: dict) -> None:
-    """A command experiment: placeholders that resolve (for every variant, with its own
-    parameters and command), a baseline among the variants, a unit pattern that
-    compiles, scaled parameters that are numbers."""
-    params = entry.get("params", {})
-    fixed = {"variant": "x", "workdir": "x", "setup_dir": "x", "project": "x"}
-    if "setup" in entry:
-        _check_template(f"experiments.{name}.setup", entry["setup"], {**fixed, **params})
-    for variant in entry["variants"]:
-        own = variant_settings(entry, variant)
-        values = {**fixed, **params, **own.get("params", {})}
-        where = f"experiments.{name}.variants.{variant}.command" if "command" in own else f"experiments.{name}.command"
-        _check_template(where, own.get("command", entry["command"]), values)
-        for i, path in enumerate(entry.get("workdir_files", [])):
-            _check_template(f"experiments.{name}.workdir_files[{i}]", path, values)
-            _check_inside_project(f"experiments.{name}.workdir_files[{i}]", path, values)
-    if "unit_pattern" in entry:
-        try:
-            unit_protocol.compile_pattern(entry["unit_pattern"])
-        except ValueError as err:
-            raise ConfigError(f"experiments.{name}.unit_pattern: {err}") from None
-    baseline = entry.get("baseline", next(iter(entry["variants"])))
-    if baseline not in entry["variants"]:
-        raise ConfigError(f"experiments.{name}.baseline: {baseline!r} is not among its variants; "
-                          f"allowed: {', '.join(entry['variants'])}")
-    for key in entry.get("scaled_params", []):
-        if not isinstance(params.get(key), (int, float)) or isinstance(params.get(key), bool):
-            raise ConfigError(f"experiments.{name}.scaled_params: {key!r} is not a numeric parameter; "
-                              f"numeric parameters: {', '.join(k for k, v in params.items() if isinstance(v, (int, float)))}")
-
-
-def _check_params(name: str, given: dict, key: str = "params") -> None:
-    """Known names; numbers where the default is one, whole where it is whole, within
-    the documented maximum."""
-    module = importlib.import_module(f"leaklab.experiments.{name}")
-    spec = experiments.builtin(name)
-    allowed = sorted(module.DEFAULTS)
-    section = key
-    for key, value in given.items():
-        where = f"experiments.{name}.{section}.{key}"
-        if key not in module.DEFAULTS:
-            raise ConfigError(f"{where}: unknown parameter; allowed: {', '.join(allowed)}")
-        default = module.DEFAULTS[key]
-        if key == spec.duration_param:
-            try:
-                spec.parse_duration(value)
-            except ValueError as err:
-                raise ConfigError(f"{where}: {err}") from None
-        elif isinstance(default, (int, float)) and not isinstance(default, bool):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{where}: {value!r} is not a number")
-            if isinstance(default, int) and not isinstance(value, int):
-                raise ConfigError(f"{where}: {value!r} is not a whole number; allowed: whole numbers such as {default}")
-            if value < 0 or (value == 0 and key not in ("interval_s", "seed", "rows")):
-                raise ConfigError(f"{where}: {value!r} must be positive")
-            maximum = spec.param_maxima.get(key)
-            if maximum is not None and value > maximum:
-                raise ConfigError(f"{where}: {value!r} is too large; allowed: up to {maximum:,}")
-
-
-def _check_footprint(config: dict, name: str) -> None:
-    """A data set larger than this machine's memory cannot be measured here, whatever the
-    cap (which only stops a run late)."""
-    spec = experiments.builtin(name)
-    if spec is None or spec.footprint is None:
-        return
-    size, memory = spec.footprint(experiment_params(config, name)), machine_memory_bytes()
-    if size > memory // 2:
-        raise ConfigError(f"experiments.{name}.params: the data set takes {size / 2**30:.1f} GiB; "
-                          f"allowed: up to half of this machine's memory ({memory / 2**31:.1f} GiB)")
-
-
-def known_metrics(config: dict, name: str | None = None) -> set[str]:
-    """Metrics a verdict can be about: the sampler's, the in-process ones, the
-    experiments' key metrics (one experiment's, or every configured one's)."""
-    names = [name] if name else list(config["experiments"])
-    known = {*settings.DEFAULT_THRESHOLDS, *sampler.OUTSIDE_METRICS, *IN_PROCESS_METRICS}
-    for experiment in names:
-        known.update(experiments.get(experiment).key_metrics)
-    return known
-
-
-def _check_metrics(config: dict) -> None:
-    for name in [None, *config["experiments"]]:
-        given = (config.get("verdict") or {}).get("metrics", {}) if name is None \
-            else config["experiments"][name].get("verdict", {})
-        where = "verdict.metrics" if name is None else f"experiments.{name}.verdict"
-        known = known_metrics(config, name)
-        for metric in given:
-            if metric not in known:
-                raise ConfigError(f"{where}.{metric}: unknown metric {metric!r}; allowed: {', '.join(sorted(known))} "
-                                  f"(a command experiment's own metrics: list them in its key_metrics)")
-        if name is not None and "malloc_in_use_bytes" in given and "command" in config["experiments"][name]:
-            _check_heap_metric(config["experiments"][name], where)
-
-
-def _check_heap_metric(entry: dict, where: str) -> None:
-    """A command experiment judged by ``malloc_in_use_bytes`` needs a program whose
-    allocator has a mechanism leaklab reads (``leaklab.process.allocator_heap``: jemalloc's
-    heap profile dumps for a program linked with libjemalloc, glibc's libmemusage preloaded
-    into any other dynamically linked one); a program the setup has not built yet is
-    checked when it runs (``meta.json`` ``heap_metric``)."""
-    import shlex
-
-    from leaklab.process import allocator_heap, own_program
-
-    variants = entry.get("variants") or {}
-    commands = [entry.get("command")] + [v.get("command") for v in (variants.values() if isinstance(variants, dict)
-                                                                   else []) if isinstance(v, dict)]
-    for command in filter(None, commands):
-        try:
-            argv = shlex.split(command)
-        except ValueError:
-            continue  # the command's own check names it
-        if not argv or "{" in argv[0]:
-            continue
-        why = own_program.wrapper_note(argv)
-        usable, why = (False, why) if why else allocator_heap.applies(argv[0])
-        if not usable and "not found (yet)" not in why:
-            raise ConfigError(f"{where}.malloc_in_use_bytes: no heap metric for {command!r}: {why}; allowed: a "
-                              "dynamically linked program given as the command itself (one linked with libjemalloc "
-                              "is read through jemalloc's heap profile dumps, any other through glibc's "
-                              "libmemusage preloaded into it), or leave malloc_in_use_bytes out of its verdict")
-
-
-def _check_limits(config: dict) -> None:
-    memory_mb = machine_memory_bytes() // 2**20
-    cap = config.get("limits", {}).get("mem_cap_mb", 0)
-    if cap > memory_mb:
-        raise ConfigError(f"limits.mem_cap_mb: {cap} is more than this machine's memory; allowed: up to {memory_mb}")
-
-
-def _check_run_dirs(config: dict) -> None:
-    """Two runs never share a directory (plain ids make this hold; checked all the same)."""
-    seen: dict[str, Run] = {}
-    for run in runs(config):
-        key = os.path.normpath(run.path)
-        if key in seen or key.startswith("..") or key.count("/") != 3:
-            raise ConfigError(f"experiments.{run.experiment}.variants: {run.variant!r} would write into "
-                              f"results/runs/{key}, shared with {seen.get(key, 'another directory')}")
-        seen[key] = run
 
 
 # Keys of ``profiler_settings.<profiler>`` the workflow uses; the rest go to the profiler.
@@ -307,7 +129,7 @@ def run_params(config: dict, name: str, profiler: str, variant: str | None = Non
         params.update(horizon_params(config, name, params))
     factor = scale(config, name, profiler)
     if factor != 1.0:
-        for key in experiments.get(name).scaled_params:
+        for key in spec(config, name).scaled_params:
             params[key] = max(1, int(round(params[key] * factor)))
     return params
 
@@ -317,28 +139,27 @@ def planned_units(config: dict, name: str, variant: str) -> int | None:
     stopped run measures), or None where that is not known in units: an experiment
     marked by the second, a command experiment without ``length_param``."""
     key = length_param(config, name)
-    if key is None or _marked_by_the_second(name):
+    if key is None or marked_by_the_second(name):
         return None
     return int(experiment_params(config, name, variant)[key])
 
 
 def length_param(config: dict, name: str) -> str | None:
     """The parameter holding how many units a run of ``name`` runs, if there is one."""
-    entry = config["experiments"][name]
-    return entry.get("length_param") if "command" in entry else experiments.builtin(name).length_param
+    return spec(config, name).length_param
 
 
-def _marked_by_the_second(name: str) -> bool:
+def marked_by_the_second(name: str) -> bool:
     """Whether a run's length is a time (``duration_param``): it marks once a second, not
     once a unit, so the looks of sequential stopping, counted in marks, never cut it short."""
-    spec = experiments.builtin(name)
-    return spec is not None and spec.duration_param is not None
+    module_facts = experiments.builtin(name)
+    return module_facts is not None and module_facts.duration_param is not None
 
 
 def units_in(name: str, params: dict[str, Any]) -> int:
     """How many units a run of a built-in experiment has, from its parameters."""
-    spec = experiments.builtin(name)
-    return spec.units_in(params) if spec.units_in else int(params[spec.length_param])
+    module_facts = experiments.builtin(name)
+    return module_facts.units_in(params) if module_facts.units_in else int(params[module_facts.length_param])
 
 
 def confirmation(config: dict, name: str) -> dict[str, Any] | None:
@@ -353,9 +174,9 @@ def horizon_params(config: dict, name: str, params: dict[str, Any]) -> dict[str,
     configured to run that long, and the runner stops it once its verdict no longer
     depends on what follows (``leaklab.measure.stopping``)."""
     factor = float(confirmation(config, name)["horizon"])
-    if _marked_by_the_second(name):
-        key = experiments.builtin(name).duration_param
-        return {key: experiments.builtin(name).parse_duration(params[key]) * factor}
+    if marked_by_the_second(name):
+        module_facts = experiments.builtin(name)
+        return {module_facts.duration_param: module_facts.parse_duration(params[module_facts.duration_param]) * factor}
     key = length_param(config, name)
     return {key: int(math.ceil(int(params[key]) * factor))}
 
@@ -366,7 +187,7 @@ def window_units(config: dict, name: str, variant: str, horizon: bool = False) -
     params = experiment_params(config, name, variant)
     if horizon:
         params.update(horizon_params(config, name, params))
-    if _marked_by_the_second(name):
+    if marked_by_the_second(name):
         return units_in(name, params)
     key = length_param(config, name)
     return int(params[key]) if key is not None else None
@@ -402,122 +223,8 @@ def stop_plan(config: dict, name: str, profiler: str, variant: str) -> dict[str,
             "stop_on": list(stopping.get("stop_on", DEFAULT_STOP_ON)),
             # only what the looks read (thresholds, warm-up, unit, key metrics): another
             # variant, baseline or parameter must not re-run this run
-            "settings": dataclasses.asdict(dataclasses.replace(settings.resolve_one(config, name), variants=(),
-                                                               baseline="", params={}))}
-
-
-def _check_stopping(config: dict) -> None:
-    """A command experiment's ``length_param`` names a whole-number parameter of every
-    variant; an experiment that asks for confirmation has a length to stretch."""
-    for name, entry in config["experiments"].items():
-        if entry.get("confirm") and not _marked_by_the_second(name) and length_param(config, name) is None:
-            raise ConfigError(f"experiments.{name}.confirm: the run's length must be known to stretch it to the "
-                              f"horizon; give experiments.{name}.length_param (allowed: a whole-number parameter)")
-        if confirmation(config, name) and _marked_by_the_second(name):
-            spec = experiments.builtin(name)
-            seconds = spec.parse_duration(horizon_params(config, name, experiment_params(config, name))[
-                spec.duration_param])
-            timeout = float((config.get("limits") or {}).get("timeout_s", 300))
-            if seconds >= timeout:
-                raise ConfigError(f"experiments.{name}.confirm.horizon: {entry['confirm']['horizon']} x the duration "
-                                  f"is {seconds:.0f} s, past limits.timeout_s ({timeout:.0f} s); allowed: a horizon "
-                                  f"that ends before the time limit")
-        key = entry.get("length_param")
-        if key is None or "command" not in entry:
-            continue
-        for variant in entry["variants"]:
-            value = experiment_params(config, name, variant).get(key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                numeric = [k for k, v in experiment_params(config, name, variant).items()
-                           if isinstance(v, int) and not isinstance(v, bool)]
-                raise ConfigError(f"experiments.{name}.length_param: {key!r} is not a whole-number parameter of "
-                                  f"variant {variant!r} (it is {value!r}); allowed: {', '.join(numeric) or 'none'}")
-
-
-def check(config: dict) -> None:
-    """Raise ConfigError on the first value that cannot work."""
-    experiments.configure(config)
-    known = experiments.names()
-    known_names = set(known)
-    for name in config["experiments"]:
-        for profiler in experiment_profilers(config, name):
-            if profiler not in profilers.PROFILERS:
-                raise ConfigError(
-                    f"experiments.{name}.profilers: unknown profiler {profiler!r}; "
-                    f"allowed: {', '.join(profilers.PROFILERS)}"
-                )
-            if profiler == "pprof" and name in known_names and experiments.get(name).runtime_heap != "Go" \
-                    and not config["experiments"][name].get("pprof_url"):
-                raise ConfigError(f"experiments.{name}.profilers: pprof reads Go heap profiles; allowed for the Go "
-                                  f"experiments and for a command experiment that gives its pprof_url")
-    for name, entry in config["experiments"].items():
-        if name not in known:
-            raise ConfigError(f"experiments.{name}: unknown experiment; allowed: {', '.join(known)}")
-        spec = experiments.get(name)
-        if spec.module is None:
-            _check_command(name, entry)
-        for variant in entry["variants"]:
-            if variant not in spec.variants:
-                raise ConfigError(
-                    f"experiments.{name}.variants: unknown variant {variant!r}; allowed: {', '.join(spec.variants)}"
-                )
-        for variant in entry.get("profile_variants", []):
-            if variant not in entry["variants"]:
-                raise ConfigError(
-                    f"experiments.{name}.profile_variants: {variant!r} is not among its variants; "
-                    f"allowed: {', '.join(entry['variants'])}"
-                )
-        if spec.module is None:
-            continue  # the program decides how many units it runs
-        _check_params(name, entry.get("params", {}))
-        for variant in entry["variants"]:
-            _check_params(name, variant_settings(entry, variant).get("params", {}), key=f"variants.{variant}.params")
-        _check_params(name, entry.get("profile_params", {}), key="profile_params")
-        units = units_in(name, experiment_params(config, name))
-        warmup = entry.get("warmup_units", 1)
-        if units - warmup < MIN_POST_WARMUP_UNITS:
-            raise ConfigError(
-                f"experiments.{name}.warmup_units: {warmup} leaves {units - warmup} of {units} {plural(spec.unit)}; "
-                f"growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up"
-            )
-        _check_footprint(config, name)
-    _check_metrics(config)
-    try:
-        settings.resolve(config)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    _check_limits(config)
-    _check_stopping(config)
-    _check_run_dirs(config)
-    _check_sweep(config)
-
-
-def _check_sweep(config: dict) -> None:
-    sweep = config.get("version_sweep")
-    if not sweep:
-        return
-    name = sweep["experiment"]
-    if name not in experiments.names() or experiments.get(name).command:
-        raise ConfigError(f"version_sweep.experiment: {name!r} is not a built-in experiment; "
-                          f"allowed: {', '.join(n for n in experiments.NAMES if not experiments.get(n).command)}")
-    spec = experiments.get(name)
-    for variant in sweep["variants"]:
-        if variant not in spec.variants:
-            raise ConfigError(f"version_sweep.variants: unknown variant {variant!r}; allowed: {', '.join(spec.variants)}")
-    _check_params(name, sweep.get("params", {}), key="params (version_sweep)")
-    base = config["experiments"].get(name, {})
-    params = {**importlib.import_module(f"leaklab.experiments.{name}").DEFAULTS, **base.get("params", {}),
-              **sweep.get("params", {})}
-    units, warmup = units_in(name, params), sweep.get("warmup_units", base.get("warmup_units", 1))
-    if units - warmup < MIN_POST_WARMUP_UNITS:
-        raise ConfigError(f"version_sweep.warmup_units: {warmup} leaves {units - warmup} of {units} "
-                          f"{plural(spec.unit)}; growth needs at least {MIN_POST_WARMUP_UNITS} after the warm-up")
-    from leaklab.tables.sweep import sweep_config
-
-    try:
-        _check_stopping(sweep_config(config))
-    except ConfigError as err:
-        raise ConfigError(str(err).replace(f"experiments.{name}.confirm", "version_sweep.confirm")) from None
+            "settings": dataclasses.asdict(dataclasses.replace(settings.resolve_one(config, spec(config, name)),
+                                                               variants=(), baseline="", params={}))}
 
 
 def select_only(config: dict) -> None:
@@ -544,4 +251,3 @@ def runs(config: dict) -> list[Run]:
             for variant in variants:
                 out.extend(Run(name, variant, profiler, r) for r in range(1, replicates(config, name, profiler) + 1))
     return out
-

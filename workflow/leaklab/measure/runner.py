@@ -446,7 +446,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="leaklab measure",
         description="Run one leak reproduction variant under the sampler and write its run directory.",
     )
-    parser.add_argument("--experiment", required=True, help=f"one of {', '.join(experiments.names())}, "
+    parser.add_argument("--experiment", required=True, help=f"one of {', '.join(experiments.NAMES)}, "
                         "or a command experiment declared in --config")
     parser.add_argument("--config", type=Path, help="a leaklab config.yaml that declares command experiments")
     parser.add_argument("--variant", required=True, help="variant id, e.g. capi-real (see README)")
@@ -468,12 +468,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    config = {}
     if args.config:
         import yaml
 
-        experiments.configure(yaml.safe_load(args.config.read_text()))
+        config = yaml.safe_load(args.config.read_text()) or {}
+    try:
+        spec = experiments.specs(config)[args.experiment]
+    except experiments.UnknownExperiment as err:
+        sys.exit(f"leaklab measure: --experiment: {err}")
     meta = run(RunSpec(
-        experiments.get(args.experiment), args.variant, args.outdir, json.loads(args.params),
+        spec, args.variant, args.outdir, json.loads(args.params),
         profiler=args.profiler, profiler_settings=json.loads(args.profiler_settings), replicate=args.replicate,
         interval_s=args.interval, timeout_s=args.timeout, mem_cap_bytes=args.mem_cap, log_cap_bytes=args.log_cap,
         contain=args.containment,

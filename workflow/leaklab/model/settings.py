@@ -104,15 +104,15 @@ def thresholds(config: dict, experiment: str) -> dict[str, Threshold]:
 
 def resolve(config: dict) -> dict[str, ExperimentSettings]:
     """Every configured experiment's analysis settings."""
-    experiments.configure(config)
-    return {name: resolve_one(config, name) for name in config["experiments"]}
+    known = experiments.specs(config)
+    return {name: resolve_one(config, known[name]) for name in config["experiments"]}
 
 
-def resolve_one(config: dict, name: str) -> ExperimentSettings:
-    """One experiment's analysis settings (its command experiment already registered:
-    ``experiments.configure``), for a job that needs only its own (a stopped run)."""
+def resolve_one(config: dict, spec: experiments.Spec) -> ExperimentSettings:
+    """One experiment's analysis settings, from its spec (``experiments.specs``) and its
+    entry, for a job that needs only its own (a stopped run)."""
+    name = spec.name
     entry = config["experiments"][name]
-    spec = experiments.get(name)
     return ExperimentSettings(
         name=name, unit=spec.unit, releases=spec.releases, baseline=spec.baseline,
         warmup_units=int(entry.get("warmup_units", 1)), variants=tuple(entry["variants"]),

@@ -5,12 +5,14 @@ own axes, and the layer that holds the growth named beside each variant."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from leaklab.experiments import Spec
 from leaklab.model.amounts import MIB
 from leaklab.report.figstyle import (THRESHOLD_STYLE, as_float, experiment_order, figure, nothing, panel_title, save,
                                      style, variant_order)
@@ -91,7 +93,7 @@ def _stacked(ax, table: pd.DataFrame, layers: list[str], threshold: float, divis
     ax.set_ylim(len(table) - 0.5, -0.5)
 
 
-def attribution_bars(attribution: pd.DataFrame, growth: pd.DataFrame, out):
+def attribution_bars(attribution: pd.DataFrame, growth: pd.DataFrame, out, *, specs: Mapping[str, Spec]):
     """Per experiment and variant: RSS growth per unit split into its layers (MiB),
     kernel objects on their own axes (deleted fds, slab KiB per unit), what stays after
     release for releasing experiments, each against the bar its verdict was judged by
@@ -102,9 +104,9 @@ def attribution_bars(attribution: pd.DataFrame, growth: pd.DataFrame, out):
         return nothing(out, "nothing to attribute: no plain run could be read")
     memory = [*HEAP_LAYERS, RESIDUAL, NO_HEAP]
     sections = []
-    for name in experiment_order(attribution["experiment"]):
+    for name in experiment_order(specs, attribution["experiment"]):
         part = attribution[attribution["experiment"] == name]
-        variants = variant_order(name, part["variant"])
+        variants = variant_order(specs, name, part["variant"])
         tables = {column: part.pivot_table(index="variant", columns="layer", values=f"stacked_{column}",
                                            aggfunc="first").reindex(variants)
                   for column in ("growth_per_unit", "retained")}

@@ -14,6 +14,7 @@ that keeps as much RSS as its bug (``go_map``'s ``rebuilt``) shows it.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -24,9 +25,10 @@ from matplotlib.colors import to_hex
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from leaklab.experiments import Spec
 from leaklab.report import roles
 from leaklab.report.figstyle import (THRESHOLD_STYLE, VARIANT_COLOURS, WARMUP_COLOUR, WIDTH, as_float, axis_unit, figure,
-                              nothing, quantity, save, short, spec_of, style, variant_order, verdict_colour,
+                              nothing, quantity, save, short, style, variant_order, verdict_colour,
                               verdict_handles)
 
 ROLE_ORDER = ("bug", "fix", "control", "planted", "variant")
@@ -43,9 +45,9 @@ def role(experiment: str, variant: str) -> str:
     return found.role if found else "variant"
 
 
-def story_order(experiment: str, variants) -> list[str]:
+def story_order(specs: Mapping[str, Spec], experiment: str, variants) -> list[str]:
     """Bug first, then fix, then control, each in the experiment's own order."""
-    ordered = variant_order(experiment, variants)
+    ordered = variant_order(specs, experiment, variants)
     return sorted(ordered, key=lambda v: (ROLE_ORDER.index(role(experiment, v)), ordered.index(v)))
 
 
@@ -128,7 +130,8 @@ def _estimate_panel(ax, rows: pd.DataFrame, metric: str, value: str, low: str | 
     ax.set_title(title, loc="left")
 
 
-def compare(units: pd.DataFrame, growth: pd.DataFrame, experiment: str, out, profiler: str = "plain"):
+def compare(units: pd.DataFrame, growth: pd.DataFrame, experiment: str, out, profiler: str = "plain", *,
+            specs: Mapping[str, Spec]):
     """Bug, fix and control of ``experiment`` on the same metrics: change since the
     warm-up, growth per unit with its 95 % interval against the bar, and (releasing
     experiments) what stays after release against the retention threshold."""
@@ -136,9 +139,9 @@ def compare(units: pd.DataFrame, growth: pd.DataFrame, experiment: str, out, pro
                   & growth["verdict"].notna()] if not growth.empty and "verdict" in growth else growth
     if rows.empty:
         return nothing(out, f"{experiment}: no verdict from {profiler} runs to compare")
-    variants = story_order(experiment, rows["variant"])
+    variants = story_order(specs, experiment, rows["variant"])
     metrics = _metrics(rows, variants)
-    spec = spec_of(experiment)
+    spec = specs.get(experiment)
     releases = spec.releases if spec else rows["retained"].notna().any()
     warmup = as_float(rows["warmup_units"].iloc[0])
     mine = units[(units["experiment"] == experiment) & (units["profiler"] == profiler)] if not units.empty else units

@@ -10,6 +10,7 @@ variants, which are not verdicts, get colours from a separate set that avoids th
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -216,22 +217,16 @@ def verdict_handles() -> tuple[list, list[str]]:
     return [plt.Rectangle((0, 0), 1, 1, color=c) for c in VERDICT_COLOURS.values()], list(VERDICT_COLOURS)
 
 
-def spec_of(name: str):
-    """The experiment's spec, or None for a name this project does not know (old tables)."""
-    try:
-        return experiments.get(name)
-    except ValueError:
-        return None
-
-
-def experiment_order(present) -> list[str]:
-    """Experiments in the project's order, unknown ones last."""
+def experiment_order(specs: Mapping[str, experiments.Spec], present) -> list[str]:
+    """Experiments in the order of ``specs`` (``experiments.specs``: the built-ins, then
+    the configuration's own), unknown ones last."""
     present = set(present)
-    return [n for n in experiments.names() if n in present] + sorted(present - set(experiments.names()))
+    return [n for n in specs if n in present] + sorted(present - set(specs))
 
 
-def variant_order(experiment: str, present) -> list[str]:
-    """Variants in the experiment's order (baseline first), unknown ones last."""
-    spec, present = spec_of(experiment), set(present)
+def variant_order(specs: Mapping[str, experiments.Spec], experiment: str, present) -> list[str]:
+    """Variants in the experiment's order (baseline first), unknown ones last (an
+    experiment ``specs`` does not know, from old tables: all sorted)."""
+    spec, present = specs.get(experiment), set(present)
     known = [v for v in spec.variants if v in present] if spec else []
     return known + sorted(present - set(known))

@@ -16,6 +16,7 @@ saved, so tests can check what was drawn.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -23,9 +24,10 @@ from matplotlib import patheffects
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
+from leaklab.experiments import Spec
 from leaklab.report.figstyle import (TEXT_ON, THRESHOLD_STYLE, WARMUP_COLOUR, as_float, axis_unit, experiment_order,
                                      figure, from_zero, interval_text, nothing, panel_title, quantity, rate_text, save,
-                                     short, spec_of, style, variant_colours, variant_order, verdict_colour,
+                                     short, style, variant_colours, variant_order, verdict_colour,
                                      verdict_handles)
 
 SYMLOG = {"linthresh": 1.0, "linscale": 1.0}  # linear within one bar, log beyond
@@ -40,14 +42,14 @@ def _decides(frame: pd.DataFrame) -> pd.Series:
 
 # ---------------------------------------------------------------- growth overview
 
-def _overview_rows(data: pd.DataFrame, name: str) -> pd.DataFrame:
+def _overview_rows(data: pd.DataFrame, name: str, specs: Mapping[str, Spec]) -> pd.DataFrame:
     """The rows of one experiment's panel: per variant its deciding metric, RSS and the
     experiment's key metrics (those judged), deciding metric first."""
     part = data[data["experiment"] == name].assign(_decides=lambda f: _decides(f))
-    spec = spec_of(name)
+    spec = specs.get(name)
     wanted = ["rss_bytes", *(spec.key_metrics if spec else ())]
     rows = []
-    for variant in variant_order(name, part["variant"]):
+    for variant in variant_order(specs, name, part["variant"]):
         mine = part[part["variant"] == variant]
         deciding = list(mine.loc[mine["_decides"], "metric"])
         for metric in dict.fromkeys([*deciding, *wanted]):
@@ -109,7 +111,7 @@ def _decision_panel(ax, rows: pd.DataFrame, value: str, low: str | None, high: s
     panel_title(ax, f"{title}\n{_bars_text(rows, bar, name)}")
 
 
-def growth_overview(growth: pd.DataFrame, out, profiler: str = "plain"):
+def growth_overview(growth: pd.DataFrame, out, profiler: str = "plain", *, specs: Mapping[str, Spec]):
     """Growth per unit of every variant's deciding metric, RSS and key metrics, in units
     of the bar it was judged against, with 95 % intervals and verdict colours; for
     experiments whose units release their memory, what stays after release against the
@@ -117,10 +119,10 @@ def growth_overview(growth: pd.DataFrame, out, profiler: str = "plain"):
     if growth.empty or "verdict" not in growth:
         return nothing(out, "no growth: no run could be read")
     data = growth[(growth["profiler"] == profiler) & growth["verdict"].notna()]
-    panels = [(name, _overview_rows(data, name)) for name in experiment_order(data["experiment"])]
+    panels = [(name, _overview_rows(data, name, specs)) for name in experiment_order(specs, data["experiment"])]
     panels = [(name, rows) for name, rows in panels if len(rows)]
     releasing = [(name, rows[rows["retained"].notna() & rows["retained_threshold"].gt(0)])
-                 for name, rows in panels if (spec_of(name) is None or spec_of(name).releases)]
+                 for name, rows in panels if (specs.get(name) is None or specs[name].releases)]
     releasing = [(name, rows) for name, rows in releasing if len(rows)]
     if not panels:
         return nothing(out, f"no verdicts from {profiler} runs")
@@ -246,7 +248,7 @@ def _levels_panel(ax, units: pd.DataFrame, experiment: str, variants: list[str],
 
 
 def headline(units: pd.DataFrame, growth: pd.DataFrame, verdicts: pd.DataFrame, experiment: str, out,
-             profiler: str = "plain"):
+             profiler: str = "plain", *, specs: Mapping[str, Spec]):
     """The experiment on one page: per variant the metric that decided its verdict, each
     replicate over the units, the warm-up shaded, the fitted growth after it in the
     verdict's colour, the verdict and its interval in the legend; for an experiment with
@@ -257,11 +259,11 @@ def headline(units: pd.DataFrame, growth: pd.DataFrame, verdicts: pd.DataFrame, 
         if not verdicts.empty else verdicts
     if mine.empty:
         return nothing(out, f"{experiment}: no verdict from {profiler} runs")
-    variants = variant_order(experiment, mine["variant"])
+    variants = variant_order(specs, experiment, mine["variant"])
     rows = mine.set_index("variant").loc[variants]
     library = [m for m, layer in LAYERS.items() if layer == "library accounting"
                and not units.empty and m in set(units[units["experiment"] == experiment]["metric"])]
-    spec = spec_of(experiment)
+    spec = specs.get(experiment)
     with style():
         fig = figure(1.75 * (len(variants) + bool(library)) + 0.5)
         axes = fig.subplots(len(variants) + bool(library), 1, sharex=True, squeeze=False)[:, 0]
@@ -296,7 +298,7 @@ def _cell_text(row: pd.Series) -> str:
     return f"{text} · ⚠ runs {not_ok}" if isinstance(not_ok, str) and not_ok else text
 
 
-def verdict_matrix(verdicts: pd.DataFrame, out, profiler: str = "plain"):
+def verdict_matrix(verdicts: pd.DataFrame, out, profiler: str = "plain", *, specs: Mapping[str, Spec]):
     """One decisive verdict per experiment and variant, the metric that decided it named
     in the cell with its growth and 95 % interval (every metric is in ``growth.csv``)."""
     if verdicts.empty or "verdict" not in verdicts:
@@ -305,10 +307,10 @@ def verdict_matrix(verdicts: pd.DataFrame, out, profiler: str = "plain"):
     if data.empty:
         return nothing(out, f"no verdicts from {profiler} runs")
     lines: list[tuple[str, pd.Series | None]] = []
-    for name in experiment_order(data["experiment"]):
+    for name in experiment_order(specs, data["experiment"]):
         part = data[data["experiment"] == name].set_index("variant")
         lines.append((name, None))
-        lines += [(variant, part.loc[variant]) for variant in variant_order(name, part.index)]
+        lines += [(variant, part.loc[variant]) for variant in variant_order(specs, name, part.index)]
     with style():
         fig = figure(0.2 * len(lines) + 0.9)
         ax = fig.add_subplot()

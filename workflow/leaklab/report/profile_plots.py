@@ -7,13 +7,15 @@ returns the figure it saved, so tests can check what was drawn.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FuncFormatter
 
-from leaklab.report.figstyle import (axis_unit, experiment_order, figure, from_zero, save, say, scaled, spec_of, style,
+from leaklab.experiments import Spec
+from leaklab.report.figstyle import (axis_unit, experiment_order, figure, from_zero, save, say, scaled, style,
                               variant_colours, variant_order)
 
 SITE_COLOUR = "#0072B2"
@@ -40,9 +42,8 @@ def scale_note(runs: pd.DataFrame, profiler: str) -> str:
     return f"workload at 1/{1 / scale:.3g} scale" if (1 / scale).is_integer() else f"workload at {scale:g}x scale"
 
 
-def _missing(experiment: str, ran: pd.DataFrame, what: str) -> str:
+def _missing(spec: Spec | None, experiment: str, ran: pd.DataFrame, what: str) -> str:
     """What is missing and why, instead of empty axes."""
-    spec = spec_of(experiment)
     if ran.empty:
         return f"{experiment}: no profiler ran on this experiment, so there is no {what}"
     names = ", ".join(sorted(set(ran["profiler"])))
@@ -51,7 +52,8 @@ def _missing(experiment: str, ran: pd.DataFrame, what: str) -> str:
     return f"{experiment}: {names} ran but recorded no {what}{why}"
 
 
-def heap_timelines(heap_timeline: pd.DataFrame, experiment: str, out, runs: pd.DataFrame | None = None):
+def heap_timelines(heap_timeline: pd.DataFrame, experiment: str, out, runs: pd.DataFrame | None = None, *,
+                   specs: Mapping[str, Spec]):
     """Each profiler's own heap figure over time, by variant, from zero (seaborn
     ``lineplot``, a line per replicate): what it saw grow, with the workload's scale
     when the profiler ran a smaller one."""
@@ -62,7 +64,7 @@ def heap_timelines(heap_timeline: pd.DataFrame, experiment: str, out, runs: pd.D
         if not heap_timeline.empty else heap_timeline
     data = data[data["source"] == data["profiler"].map(HEAP_SOURCES)] if not data.empty else data
     names = [p for p in HEAP_SOURCES if not data.empty and p in set(data["profiler"])]
-    variants = variant_order(experiment, data["variant"] if not data.empty else [])
+    variants = variant_order(specs, experiment, data["variant"] if not data.empty else [])
     colours = variant_colours(variants)
     ran = _ran(runs, experiment)
     with style():
@@ -82,7 +84,7 @@ def heap_timelines(heap_timeline: pd.DataFrame, experiment: str, out, runs: pd.D
             from_zero(ax)
             ax.set(title=profiler + (f" ({note})" if note else ""), xlabel="time since start (s)", ylabel=label)
         if not names:
-            say(axes[0], _missing(experiment, ran, "heap timeline"))
+            say(axes[0], _missing(specs.get(experiment), experiment, ran, "heap timeline"))
         fig.suptitle(f"{experiment}: heap as each profiler sees it")
         save(fig, out)
     return fig
@@ -99,7 +101,7 @@ def site_label(row) -> str:
 
 
 def top_sites(sites: pd.DataFrame, experiment: str, out, kind: str = "leaked", top: int = 5,
-              runs: pd.DataFrame | None = None):
+              runs: pd.DataFrame | None = None, *, specs: Mapping[str, Spec]):
     """The largest allocation sites still live at exit (heaptrack's growth sites
     instead where its ``growth_from_unit`` asked for them), per profiler and variant; each
     site's name is written above its bar, so long C++ names never collide, and the
@@ -115,7 +117,8 @@ def top_sites(sites: pd.DataFrame, experiment: str, out, kind: str = "leaked", t
     if data.empty and not sites.empty:  # tracemalloc reports growth, not leaked sites
         data = sites[(sites["experiment"] == experiment) & (sites["rank"] <= top)]
     pairs = [(p, v) for p in sorted(set(data["profiler"]))
-             for v in variant_order(experiment, data[data["profiler"] == p]["variant"])] if not data.empty else []
+             for v in variant_order(specs, experiment, data[data["profiler"] == p]["variant"])] \
+        if not data.empty else []
     sizes = [len(data[(data["profiler"] == p) & (data["variant"] == v)]) for p, v in pairs]
     ran = _ran(runs, experiment)
     with style():
@@ -139,13 +142,13 @@ def top_sites(sites: pd.DataFrame, experiment: str, out, kind: str = "leaked", t
             ax.set(title=f"{variant} under {profiler} ({part['kind'].iloc[0]}" + (f"; {note})" if note else ")"),
                    xlabel=name)
         if not pairs:
-            say(axes[0], _missing(experiment, ran, "allocation site"))
+            say(axes[0], _missing(specs.get(experiment), experiment, ran, "allocation site"))
         fig.suptitle(f"{experiment}: top allocation sites")
         save(fig, out)
     return fig
 
 
-def profiler_overhead(overhead: pd.DataFrame, out):
+def profiler_overhead(overhead: pd.DataFrame, out, *, specs: Mapping[str, Spec]):
     """CPU cost of one unit of work under each profiler, relative to plain (log scale),
     one bar per profiler and experiment; a pair without a CPU measurement (a ratio of
     0 or none: the run's CPU time per unit was not recorded) is written as missing,
@@ -160,7 +163,7 @@ def profiler_overhead(overhead: pd.DataFrame, out):
         if pairs.empty:
             say(ax, "no profiled runs")
         else:
-            names = experiment_order(data["experiment"])
+            names = experiment_order(specs, data["experiment"])
             colours = variant_colours(names)
             labels = [f"{p} · {e}" for p, e in pairs.index]
             measured = pairs.dropna()

@@ -6,10 +6,12 @@ runs failed, then every verdict with its growth and interval, and where it lives
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 from leaklab.model import controls as leaklab_controls
-from leaklab import experiments
+from leaklab.experiments import Spec
 from leaklab.model.amounts import amount, counted, plural
 
 TRUSTED_PROFILES = ("ok", "none")  # a profile of the program itself, or no profiler
@@ -45,12 +47,10 @@ def _table(frame: pd.DataFrame) -> list[str]:
     return [header, rule, *("| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False))]
 
 
-def _worth_showing(row: pd.Series) -> bool:
+def _worth_showing(row: pd.Series, specs: Mapping[str, Spec]) -> bool:
     """RSS, the experiment's own key metrics, and anything that is not plainly stable."""
-    try:
-        key_metrics = experiments.get(row["experiment"]).key_metrics
-    except ValueError:
-        key_metrics = ()
+    spec = specs.get(row["experiment"])
+    key_metrics = spec.key_metrics if spec else ()
     return row["metric"] == "rss_bytes" or row["metric"] in key_metrics or row["verdict"] != "stable"
 
 
@@ -68,7 +68,8 @@ def _sensitivity_lines(sensitivity: pd.DataFrame) -> list[str]:
 
 
 def render(runs: pd.DataFrame, growth: pd.DataFrame, controls: pd.DataFrame, attribution: pd.DataFrame,
-           variant_verdicts: pd.DataFrame | None = None, sensitivity: pd.DataFrame | None = None) -> str:
+           variant_verdicts: pd.DataFrame | None = None, sensitivity: pd.DataFrame | None = None, *,
+           specs: Mapping[str, Spec]) -> str:
     lines = ["# leaklab summary", ""]
     passed = leaklab_controls.all_passed(controls)
     if passed is None:
@@ -116,7 +117,7 @@ def render(runs: pd.DataFrame, growth: pd.DataFrame, controls: pd.DataFrame, att
     if not growth.empty and "verdict" in growth:
         lines += ["## Verdicts (plain runs, RSS and the metric that matters)", ""]
         shown = growth[(growth["profiler"] == "plain") & growth["verdict"].notna()]
-        shown = shown[shown.apply(_worth_showing, axis=1).astype(bool)] if len(shown) else shown
+        shown = shown[shown.apply(_worth_showing, axis=1, specs=specs).astype(bool)] if len(shown) else shown
         rows = []
         for r in shown.sort_values(["experiment", "variant", "metric"]).itertuples():
             interval = f"[{rate(r.ci_low, r.metric, r.unit)}, {rate(r.ci_high, r.metric, r.unit)}]"

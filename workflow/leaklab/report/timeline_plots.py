@@ -3,6 +3,8 @@ unit), and the time each variant's verdict took (``leaklab.model.sequential``)."
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -10,12 +12,14 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
+from leaklab.experiments import Spec
 from leaklab.model.amounts import counted
-from leaklab.report.figstyle import (WIDTH, as_float, figure, from_zero, nothing, save, say, scaled, short, spec_of,
-                                     style, variant_colours, variant_order, verdict_colour, verdict_handles)
+from leaklab.report.figstyle import (WIDTH, as_float, figure, from_zero, nothing, save, say, scaled, short, style,
+                                     variant_colours, variant_order, verdict_colour, verdict_handles)
 
 
-def timeline(samples: pd.DataFrame, units: pd.DataFrame, experiment: str, out, profiler: str = "plain"):
+def timeline(samples: pd.DataFrame, units: pd.DataFrame, experiment: str, out, profiler: str = "plain", *,
+             specs: Mapping[str, Spec]):
     """RSS over time (every sample, from zero), then each of the experiment's key
     metrics over its units as the change since the run's first unit (a system-wide
     level such as slab differs by megabytes between runs; what a run added is the
@@ -24,12 +28,12 @@ def timeline(samples: pd.DataFrame, units: pd.DataFrame, experiment: str, out, p
     memory)."""
     if samples.empty:
         return nothing(out, "no data: every run failed, or none ran")
-    spec = spec_of(experiment)
+    spec = specs.get(experiment)
     samples = samples[(samples["profiler"] == profiler) & (samples["experiment"] == experiment)]
     units = units[(units["profiler"] == profiler) & (units["experiment"] == experiment)] \
         if not units.empty else units
     key_metrics = [m for m in (spec.key_metrics if spec else ()) if not units.empty and m in set(units["metric"])]
-    variants = variant_order(experiment, samples["variant"] if not samples.empty else [])
+    variants = variant_order(specs, experiment, samples["variant"] if not samples.empty else [])
     colours = variant_colours(variants)
     with style():
         fig = figure(1.6 * (1 + len(key_metrics)) + 0.5)

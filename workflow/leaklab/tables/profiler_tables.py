@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +135,8 @@ def bundled_allocators(paths: list[str]) -> dict[str, str]:
     return found
 
 
-def visibility_table(experiment_profilers: dict[str, list[str]]) -> pd.DataFrame:
+def visibility_table(experiment_profilers: dict[str, list[str]],
+                     specs: Mapping[str, experiments.Spec]) -> pd.DataFrame:
     """Which layer each profiler sees for each experiment, and what it cannot see.
 
     A library that links its own allocator hides its heap from every profiler that
@@ -146,7 +148,7 @@ def visibility_table(experiment_profilers: dict[str, list[str]]) -> pd.DataFrame
     """
     rows = []
     for name, used in experiment_profilers.items():
-        spec = experiments.get(name)
+        spec = specs[name]
         bundled = bundled_allocators(spec.native_libraries())
         for profiler in used:
             note = ""

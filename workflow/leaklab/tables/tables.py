@@ -58,23 +58,23 @@ def _one_run(rundir: Path, resolved: dict) -> dict:
         "samples": [_keyed(run_samples, meta)],
         "marks": [_keyed(_long_marks(run_marks), meta)],
     }
-    spec = experiments.get(meta["experiment"])
+    own = resolved[meta["experiment"]]
     series = growth.unit_series(run_samples, run_marks)
-    metric_names = dict.fromkeys([*resolved[meta["experiment"]].thresholds, *spec.key_metrics])
+    metric_names = dict.fromkeys([*own.thresholds, *own.key_metrics])
     present = [m for m in metric_names if m in series]
     got["units"] = [_keyed(series.melt(id_vars=["unit", "t"], value_vars=present,
                                        var_name="metric", value_name="value").dropna(subset=["value"]), meta)]
-    warmup = resolved[meta["experiment"]].warmup_units
+    warmup = own.warmup_units
     if "heap_timeline" in profile:
         got["heap_timeline"] = [_keyed(profile["heap_timeline"], meta)]
         slope, points = profiler_tables.heap_growth(profile["heap_timeline"], run_marks, meta["profiler"], warmup)
-        got["heap_growth"] = [{**{k: meta[k] for k in growth.RUN_KEYS}, "unit": spec.unit,
+        got["heap_growth"] = [{**{k: meta[k] for k in growth.RUN_KEYS}, "unit": own.unit,
                                "scale": meta.get("scale", 1.0), "layer": profilers.LAYERS[meta["profiler"]],
                                "heap_growth_per_unit": slope, "points": points}]
     for name in ("top_sites", "summary", "site_timeline"):
         if name in profile:
             got[name] = [_keyed(profile[name], meta)]
-    got.update(_mapping_tables(Path(rundir), meta, spec.unit, warmup))
+    got.update(_mapping_tables(Path(rundir), meta, own.unit, warmup))
     return got
 
 
@@ -158,8 +158,8 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     tables["attribution"] = attribution.table(tables["growth"], tables["agreement"], tables["mapping_kinds"],
                                               tables["processes"])
     used = {name: sorted(set(ok_runs.loc[ok_runs["experiment"] == name, "profiler"])) for name in config["experiments"]}
-    tables["visibility"] = attribution.explain_visibility(profiler_tables.visibility_table(used),
-                                                          tables["attribution"])
+    visibility = profiler_tables.visibility_table(used, experiments.specs(config))
+    tables["visibility"] = attribution.explain_visibility(visibility, tables["attribution"])
     tables["agreement"] = attribution.explain_agreement(tables["agreement"], tables["attribution"])
     return tables
 
