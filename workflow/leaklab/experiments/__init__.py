@@ -43,7 +43,6 @@ from leaklab.experiments import marks
 
 NAMES = ("rocksdb_merge", "dict_shrink", "duckdb_load", "fd_leak", "planted", "go_merge", "cpp_merge", "go_map", "go_fd")
 UNIT_SOURCES = ("marks", "seconds")
-_commands: dict[str, "Spec"] = {}
 
 
 def _no_libraries() -> list[str]:
@@ -126,10 +125,6 @@ def specs(config: Mapping) -> Specs:
                   if "command" in entry})
 
 
-def names() -> tuple[str, ...]:
-    return NAMES + tuple(_commands)
-
-
 def command_spec(name: str, entry: dict) -> Spec:
     """The spec of a configured command experiment (``experiments.<name>.command``)."""
     return Spec(
@@ -149,22 +144,6 @@ def command_spec(name: str, entry: dict) -> Spec:
         workdir_files=tuple(entry.get("workdir_files", ())),
         length_param=entry.get("length_param"),
     )
-
-
-def configure(config: dict) -> None:
-    """Register the command experiments a configuration declares."""
-    _commands.clear()
-    for name, entry in config.get("experiments", {}).items():
-        if "command" in entry:
-            _commands[name] = command_spec(name, entry)
-
-
-def get(name: str) -> Spec:
-    if name in _commands:
-        return _commands[name]
-    if name not in NAMES:
-        raise ValueError(f"unknown experiment {name!r}; allowed: {', '.join(names())}")
-    return builtin(name)
 
 
 @functools.cache
