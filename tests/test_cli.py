@@ -43,6 +43,25 @@ def test_lock_and_measure(root, tmp_path):
     assert (tmp_path / "run" / "meta.json").exists()
 
 
+def test_measure_resolves_a_command_experiment_from_its_config(tmp_path):
+    """`--config` is resolved as a rule's slice is (``experiments.specs``): the command
+    experiment it declares runs; a name neither built in nor declared is one line naming
+    the allowed experiments, not a traceback."""
+    config = tmp_path / "mine.yaml"
+    config.write_text(yaml.safe_dump({"experiments": {"mine": {
+        "command": "sh -c 'for i in 1 2 3; do echo step $i; sleep 0.05; done'", "variants": ["x"],
+        "unit": "step", "unit_pattern": "step (\\d+)"}}}))
+    done = leaklab("measure", "--experiment", "mine", "--variant", "x", "--outdir", str(tmp_path / "run"),
+                   "--config", str(config))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "mine/x/plain: ok" in done.stdout and "3 step(s)" in done.stdout
+    unknown = leaklab("measure", "--experiment", "mine", "--variant", "x", "--outdir", str(tmp_path / "other"))
+    assert unknown.returncode != 0
+    assert unknown.stderr.strip().splitlines()[-1] == (
+        "leaklab measure: --experiment: unknown experiment 'mine'; allowed: rocksdb_merge, dict_shrink, duckdb_load, "
+        "fd_leak, planted, go_merge, cpp_merge, go_map, go_fd")
+
+
 def test_sweep_runs_the_version_sweep_target(root, tmp_path):
     config = tmp_path / "sweep.yaml"
     config.write_text(yaml.safe_dump({

@@ -195,6 +195,25 @@ def test_format_specs_in_command_templates_work(root):
     assert own_program.argv(spec.command, fields)[1:] == ["a", "00007", "0.50"]
 
 
+def test_specs_are_resolved_per_config_and_read_only():
+    """Two configurations resolved one after the other: neither's command experiment
+    replaces or leaks into the other's (no registry), the built-ins come first, and the
+    mapping cannot be changed after it is resolved."""
+    from leaklab import experiments
+
+    first = experiments.specs({"experiments": {"cmd": {"command": "a", "variants": ["x"]}}})
+    second = experiments.specs({"experiments": {"fd_leak": {"variants": ["close"]},
+                                                "cmd": {"command": "b", "variants": ["y", "z"], "length_param": "n"}}})
+    assert first["cmd"].command == "a" and first["cmd"].variants == ("x",) and first["cmd"].length_param is None
+    assert second["cmd"].command == "b" and second["cmd"].variants == ("y", "z") and second["cmd"].length_param == "n"
+    assert list(first) == [*experiments.NAMES, "cmd"] and first["planted"] is experiments.builtin("planted")
+    assert "cmd" not in experiments.specs({"experiments": {}}) and first.get("nope") is None
+    with pytest.raises(ValueError, match=r"unknown experiment 'nope'; allowed: rocksdb_merge, .*, go_fd, cmd$"):
+        first["nope"]
+    with pytest.raises(TypeError):
+        first["cmd"] = second["cmd"]
+
+
 def test_two_experiments_never_share_a_run_directory(root):
     """Every run of the default config has its own directory; a variant `..` (which
     once made `plain/rep1` of one experiment the run of another) is refused by the id
