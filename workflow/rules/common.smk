@@ -165,7 +165,7 @@ def setup_command(wildcards):
     return leaklab.process.own_program.argv(entry["setup"], {**params, "project": PROJECT_DIR})
 
 
-# What the analysis reads of an experiment's entry, and what a script needs to register a
+# What the analysis reads of an experiment's entry, and what a script needs to resolve a
 # command experiment. Rules get exactly these through params:, so a changed threshold or
 # warm-up re-runs the analysis (aggregate and what follows) and never a measurement.
 ANALYSIS_KEYS = ("variants", "baseline", "unit", "unit_source", "key_metrics", "releases", "scaled_params",

@@ -1,6 +1,6 @@
 """The configuration's first checks, each ending in a one-line error before any job.
 
-``leaklab.measure.config.check`` knows the experiments; this comes before it: YAML that does
+``leaklab.measure.config_check.check`` knows the experiments; this comes before it: YAML that does
 not parse (file and line), ids that are not plain names (an id becomes a directory:
 ``..`` once wrote one experiment's runs into another's), numbers that are not finite,
 an experiment that is neither built in nor declares a ``command``, and the JSON
