@@ -9,6 +9,7 @@ from snakemake.utils import validate
 import leaklab.process.build
 import leaklab.measure.config
 import leaklab.measure.config_check
+import leaklab.model.settings
 import leaklab.process.outcome  # the exit status in onsuccess
 import leaklab.process.own_program
 import leaklab.measure.validation
@@ -63,15 +64,7 @@ wildcard_constraints:
     program="|".join(leaklab.process.build.PROGRAMS),
 
 
-def canonical(value):
-    """``value`` with every mapping in key order (lists keep theirs). Snakemake compares a
-    rule's params by their repr, in which a dict's order shows: without this, reordering
-    keys in a YAML file would look like a change and re-run jobs."""
-    if isinstance(value, dict):
-        return {key: canonical(value[key]) for key in sorted(value)}
-    if isinstance(value, list):
-        return [canonical(item) for item in value]
-    return value
+canonical = leaklab.model.settings.canonical
 
 
 def run_outputs(name):
@@ -168,26 +161,11 @@ def setup_command(wildcards):
 # What the analysis reads of an experiment's entry, and what a script needs to resolve a
 # command experiment. Rules get exactly these through params:, so a changed threshold or
 # warm-up re-runs the analysis (aggregate and what follows) and never a measurement.
-ANALYSIS_KEYS = ("variants", "baseline", "unit", "unit_source", "key_metrics", "releases", "scaled_params",
-                 "command", "warmup_units", "verdict", "params")
-SPEC_KEYS = ("variants", "baseline", "unit", "unit_source", "key_metrics", "releases", "scaled_params", "command")
-
-
-def _entries(keys, names):
-    """The given keys of each experiment's entry, canonical; the order of the experiments
-    and of their variants (the first is the default baseline) is kept."""
-    def variants(value):
-        return [*value] if isinstance(value, list) else {v: canonical(s) for v, s in value.items()}
-
-    return {name: {k: variants(v) if k == "variants" else canonical(v)
-                   for k, v in sorted(config["experiments"][name].items()) if k in keys} for name in names}
-
-
 def analysis_settings(names=None):
     """The config subset tables.build reads: thresholds, warm-ups, units, baselines and
     the planted controls' parameters of ``names`` (default: every experiment)."""
-    return {"verdict": canonical(config["verdict"]), "model": VERDICT_MODEL,
-            "experiments": _entries(ANALYSIS_KEYS, EXPERIMENTS if names is None else names)}
+    return {**leaklab.model.settings.analysis_subset(config, EXPERIMENTS if names is None else names),
+            "model": VERDICT_MODEL}
 
 
 def sweep_settings():
@@ -201,7 +179,8 @@ def sweep_settings():
 def command_specs():
     """The command experiments as a config subset ``experiments.specs`` resolves (their
     units, variants and key metrics name plots and summary rows)."""
-    return {"experiments": _entries(SPEC_KEYS, [n for n in EXPERIMENTS if "command" in config["experiments"][n]])}
+    return {"experiments": leaklab.model.settings.entries(
+        config, leaklab.model.settings.SPEC_KEYS, [n for n in EXPERIMENTS if "command" in config["experiments"][n]])}
 
 
 def run_spec(wildcards):

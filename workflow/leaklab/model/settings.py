@@ -102,6 +102,43 @@ def thresholds(config: dict, experiment: str) -> dict[str, Threshold]:
     return {metric: Threshold(float(v["leak_per_unit"]), float(v["retained"])) for metric, v in merged.items()}
 
 
+# The keys of an experiment's entry the analysis reads (``analysis_subset``), and the
+# ones a figure or summary needs to know a command experiment (``experiments.specs``).
+ANALYSIS_KEYS = ("variants", "baseline", "unit", "unit_source", "key_metrics", "releases", "scaled_params",
+                 "command", "warmup_units", "verdict", "params")
+SPEC_KEYS = ("variants", "baseline", "unit", "unit_source", "key_metrics", "releases", "scaled_params", "command")
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping in key order (lists keep theirs). Snakemake compares a
+    rule's params by their repr, in which a dict's order shows: without this, reordering
+    keys in a YAML file would look like a change and re-run jobs."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
+def entries(config: dict, keys: tuple[str, ...], names: list[str]) -> dict[str, dict]:
+    """The given keys of each named experiment's entry, canonical; the order of the
+    experiments and of their variants (the first is the default baseline) is kept."""
+    def variants(value: Any) -> Any:
+        return [*value] if isinstance(value, list) else {v: canonical(s) for v, s in value.items()}
+
+    return {name: {k: variants(v) if k == "variants" else canonical(v)
+                   for k, v in sorted(config["experiments"][name].items()) if k in keys} for name in names}
+
+
+def analysis_subset(config: dict, names: list[str] | None = None) -> dict:
+    """The part of a configuration the analysis reads (``tables.build``): thresholds,
+    warm-ups, units, baselines and parameters of ``names`` (default: every experiment).
+    The pipeline passes exactly this to the aggregate job, and ``tables.build`` cuts any
+    config down to it, so a caller with a whole config sees what the pipeline sees."""
+    names = list(config["experiments"]) if names is None else names
+    return {"verdict": canonical(config.get("verdict", {})), "experiments": entries(config, ANALYSIS_KEYS, names)}
+
+
 def resolve(config: dict) -> dict[str, ExperimentSettings]:
     """Every configured experiment's analysis settings."""
     known = experiments.specs(config)

@@ -103,7 +103,9 @@ def _typed_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
-    """Every table, from the run directories the workflow produced."""
+    """Every table, from the run directories the workflow produced, judged by the
+    analysis part of ``config`` (``settings.analysis_subset``: what the pipeline passes)."""
+    config = leaklab_settings.analysis_subset(config)
     resolved = leaklab_settings.resolve(config)
     runs, samples, marks, units = [], [], [], []
     timelines, sites, summaries, heap_growth, site_timelines = [], [], [], [], []
