@@ -178,3 +178,22 @@ def test_a_go_program_waits_at_its_unit_marks_for_the_reading_of_its_mappings(bi
         at_reading = readings[readings["level"] == "process"].set_index("unit")["rss_bytes"]
         own = units.loc[at_reading.index, "rss_bytes"]
         assert (abs(at_reading - own) < 2**20).all(), pd.DataFrame({"read": at_reading, "own": own})
+
+
+def test_the_cpp_program_waits_at_its_unit_marks_for_the_reading_of_its_mappings(binaries, rocksdb_fixture, tmp_path):
+    """cpp_merge speaks the sync pipe as marks.py and unitline do: at a due unit mark it
+    asks ``u<unit>`` and waits for the runner's answer, so its mappings are read at its
+    own marks, one reading per mark; run by hand (no pipe) it does not wait at all."""
+    meta, units = run(binaries, tmp_path, "cpp_merge", "real", fixture=str(rocksdb_fixture), passes=8)
+    readings = pd.read_parquet(tmp_path / "real" / "mappings.parquet")
+    at_reading = readings[readings["level"] == "process"].set_index("unit")["rss_bytes"]
+    assert meta["mappings_readings"] >= 3 and len(at_reading) == meta["mappings_readings"], meta
+    assert at_reading.index.is_unique and set(at_reading.index) <= set(units.index)
+    own = units.loc[at_reading.index, "rss_bytes"]
+    assert (abs(at_reading - own) < 2**20).all(), pd.DataFrame({"read": at_reading, "own": own})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKLAB_")}
+    start = time.monotonic()
+    by_hand = subprocess.run([str(binaries["cpp_merge"]), "real", str(rocksdb_fixture), "3"], env=env,
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert by_hand.returncode == 0 and by_hand.stdout.count("\n") == 4, by_hand.stderr
+    assert time.monotonic() - start < 30
