@@ -11,7 +11,11 @@ before (``docs/findings/2026-12-06-placement.md``):
 - the parts were the median of the replicates' slopes while the whole was pooled over
   the replicates (and read from other readings: the program's own line).
 
-So the whole and its parts come from the same readings and one estimator, the verdicts'
+So the whole and its parts come from the same readings and one estimator.  The same
+readings: at a unit mark that was read, the RSS the verdicts judge is the reading's
+(:func:`rss_at_readings`), not the program's own line, read a few milliseconds before it
+(Go's background scavenger hands pages back in between: 206 MiB once, 2026-12-06).  One
+estimator: the verdicts'
 stratified Theil–Sen slope (``leaklab.model.intervals.pooled_slope``: the median of the
 pairwise slopes within each replicate, after the warm-up).  The median is one pair's
 slope (or the mean of two pairs'), and a pair's slope is linear in its values: each
@@ -84,6 +88,21 @@ def kind_growth(runs: Sequence[pd.DataFrame], warmup_units: int = 0) -> pd.DataF
                           "pss_growth_per_unit": float(fitted["pss_bytes"][n]),
                           "last_rss_bytes": float(last.get(kind, math.nan)), "readings": readings}
                          for n, kind in enumerate(mappings.KINDS)], columns=COLUMNS)
+
+
+def rss_at_readings(series: pd.DataFrame, readings: pd.DataFrame) -> pd.DataFrame:
+    """A run's unit series (``leaklab.model.growth.unit_series``) with the RSS of every
+    unit mark that was read replaced by the reading's (the tree's RSS summed over its
+    processes' mappings): the RSS growth and the layers that place it then come from the
+    same readings.  Units without a reading keep their own RSS."""
+    if "rss_bytes" not in series or readings.empty:
+        return series
+    procs = readings[(readings["level"] == "process") & readings["unit"].notna()]
+    at_reading = procs.groupby("unit")["rss_bytes"].sum()
+    read = series["unit"].isin(at_reading.index)
+    out = series.copy()
+    out.loc[read, "rss_bytes"] = out.loc[read, "unit"].map(at_reading).astype("float64")
+    return out
 
 
 def pooled(readings: pd.DataFrame, warmup: dict[str, int]) -> pd.DataFrame:

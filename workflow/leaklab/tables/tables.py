@@ -59,7 +59,10 @@ def _one_run(rundir: Path, resolved: dict) -> dict:
         "marks": [_keyed(_long_marks(run_marks), meta)],
     }
     spec = experiments.get(meta["experiment"])
+    readings = pd.read_parquet(rundir / "mappings.parquet") if (rundir / "mappings.parquet").exists() else None
     series = growth.unit_series(run_samples, run_marks)
+    if readings is not None:
+        series = placement.rss_at_readings(series, readings)
     metric_names = dict.fromkeys([*resolved[meta["experiment"]].thresholds, *spec.key_metrics])
     present = [m for m in metric_names if m in series]
     got["units"] = [_keyed(series.melt(id_vars=["unit", "t"], value_vars=present,
@@ -74,17 +77,14 @@ def _one_run(rundir: Path, resolved: dict) -> dict:
     for name in ("top_sites", "summary", "site_timeline"):
         if name in profile:
             got[name] = [_keyed(profile[name], meta)]
-    got.update(_mapping_tables(Path(rundir), meta, spec.unit, warmup))
+    if readings is not None:
+        got.update(_mapping_tables(readings, meta, spec.unit, warmup))
     return got
 
 
-def _mapping_tables(rundir: Path, meta: dict, unit: str, warmup: int) -> dict[str, list]:
-    """Growth by kind of mapping, by process and by mapping (``leaklab.process.mappings``);
-    nothing for a run from before mappings were read."""
-    path = rundir / "mappings.parquet"
-    if not path.exists():
-        return {}
-    readings = pd.read_parquet(path)
+def _mapping_tables(readings: pd.DataFrame, meta: dict, unit: str, warmup: int) -> dict[str, list]:
+    """Growth by kind of mapping, by process and by mapping (``leaklab.process.mappings``)
+    from a run's readings (none for a run from before mappings were read)."""
     got = {table: [_keyed(grown(readings, warmup).assign(unit=unit), meta)]
            for table, grown in (("processes", mappings.process_growth), ("mapping_sites", mappings.mapping_growth))}
     got["mapping_kinds"] = [_keyed(placement.kind_growth([readings], warmup).assign(unit=unit), meta)]
