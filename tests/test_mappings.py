@@ -85,6 +85,14 @@ def test_a_childs_leak_is_named_by_its_pid_and_command(places_leak, tmp_path):
     assert f"process {leaker['pid']}: {leaker['command']}" in named
     assert attribution.MAPPING_PREFIX + mappings.BRK_HEAP in named
     assert table.loc["RSS (total)", "placed_growth_per_unit"] == pytest.approx(leaker["rss_growth_per_unit"], rel=0.1)
+    # a read unit mark's RSS is the reading's: the program's own when its line gave it, the tree's when the sampler did
+    series = pd.DataFrame({"unit": [1, 2, 3, 999], "t": [0.0] * 4, "rss_bytes": [-1.0] * 4})
+    procs = readings[readings["level"] == "process"]
+    for own_line, whose in ((True, procs["pid"] == parent["pid"]), (False, procs["pid"] > 0)):
+        replaced = placement.rss_at_readings(series, readings, own_line).set_index("unit")["rss_bytes"]
+        expected = procs[whose].groupby("unit")["rss_bytes"].sum()
+        assert replaced[999] == -1 and all(replaced[u] == expected[u] for u in (1, 2, 3) if u in expected.index)
+        assert (replaced.drop(999) > 0).sum() == len({1, 2, 3} & set(expected.index)) >= 2
 
 
 @pytest.fixture(scope="module")

@@ -90,14 +90,19 @@ def kind_growth(runs: Sequence[pd.DataFrame], warmup_units: int = 0) -> pd.DataF
                          for n, kind in enumerate(mappings.KINDS)], columns=COLUMNS)
 
 
-def rss_at_readings(series: pd.DataFrame, readings: pd.DataFrame) -> pd.DataFrame:
-    """A run's unit series (``leaklab.model.growth.unit_series``) with the RSS of every
-    unit mark that was read replaced by the reading's (the tree's RSS summed over its
-    processes' mappings): the RSS growth and the layers that place it then come from the
-    same readings.  Units without a reading keep their own RSS."""
+def rss_at_readings(series: pd.DataFrame, readings: pd.DataFrame, own_line: bool) -> pd.DataFrame:
+    """A plain run's unit series (``leaklab.model.growth.unit_series``) with the RSS of
+    every unit mark that was read replaced by the reading's, over the processes that RSS
+    covers: the program's own (the tree's root: the process whose parent is not in the
+    reading) when the RSS is its line's (``own_line``), the whole tree when it is the
+    sampler's.  The RSS growth and the layers that place it then come from the same
+    readings.  Units without a reading keep their own RSS."""
     if "rss_bytes" not in series or readings.empty:
         return series
     procs = readings[(readings["level"] == "process") & readings["unit"].notna()]
+    if own_line:
+        pids_at = procs.groupby("unit")["pid"].agg(set)
+        procs = procs[[ppid not in pids_at[unit] for unit, ppid in zip(procs["unit"], procs["ppid"])]]
     at_reading = procs.groupby("unit")["rss_bytes"].sum()
     read = series["unit"].isin(at_reading.index)
     out = series.copy()

@@ -61,8 +61,9 @@ def _one_run(rundir: Path, resolved: dict) -> dict:
     spec = experiments.get(meta["experiment"])
     readings = pd.read_parquet(rundir / "mappings.parquet") if (rundir / "mappings.parquet").exists() else None
     series = growth.unit_series(run_samples, run_marks)
-    if readings is not None:
-        series = placement.rss_at_readings(series, readings)
+    if readings is not None and meta["profiler"] == "plain":  # a profiler's helpers are in the tree too
+        own_line = "rss_bytes" in run_marks and bool(run_marks["rss_bytes"].notna().any())
+        series = placement.rss_at_readings(series, readings, own_line)
     metric_names = dict.fromkeys([*resolved[meta["experiment"]].thresholds, *spec.key_metrics])
     present = [m for m in metric_names if m in series]
     got["units"] = [_keyed(series.melt(id_vars=["unit", "t"], value_vars=present,
