@@ -263,3 +263,21 @@ def test_memory_handed_from_one_kind_of_mapping_to_another_is_placed_where_the_r
         one_by_one.append(sum(theilslopes(g["rss_bytes"].to_numpy(float), g["unit"].to_numpy(float))[0]
                               for _, g in kind_rows.groupby("kind") if g["rss_bytes"].nunique() > 1))
     assert abs(pd.Series(one_by_one).median() - at_readings) > 0.10 * at_readings  # 0.14 and 0.56 of it seen
+
+
+def test_the_kinds_split_the_verdicts_pooled_slope_exactly_whatever_the_shape():
+    """Random series of three kinds in three replicates of different lengths, memory that
+    falls included: the total is the verdicts' pooled slope, and the kinds add up to it."""
+    import numpy as np
+
+    from leaklab.model.intervals import pooled_slope
+
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        series = []
+        for n in rng.integers(3, 12, size=3):
+            x = np.sort(rng.choice(40, size=n, replace=False)).astype(float)
+            series.append((x, rng.integers(-5, 6, size=(n, 3)).cumsum(axis=0).astype(float) * MIB))
+        total, split = placement.split_slope(series)
+        assert total == pytest.approx(pooled_slope([(x, p.sum(axis=1)) for x, p in series]).slope)
+        assert split.sum() == pytest.approx(total, abs=1e-6)
