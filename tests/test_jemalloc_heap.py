@@ -6,10 +6,8 @@ import json
 import shutil
 import subprocess
 
+import places_runs
 import pytest
-from leaklab import experiments
-from leaklab.measure import runner
-from leaklab.measure.run_spec import RunSpec
 from leaklab.measure.config_check import ConfigError, _check_heap_metric
 from leaklab.process import allocator_heap, jemalloc_heap
 
@@ -49,23 +47,16 @@ def test_a_jemalloc_programs_heap_is_read_from_its_own_dumps_and_judged(places_j
     """No change to the program: MALLOC_CONF switches on jemalloc's heap profiler and its
     interval dumps, the newest is read at each unit mark, and the malloc_in_use_bytes
     threshold decides the verdict; its growth is the planted one within 10 %."""
-    from leaklab.tables import tables
-
     modes = ("malloc", "none")
-    entry = {"command": f"{places_jemalloc} {{mode}} {STEPS} {STEP_BYTES}", "unit": "step", "unit_pattern": "step (\\d+)",
-             "variants": {mode: {"params": {"mode": mode}} for mode in modes}, "baseline": "none",
-             "warmup_units": 2, "verdict": {"malloc_in_use_bytes": {"leak_per_unit": 256 * 1024, "retained": 16 * MIB}}}
-    config = {"experiments": {"places": entry}}
-    dirs = []
+    got, metas = places_runs.run_modes(places_jemalloc, modes, tmp_path, steps=STEPS, step_bytes=STEP_BYTES,
+                                       verdict={"malloc_in_use_bytes": {"leak_per_unit": 256 * 1024,
+                                                                        "retained": 16 * MIB}})
     for mode in modes:
-        rundir = tmp_path / "places" / mode / "plain" / "rep1"
-        meta = runner.run(RunSpec(experiments.specs(config)["places"], mode, rundir, {"mode": mode}, timeout_s=120))
+        meta, rundir = metas[mode, 1], tmp_path / "places" / mode / "plain" / "rep1"
         assert meta["status"] == "ok", meta
         assert "jemalloc's own heap profile dumps" in meta["heap_metric"]["source"]
         assert "libmemusage" not in meta["heap_metric"]["source"]
         assert len(list((rundir / jemalloc_heap.DIR).glob("*.heap"))) == 1  # older dumps deleted as read
-        dirs.append(rundir)
-    got = tables.build(dirs, config)
     growth = got["growth"].set_index(["variant", "metric"])
     leak = growth.loc[("malloc", "malloc_in_use_bytes")]
     assert leak["verdict"] == "leak"

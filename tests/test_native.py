@@ -181,3 +181,76 @@ def test_a_go_program_waits_at_its_unit_marks_for_the_reading_of_its_mappings(bi
         at_reading = readings[readings["level"] == "process"].set_index("unit")["rss_bytes"]
         own = units.loc[at_reading.index, "rss_bytes"]
         assert (abs(at_reading - own) < 2**20).all(), pd.DataFrame({"read": at_reading, "own": own})
+
+
+def _cpp_merge_on_a_sync_pipe(binaries, fixture, tmp_path, pace: str):
+    """cpp_merge started as the runner starts it, the sync pipe's other ends in the test's
+    hands: the process, the end its requests arrive on, the end answers go into, and a
+    function counting its unit lines."""
+    ready_r, ready_w = os.pipe()
+    release_r, release_w = os.pipe()
+    units_file = tmp_path / f"units-{pace}.txt"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("LEAKLAB_")}, "LEAKLAB_UNITS": str(units_file),
+           "LEAKLAB_SYNC_FDS": f"{ready_w},{release_r}", "LEAKLAB_UNIT_READINGS": pace}
+    proc = subprocess.Popen([str(binaries["cpp_merge"]), "real", str(fixture), "3"], env=env,
+                            pass_fds=(ready_w, release_r))
+    os.close(ready_w)
+    os.close(release_r)
+    return proc, ready_r, release_w, lambda: len(units_file.read_text().splitlines()) if units_file.exists() else 0
+
+
+def _request(ready_r: int, timeout: float = 30) -> bytes:
+    import select
+
+    assert select.select([ready_r], [], [], timeout)[0], "no request"
+    return os.read(ready_r, 64)
+
+
+def test_the_cpp_program_waits_at_its_unit_marks_for_the_reading_of_its_mappings(binaries, rocksdb_fixture, tmp_path):
+    """cpp_merge speaks the sync pipe as marks.py and unitline do: at a due unit mark it
+    writes ``u<unit>`` and goes on (its next line) only at the answer ``u``; a mark nobody
+    answers is held at most 2 s and the pace then counts the wait (10 x 2 s: no more marks
+    ask); at the end it asks ``x``, and a late ``u`` does not end that wait.  Through the
+    runner every mapping reading is one of its unit marks and sees the line's own RSS;
+    run by hand (no pipe) it does not wait at all."""
+    proc, ready_r, release_w, lines = _cpp_merge_on_a_sync_pipe(binaries, rocksdb_fixture, tmp_path, "0,0.001")
+    try:
+        assert _request(ready_r) == b"u0\n"
+        time.sleep(0.5)
+        assert lines() == 1  # held at its mark: no pass while unanswered
+        for unit in (1, 2, 3):
+            os.write(release_w, b"u")
+            assert _request(ready_r) == f"u{unit}\n".encode() and lines() == unit + 1
+        os.write(release_w, b"u")
+        assert _request(ready_r) == b"x"
+        os.write(release_w, b"x")
+        assert proc.wait(timeout=30) == 0 and lines() == 4
+    finally:
+        proc.kill()
+        os.close(ready_r)
+        os.close(release_w)
+    proc, ready_r, release_w, lines = _cpp_merge_on_a_sync_pipe(binaries, rocksdb_fixture, tmp_path, "0.05,10")
+    try:
+        start = time.monotonic()
+        assert _request(ready_r) == b"u0\n"  # not answered
+        assert _request(ready_r) == b"x" and 1.8 < time.monotonic() - start < 10  # units 1-3 did not ask
+        os.write(release_w, b"u")  # the late answer to unit 0
+        time.sleep(0.5)
+        assert proc.poll() is None and lines() == 4  # still waiting for its own answer
+        os.write(release_w, b"x")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        os.close(ready_r)
+        os.close(release_w)
+    meta, units = run(binaries, tmp_path, "cpp_merge", "real", fixture=str(rocksdb_fixture), passes=8)
+    readings = pd.read_parquet(tmp_path / "real" / "mappings.parquet")
+    at_reading = readings[readings["level"] == "process"].set_index("unit")["rss_bytes"]
+    assert meta["mappings_readings"] >= 3 and at_reading.index.is_unique, meta
+    assert set(at_reading.index) <= set(units.index)
+    own = units.loc[at_reading.index, "rss_bytes"]
+    assert (abs(at_reading - own) < 2**20).all(), pd.DataFrame({"read": at_reading, "own": own})
+    by_hand = subprocess.run([str(binaries["cpp_merge"]), "real", str(rocksdb_fixture), "3"],
+                             env={k: v for k, v in os.environ.items() if not k.startswith("LEAKLAB_")},
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert by_hand.returncode == 0 and by_hand.stdout.count("\n") == 4, by_hand.stderr

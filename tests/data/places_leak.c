@@ -4,10 +4,14 @@
  *   places_leak malloc STEPS BYTES  -> malloc'd blocks never freed, BYTES per step
  *   places_leak child  STEPS BYTES  -> a forked child mallocs BYTES per step; the parent waits
  *   places_leak none   STEPS BYTES  -> the same steps, nothing kept
+ *   places_leak handover STEPS BYTES -> the brk heap grows BYTES per step for 7/10 of the steps,
+ *                                     is then freed and trimmed (memory that falls), and
+ *                                     anonymous mmap grows BYTES per step from there on
  *
  * Every byte is touched so it is resident.  Used by tests/test_mappings.py to check
  * that leaklab places each kind of growth in its layer and its process.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,10 +48,39 @@ __attribute__((noinline)) static void *malloc_here(size_t bytes)
     return blocks;
 }
 
+static char **held; /* handover: the brk heap's blocks, freed at the handover */
+static size_t n_held;
+
+static void hold_small(size_t bytes)
+{
+    held = realloc(held, sizeof(char *) * (n_held + bytes / 4096));
+    for (size_t i = 0; i < bytes / 4096; i++) {
+        held[n_held] = malloc(4000);
+        memset(held[n_held++], 0xab, 4000);
+    }
+}
+
+static void free_held(void)
+{
+    while (n_held > 0)
+        free(held[--n_held]);
+    free(held);
+    held = NULL;
+    malloc_trim(0);
+}
+
 static void steps(const char *mode, long n, size_t bytes)
 {
     for (long i = 1; i <= n; i++) {
-        if (strcmp(mode, "mmap") == 0)
+        if (strcmp(mode, "handover") == 0) {
+            if (i <= 7 * n / 10)
+                hold_small(bytes);
+            else {
+                if (held != NULL)
+                    free_held();
+                sink = mmap_here(bytes);
+            }
+        } else if (strcmp(mode, "mmap") == 0)
             sink = mmap_here(bytes);
         else if (strcmp(mode, "malloc") == 0 || strcmp(mode, "child") == 0)
             sink = malloc_here(bytes);
@@ -70,7 +103,7 @@ static void steps(const char *mode, long n, size_t bytes)
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: %s mmap|malloc|child|none STEPS BYTES\n", argv[0]);
+        fprintf(stderr, "usage: %s mmap|malloc|child|none|handover STEPS BYTES\n", argv[0]);
         return 2;
     }
     long n = atol(argv[2]);

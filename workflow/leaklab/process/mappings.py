@@ -131,32 +131,17 @@ def _slope(units: pd.Series, values: pd.Series) -> float:
     return float(theilslopes(y, units.astype("float64").to_numpy())[0])
 
 
-def _after_warmup(readings: pd.DataFrame, warmup_units: int) -> pd.DataFrame:
-    """Readings past the warm-up, or all of them when fewer than two units remain."""
+def after_warmup(readings: pd.DataFrame, warmup_units: int) -> pd.DataFrame:
+    """Readings past the warm-up (``unit > warmup_units``, as the verdicts count them),
+    or all of them when fewer than two units remain."""
     kept = readings[readings["unit"] > warmup_units]
     return kept if kept["unit"].nunique() >= 2 else readings
-
-
-def kind_growth(readings: pd.DataFrame, warmup_units: int = 0) -> pd.DataFrame:
-    """Growth per unit of each kind of mapping, summed over the tree: kind, RSS and PSS
-    bytes per unit, and the RSS at the last reading."""
-    kinds = _after_warmup(readings[readings["level"] == "kind"], warmup_units)
-    if kinds.empty:
-        return pd.DataFrame(columns=["kind", "rss_growth_per_unit", "pss_growth_per_unit", "last_rss_bytes"])
-    summed = kinds.groupby(["unit", "kind"], as_index=False)[["rss_bytes", "pss_bytes"]].sum()
-    rows = []
-    for kind in KINDS:
-        of_kind = summed[summed["kind"] == kind]
-        rows.append({"kind": kind, "rss_growth_per_unit": _slope(of_kind["unit"], of_kind["rss_bytes"]),
-                     "pss_growth_per_unit": _slope(of_kind["unit"], of_kind["pss_bytes"]),
-                     "last_rss_bytes": float(of_kind["rss_bytes"].iloc[-1]) if len(of_kind) else float("nan")})
-    return pd.DataFrame(rows)
 
 
 def process_growth(readings: pd.DataFrame, warmup_units: int = 0) -> pd.DataFrame:
     """Each process's own RSS and PSS growth per unit (pid, parent, command line),
     the fastest-growing first: a leak in a child or helper is named by its pid."""
-    procs = _after_warmup(readings[readings["level"] == "process"], warmup_units)
+    procs = after_warmup(readings[readings["level"] == "process"], warmup_units)
     rows = []
     for pid, group in procs.groupby("pid"):
         rows.append({"pid": int(pid), "ppid": int(group["ppid"].iloc[-1]), "command": group["command"].iloc[-1],
@@ -174,7 +159,7 @@ def mapping_growth(readings: pd.DataFrame, warmup_units: int = 0, top: int = TOP
     move their start (mmap grows down), so a mapping's earlier size is that of the
     mappings of the same name overlapping its range then (0 where none was among the
     largest: a mapping that was small then)."""
-    maps = _after_warmup(readings[readings["level"] == "mapping"], warmup_units)
+    maps = after_warmup(readings[readings["level"] == "mapping"], warmup_units)
     rows = []
     for pid, group in maps.groupby("pid"):
         first_unit, last_unit = group["unit"].min(), group["unit"].max()

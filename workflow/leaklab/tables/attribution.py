@@ -54,6 +54,8 @@ MAPPING_PREFIX = "mapping: "
 PROCESS_PREFIX = "process "
 # a kind of mapping whose growth is at least this share of the RSS growth holds the leak
 HOLDS_SHARE = 0.25
+# the placed growth is held to this share of the larger of the RSS growth and the leak threshold
+PLACED_WITHIN = 0.10
 _KIND_WORDS = {
     mappings.BRK_HEAP: "brk heap: malloc's main arena (small blocks); heaptrack, massif and jemalloc see these "
                        "allocations",
@@ -83,7 +85,7 @@ def kind_words(kind: str, growth_per_unit: float, native_heap_growth: float) -> 
     return ANONYMOUS_WORDS
 
 
-def _plain_median(frame: pd.DataFrame, experiment: str, variant: str) -> pd.DataFrame:
+def _plain(frame: pd.DataFrame, experiment: str, variant: str) -> pd.DataFrame:
     if frame is None or frame.empty:
         return pd.DataFrame()
     return frame[(frame["experiment"] == experiment) & (frame["variant"] == variant)
@@ -91,12 +93,13 @@ def _plain_median(frame: pd.DataFrame, experiment: str, variant: str) -> pd.Data
 
 
 def _mapping_layers(kinds: pd.DataFrame, native_heap_growth: float, rss_growth: float) -> dict[str, dict]:
-    """One layer per kind of mapping: the median over replicates of its growth."""
+    """One layer per kind of mapping: its share of the RSS growth at the readings, pooled
+    over the replicates (``leaklab.tables.placement``)."""
     layers: dict[str, dict] = {}
     if kinds.empty:  # no mappings read (a run from before they were, or none at a unit mark)
         return layers
     for kind, group in kinds.groupby("kind", sort=False):
-        value = float(group["rss_growth_per_unit"].median())
+        value = float(group["rss_growth_per_unit"].iloc[0])
         share = value / rss_growth if rss_growth and not math.isnan(rss_growth) else math.nan
         words = kind_words(kind, value, native_heap_growth)
         holds = not math.isnan(share) and share >= HOLDS_SHARE
@@ -126,11 +129,23 @@ def _process_layers(processes: pd.DataFrame, rss_growth: float) -> dict[str, dic
     return layers
 
 
+def placement_gap(rss_growth: float, placed_growth: float, leak_per_unit: float) -> dict[str, float | bool]:
+    """How far the placed growth (the kinds of mapping, at the unit readings) is from the
+    verdict's RSS growth (the program's own marks): the gap, and whether it is within
+    :data:`PLACED_WITHIN` of the larger of the RSS growth and the leak threshold (so a
+    variant that does not grow is held to a share of its threshold, not of ~0)."""
+    gap = placed_growth - rss_growth
+    scale = max(abs(rss_growth), leak_per_unit if not math.isnan(leak_per_unit) else 0.0)
+    within = bool(abs(gap) <= PLACED_WITHIN * scale) if scale > 0 and not math.isnan(gap) else math.nan
+    return {"placed_gap_per_unit": gap, "placed_within": within}
+
+
 def table(growth: pd.DataFrame, agreement: pd.DataFrame | None = None, mapping_kinds: pd.DataFrame | None = None,
           processes: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per experiment x variant x layer: growth per unit, retained, verdict;
     the mapping and process layers carry their share of the RSS growth and what they
-    hold in plain words (``explanation``)."""
+    hold in plain words (``explanation``).  ``mapping_kinds``: each variant's growth by
+    kind of mapping, pooled over its replicates (``leaklab.tables.placement.pooled``)."""
     if growth.empty:
         return pd.DataFrame()
     plain = growth[growth["profiler"] == "plain"]
@@ -171,12 +186,14 @@ def table(growth: pd.DataFrame, agreement: pd.DataFrame | None = None, mapping_k
                 layers[NO_HEAP] = {**layers["RSS (total)"], "source": "rss_bytes (no heap metric)"}
             rss_growth = layers["RSS (total)"]["growth_per_unit"]
             native = layers.get("native heap", {}).get("growth_per_unit", math.nan)
-            placed = _mapping_layers(_plain_median(mapping_kinds, experiment, variant), native, rss_growth)
+            placed = _mapping_layers(_plain(mapping_kinds, experiment, variant), native, rss_growth)
             if placed:
                 total = sum(v["growth_per_unit"] for v in placed.values() if not math.isnan(v["growth_per_unit"]))
-                layers["RSS (total)"]["placed_growth_per_unit"] = total
+                layers["RSS (total)"].update(placed_growth_per_unit=total,
+                                             **placement_gap(layers["RSS (total)"]["growth_per_unit"], total,
+                                                             _value(rss, "leak_per_unit")))
             layers.update(placed)
-            layers.update(_process_layers(_plain_median(processes, experiment, variant), rss_growth))
+            layers.update(_process_layers(_plain(processes, experiment, variant), rss_growth))
         for layer, values in layers.items():
             rows.append({"experiment": experiment, "variant": variant, "unit": unit, "layer": layer, **values})
     frame = pd.DataFrame(rows)

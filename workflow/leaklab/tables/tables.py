@@ -19,7 +19,7 @@ import pandas as pd
 from leaklab import experiments, profilers
 from leaklab.model import baseline, controls, growth, horizon, sensitivity, sequential, stale_readings, verdicts
 from leaklab.process import mappings
-from leaklab.tables import attribution, profiler_tables
+from leaklab.tables import attribution, placement, profiler_tables
 from leaklab.tables.run_files import read_profile, read_run
 from leaklab.model import settings as leaklab_settings
 from leaklab.tables.table_names import TABLES  # noqa: F401  (re-exported)
@@ -59,7 +59,11 @@ def _one_run(rundir: Path, resolved: dict) -> dict:
         "marks": [_keyed(_long_marks(run_marks), meta)],
     }
     own = resolved[meta["experiment"]]
+    readings = pd.read_parquet(rundir / "mappings.parquet") if (rundir / "mappings.parquet").exists() else None
     series = growth.unit_series(run_samples, run_marks)
+    if readings is not None and meta["profiler"] == "plain":  # a profiler's helpers are in the tree too
+        own_line = "rss_bytes" in run_marks and bool(run_marks["rss_bytes"].notna().any())
+        series = placement.rss_at_readings(series, readings, own_line)
     metric_names = dict.fromkeys([*own.thresholds, *own.key_metrics])
     present = [m for m in metric_names if m in series]
     got["units"] = [_keyed(series.melt(id_vars=["unit", "t"], value_vars=present,
@@ -74,20 +78,19 @@ def _one_run(rundir: Path, resolved: dict) -> dict:
     for name in ("top_sites", "summary", "site_timeline"):
         if name in profile:
             got[name] = [_keyed(profile[name], meta)]
-    got.update(_mapping_tables(Path(rundir), meta, own.unit, warmup))
+    if readings is not None:
+        got.update(_mapping_tables(readings, meta, own.unit, warmup))
     return got
 
 
-def _mapping_tables(rundir: Path, meta: dict, unit: str, warmup: int) -> dict[str, list]:
-    """Growth by kind of mapping, by process and by mapping (``leaklab.process.mappings``);
-    nothing for a run from before mappings were read."""
-    path = rundir / "mappings.parquet"
-    if not path.exists():
-        return {}
-    readings = pd.read_parquet(path)
-    return {table: [_keyed(grown(readings, warmup).assign(unit=unit), meta)]
-            for table, grown in (("mapping_kinds", mappings.kind_growth), ("processes", mappings.process_growth),
-                                 ("mapping_sites", mappings.mapping_growth))}
+def _mapping_tables(readings: pd.DataFrame, meta: dict, unit: str, warmup: int) -> dict[str, list]:
+    """Growth by kind of mapping, by process and by mapping (``leaklab.process.mappings``)
+    from a run's readings (none for a run from before mappings were read)."""
+    got = {table: [_keyed(grown(readings, warmup).assign(unit=unit), meta)]
+           for table, grown in (("processes", mappings.process_growth), ("mapping_sites", mappings.mapping_growth))}
+    got["mapping_kinds"] = [_keyed(placement.kind_growth([readings], warmup).assign(unit=unit), meta)]
+    got["kind_readings"] = [_keyed(readings[readings["level"] == "kind"], meta)]
+    return got
 
 
 # counts in `runs` stay whole numbers when a run has none (a parse_error row): Int64, not DOUBLE
@@ -109,7 +112,7 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     resolved = leaklab_settings.resolve(config)
     runs, samples, marks, units = [], [], [], []
     timelines, sites, summaries, heap_growth, site_timelines = [], [], [], [], []
-    places: dict[str, list] = {name: [] for name in MAPPING_TABLES}
+    places: dict[str, list] = {name: [] for name in (*MAPPING_TABLES, "kind_readings")}
     for rundir in run_dirs:
         try:
             got = _one_run(Path(rundir), resolved)
@@ -155,9 +158,11 @@ def build(run_dirs: list[Path], config: dict) -> dict[str, pd.DataFrame]:
     tables["profiler_overhead"] = profiler_tables.overhead_table(ok_runs) if len(ok_runs) else pd.DataFrame()
     tables["agreement"] = profiler_tables.agreement_table(pd.DataFrame(heap_growth), tables["growth"]) \
         if heap_growth and len(tables["growth"]) else pd.DataFrame()
-    for name, frames in places.items():
-        tables[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    tables["attribution"] = attribution.table(tables["growth"], tables["agreement"], tables["mapping_kinds"],
+    for name in MAPPING_TABLES:
+        tables[name] = pd.concat(places[name], ignore_index=True) if places[name] else pd.DataFrame()
+    kind_readings = pd.concat(places["kind_readings"], ignore_index=True) if places["kind_readings"] else pd.DataFrame()
+    tables["attribution"] = attribution.table(tables["growth"], tables["agreement"],
+                                              placement.pooled(kind_readings, verdicts.warmup_units(resolved)),
                                               tables["processes"])
     used = {name: sorted(set(ok_runs.loc[ok_runs["experiment"] == name, "profiler"])) for name in config["experiments"]}
     visibility = profiler_tables.visibility_table(used, experiments.specs(config))
