@@ -295,7 +295,7 @@ def rate_draws(series: Sequence[tuple[np.ndarray, np.ndarray]], n_boot: int, rng
     if not dys:
         return np.full(n_boot, math.nan)
     grown, spanned = np.zeros(n_boot), np.zeros(n_boot)
-    seams = 0.0  # the level noise's variance that resampling adds at the seams between blocks
+    seams = ends = 0.0  # level noise's variance: added at the seams between blocks; carried by the real ends
     for dy, dx in zip(dys, dxs):
         m = dy.size
         block = _block_length(m)
@@ -304,11 +304,13 @@ def rate_draws(series: Sequence[tuple[np.ndarray, np.ndarray]], n_boot: int, rng
         index = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :m]
         grown += dy[index].sum(axis=1)
         spanned += dx[index].sum(axis=1)
-        seams += 2.0 * (blocks - 1) * level_noise(dy)
+        noise = level_noise(dy)
+        seams += 2.0 * (blocks - 1) * noise
+        ends += 2.0 * noise
     spread = float(np.var(grown))
-    if seams > 0 and spread > 0:
-        centre = float(np.mean(grown))
-        grown = centre + (grown - centre) * math.sqrt(max(0.0, spread - seams) / spread)
+    if seams > 0 and spread > 0:  # shrink the draws about the observed growth by what the seams added
+        observed = float(sum(dy.sum() for dy in dys))
+        grown = observed + (grown - float(np.mean(grown))) * math.sqrt(max(ends, spread - seams) / spread)
     return grown / spanned
 
 
