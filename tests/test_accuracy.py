@@ -63,7 +63,9 @@ def test_leaks_whose_rate_changes_are_leaks_and_bounded_growth_never_is(new_rows
     window = new_rows[new_rows["tier"] == "synthetic"]
     leaks = window[window["case"].isin(NEW_LEAKS)]
     assert set(leaks["case"]) == set(NEW_LEAKS)
-    assert (leaks["verdict"] == "leak").mean() >= 0.9, accuracy.by_case(leaks).to_string()
+    # in the window a leak is final, or held for confirmation (``inconclusive``, ``held_leak``)
+    assert ((leaks["verdict"] == "leak") | leaks["held_leak"]).mean() >= 0.9, accuracy.by_case(leaks).to_string()
+    assert (leaks.loc[leaks["held_leak"], "verdict"] == "inconclusive").all() and leaks["held_leak"].any()
     assert not leaks["verdict"].isin(["settling", "stable"]).any()
     steps = window[window["case"].isin(["random_increments", "irregular_stairs"])]
     assert not steps["verdict"].isin(["settling", "stable"]).any(), steps.to_string()
@@ -71,7 +73,7 @@ def test_leaks_whose_rate_changes_are_leaks_and_bounded_growth_never_is(new_rows
     assert not (bounded["verdict"] == "leak").any()
     slow = new_rows[(new_rows["case"] == "slow_saturation") & (new_rows["tier"] == "synthetic")]
     assert (slow["verdict"] != "settling").all()  # still growing above the bar at the window's end
-    assert not ((slow["verdict"] == "leak") & ~slow["needs_confirmation"]).any()  # a straight line: never final
+    assert not (slow["verdict"] == "leak").any()  # a straight line: never a final leak, and a held one is not said
     confirmed = new_rows[new_rows["tier"] == "synthetic_confirmed"]
     assert not (confirmed.loc[confirmed["case"].isin(BOUNDED), "verdict"] == "leak").any()
     increments = confirmed[confirmed["case"] == "random_increments"]

@@ -282,8 +282,11 @@ def rate_draws(series: Sequence[tuple[np.ndarray, np.ndarray]], n_boot: int, rng
     treat the jumps as serially correlated noise around a line, so the interval spans
     zero although every run grew by many times the bar.  The mean rate is what a leak
     costs per unit, and resampling the increments gives its interval the variance of
-    the number and size of the jumps actually seen.  Runs with fewer than 2 points
-    are left out; NaN draws without any."""
+    the number and size of the jumps actually seen.  Level noise (``level_noise``) is
+    kept out: inside a block the noise of consecutive readings cancels, across blocks it
+    does not, so the draws are shrunk about the observed growth by the variance the
+    seams added (2 Var(e) per seam), never below the 2 Var(e) the real ends carry.
+    Runs with fewer than 2 points are left out; NaN draws without any."""
     dys, dxs = [], []
     for x, y in series:
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)

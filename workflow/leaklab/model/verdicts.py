@@ -33,7 +33,10 @@ The rule (``decide_confirmable``; ``decide`` without the flag), in order:
   without it).  A leak is *final* only when its halves keep ``FINAL_SHARE`` of their pace
   (``keeps_pace``); else it needs confirmation: a curve saturating with a time constant
   of 2-5 windows slows by 10-22 % between one window's halves, a straight line to the
-  eye;
+  eye (the tables write such a leak ``inconclusive`` until its horizon:
+  ``horizon.provisional``).  After an early fall a slowing (``stopping``, ``slowing``)
+  counts only when the window's halves show it too (``late_slower``, ``decelerating``):
+  a leak whose rate swings slows over half a period and speeds up over the next;
 - ``inconclusive``, needing confirmation, when the recent interval lies above the bar
   otherwise (slowing but not yet below it; growth that began late without a clear onset);
 - ``retention``: the experiment's units release their memory, it kept at least the
@@ -41,8 +44,10 @@ The rule (``decide_confirmable``; ``decide`` without the flag), in order:
 - ``stable``: the whole window's interval lies below the bar (unless the early half
   grew above the bar and the late half is below it: that is ``settling``);
 - ``settling``: it grew above the bar (whole window, early half or mean rate) and the
-  late half lies below the bar by its median slope's interval *and* its mean rate's
-  (``_stopped``: positive evidence; a late half between two jumps is not a plateau).
+  late half lies below the bar by its median slope's interval *and* its mean rate, and
+  its mean rate is shown below the early half's at ``SLOWING_CONFIDENCE``
+  (``_stopped``, ``late_slower``: positive evidence; a late half between two jumps is
+  not a plateau, and a few jumps before it do not show it slower).
   An estimate below the bar without that is ``inconclusive``, needing confirmation.
   Never while the recent interval lies above the bar;
 - ``inconclusive``: anything else (an interval straddling the bar); needing
@@ -321,7 +326,10 @@ def _stopped(w: Windows, bar: float) -> bool:
     increments, it counts level noise (a heap that moves up and down by kilobytes from
     one reading to the next) as if it were growth, and over thousands of units its
     interval spans the bar whatever the heap does (DuckDB 1.4.4's late half: +42 B/table,
-    interval [-203, 238] for a median slope of +22 [3, 41])."""
+    interval [-203, 238] for a median slope of +22 [3, 41]).  And the late half is shown
+    slower than the early half by mean rates (``late_slower``): a jump process's quiet
+    stretch is below the bar by every estimate of its own, but not slower than a few
+    random jumps before it at 99 %."""
     late, rate = w.late, w.late_rate
     if late is None or math.isnan(late.ci_high) or late.ci_high >= bar:
         return False
