@@ -54,7 +54,12 @@ def test_each_class_mostly_gets_its_own_verdict(rows):
     # settling needs the late half below the bar by its mean rate too, and a later step waits for confirmation
     steps = rows[rows["case"] == "step"]
     assert steps.loc[steps["tier"] == "synthetic_confirmed", "verdict"].isin(["settling", "stable"]).mean() >= 0.9
-    assert share["settling"] >= 0.15 and share["step"] >= 0.25
+    # a step in the early half cannot show the late half slower than one jump (a stair every 15 units looks the
+    # same) either: in the window a step is settling only when the late half is slower beyond doubt, else waits
+    window_steps = steps[steps["tier"] == "synthetic"]
+    assert window_steps["verdict"].isin(["settling", "inconclusive"]).all()
+    assert window_steps.loc[window_steps["verdict"] == "inconclusive", "needs_confirmation"].all()
+    assert share["settling"] >= 0.15
     assert share["retention"] == 1.0 and share["flat"] == 1.0 and share["churn"] == 1.0
     assert (cases.loc[cases["case"] == "sub_threshold", "leak"] == 0).all()  # a tenth of the bar: not caught
 
