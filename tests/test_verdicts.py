@@ -542,7 +542,7 @@ def test_white_level_noise_is_kept_out_of_the_mean_rate_interval():
     """A flat heap whose readings move by 2 KiB around their level, 2 runs of 2,000
     units: the growth is the last reading minus the first, so the mean rate's error is
     about 2 KiB x sqrt(2) / 2,000 per unit.  Resampling increments in blocks counts the
-    noise once per seam (the interval was ~15x wider); the level-noise model takes it out.
+    noise once per seam (±25 B/unit against ±2.1); the level-noise model takes it out.
     Growth in independent jumps has no such noise, and its interval is left as it was."""
     rng = np.random.default_rng(4)
     u = np.arange(1, 2001, dtype=float)
