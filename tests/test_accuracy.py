@@ -30,7 +30,12 @@ def new_rows():
 def test_every_leak_at_or_above_the_threshold_is_caught(rows):
     leaks = rows[rows["case"].isin(["leak", "sawtooth_leak"]) & (rows["tier"] == "synthetic")]
     assert len(leaks) == 8 * 9
-    assert (leaks["verdict"] == "leak").all(), leaks[leaks["verdict"] != "leak"].to_string()
+    # in the window a leak is final, or held for confirmation (read ``inconclusive`` until its horizon) ...
+    caught = (leaks["verdict"] == "leak") | (leaks["held_leak"] & (leaks["verdict"] == "inconclusive"))
+    assert caught.all(), leaks[~caught].to_string()
+    # ... and confirmed, every one is a leak
+    confirmed = rows[rows["case"].isin(["leak", "sawtooth_leak"]) & (rows["tier"] == "synthetic_confirmed")]
+    assert (confirmed["verdict"] == "leak").all(), confirmed[confirmed["verdict"] != "leak"].to_string()
 
 
 def test_nothing_that_does_not_leak_is_called_a_leak(rows):
@@ -54,7 +59,11 @@ def test_each_class_mostly_gets_its_own_verdict(rows):
     # settling needs the late half below the bar by its mean rate too, and a later step waits for confirmation
     steps = rows[rows["case"] == "step"]
     assert steps.loc[steps["tier"] == "synthetic_confirmed", "verdict"].isin(["settling", "stable"]).mean() >= 0.9
-    assert share["settling"] >= 0.15 and share["step"] >= 0.25
+    # a step in the early half cannot show the late half slower than one jump (a stair every 15 units looks the
+    # same) either: in the window a step is settling only when the late half is slower beyond doubt, else it is
+    # inconclusive, which a confirmation always takes on (``horizon.pending``)
+    assert steps.loc[steps["tier"] == "synthetic", "verdict"].isin(["settling", "inconclusive"]).all()
+    assert share["settling"] >= 0.15
     assert share["retention"] == 1.0 and share["flat"] == 1.0 and share["churn"] == 1.0
     assert (cases.loc[cases["case"] == "sub_threshold", "leak"] == 0).all()  # a tenth of the bar: not caught
 
@@ -63,7 +72,9 @@ def test_leaks_whose_rate_changes_are_leaks_and_bounded_growth_never_is(new_rows
     window = new_rows[new_rows["tier"] == "synthetic"]
     leaks = window[window["case"].isin(NEW_LEAKS)]
     assert set(leaks["case"]) == set(NEW_LEAKS)
-    assert (leaks["verdict"] == "leak").mean() >= 0.9, accuracy.by_case(leaks).to_string()
+    # in the window a leak is final, or held for confirmation (``inconclusive``, ``held_leak``)
+    assert ((leaks["verdict"] == "leak") | leaks["held_leak"]).mean() >= 0.9, accuracy.by_case(leaks).to_string()
+    assert (leaks.loc[leaks["held_leak"], "verdict"] == "inconclusive").all() and leaks["held_leak"].any()
     assert not leaks["verdict"].isin(["settling", "stable"]).any()
     steps = window[window["case"].isin(["random_increments", "irregular_stairs"])]
     assert not steps["verdict"].isin(["settling", "stable"]).any(), steps.to_string()
@@ -71,7 +82,7 @@ def test_leaks_whose_rate_changes_are_leaks_and_bounded_growth_never_is(new_rows
     assert not (bounded["verdict"] == "leak").any()
     slow = new_rows[(new_rows["case"] == "slow_saturation") & (new_rows["tier"] == "synthetic")]
     assert (slow["verdict"] != "settling").all()  # still growing above the bar at the window's end
-    assert not ((slow["verdict"] == "leak") & ~slow["needs_confirmation"]).any()  # a straight line: never final
+    assert not (slow["verdict"] == "leak").any()  # a straight line: never a final leak, and a held one is not said
     confirmed = new_rows[new_rows["tier"] == "synthetic_confirmed"]
     assert not (confirmed.loc[confirmed["case"].isin(BOUNDED), "verdict"] == "leak").any()
     increments = confirmed[confirmed["case"] == "random_increments"]
@@ -91,7 +102,7 @@ def test_new_held_out_classes_are_scored_apart():
 
 
 def test_scores_come_with_wilson_intervals(rows):
-    scores = accuracy.score(rows[rows["tier"] == "synthetic"]).set_index("verdict")
+    scores = accuracy.score(rows[rows["tier"] == "synthetic_confirmed"]).set_index("verdict")
     leak = scores.loc["leak"]
     assert leak["recall"] == 1.0 and leak["recall_low"] < 1.0 and leak["precision"] == 1.0
     assert accuracy.wilson(0, 10)[0] == 0.0 and accuracy.wilson(10, 10)[1] == pytest.approx(1.0)

@@ -240,3 +240,26 @@ def test_retention_decides_a_look_only_once_a_leak_is_ruled_out():
         assert judgement.verdict == "retention"
         assert sequential.decisive(judgement, bar=0.5) is rules_out
         assert horizon.pending(judgement, bar=0.5) is not rules_out
+
+
+def test_a_leak_that_needs_confirmation_reads_inconclusive_until_its_horizon():
+    """The rule's leak held for confirmation (a curve saturating over 3 windows is a
+    straight line in one) is written ``inconclusive`` while its runs can still go on or
+    never will (no ``confirm``); at the horizon the leak stands.  A final leak is a leak."""
+    import numpy as np
+
+    from leaklab.model import verdicts
+
+    u = np.arange(1, 31, dtype=float)
+    mib = 2**20
+    runs = [(u, 100 * mib + 4 * mib * 90 * (1 - np.exp(-u / 90)) + np.random.default_rng(r).normal(0, 0.01 * mib, 30))
+            for r in range(2)]
+    held = verdicts.judge(runs, leak_per_unit=mib)
+    assert held.verdict == "leak" and held.needs_confirmation  # the rule's own answer ...
+    rows = pd.DataFrame([{"verdict": "leak", "needs_confirmation": True, "verdict_reason": held.reason,
+                          "confirmation": ended} for ended in ("", "window,window", "horizon,confirmed")]
+                        + [{"verdict": "leak", "needs_confirmation": False, "verdict_reason": "steady",
+                            "confirmation": ""}])
+    written = horizon.provisional(rows)  # ... and what the tables say
+    assert written["verdict"].to_list() == ["inconclusive", "inconclusive", "leak", "leak"]
+    assert written.loc[0, "verdict_reason"].startswith(horizon.NOT_YET)

@@ -334,17 +334,20 @@ def synthetic_rows(draws: int, seed: int = 0, noise: Noise = Noise(), stopping: 
         first = judgement(c)
         row = {"case": c.cls, "set": subset(c.cls), "detail": c.detail,
                "truth": c.truth}
-        rows.append({"tier": "synthetic", **row, "verdict": first.verdict,
-                     "needs_confirmation": first.needs_confirmation, "units": float(UNITS)})
+        # in the window a leak that needs confirmation reads inconclusive (``horizon.provisional``); at the
+        # horizon the rule's leak stands
+        held = first.verdict == "leak" and first.needs_confirmation
+        rows.append({"tier": "synthetic", **row, "verdict": "inconclusive" if held else first.verdict,
+                     "needs_confirmation": first.needs_confirmation, "held_leak": held, "units": float(UNITS)})
         confirmed, units = first, float(UNITS)
         if horizon > 1 and pending(first, verdicts.DECISION_FRACTION * THRESHOLD * LEVEL, confirm_leak=True):
             confirmed, units = judgement(full), float(UNITS * horizon)
         rows.append({"tier": "synthetic_confirmed", **row, "verdict": confirmed.verdict,
-                     "needs_confirmation": confirmed.needs_confirmation, "units": units})
+                     "needs_confirmation": confirmed.needs_confirmation, "held_leak": False, "units": units})
         if stopping:
             verdict, kept = judge_case_stopped(c, stop_on)
             rows.append({"tier": "synthetic_stopped", **row, "verdict": verdict, "needs_confirmation": False,
-                         "units": kept})
+                         "held_leak": False, "units": kept})
     return pd.DataFrame(rows)
 
 
@@ -365,7 +368,9 @@ def wrong(rows: pd.DataFrame) -> pd.DataFrame:
 def by_class(rows: pd.DataFrame) -> pd.DataFrame:
     """Per tier and class: data sets, and the shares called ``leak``, ``settling`` or
     ``stable`` (the wrong answers for a leak), ``inconclusive``, and with confirmation
-    pending; leak classes counted at 2x the threshold and more only (issue 20's bar)."""
+    pending; ``held_leak``: the rule's leaks that read ``inconclusive`` in the window
+    because they need confirmation (``horizon.provisional``); leak classes counted at
+    2x the threshold and more only (issue 20's bar)."""
     strong = rows[(rows["truth"] != "leak") | ~rows["detail"].fillna("").str.contains(r"rate=0\.001\b|rate=0\.0001\b")]
     grouped = strong.groupby(["tier", "set", "case", "truth"])
     return pd.DataFrame({
@@ -373,6 +378,7 @@ def by_class(rows: pd.DataFrame) -> pd.DataFrame:
         "leak": grouped["verdict"].apply(lambda v: (v == "leak").mean()),
         "final_leak": grouped.apply(lambda g: ((g["verdict"] == "leak") & ~g["needs_confirmation"]).mean(),
                                     include_groups=False),
+        "held_leak": grouped["held_leak"].mean() if "held_leak" in strong else 0.0,
         "settling_or_stable": grouped["verdict"].apply(lambda v: v.isin(["settling", "stable"]).mean()),
         "inconclusive": grouped["verdict"].apply(lambda v: (v == "inconclusive").mean()),
         "needs_confirmation": grouped["needs_confirmation"].mean(),

@@ -27,6 +27,7 @@ import pandas as pd
 
 from leaklab.model.sequential import LOOK_GROWTH, decisive
 
+NOT_YET = "growing, not yet shown to keep its pace (set confirm to decide): "  # a leak held for confirmation
 STOP_REASONS = ("window", "confirmed", "horizon")  # how a confirmed run ended (meta.json ``stop_reason``)
 RUN_KEYS = ["experiment", "variant", "profiler"]
 
@@ -138,6 +139,24 @@ def annotate(growth: pd.DataFrame, units: pd.DataFrame, runs: pd.DataFrame) -> p
         growth["plateau_level"] = level
     growth["confirmation"] = ended
     growth["runs_not_ok"] = not_ok
+    return provisional(growth)
+
+
+def provisional(growth: pd.DataFrame) -> pd.DataFrame:
+    """A ``leak`` that needs confirmation reads ``inconclusive`` until its runs reach
+    their horizon: growth above the bar that has not shown it keeps its pace is what a
+    curve levelling off past the window looks like too (a saturation over 2-5 windows
+    was such a leak in 70 % of its windows), and a bounded growth must never read
+    ``leak``.  At the horizon (a run's ``stop_reason`` ``horizon``) no longer run can
+    decide, and the rule's ``leak`` stands, saying how far it was seen."""
+    if growth.empty or "needs_confirmation" not in growth:
+        return growth
+    growth = growth.copy()
+    reached = growth["confirmation"].fillna("").astype(str).str.contains("horizon") if "confirmation" in growth \
+        else pd.Series(False, index=growth.index)
+    held = (growth["verdict"] == "leak") & growth["needs_confirmation"].fillna(False).astype(bool) & ~reached
+    growth.loc[held, "verdict_reason"] = NOT_YET + growth.loc[held, "verdict_reason"].astype(str)
+    growth.loc[held, "verdict"] = "inconclusive"
     return growth
 
 

@@ -282,8 +282,11 @@ def rate_draws(series: Sequence[tuple[np.ndarray, np.ndarray]], n_boot: int, rng
     treat the jumps as serially correlated noise around a line, so the interval spans
     zero although every run grew by many times the bar.  The mean rate is what a leak
     costs per unit, and resampling the increments gives its interval the variance of
-    the number and size of the jumps actually seen.  Runs with fewer than 2 points
-    are left out; NaN draws without any."""
+    the number and size of the jumps actually seen.  Level noise (``level_noise``) is
+    kept out: inside a block the noise of consecutive readings cancels, across blocks it
+    does not, so the draws are shrunk about the observed growth by the variance the
+    seams added (2 Var(e) per seam), never below the 2 Var(e) the real ends carry.
+    Runs with fewer than 2 points are left out; NaN draws without any."""
     dys, dxs = [], []
     for x, y in series:
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -295,14 +298,43 @@ def rate_draws(series: Sequence[tuple[np.ndarray, np.ndarray]], n_boot: int, rng
     if not dys:
         return np.full(n_boot, math.nan)
     grown, spanned = np.zeros(n_boot), np.zeros(n_boot)
+    seams = ends = 0.0  # level noise's variance: added at the seams between blocks; carried by the real ends
     for dy, dx in zip(dys, dxs):
         m = dy.size
         block = _block_length(m)
-        starts = rng.integers(0, m - block + 1, size=(n_boot, math.ceil(m / block)))
+        blocks = math.ceil(m / block)
+        starts = rng.integers(0, m - block + 1, size=(n_boot, blocks))
         index = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :m]
         grown += dy[index].sum(axis=1)
         spanned += dx[index].sum(axis=1)
+        noise = level_noise(dy)
+        seams += 2.0 * (blocks - 1) * noise
+        ends += 2.0 * noise
+    spread = float(np.var(grown))
+    if seams > 0 and spread > 0:  # shrink the draws about the observed growth by what the seams added
+        observed = float(sum(dy.sum() for dy in dys))
+        grown = observed + (grown - float(np.mean(grown))) * math.sqrt(max(ends, spread - seams) / spread)
     return grown / spanned
+
+
+def level_noise(dy: np.ndarray) -> float:
+    """The variance of a reading's noise around its level, from one run's increments.
+
+    A reading is the level plus noise e_t, so an increment is growth plus e_t - e_{t-1}:
+    white level noise gives the increments a lag-1 autocovariance of -Var(e)
+    (autocorrelation -1/2 when the noise dominates), growth in jumps about 0.  Counted
+    only when the lag-1 autocorrelation is below -2/sqrt(m), beyond what chance gives
+    independent increments (Bartlett: sd 1/sqrt(m)); else 0, and the interval stays as
+    wide as the plain bootstrap's."""
+    m = dy.size
+    if m < MIN_ACF_UNITS:
+        return 0.0
+    centred = dy - dy.mean()
+    spread = float(centred @ centred)
+    lag1 = float(centred[:-1] @ centred[1:])
+    if spread <= 0 or lag1 / spread >= -2.0 / math.sqrt(m):
+        return 0.0
+    return -lag1 / m
 
 
 def mean_rate(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:

@@ -33,7 +33,10 @@ The rule (``decide_confirmable``; ``decide`` without the flag), in order:
   without it).  A leak is *final* only when its halves keep ``FINAL_SHARE`` of their pace
   (``keeps_pace``); else it needs confirmation: a curve saturating with a time constant
   of 2-5 windows slows by 10-22 % between one window's halves, a straight line to the
-  eye;
+  eye (the tables write such a leak ``inconclusive`` until its horizon:
+  ``horizon.provisional``).  After an early fall a slowing (``stopping``, ``slowing``)
+  counts only when the window's halves show it too (``late_slower``, ``decelerating``):
+  a leak whose rate swings slows over half a period and speeds up over the next;
 - ``inconclusive``, needing confirmation, when the recent interval lies above the bar
   otherwise (slowing but not yet below it; growth that began late without a clear onset);
 - ``retention``: the experiment's units release their memory, it kept at least the
@@ -41,8 +44,10 @@ The rule (``decide_confirmable``; ``decide`` without the flag), in order:
 - ``stable``: the whole window's interval lies below the bar (unless the early half
   grew above the bar and the late half is below it: that is ``settling``);
 - ``settling``: it grew above the bar (whole window, early half or mean rate) and the
-  late half lies below the bar by its median slope's interval *and* its mean rate's
-  (``_stopped``: positive evidence; a late half between two jumps is not a plateau).
+  late half lies below the bar by its median slope's interval *and* its mean rate, and
+  its mean rate is shown below the early half's at ``SLOWING_CONFIDENCE``
+  (``_stopped``, ``late_slower``: positive evidence; a late half between two jumps is
+  not a plateau, and a few jumps before it do not show it slower).
   An estimate below the bar without that is ``inconclusive``, needing confirmation.
   Never while the recent interval lies above the bar;
 - ``inconclusive``: anything else (an interval straddling the bar); needing
@@ -135,6 +140,7 @@ class Windows:
     late_rate: PooledSlope | None = None   # mean rate of the window's late half
     stopping: bool = False                 # the stretch's late half shown slower than its early half (mean rates)
     keeps_pace: bool = False               # the stretch's late half shown at FINAL_SHARE of its early half's pace
+    late_slower: bool = False              # the window's late half shown slower than its early half (mean rates)
 
 
 @dataclass(frozen=True)
@@ -253,7 +259,7 @@ def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: 
     plateau = float(np.median([np.median(y) for _, y in recent_points]))
     windows = replace(windows, recent=recent, slowing=slowing, onset=onset, fell_at=fell_at, plateau=plateau,
                       keeps_pace=_keeps_pace(early, late))
-    return _since(windows, clean, late_points, onset if math.isfinite(onset) else late_start if fell_at <= MAX_FELL_AT else
+    return _since(windows, clean, early_points, late_points, onset if math.isfinite(onset) else late_start if fell_at <= MAX_FELL_AT else
                   -math.inf, confidence=confidence, n_boot=n_boot, seed=seed)
 
 
@@ -265,8 +271,8 @@ def _keeps_pace(earlier: PooledSlope, later: PooledSlope) -> bool:
     return bool(low > 0)
 
 
-def _since(windows: Windows, clean: list, late_points: list, start: float, *, confidence: float, n_boot: int,
-           seed: int | Sequence[int]) -> Windows:
+def _since(windows: Windows, clean: list, early_points: list, late_points: list, start: float, *,
+           confidence: float, n_boot: int, seed: int | Sequence[int]) -> Windows:
     """The mean-rate fits (``intervals.rate_interval``) of the stretch from ``start``
     (the onset; the late half after an early fall, clear of what is left of a
     transient; or the window's start) and of its halves: what a leak
@@ -279,16 +285,18 @@ def _since(windows: Windows, clean: list, late_points: list, start: float, *, co
     fit = {"n_boot": n_boot, "seed": seed}
     since = rate_interval(stretch, confidence=confidence, **fit)
     late_rate = rate_interval(late_points, confidence=confidence, **fit)
+    _, late_slower_high = rate_ratio_bound(early_points, late_points, 1.0, confidence=SLOWING_CONFIDENCE, **fit)
+    windows = replace(windows, since=since, late_rate=late_rate, late_slower=bool(late_slower_high < 0))
     halves = _halves(stretch)
     if halves is None:
-        return replace(windows, since=since, late_rate=late_rate)
+        return windows
     early, late = halves
     since_late = rate_interval(late, confidence=confidence, **fit)
     since_early = rate_interval(early, confidence=confidence, **fit)
     _, slower_high = rate_ratio_bound(early, late, 1.0, confidence=SLOWING_CONFIDENCE, **fit)
     stopping = bool(slower_high < 0 and since_late.slope <= MAX_LATE_SHARE * since_early.slope)
     pace_low, _ = rate_ratio_bound(early, late, FINAL_SHARE, confidence=confidence, **fit)
-    return replace(windows, since=since, since_late=since_late, late_rate=late_rate, stopping=stopping,
+    return replace(windows, since_late=since_late, stopping=stopping,
                    keeps_pace=windows.keeps_pace or bool(pace_low > 0))
 
 
@@ -318,9 +326,14 @@ def _stopped(w: Windows, bar: float) -> bool:
     increments, it counts level noise (a heap that moves up and down by kilobytes from
     one reading to the next) as if it were growth, and over thousands of units its
     interval spans the bar whatever the heap does (DuckDB 1.4.4's late half: +42 B/table,
-    interval [-203, 238] for a median slope of +22 [3, 41])."""
+    interval [-203, 238] for a median slope of +22 [3, 41]).  And the late half is shown
+    slower than the early half by mean rates (``late_slower``): a jump process's quiet
+    stretch is below the bar by every estimate of its own, but not slower than a few
+    random jumps before it at 99 %."""
     late, rate = w.late, w.late_rate
     if late is None or math.isnan(late.ci_high) or late.ci_high >= bar:
+        return False
+    if rate is not None and not w.late_slower:
         return False
     return rate is None or math.isnan(rate.slope) or rate.slope < bar
 
@@ -365,7 +378,12 @@ def decide_confirmable(w: Windows, *, leak_per_unit: float, retained_threshold: 
             fell = w.fell_at <= MAX_FELL_AT
             # after an early fall the stretch is the late half alone, too short to show a smooth curve still
             # bending: what follows the fall must also not slow down by its median slopes (``slowing``)
-            if grows and since_late.ci_high >= bar and not w.stopping and not (fell and w.slowing):
+            # after an early fall, a slowing counts only when the window's halves show it too (``late_slower``,
+            # ``decelerating``): a leak whose rate swings slows over one half-period and speeds up over the next,
+            # growth that levels off slows at every scale
+            stops = w.stopping and (not fell or w.late_slower)
+            bends = fell and w.slowing and (w.late_slower or w.decelerating)
+            if grows and since_late.ci_high >= bar and not stops and not bends:
                 final = not late_onset and w.keeps_pace
                 tail = "" if final else "; needs confirmation: it may still level off after the window"
                 return "leak", f"{since_text} above {bar_text}; whole {whole}{tail}", not final
