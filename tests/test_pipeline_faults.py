@@ -173,8 +173,8 @@ def test_a_rerun_remeasures_a_lost_run_and_a_damaged_one_costs_no_table(root, tm
     """Deleting one run's samples.parquet makes a plain re-run measure that run again
     and nothing else; changing another's samples after the run makes it a parse_error
     in runs.csv while every table is rebuilt (none deleted) and the pipeline says so.
-    One re-run sees both: the lost run is measured again beside the damaged one, which
-    is read, not measured (a pipeline each would cost a third pipeline, ~20 s)."""
+    One re-run sees both (the lost run measured again, the damaged one read, not
+    measured), where a re-run each cost a third pipeline."""
     config = {"replicates": 1, "verdict": {}, "limits": {"timeout_s": 60, "mem_cap_mb": 1024},
               "experiments": {"fd_leak": {"variants": ["close", "leak"], "warmup_units": 2,
                                           "params": {"rotations": 12, "interval_s": 0.01}}}}

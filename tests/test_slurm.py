@@ -61,8 +61,9 @@ def cluster_env():
 VARIANTS = {"rocksdb_merge": ["binding-dummy", "capi-real"], "fd_leak": ["close", "leak"]}
 # What the cluster makes: every rule up to the tables, the summary and one figure.  A
 # figure job is like any other on Slurm (sbatch, the jobstep's srun, the script); the
-# node's two CPUs run the other 12 figures two at a time at 15-20 s apiece (about 100 s),
-# and what each figure draws is tested locally (test_workflow.py, test_plots.py).
+# node's two CPUs ran the other 11 analysis and figure jobs two at a time at 10-20 s
+# apiece (19 jobs in all, 160 s; 8 jobs, 106 s, on 2026-12-06), and what each figure
+# draws is tested locally (test_workflow.py, test_plots.py).
 TARGETS = ["results/summary.md", "results/figures/growth_overview.png"]
 
 
