@@ -32,30 +32,36 @@ def fills_config(root, leak):
         "confirm": {"horizon": HORIZON, "leak": leak}}}}
 
 
-def looks_of(config, out):
+def looks_of(configs, out):
     """The program run once to its horizon, then the Watcher's looks from the window's end
-    on, each judged on the units up to it (what a watched run sees at that look): the
+    on, each judged on the units up to it (what a watched run sees at that look), once per
+    config (they differ only in how a leak is confirmed, not in what runs): for each, the
     decision of the first look that decides, and the look."""
     import pandas as pd
 
-    plan = stopping.Plan.from_params(leaklab_config.stop_plan(config, "fills", "plain", "cache"))
-    params = leaklab_config.run_params(config, "fills", "plain", "cache")
-    meta = runner.run(RunSpec(experiments.specs(config)["fills"], "cache", out, params, interval_s=0.05, timeout_s=120))
-    assert meta["status"] == "ok" and meta["n_units"] == plan.max_units
-    watcher = stopping.Watcher(plan, out / "marks.jsonl", marks_file.mark_record)
+    params = leaklab_config.run_params(configs[0], "fills", "plain", "cache")
+    assert all(leaklab_config.run_params(c, "fills", "plain", "cache") == params for c in configs)  # one run serves all
+    spec = experiments.specs(configs[0])["fills"]
+    meta = runner.run(RunSpec(spec, "cache", out, params, interval_s=0.05, timeout_s=120))
     samples = pd.read_parquet(out / "samples.parquet").to_dict("records")
-    watcher._read_new()  # the marks, all there at once
-    for look in plan.confirm_looks:
-        watcher._confirm(look, samples)
-        if watcher.decided:
-            return watcher.decided
-    return None
+    decisions = []
+    for config in configs:
+        plan = stopping.Plan.from_params(leaklab_config.stop_plan(config, "fills", "plain", "cache"))
+        assert meta["status"] == "ok" and meta["n_units"] == plan.max_units
+        watcher = stopping.Watcher(plan, out / "marks.jsonl", marks_file.mark_record)
+        watcher._read_new()  # the marks, all there at once
+        decisions.append(None)
+        for look in plan.confirm_looks:
+            watcher._confirm(look, samples)
+            if watcher.decided:
+                decisions[-1] = watcher.decided
+                break
+    return decisions
 
 
 def test_a_late_plateau_is_a_leak_at_the_first_look_and_settling_when_held_to_the_horizon(root, tmp_path):
-    first = looks_of(fills_config(root, True), tmp_path / "true")
+    first, held = looks_of([fills_config(root, True), fills_config(root, "horizon")], tmp_path)
     assert first["verdict"] == "leak" and first["reason"] == "confirmed" and WINDOW < first["look"] < 50
-    held = looks_of(fills_config(root, "horizon"), tmp_path / "horizon")
     assert held["verdict"] == "settling" and held["look"] > 50  # decided only once the plateau was in sight
 
 

@@ -14,10 +14,10 @@ from test_workflow import job_counts
 pytestmark = pytest.mark.e2e
 
 
-def nightly(tmp_path, config):
+def nightly(tmp_path, config, *extra):
     return subprocess.run(
         [sys.executable, "-m", "leaklab", "nightly", "-d", str(tmp_path), "--configfile", str(config),
-         "--config", "replicates=2", "--cores", "2"],
+         "--config", "replicates=2", "--cores", "2", *extra],
         capture_output=True, text=True,
     )
 
@@ -71,14 +71,19 @@ def test_the_history_step_run_again_records_the_same_night_once(root, nights):
 
 
 def test_a_planted_jump_in_the_history_is_a_regression(nights):
+    """The first night's fd_leak growth doctored to 5 fds a unit: the second night, compared
+    with it again by the nightly command (its history step forced, the runs left as they
+    are: a third night measured would meet the same comparison 40 s later), is a regression."""
     tmp_path, config, _, _ = nights
     con = duckdb.connect(str(tmp_path / "store" / "history.duckdb"))
-    last = con.execute("SELECT night_id FROM nights ORDER BY seq DESC LIMIT 1").fetchone()[0]
+    first, last = [row[0] for row in con.execute("SELECT night_id FROM nights ORDER BY seq").fetchall()]
     con.execute("""UPDATE growth_history SET growth_per_unit = 5, ci_low = 4.5, ci_high = 5.5
                    WHERE night_id = ? AND experiment = 'fd_leak' AND variant = 'leak'
-                   AND metric = 'deleted_fds' AND profiler = 'plain'""", [last])
+                   AND metric = 'deleted_fds' AND profiler = 'plain'""", [first])
     con.close()
-    third = nightly(tmp_path, config)
+    third = nightly(tmp_path, config, "--forcerun", "nightly_history")
+    assert "run_experiment" not in job_counts(third.stdout + third.stderr)  # nothing measured again
+    assert f"night {last} was already recorded" in third.stderr
     assert third.returncode == 1
     assert "regression(s) against the previous night" in third.stderr
     found = pd.read_csv(tmp_path / "results" / "tables" / "regressions.csv")

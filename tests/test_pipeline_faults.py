@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from test_faults import measure, wait_for
+from test_workflow import job_counts
 
 
 def small_config(root, tmp_path, duration="PT4S"):
@@ -28,10 +29,10 @@ def small_config(root, tmp_path, duration="PT4S"):
     return path
 
 
-def start_pipeline(root, workdir, config):
+def start_pipeline(root, workdir, config, *targets):
     return subprocess.Popen(
         [sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(config), "--cores", "2"],
+         "--configfile", str(config), "--cores", "2", *targets],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
 
@@ -42,24 +43,30 @@ def experiment_processes(workdir) -> list[str]:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
-def test_an_interrupted_pipeline_finishes_cleanly_when_run_again(root, tmp_path, how):
+def test_an_interrupted_pipeline_finishes_cleanly_when_run_again(root, tmp_path):
+    """Ctrl-C, then kill -9 of the pipeline that ran again, each while the run measures;
+    the third pipeline finishes that run once, up to the summary (the figures come after
+    what is checked here).  One chain tries both interruptions: the pipeline after the
+    Ctrl-C must start and measure again for the kill to land."""
     config = small_config(root, tmp_path)
     run_dir = tmp_path / "results" / "runs" / "duckdb_load" / "load_off" / "plain" / "rep1"
-    first = start_pipeline(root, tmp_path, config)
-    wait_for(run_dir / "marks.jsonl")
-    time.sleep(1.0)
-    if how == signal.SIGINT:
-        os.killpg(first.pid, how)  # Ctrl-C reaches the terminal's whole foreground group
-    else:
-        os.kill(first.pid, how)  # the pipeline killed outright, its jobs left behind
-    first.communicate(timeout=60)
-    time.sleep(1.0)
-    assert experiment_processes(tmp_path) == []  # the measured process did not outlive its pipeline
     from leaklab.commands.lock import clear_stale
 
-    assert clear_stale(tmp_path) == (how == signal.SIGKILL)  # only a killed pipeline leaves its lock
-    again = start_pipeline(root, tmp_path, config)
+    for how in (signal.SIGINT, signal.SIGKILL):
+        (run_dir / "marks.jsonl").unlink(missing_ok=True)  # the next pipeline measures from the start
+        pipeline = start_pipeline(root, tmp_path, config)
+        wait_for(run_dir / "marks.jsonl")
+        time.sleep(1.0)
+        if how == signal.SIGINT:
+            os.killpg(pipeline.pid, how)  # Ctrl-C reaches the terminal's whole foreground group
+        else:
+            os.kill(pipeline.pid, how)  # the pipeline killed outright, its jobs left behind
+        pipeline.communicate(timeout=60)
+        time.sleep(1.0)
+        assert experiment_processes(tmp_path) == [], how  # the measured process did not outlive its pipeline
+        assert not (run_dir / "meta.json").exists(), how  # interrupted while it measured
+        assert clear_stale(tmp_path) == (how == signal.SIGKILL)  # only a killed pipeline leaves its lock
+    again = start_pipeline(root, tmp_path, config, "results/summary.md")
     _, err = again.communicate(timeout=300)
     assert again.returncode == 0, err[-3000:]
     runs = pd.read_csv(tmp_path / "results" / "tables" / "runs.csv")
@@ -70,8 +77,9 @@ def test_an_interrupted_pipeline_finishes_cleanly_when_run_again(root, tmp_path,
 
 @pytest.mark.e2e
 def test_a_second_pipeline_on_the_same_results_is_refused(root, tmp_path):
+    """The first pipeline, refusing the second, goes on to its summary (its figures say nothing here)."""
     config = small_config(root, tmp_path, duration="PT4S")
-    first = start_pipeline(root, tmp_path, config)
+    first = start_pipeline(root, tmp_path, config, "results/summary.md")
     wait_for(tmp_path / ".snakemake" / "locks", timeout=60)
     time.sleep(1.0)
     from leaklab.commands.lock import clear_stale
@@ -167,7 +175,9 @@ def test_every_figure_and_the_summary_cope_with_only_unreadable_runs(root, tmp_p
 def test_a_rerun_remeasures_a_lost_run_and_a_damaged_one_costs_no_table(root, tmp_path):
     """Deleting one run's samples.parquet makes a plain re-run measure that run again
     and nothing else; changing another's samples after the run makes it a parse_error
-    in runs.csv while every table is rebuilt (none deleted) and the pipeline says so."""
+    in runs.csv while every table is rebuilt (none deleted) and the pipeline says so.
+    One re-run sees both (the lost run measured again, the damaged one read, not
+    measured), where a re-run each cost a third pipeline."""
     config = {"replicates": 1, "verdict": {}, "limits": {"timeout_s": 60, "mem_cap_mb": 1024},
               "experiments": {"fd_leak": {"variants": ["close", "leak"], "warmup_units": 2,
                                           "params": {"rotations": 12, "interval_s": 0.01}}}}
@@ -182,14 +192,16 @@ def test_a_rerun_remeasures_a_lost_run_and_a_damaged_one_costs_no_table(root, tm
     runs_dir = tmp_path / "results" / "runs" / "fd_leak"
     lost, damaged = runs_dir / "close" / "plain" / "rep1", runs_dir / "leak" / "plain" / "rep1"
     kept_meta = (damaged / "meta.json").read_text()
+    lost_meta = (lost / "meta.json").read_text()
     (lost / "samples.parquet").unlink()
-    second = pipeline()
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert (lost / "samples.parquet").exists() and (damaged / "meta.json").read_text() == kept_meta  # only the lost one
     samples = pd.read_parquet(damaged / "samples.parquet")
     samples.assign(rss_bytes=samples["rss_bytes"] + 1).to_parquet(damaged / "samples.parquet")
-    third = pipeline()
-    assert third.returncode == 1 and "fd_leak/leak/plain/rep1: parse_error" in third.stderr
+    second = pipeline()
+    assert second.returncode == 1 and "fd_leak/leak/plain/rep1: parse_error" in second.stderr
+    # only the lost run was measured again: a new meta.json beside it, the damaged one's as it was
+    assert job_counts(second.stdout + second.stderr)["run_experiment"] == 1
+    assert (lost / "samples.parquet").exists() and (lost / "meta.json").read_text() != lost_meta
+    assert (damaged / "meta.json").read_text() == kept_meta
     runs = pd.read_csv(tmp_path / "results" / "tables" / "runs.csv").set_index("variant")
     assert runs.loc["close", "status"] == "ok" and runs.loc["leak", "status"] == "parse_error"
     assert all((tmp_path / "results" / "tables" / f"{name}.csv").exists() for name in ("growth", "samples", "units"))

@@ -2,7 +2,8 @@
 
 tests/slurm/cluster.sh starts munged, slurmctld and slurmd from Debian's packages on this
 machine; a smaller config (one replicate of four runs of two experiments, plain profiler) then runs with
-`--workflow-profile profiles/slurm`. The tests check that every job went
+`--workflow-profile profiles/slurm` up to the tables, the summary and the overview
+figure. The tests check that every job went
 through Slurm (its job completion file and the plugin's per-job logs), that measurement
 runs had the node to themselves and ran one at a time, and that the tables keep the
 local run's contract. The cluster is stopped at the end, leaving no daemon behind.
@@ -58,6 +59,12 @@ def cluster_env():
 # tests check (every job through Slurm, one at a time, the tables' contract) holds for
 # whatever the config contains: they count against this config, not the local one.
 VARIANTS = {"rocksdb_merge": ["binding-dummy", "capi-real"], "fd_leak": ["close", "leak"]}
+# What the cluster makes: every rule up to the tables, the summary and one figure.  A
+# figure job is like any other on Slurm (sbatch, the jobstep's srun, the script); the
+# node's two CPUs ran the other 11 analysis and figure jobs two at a time at 10-20 s
+# apiece (19 jobs in all, 160 s; 8 jobs, 106 s, on 2026-12-06), and what each figure
+# draws is tested locally (test_workflow.py, test_plots.py).
+TARGETS = ["results/summary.md", "results/figures/growth_overview.png"]
 
 
 def small_config(path):
@@ -117,7 +124,7 @@ def slurm():
 
 @pytest.fixture(scope="module")
 def workflow(slurm, tmp_path_factory):
-    """The small config through the Slurm profile; returns the working directory, the
+    """The small config through the Slurm profile up to TARGETS; returns the working directory, the
     config, the plugin's run id (every job's Slurm name) and the output."""
     workdir = tmp_path_factory.mktemp("slurm_workflow")
     config = small_config(workdir / "config.yaml")
@@ -125,6 +132,7 @@ def workflow(slurm, tmp_path_factory):
     done = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
          "--configfile", str(workdir / "config.yaml"), "--workflow-profile", str(ROOT / "profiles" / "slurm"),
+         *TARGETS,
          # no slurmdbd on the test cluster: follow jobs with squeue (MinJobAge=3600)
          "--slurm-status-command", "squeue",
          "--slurm-init-seconds-before-status-checks", "3",
@@ -151,7 +159,7 @@ def test_node_advertises_this_machine(slurm):
     assert int(cpus) == os.cpu_count()
     total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
     assert 0.9 * total_mb <= int(memory) <= total_mb
-    assert state in ("idle", "mixed", "allocated")
+    assert state in ("idle", "mixed", "allocated", "completing")  # completing: cluster.sh's own probe job
 
 
 def test_every_job_went_through_slurm(workflow):
@@ -169,8 +177,12 @@ def test_every_job_went_through_slurm(workflow):
     # each ran its rule through the jobstep executor (srun) on the node
     text = run_logs[0].read_text()
     assert "--executor slurm-jobstep" in text and "Finished jobid" in text, text[-2000:]
-    # every rule but `all`: the fixture, one job per run, the aggregation and the figures
-    assert len(jobs) >= n_runs + 3
+    # every rule the targets need: the fixture, one job per run, the aggregation, the
+    # summary and the figure
+    rules = {log.relative_to(workdir / ".snakemake" / "slurm_logs").parts[0] for log in logs}
+    assert rules == {"rule_rocksdb_fixture", "rule_run_experiment", "rule_aggregate", "rule_summary",
+                     "rule_plot_growth_overview"}, rules
+    assert len(jobs) == n_runs + 4
 
 
 def test_jobs_request_what_their_rules_declare(workflow):
