@@ -60,7 +60,7 @@ def test_the_horizon_reaches_the_run_through_its_params_and_plan(planted_config)
 
 def test_a_stable_run_stops_at_its_window(planted_config, tmp_path):
     meta, _, _ = run_planted(planted_config, "zero", tmp_path)
-    assert meta["status"] == "ok" and meta["stop_reason"] == "window"
+    assert meta["status"] == "ok" and meta["stop_reason"] == "window", {k: v for k, v in meta.items() if k.startswith(("decided", "stop"))}
     assert meta["decided_verdict"] == "stable" and meta["decided_at_unit"] == WINDOW
     # stopped there, after the units the program ran while the look was judged: far short of the horizon
     assert WINDOW <= meta["n_units"] < WINDOW * HORIZON

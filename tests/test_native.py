@@ -243,7 +243,7 @@ def test_the_cpp_program_waits_at_its_unit_marks_for_the_reading_of_its_mappings
         proc.kill()
         os.close(ready_r)
         os.close(release_w)
-    meta, units = run(binaries, tmp_path, "cpp_merge", "real", fixture=str(rocksdb_fixture), passes=8)
+    meta, units = run(binaries, tmp_path, "cpp_merge", "real", fixture=str(rocksdb_fixture), passes=24)
     readings = pd.read_parquet(tmp_path / "real" / "mappings.parquet")
     at_reading = readings[readings["level"] == "process"].set_index("unit")["rss_bytes"]
     assert meta["mappings_readings"] >= 3 and at_reading.index.is_unique, meta

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import theilslopes
 
-from leaklab.model import baseline, intervals, verdicts
+from leaklab.model import baseline, intervals, sequential, verdicts
 from leaklab.model import settings as leaklab_settings
 
 MIB = 2**20
@@ -585,3 +585,15 @@ def test_a_leak_whose_rate_swings_is_a_leak_over_the_confirmation_horizon():
            for case in accuracy.cases(6, seed=0, horizon=accuracy.HORIZON, classes=["varying_leak"])
            if case.detail == "rate=0.002, period=2"]
     assert got == ["leak"] * 6, got
+
+
+def test_one_page_faulted_in_over_a_flat_window_is_stable():
+    """A flat run (planted ``zero``) whose RSS took one 4 KiB page at unit 20: its
+    deviations from the line are one step, whose ranks read as correlation near 1, and
+    the window once had no 95 % interval at all (``inconclusive``, so the run went on to
+    its horizon).  Deviations within a quarter of the bar are not noise to correct."""
+    x = np.arange(3, 31, dtype=float)
+    y = np.where(x < 20, 15_872_000.0, 15_876_096.0)
+    judged = verdicts.judge([(x, y)], leak_per_unit=64 * 1024, metric="rss_bytes", unit="step",
+                            confidence=sequential.look_confidence(4))  # a confirming look's, as the runner asks
+    assert judged.verdict == "stable", judged.reason

@@ -100,6 +100,7 @@ MAX_LATE_SHARE = 0.8  # decelerating: the late half grows at most this share of 
 MAX_FELL_AT = 1 / 3  # a decelerating window is a leak only when its slope fell within this share of it
 MIN_RECENT_UNITS = 5  # the recent part and a change point's segments have at least this many units
 SLOWING_CONFIDENCE = 0.99  # mean rates: the late half below the early half at this (two-sided) confidence
+RESOLUTION_SHARE = 0.25  # a run's deviations from its line all within this share of the bar: not noise to correct
 FINAL_SHARE = 0.95  # a leak is final in its window only when its late half keeps this share of its early pace
 SIZE_SHARE = 0.5  # a leak is named by a metric that sees at least this share of the largest growth
 
@@ -221,13 +222,14 @@ def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: 
         ok = np.isfinite(x) & np.isfinite(y)
         if ok.sum() >= MIN_UNITS:
             clean.append((x[ok], y[ok]))
-    whole = pooled_slope(clean, confidence=confidence, n_boot=n_boot, seed=seed)
+    resolution = RESOLUTION_SHARE * bar if math.isfinite(bar) else 0.0
+    whole = pooled_slope(clean, confidence=confidence, n_boot=n_boot, seed=seed, resolution=resolution)
     n_units = int(np.median([x.size for x, _ in clean])) if clean else 0
     halves = _halves(clean) if clean else None
     if halves is None:
         return Windows(whole, n_units=n_units)
-    fit = {"confidence": confidence, "n_boot": n_boot, "seed": seed}
-    strict = {"confidence": DECELERATION_CONFIDENCE, "n_boot": n_boot, "seed": seed}
+    fit = {"confidence": confidence, "n_boot": n_boot, "seed": seed, "resolution": resolution}
+    strict = {"confidence": DECELERATION_CONFIDENCE, "n_boot": n_boot, "seed": seed, "resolution": resolution}
     early_points, late_points = halves
     early, late = pooled_slope(early_points, **fit), pooled_slope(late_points, **fit)
     decelerating = _slower(pooled_slope(early_points, **strict), pooled_slope(late_points, **strict))
