@@ -7,19 +7,9 @@ import sys
 import pandas as pd
 import pytest
 
-from leaklab.measure import runner
-from leaklab import experiments
-from leaklab.measure.run_spec import RunSpec
+from measuring import measure
 
 MIB = 2**20
-
-
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
-            **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
-    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
-    experiment needs none)."""
-    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 def units(meta_dir) -> pd.DataFrame:

@@ -11,16 +11,8 @@ import pandas as pd
 import pytest
 
 from leaklab import experiments, profilers
-from leaklab.measure import runner
 from leaklab.tables import run_files
-from leaklab.measure.run_spec import RunSpec
-
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
-            **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
-    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
-    experiment needs none)."""
-    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
+from measuring import measure
 
 
 def run_command(command: str, outdir) -> dict:

@@ -11,22 +11,13 @@ import yaml
 
 from leaklab.measure import config as leaklab_config
 from leaklab.measure import config_check
-from leaklab.measure import runner
 from leaklab.model import horizon
 from leaklab.tables import tables
 from leaklab.measure.validation import ConfigError, check_before_schema
 from leaklab import experiments
-from leaklab.measure.run_spec import RunSpec
+from measuring import measure
 
 WINDOW, HORIZON = 30, 3
-
-
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
-            **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
-    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
-    experiment needs none)."""
-    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 @pytest.fixture
@@ -244,8 +235,10 @@ def test_retention_decides_a_look_only_once_a_leak_is_ruled_out():
 
 def test_a_leak_that_needs_confirmation_reads_inconclusive_until_its_horizon():
     """The rule's leak held for confirmation (a curve saturating over 3 windows is a
-    straight line in one) is written ``inconclusive`` while its runs can still go on or
-    never will (no ``confirm``); at the horizon the leak stands.  A final leak is a leak."""
+    straight line in one) is written ``inconclusive`` while its runs can still go on; at
+    the horizon the leak stands, and so it does for runs never watched for confirmation
+    (no ``confirm``: their window is their horizon), with the rule's reason that says it
+    needs confirmation.  A final leak is a leak."""
     import numpy as np
 
     from leaklab.model import verdicts
@@ -261,5 +254,6 @@ def test_a_leak_that_needs_confirmation_reads_inconclusive_until_its_horizon():
                         + [{"verdict": "leak", "needs_confirmation": False, "verdict_reason": "steady",
                             "confirmation": ""}])
     written = horizon.provisional(rows)  # ... and what the tables say
-    assert written["verdict"].to_list() == ["inconclusive", "inconclusive", "leak", "leak"]
-    assert written.loc[0, "verdict_reason"].startswith(horizon.NOT_YET)
+    assert written["verdict"].to_list() == ["leak", "inconclusive", "leak", "leak"]
+    assert written.loc[1, "verdict_reason"].startswith(horizon.NOT_YET)
+    assert "needs confirmation" in written.loc[0, "verdict_reason"]

@@ -59,7 +59,7 @@ def test_a_jemalloc_programs_heap_is_read_from_its_own_dumps_and_judged(places_j
         assert len(list((rundir / jemalloc_heap.DIR).glob("*.heap"))) == 1  # older dumps deleted as read
     growth = got["growth"].set_index(["variant", "metric"])
     leak = growth.loc[("malloc", "malloc_in_use_bytes")]
-    assert leak["verdict"] == "leak"
+    assert leak["verdict"] == "leak", leak["verdict_reason"]
     assert leak["growth_per_unit"] == pytest.approx(PLANTED, rel=0.10)
     assert growth.loc[("none", "malloc_in_use_bytes"), "verdict"] != "leak"
     meta = json.loads((tmp_path / "places" / "malloc" / "plain" / "rep1" / "meta.json").read_text())

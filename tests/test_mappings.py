@@ -9,23 +9,13 @@ import subprocess
 import pandas as pd
 import places_runs
 import pytest
-from leaklab import experiments
-from leaklab.measure import runner
 from leaklab.model import growth
 from leaklab.process import mappings
 from leaklab.tables import attribution, placement
-from leaklab.measure.run_spec import RunSpec
+from measuring import measure
 
 MIB = 2**20
 STEPS = 30
-
-
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
-            **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
-    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
-    experiment needs none)."""
-    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 @pytest.fixture(scope="module")

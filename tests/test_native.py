@@ -11,25 +11,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from leaklab.measure import config, config_check, runner
+from leaklab.measure import config, config_check
 from leaklab.model import growth
 from leaklab.process import build
-from leaklab import experiments
-from leaklab.measure.run_spec import RunSpec
+from measuring import measure
 
 pytestmark = pytest.mark.slow  # real compilers, real runs
 
 MERGED_BYTES = 10 * 64  # the conftest fixture: 10 operands of 64 B per key
 FIXTURE_KEYS = 2000
 MAP_BUCKET_BYTES = 8 + 8 * 8 + 8 * 128 + 8  # tophash, 8 int keys, 8 [128]byte values, overflow pointer
-
-
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
-            **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
-    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
-    experiment needs none)."""
-    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 @pytest.fixture(scope="module")

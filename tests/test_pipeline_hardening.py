@@ -15,11 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from leaklab import experiments
-from leaklab.measure import runner
 from leaklab.process import own_program
 from leaklab.tables import tables
-from leaklab.measure.run_spec import RunSpec
+from measuring import measure
 
 PROGRAM = r"""
 #include <stdio.h>
@@ -34,14 +32,6 @@ int main(int argc, char **argv) {  /* prog ITERATIONS LEAK_BYTES */
     return 0;
 }
 """
-
-
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
-            **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
-    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
-    experiment needs none)."""
-    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 def leaklab(*args, cwd=None, timeout=900):

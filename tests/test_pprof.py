@@ -9,24 +9,15 @@ import subprocess
 
 import pandas as pd
 import pytest
-from leaklab import experiments
-from leaklab.measure import config, runner
+from leaklab.measure import config
 from leaklab.process import build
 from leaklab.profilers import pprof
 from leaklab.profilers.stacks import SITE_COLUMNS
-from leaklab.measure.run_spec import RunSpec
+from measuring import measure
 
 pytestmark = pytest.mark.slow  # real Go builds and runs
 
 MIB = 2**20
-
-
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
-            **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
-    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
-    experiment needs none)."""
-    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 @pytest.fixture(scope="module")

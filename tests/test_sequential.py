@@ -8,21 +8,11 @@ import pytest
 
 from leaklab.model import sequential, verdicts
 from leaklab.model.settings import ExperimentSettings, Threshold
-from leaklab import experiments
-from leaklab.measure import runner
-from leaklab.measure.run_spec import RunSpec
+from measuring import measure
 
 MIB = 2**20
 SETTINGS = ExperimentSettings(name="x", unit="step", releases=False, baseline="a", warmup_units=2,
                               thresholds={"rss_bytes": Threshold(MIB, 1e12)})
-
-
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
-            **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
-    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
-    experiment needs none)."""
-    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 def run(slope: float, units: int = 60, noise: float = MIB, seed: int = 1, seconds_per_unit: float = 0.5):

@@ -10,21 +10,12 @@ import pytest
 import yaml
 
 from leaklab.measure import config as leaklab_config
-from leaklab import experiments
-from leaklab.measure import config_check, runner, stopping
+from leaklab.measure import config_check, stopping
 from leaklab.model import sequential
-from leaklab.measure.run_spec import RunSpec
+from measuring import measure
 
 MIB = 2**20
 STOPPING = {"sequential": True, "min_units": 5}
-
-
-def measure(experiment: str, variant: str, outdir, params: dict | None = None, config: dict | None = None,
-            **how) -> dict:
-    """One run through the runner, described as the pipeline describes it (``RunSpec``, the
-    experiment's spec resolved from ``config`` as the run rule resolves it; a built-in
-    experiment needs none)."""
-    return runner.run(RunSpec(experiments.specs(config or {})[experiment], variant, outdir, params or {}, **how))
 
 
 @pytest.fixture

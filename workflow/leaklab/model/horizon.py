@@ -27,7 +27,7 @@ import pandas as pd
 
 from leaklab.model.sequential import LOOK_GROWTH, decisive
 
-NOT_YET = "growing, not yet shown to keep its pace (set confirm to decide): "  # a leak held for confirmation
+NOT_YET = "growing, not yet shown to keep its pace (a longer confirm horizon decides): "  # a leak held for confirmation
 STOP_REASONS = ("window", "confirmed", "horizon")  # how a confirmed run ended (meta.json ``stop_reason``)
 RUN_KEYS = ["experiment", "variant", "profiler"]
 
@@ -148,13 +148,17 @@ def provisional(growth: pd.DataFrame) -> pd.DataFrame:
     curve levelling off past the window looks like too (a saturation over 2-5 windows
     was such a leak in 70 % of its windows), and a bounded growth must never read
     ``leak``.  At the horizon (a run's ``stop_reason`` ``horizon``) no longer run can
-    decide, and the rule's ``leak`` stands, saying how far it was seen."""
+    decide, and the rule's ``leak`` stands, saying how far it was seen; so it does for
+    runs that were not watched for confirmation (their horizon is their window)."""
     if growth.empty or "needs_confirmation" not in growth:
         return growth
     growth = growth.copy()
-    reached = growth["confirmation"].fillna("").astype(str).str.contains("horizon") if "confirmation" in growth \
-        else pd.Series(False, index=growth.index)
-    held = (growth["verdict"] == "leak") & growth["needs_confirmation"].fillna(False).astype(bool) & ~reached
+    ended = growth["confirmation"].fillna("").astype(str) if "confirmation" in growth \
+        else pd.Series("", index=growth.index)
+    # runs not watched for confirmation (no ``confirm`` configured) have their window as
+    # their horizon: the rule's leak stands there, its reason saying it needs confirmation
+    held = (growth["verdict"] == "leak") & growth["needs_confirmation"].fillna(False).astype(bool) \
+        & (ended != "") & ~ended.str.contains("horizon")
     growth.loc[held, "verdict_reason"] = NOT_YET + growth.loc[held, "verdict_reason"].astype(str)
     growth.loc[held, "verdict"] = "inconclusive"
     return growth
