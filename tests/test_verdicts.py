@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import theilslopes
 
-from leaklab.model import baseline, intervals, sequential, verdicts
+from leaklab.model import baseline, intervals, sequential, verdicts, windows
 from leaklab.model import settings as leaklab_settings
 
 MIB = 2**20
@@ -139,9 +139,9 @@ def test_growth_whose_late_half_is_lost_in_noise_is_inconclusive_and_says_why():
     """The whole window well above the bar, but the late half's interval reaches below
     zero and does not decelerate measurably: neither a leak nor settling."""
     fit = lambda slope, low, high: intervals.PooledSlope(slope, low, high, "theil-sen", 1)  # noqa: E731
-    windows = verdicts.Windows(fit(887, 658, 1217), early=fit(1117, 600, 1700), late=fit(579, -832, 1450),
-                               n_units=49)
-    verdict, reason = verdicts.decide(windows, leak_per_unit=256, retained_threshold=math.inf, releases=False,
+    fitted = windows.Windows(fit(887, 658, 1217), early=fit(1117, 600, 1700), late=fit(579, -832, 1450),
+                              n_units=49)
+    verdict, reason = verdicts.decide(fitted, leak_per_unit=256, retained_threshold=math.inf, releases=False,
                                       retained=math.nan, metric="malloc_in_use_bytes", unit="dropped table")
     assert verdict == "inconclusive"
     assert reason == ("CI [0.643, 1.19] KiB/dropped table above half the 256 B/dropped table threshold, but the "

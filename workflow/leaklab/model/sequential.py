@@ -30,7 +30,7 @@ import math
 
 import pandas as pd
 
-from leaklab.model import verdicts
+from leaklab.model import verdicts, windows
 from leaklab.model.intervals import CONFIDENCE, mover_difference
 from leaklab.model.settings import SYSTEM_WIDE, ExperimentSettings
 
@@ -96,7 +96,7 @@ def decisive(judgement: verdicts.Judgement, bar: float = math.nan) -> bool:
     leak out (its whole interval below ``bar``, the decision bar), and a ``leak`` was
     reached with both halves of the window, each with its interval at the look's
     confidence, showing that the growth keeps its pace: the late half's rate exceeds
-    ``verdicts.MAX_LATE_SHARE`` of the early half's at that confidence (MOVER interval
+    ``windows.MAX_LATE_SHARE`` of the early half's at that confidence (MOVER interval
     of late - share x early above zero).
 
     The full-length rule calls a leak when deceleration is not shown; a look must show
@@ -117,7 +117,7 @@ def decisive(judgement: verdicts.Judgement, bar: float = math.nan) -> bool:
     early, late = judgement.windows.early, judgement.windows.late
     if late is None or early is None or math.isnan(late.ci_low) or math.isnan(early.ci_low):
         return False
-    share = verdicts.MAX_LATE_SHARE
+    share = windows.MAX_LATE_SHARE
     low, _ = mover_difference(late.slope, late.ci_low, late.ci_high,
                               share * early.slope, share * early.ci_low, share * early.ci_high)
     return bool(low > 0)
