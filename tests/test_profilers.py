@@ -171,6 +171,9 @@ def test_massif_wrap_command(tmp_path):
     assert "--pages-as-heap=yes" in cmd and "--depth=12" in cmd and "--detailed-freq=1" in cmd
     assert f"--massif-out-file={tmp_path / 'massif.out'}" in cmd
     assert env["PYTHONMALLOC"] == "malloc" and env["PATH"] == "/bin"
+    assert env["GOMAXPROCS"] == "1"  # valgrind runs one thread at a time: a Go scheduler with more spins
+    _, env = massif.wrap(["prog"], {"GOMAXPROCS": "4"}, tmp_path, {"gomaxprocs": None})
+    assert env["GOMAXPROCS"] == "4"
 
 
 def test_massif_truncated_file(profiled, tmp_path):

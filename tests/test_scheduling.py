@@ -1,6 +1,7 @@
 """How the default run's jobs are scheduled, read from a dry run of the real workflow on
 config.yaml: the runs that may go on to their horizon start first (priority 1), and
-paced runs (planted among them) take a `paced` slot, not the one CPU-bound slot."""
+paced runs (planted among them) take a `paced` slot, CPU-bound plain and profiled runs
+one slot each."""
 
 import re
 import subprocess
@@ -20,7 +21,7 @@ def dry_run_jobs(root, tmp_path) -> list[dict]:
             continue
         wildcards = dict(re.findall(r"(\w+)=([^,\s]+)", re.search(r"wildcards: (.*)", block).group(1)))
         priority = re.search(r"priority: (\d+)", block)
-        resources = dict(re.findall(r"(measure|paced)=(\d+)", re.search(r"resources: (.*)", block).group(1)))
+        resources = dict(re.findall(r"(measure|profile|paced)=(\d+)", re.search(r"resources: (.*)", block).group(1)))
         jobs.append({**wildcards, "priority": int(priority.group(1)) if priority else 0,
                      **{k: int(v) for k, v in resources.items()}})
     return jobs
@@ -34,5 +35,8 @@ def test_confirming_runs_start_first_and_paced_runs_take_a_paced_slot(root, tmp_
     assert experiments.builtin("planted").paced
     for job in jobs:
         paced = experiments.builtin(job["experiment"]).paced
-        assert (job["measure"], job["paced"]) == ((0, 1) if paced else (1, 0)), job
-    assert sum(job["measure"] for job in jobs) == 51  # the CPU-bound chain
+        plain = job["profiler"] == "plain"
+        slots = (0, 0, 1) if paced else (1, 0, 0) if plain else (0, 1, 0)
+        assert (job["measure"], job["profile"], job["paced"]) == slots, job
+    # the two CPU-bound chains, one beside the other: plain runs, profiled runs
+    assert (sum(job["measure"] for job in jobs), sum(job["profile"] for job in jobs)) == (32, 19)

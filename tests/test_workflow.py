@@ -49,7 +49,7 @@ def test_every_experiment_and_variant_ran_every_replicate(results):
 
 
 def run_intervals(workdir):
-    """(experiment, start, end) of every run_experiment job, from Snakemake's log."""
+    """(experiment, profiler, start, end) of every run_experiment job, from Snakemake's log."""
     log = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))[0].read_text()
     stamp, rule, started, intervals, names = None, None, {}, [], {}
     for line in log.splitlines():
@@ -59,27 +59,32 @@ def run_intervals(workdir):
             rule = m.group(1)
         elif (m := re.match(r"\s+jobid: (\d+)", line)) and rule == "run_experiment":
             started[m.group(1)] = stamp
-        elif (m := re.match(r"\s+wildcards: experiment=(\w+)", line)) and rule == "run_experiment":
-            names[list(started)[-1]] = m.group(1)
+        elif (m := re.match(r"\s+wildcards: experiment=(\w+), .*profiler=(\w+)", line)) and rule == "run_experiment":
+            names[list(started)[-1]] = m.groups()
             rule = None
         elif (m := re.match(r"Finished jobid: (\d+)", line)) and m.group(1) in started:
-            intervals.append((names[m.group(1)], started[m.group(1)], stamp))
+            intervals.append((*names[m.group(1)], started[m.group(1)], stamp))
     return intervals
 
 
-def test_cpu_bound_runs_run_alone_and_paced_ones_beside_them(results):
-    """measure=1: no two CPU-bound runs at once; a paced experiment's runs (they wait
-    for their own clock) go beside them (paced=2), which is what keeps the default run short."""
+def test_cpu_bound_runs_of_a_kind_run_alone_and_paced_ones_beside_them(results):
+    """measure=1, profile=1: no two CPU-bound plain runs at once, nor two profiled ones;
+    a paced experiment's runs (they wait for their own clock) go beside them (paced=2),
+    which is what keeps the default run short."""
     from leaklab import experiments
 
     PACED = [name for name in experiments.NAMES if experiments.builtin(name).paced]
 
     intervals = run_intervals(results)
     assert len(intervals) == 42
-    cpu_bound = sorted((start, end) for name, start, end in intervals if name not in PACED)
-    for (_, end), (start, _) in zip(cpu_bound, cpu_bound[1:]):
-        assert start >= end
-    paced = [(start, end) for name, start, end in intervals if name in PACED]
+    for plain in (True, False):
+        cpu_bound = sorted((start, end) for name, profiler, start, end in intervals
+                           if name not in PACED and (profiler == "plain") == plain)
+        assert cpu_bound
+        for (_, end), (start, _) in zip(cpu_bound, cpu_bound[1:]):
+            assert start >= end
+    cpu_bound = [(start, end) for name, _, start, end in intervals if name not in PACED]
+    paced = [(start, end) for name, _, start, end in intervals if name in PACED]
     assert any(p_start < end and start < p_end for p_start, p_end in paced for start, end in cpu_bound)
 
 
@@ -374,7 +379,7 @@ def changed_config(root, directory, change) -> str:
     return str(path)
 
 
-ANALYSIS_JOBS = {"aggregate", "plot_growth_overview", "plot_profiler_overhead", "plot_profiles", "plot_timeline",
+ANALYSIS_JOBS = {"aggregate", "plot_growth_overview", "plot_profiler_overhead", "plot_profiles", "plot_experiment",
                  "summary", "all"}
 MEASUREMENT_JOBS = {"run_experiment", "rocksdb_fixture", "command_setup"}
 
@@ -420,7 +425,7 @@ def test_a_threshold_change_reruns_the_analysis_and_never_a_measurement(root, re
     plan = snakemake(root, results, "--configfile", config, "-n")
     assert plan.returncode == 0, plan.stderr[-4000:]
     counts = job_counts(plan.stdout + plan.stderr)
-    assert counts["aggregate"] == 1 and counts["summary"] == 1 and counts["plot_timeline"] == 5
+    assert counts["aggregate"] == 1 and counts["summary"] == 1 and counts["plot_experiment"] == 5
     assert not set(counts) & MEASUREMENT_JOBS, counts
     # the plan's figures were drawn by the first run; what changes is the verdict, in the tables
     done = snakemake(root, results, "results/summary.md", "--configfile", config)

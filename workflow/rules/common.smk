@@ -136,6 +136,18 @@ def paced(wildcards):
     return spec is not None and spec.paced
 
 
+def run_slot(wildcards, slot):
+    """1 when this run takes ``slot`` (profiles/default: measure=1, profile=1, paced=2):
+    a paced experiment's runs take ``paced``; a CPU-bound plain run ``measure``, whose
+    timings (time to verdict, the profilers' baseline) are read; a CPU-bound profiled
+    run ``profile``, read for its sites and heap, which a neighbour on the other core
+    does not change."""
+    if paced(wildcards):
+        return int(slot == "paced")
+    plain = getattr(wildcards, "profiler", "plain") == "plain"
+    return int(slot == ("measure" if plain else "profile"))
+
+
 def run_priority(wildcards):
     """A plain run that may go on past its window to its horizon (``confirm``) starts before
     every other run: it is the longest (duckdb_load's: up to 8 minutes at its own pace), and

@@ -1,62 +1,32 @@
 # Every figure is written as PNG (for the report) and SVG beside it (for publication).
 
 
-rule plot_timeline:
-    """RSS over time and the experiment's key metrics per unit, by variant."""
+rule plot_experiment:
+    """The figures of one experiment: its timeline (RSS over time and its key metrics per
+    unit, by variant), its headline (each variant's deciding metric, fit and verdict) and
+    the comparison of bug, fix and control on the same metrics.  One job draws the three:
+    each job pays about 2 s of CPU to import matplotlib and seaborn before it draws."""
     input:
         samples="results/tables/samples.csv",
-        units="results/tables/units.csv",
-    output:
-        png="results/figures/timeline_{experiment}.png",
-        svg="results/figures/timeline_{experiment}.svg",
-    params:
-        specs=command_specs(),
-    log:
-        "results/logs/plot_timeline_{experiment}.log",
-    resources:
-        mem_mb=2048,
-        runtime=10,
-    script:
-        "../scripts/plot_timeline.py"
-
-
-rule plot_headline:
-    """The experiment on one page: each variant's deciding metric, its fit and verdict."""
-    input:
         units="results/tables/units.csv",
         growth="results/tables/growth.csv",
         verdicts="results/tables/variant_verdicts.csv",
     output:
-        png="results/figures/headline_{experiment}.png",
-        svg="results/figures/headline_{experiment}.svg",
+        timeline="results/figures/timeline_{experiment}.png",
+        timeline_svg="results/figures/timeline_{experiment}.svg",
+        headline="results/figures/headline_{experiment}.png",
+        headline_svg="results/figures/headline_{experiment}.svg",
+        compare="results/figures/compare_{experiment}.png",
+        compare_svg="results/figures/compare_{experiment}.svg",
     params:
         specs=command_specs(),
     log:
-        "results/logs/plot_headline_{experiment}.log",
+        "results/logs/plot_experiment_{experiment}.log",
     resources:
         mem_mb=2048,
         runtime=10,
     script:
-        "../scripts/plot_headline.py"
-
-
-rule plot_compare:
-    """Bug, fix and control of one story on the same metrics, with intervals and the bar."""
-    input:
-        units="results/tables/units.csv",
-        growth="results/tables/growth.csv",
-    output:
-        png="results/figures/compare_{experiment}.png",
-        svg="results/figures/compare_{experiment}.svg",
-    params:
-        specs=command_specs(),
-    log:
-        "results/logs/plot_compare_{experiment}.log",
-    resources:
-        mem_mb=2048,
-        runtime=10,
-    script:
-        "../scripts/plot_compare.py"
+        "../scripts/plot_experiment.py"
 
 
 rule plot_growth_overview:

@@ -21,14 +21,15 @@ rule run_experiment:
     log:
         # the runner's own messages; the measured process's output is run.log in the run directory
         "results/logs/run/{experiment}/{variant}/{profiler}/rep{replicate}.log",
-    threads: lambda wildcards: 1 if paced(wildcards) else 2
+    threads: 1  # what runs together is the slots' doing (resources), not the cores'
     priority: run_priority
     resources:
-        # one CPU-bound measurement at a time (profiles/default: measure=1) so runs do not
-        # disturb each other; runs of a paced experiment, which waits for its own clock,
-        # go beside it (paced=2)
-        measure=lambda wildcards: 0 if paced(wildcards) else 1,
-        paced=lambda wildcards: 1 if paced(wildcards) else 0,
+        # one CPU-bound plain run at a time (profiles/default: measure=1) so no neighbour
+        # slows what its timings say; one CPU-bound profiled run beside it (profile=1); runs
+        # of a paced experiment, which waits for its own clock, beside both (paced=2)
+        measure=lambda wildcards: run_slot(wildcards, "measure"),
+        profile=lambda wildcards: run_slot(wildcards, "profile"),
+        paced=lambda wildcards: run_slot(wildcards, "paced"),
         mem_mb=lambda wildcards: config["limits"]["mem_cap_mb"] + 512,
         runtime=lambda wildcards: int(config["limits"]["timeout_s"] // 60) + 5,
     script:

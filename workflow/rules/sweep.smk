@@ -41,12 +41,12 @@ rule sweep_run:
         limits=canonical(config["limits"]),
     log:
         "results/logs/sweep_run/{package}-{version}/{experiment}/{variant}/rep{replicate}.log",
-    threads: lambda wildcards: 1 if paced(wildcards) else 2
+    threads: 1  # what runs together is the slots' doing (resources), not the cores'
     resources:
         # as run_experiment: a paced experiment's runs wait for their own clock and go
         # beside each other and the CPU-bound ones (profiles/default: paced=2)
-        measure=lambda wildcards: 0 if paced(wildcards) else 1,
-        paced=lambda wildcards: 1 if paced(wildcards) else 0,
+        measure=lambda wildcards: run_slot(wildcards, "measure"),
+        paced=lambda wildcards: run_slot(wildcards, "paced"),
         mem_mb=lambda wildcards: config["limits"]["mem_cap_mb"] + 512,
         runtime=lambda wildcards: int(config["limits"]["timeout_s"] // 60) + 5,
     script:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import theilslopes
-
 from leaklab.process import sampler
 
 BRK_HEAP, ANONYMOUS, FILE_BACKED, STACK, SHARED, OTHER = (
@@ -125,6 +123,8 @@ def _slope(units: pd.Series, values: pd.Series) -> float:
     back) moves neither; NaN with fewer than two distinct units."""
     if units.nunique() < 2:
         return float("nan")
+    from scipy.stats import theilslopes  # here: every run imports this module, few fit with it
+
     y = values.astype("float64").to_numpy()
     if np.ptp(y) == 0:
         return 0.0
