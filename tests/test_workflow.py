@@ -69,7 +69,7 @@ def run_intervals(workdir):
 
 def test_cpu_bound_runs_of_a_kind_run_alone_and_paced_ones_beside_them(results):
     """measure=1, profile=1: no two CPU-bound plain runs at once, nor two profiled ones;
-    a paced experiment's runs (they wait for their own clock) go beside them (paced=2),
+    a paced experiment's runs (they wait for their own clock) go beside them (paced=3),
     which is what keeps the default run short."""
     from leaklab import experiments
 

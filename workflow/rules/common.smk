@@ -137,7 +137,7 @@ def paced(wildcards):
 
 
 def run_slot(wildcards, slot):
-    """1 when this run takes ``slot`` (profiles/default: measure=1, profile=1, paced=2):
+    """1 when this run takes ``slot`` (profiles/default: measure=1, profile=1, paced=3):
     a paced experiment's runs take ``paced``; a CPU-bound plain run ``measure``, whose
     timings (time to verdict, the profilers' baseline) are read; a CPU-bound profiled
     run ``profile``, read for its sites and heap, which a neighbour on the other core

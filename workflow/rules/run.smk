@@ -26,7 +26,7 @@ rule run_experiment:
     resources:
         # one CPU-bound plain run at a time (profiles/default: measure=1) so no neighbour
         # slows what its timings say; one CPU-bound profiled run beside it (profile=1); runs
-        # of a paced experiment, which waits for its own clock, beside both (paced=2)
+        # of a paced experiment, which waits for its own clock, beside both (paced=3)
         measure=lambda wildcards: run_slot(wildcards, "measure"),
         profile=lambda wildcards: run_slot(wildcards, "profile"),
         paced=lambda wildcards: run_slot(wildcards, "paced"),

@@ -44,7 +44,7 @@ rule sweep_run:
     threads: 1  # what runs together is the slots' doing (resources), not the cores'
     resources:
         # as run_experiment: a paced experiment's runs wait for their own clock and go
-        # beside each other and the CPU-bound ones (profiles/default: paced=2)
+        # beside each other and the CPU-bound ones (profiles/default: paced=3)
         measure=lambda wildcards: run_slot(wildcards, "measure"),
         paced=lambda wildcards: run_slot(wildcards, "paced"),
         mem_mb=lambda wildcards: config["limits"]["mem_cap_mb"] + 512,
