@@ -538,22 +538,6 @@ def horizon_pending(judged) -> bool:
     return horizon.pending(judged, MIB / 2)
 
 
-def test_white_level_noise_is_kept_out_of_the_mean_rate_interval():
-    """A flat heap whose readings move by 2 KiB around their level, 2 runs of 2,000
-    units: the growth is the last reading minus the first, so the mean rate's error is
-    about 2 KiB x sqrt(2) / 2,000 per unit.  Resampling increments in blocks counts the
-    noise once per seam (±25 B/unit against ±2.1); the level-noise model takes it out.
-    Growth in independent jumps has no such noise, and its interval is left as it was."""
-    rng = np.random.default_rng(4)
-    u = np.arange(1, 2001, dtype=float)
-    flat = [(u, 17 * MIB + rng.normal(0, 2048, u.size)) for _ in range(2)]
-    assert intervals.level_noise(np.diff(flat[0][1])) == pytest.approx(2048**2, rel=0.15)
-    rate = intervals.rate_interval(flat)
-    assert rate.ci_high - rate.ci_low < 6.0 and rate.ci_low < 0 < rate.ci_high, rate  # B/unit
-    sparse = jumps(120, 0.2, 4 * MIB, seed=1)
-    assert all(intervals.level_noise(np.diff(y)) == 0.0 for _, y in sparse)
-
-
 def test_a_random_increments_leak_whose_late_half_is_quiet_is_not_settling():
     """Jumps on one unit in five at 2 MiB/unit on average, 2 runs of 30 units: in these
     draws neither run jumped (much) in the late half, so its median slope and mean rate

@@ -152,11 +152,17 @@ def _stopped(w: Windows, bar: float) -> bool:
     interval [-203, 238] for a median slope of +22 [3, 41]).  And the late half is shown
     slower than the early half by mean rates (``late_slower``): a jump process's quiet
     stretch is below the bar by every estimate of its own, but not slower than a few
-    random jumps before it at 99 %."""
+    random jumps before it at 99 %.  Or slower than the first quarter
+    (``late_slower_than_start``): a climb that levelled off early leaves its growth in a
+    few units of the early half, which resampled look as uncertain as a few random jumps
+    (DuckDB 1.4.4 over 11,876 dropped tables: the climb in the first 2,600, the early
+    half's rate 337 B/table within [25, 668]); the quarter that holds the climb has it
+    in all of its units, while a jump process's quarters are alike and a quarter is the
+    shorter stretch."""
     late, rate = w.late, w.late_rate
     if late is None or math.isnan(late.ci_high) or late.ci_high >= bar:
         return False
-    if rate is not None and not w.late_slower:
+    if rate is not None and not (w.late_slower or w.late_slower_than_start):
         return False
     return rate is None or math.isnan(rate.slope) or rate.slope < bar
 

@@ -4,8 +4,9 @@
 pooled slopes and mean rates the rule in ``leaklab.model.verdicts`` reads: the whole
 window, the early and late halves, the recent part (after an early fall or from a late
 onset, ``change_point``), whether the halves slow down (``_slower``), keep their pace
-(``keeps_pace``) or show the late half slower by mean rates (``late_slower``).  Fitting
-lives apart from deciding so the rule reads as a list of conditions on these values.
+(``keeps_pace``) or show the late half slower by mean rates (``late_slower``; than the
+first quarter: ``late_slower_than_start``).  Fitting lives apart from deciding so the
+rule reads as a list of conditions on these values.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Windows:
     stopping: bool = False                 # the stretch's late half shown slower than its early half (mean rates)
     keeps_pace: bool = False               # the stretch's late half shown at FINAL_SHARE of its early half's pace
     late_slower: bool = False              # the window's late half shown slower than its early half (mean rates)
+    late_slower_than_start: bool = False   # ... than its first quarter (mean rates): a climb that levelled off early
 
 
 def _halves(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[list, list] | None:
@@ -163,6 +165,11 @@ def fit_windows(series: Sequence[tuple[np.ndarray, np.ndarray]], *, confidence: 
                   -math.inf, confidence=confidence, n_boot=n_boot, seed=seed)
 
 
+def _shown_slower(earlier: list, later: list, **fit) -> bool:
+    """The later stretch's mean rate shown below the earlier one's at SLOWING_CONFIDENCE."""
+    return bool(rate_ratio_bound(earlier, later, 1.0, confidence=SLOWING_CONFIDENCE, **fit)[1] < 0)
+
+
 def _keeps_pace(earlier: PooledSlope, later: PooledSlope) -> bool:
     """The later stretch grows at FINAL_SHARE of the earlier one's rate or more: the
     MOVER interval of later - FINAL_SHARE x earlier (median slopes) lies above zero."""
@@ -185,8 +192,10 @@ def _since(windows: Windows, clean: list, early_points: list, late_points: list,
     fit = {"n_boot": n_boot, "seed": seed}
     since = rate_interval(stretch, confidence=confidence, **fit)
     late_rate = rate_interval(late_points, confidence=confidence, **fit)
-    _, late_slower_high = rate_ratio_bound(early_points, late_points, 1.0, confidence=SLOWING_CONFIDENCE, **fit)
-    windows = replace(windows, since=since, late_rate=late_rate, late_slower=bool(late_slower_high < 0))
+    quarters = _halves(early_points)
+    windows = replace(windows, since=since, late_rate=late_rate,
+                      late_slower=_shown_slower(early_points, late_points, **fit),
+                      late_slower_than_start=quarters is not None and _shown_slower(quarters[0], late_points, **fit))
     halves = _halves(stretch)
     if halves is None:
         return windows
