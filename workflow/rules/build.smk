@@ -11,6 +11,7 @@ rule build_native:
         mem_cap_mb=config["limits"]["mem_cap_mb"],  # the measurements' cap; time: leaklab.process.build.TIMEOUT_S
     log:
         "results/logs/build_{program}.log",
+    priority: 2  # the CPU-bound runs wait for it: before any run that does not
     resources:
         mem_mb=2048,
         runtime=20,

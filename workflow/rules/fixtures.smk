@@ -8,6 +8,7 @@ rule rocksdb_fixture:
         limits=canonical(config["limits"]),
     log:
         "results/logs/rocksdb_fixture_keys{n_keys}.log",
+    priority: 2  # the CPU-bound runs wait for it: before any run that does not
     resources:
         mem_mb=lambda wildcards: config["limits"]["mem_cap_mb"] + 512,
         runtime=lambda wildcards: int(config["limits"]["timeout_s"] // 60) + 5,
@@ -27,6 +28,7 @@ rule command_setup:
         limits=canonical(config["limits"]),
     log:
         "results/logs/setup_{experiment}.log",
+    priority: 2  # its runs wait for it: before any run that does not
     resources:
         mem_mb=lambda wildcards: config["limits"]["mem_cap_mb"] + 512,
         runtime=lambda wildcards: int(config["limits"]["timeout_s"] // 60) + 5,
