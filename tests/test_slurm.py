@@ -216,8 +216,9 @@ def test_jobs_share_the_venv_and_the_fixture(workflow):
 
 def test_measurements_ran_alone_and_one_at_a_time(workflow):
     """--exclusive gives every run a node of its own, so on this one-node cluster no two
-    runs share time, a paced one (paced=2, beside the CPU-bound ones on one machine)
-    included; measure=1 keeps the CPU-bound ones apart on any cluster."""
+    runs share time, a paced one (paced=3 and no core, beside the CPU-bound ones on one
+    machine; on Slurm one CPU, ``set-threads``) included; measure=1 and profile=1 keep
+    the CPU-bound ones of a kind apart on any cluster."""
     workdir, config, run_id, output = workflow
     run_ids = {log.stem for log in (workdir / ".snakemake" / "slurm_logs" / "rule_run_experiment").glob("*/*.log")}
     jobs = [job for job in jobcomp() if job["Name"] == run_id]
