@@ -164,14 +164,20 @@ def test_the_workflow_builds_compares_languages_and_rebuilds_when_a_source_chang
 def test_a_go_program_waits_at_its_unit_marks_for_the_reading_of_its_mappings(binaries, tmp_path):
     """go_map fills its map again the moment a cycle's line is written, tens of MB in
     milliseconds; the unit-line writer (native/unitline) waits for the runner's reading,
-    so every reading of the mappings holds what the line's own RSS held, no next fill."""
+    so no reading of the mappings holds the next fill.  Go's runtime goes on while the
+    program waits (its scavenger and GC workers have threads of their own), so a reading
+    may be lower than the line's RSS, never higher: once in the full suite of 2026-12-06
+    09:18 a reading of unit 1 held 90.6 MB against the line's 162.0 MB, the others equal.
+    Most readings still hold exactly what the line held."""
     for variant in ("kept", "rebuilt_free"):
         meta, units = run(binaries, tmp_path, "go_map", variant, entries=300_000, cycles=6)
         assert meta["mappings_readings"] >= 2, meta  # paced: fewer when the machine is loaded
         readings = pd.read_parquet(tmp_path / variant / "mappings.parquet")
         at_reading = readings[readings["level"] == "process"].set_index("unit")["rss_bytes"]
         own = units.loc[at_reading.index, "rss_bytes"]
-        assert (abs(at_reading - own) < 2**20).all(), pd.DataFrame({"read": at_reading, "own": own})
+        shown = pd.DataFrame({"read": at_reading, "own": own})
+        assert (at_reading - own < 2**20).all(), shown  # never the next fill
+        assert (abs(at_reading - own) < 2**20).mean() >= 0.5, shown
 
 
 def _cpp_merge_on_a_sync_pipe(binaries, fixture, tmp_path, pace: str):
