@@ -54,7 +54,7 @@ def test_a_plateau_read_through_paired_noise_is_shown_slower_than_its_climb():
     noise that changes every second reading (DuckDB 1.4.4's shape, judged far past its
     climb): the early half holds the climb in two thirds of its units, so its resampled
     rate is wide, and the late half is shown slower than the first quarter, which holds
-    the climb in all of its units (``windows._late_slower``).  In 30 seeded draws most
+    the climb in all of its units (``late_slower_than_start``).  In 30 seeded draws most
     settle (23 when written) and none reads leak or stable."""
     found = []
     for seed in range(30):

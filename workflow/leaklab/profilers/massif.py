@@ -24,7 +24,7 @@ Settings (all optional):
 ``gomaxprocs`` (1)
     value for ``GOMAXPROCS``; ``None`` leaves the environment as it is.  Valgrind runs
     one thread at a time, and Go's scheduler with several processors spins waiting for
-    threads valgrind has not scheduled: go_map under massif took 39 to 207 s of CPU
+    threads valgrind has not scheduled: go_map under massif took 3 to 196 s of CPU
     from one run to the next, 1.1 s with one (2026-12-06).  Other programs ignore it.
 
 Artifacts: ``massif.out`` (read by :func:`parse_massif`).
