@@ -136,6 +136,13 @@ def paced(wildcards):
     return spec is not None and spec.paced
 
 
+def run_threads(wildcards):
+    """0 for a paced run: it waits for its own clock and takes no core, so the slots
+    (``run_slot``) alone decide what runs together and no --cores keeps it from its slot
+    (profiles/slurm asks sbatch for one, which refuses 0); 1 otherwise."""
+    return 0 if paced(wildcards) else 1
+
+
 def run_slot(wildcards, slot):
     """1 when this run takes ``slot`` (profiles/default: measure=1, profile=1, paced=3):
     a paced experiment's runs take ``paced``; a CPU-bound plain run ``measure``, whose

@@ -21,9 +21,7 @@ rule run_experiment:
     log:
         # the runner's own messages; the measured process's output is run.log in the run directory
         "results/logs/run/{experiment}/{variant}/{profiler}/rep{replicate}.log",
-    # a paced run waits for its own clock and takes no core: the slots (resources) decide
-    # what runs together, and no --cores keeps a paced run from its slot
-    threads: lambda wildcards: 0 if paced(wildcards) else 1
+    threads: run_threads
     priority: run_priority
     resources:
         # one CPU-bound plain run at a time (profiles/default: measure=1) so no neighbour

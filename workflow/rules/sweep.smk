@@ -41,7 +41,7 @@ rule sweep_run:
         limits=canonical(config["limits"]),
     log:
         "results/logs/sweep_run/{package}-{version}/{experiment}/{variant}/rep{replicate}.log",
-    threads: lambda wildcards: 0 if paced(wildcards) else 1  # as run_experiment
+    threads: run_threads
     resources:
         # as run_experiment: a paced experiment's runs wait for their own clock and go
         # beside each other and the CPU-bound ones (profiles/default: paced=3)
